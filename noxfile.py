@@ -1,0 +1,133 @@
+"""Test matrix of the monorepo: one tagged session per distribution, plus lint and typecheck.
+
+Each distribution's tests run in a venv holding only that distribution, installed from a
+built wheel (non-editable, so a missing entry point fails), its declared dependencies and
+its ``test`` extra. Sibling distributions are resolved from a local wheelhouse built in
+the same run. PySpark lines come from ``[tool.coattail] spark = [...]`` in each
+distribution's pyproject.toml.
+
+    nox -l                       # every session
+    nox -t coattail-framework    # one distribution's sessions
+    nox                          # everything the README's test command runs
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+import tomllib
+
+ROOT = Path(__file__).parent
+WHEELHOUSE = ROOT / ".nox" / "_wheelhouse"
+PYTHON = "3.11"
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.error_on_missing_interpreters = True
+
+# Pins a PySpark line needs besides PySpark itself (see ../shared/DESIGN.md).
+SPARK_PINS: dict[str, list[str]] = {
+    "3.5": ["numpy<2", "pyarrow>=15,<20", "pandas>=2.2,<2.3"],
+    "4": ["pandas>=2.2,<3", "pyarrow>=15"],
+}
+
+
+def _distributions() -> dict[str, Path]:
+    found = {}
+    for pyproject in sorted([*ROOT.glob("packages/*/pyproject.toml"), *ROOT.glob("services/*/pyproject.toml")]):
+        found[tomllib.loads(pyproject.read_text())["project"]["name"]] = pyproject.parent
+    return found
+
+
+DISTRIBUTIONS = _distributions()
+
+
+def _metadata(dist: str) -> dict:
+    return tomllib.loads((DISTRIBUTIONS[dist] / "pyproject.toml").read_text())
+
+
+def _local_requirements(dist: str) -> list[str]:
+    """The sibling distributions ``dist`` needs, transitively (declared dependencies only)."""
+    seen: list[str] = []
+    pending = [dist]
+    while pending:
+        current = pending.pop()
+        project = _metadata(current)["project"]
+        requirements = list(project.get("dependencies", []))
+        for extra in project.get("optional-dependencies", {}).values():
+            requirements.extend(extra)
+        for requirement in requirements:
+            name = requirement.split(";")[0].split("[")[0]
+            for separator in "<>=!~ ":
+                name = name.split(separator)[0]
+            if name in DISTRIBUTIONS and name not in seen and name != dist:
+                seen.append(name)
+                pending.append(name)
+    return seen
+
+
+def _build_wheels(session: nox.Session, dists: list[str]) -> dict[str, Path]:
+    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    wheels = {}
+    for dist in dists:
+        out = WHEELHOUSE / dist
+        session.run("uv", "build", "--quiet", "--wheel", "--out-dir", str(out), str(DISTRIBUTIONS[dist]), external=True)
+        version = _metadata(dist)["project"]["version"]
+        (wheel,) = out.glob(f"{dist.replace('-', '_')}-{version}-*.whl")
+        wheels[dist] = wheel
+    return wheels
+
+
+def _spark_pins(spark: str) -> list[str]:
+    line = "3.5" if spark.startswith("3.") else "4"
+    return [f"pyspark=={spark}", *SPARK_PINS[line]]
+
+
+def _test_session(dist: str, spark: str | None) -> None:
+    def run(session: nox.Session) -> None:
+        locals_ = _local_requirements(dist)
+        wheels = _build_wheels(session, [dist, *locals_])
+        extras = ",".join(
+            e for e in ("spark", "test") if e in _metadata(dist)["project"].get("optional-dependencies", {})
+        )
+        target = f"{dist}[{extras}] @ {wheels[dist].as_uri()}" if extras else str(wheels[dist])
+        find_links = [arg for d in locals_ for arg in ("--find-links", str(wheels[d].parent))]
+        session.install(target, *find_links, *(_spark_pins(spark) if spark else []))
+        env = {
+            "PYSPARK_PYTHON": str(Path(session.bin) / "python"),
+            "PYSPARK_DRIVER_PYTHON": str(Path(session.bin) / "python"),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "COATTAIL_REPO_ROOT": str(ROOT),
+        }
+        tests = DISTRIBUTIONS[dist] / "tests"
+        session.chdir(session.create_tmp())
+        session.run(
+            "pytest", "--import-mode=importlib", "-p", "no:cacheprovider", str(tests), *session.posargs, env=env
+        )
+
+    run.__name__ = f"tests-{dist}" + (f"-spark{spark}" if spark else "")
+    nox.session(python=PYTHON, name=run.__name__, tags=[dist, "tests"])(run)
+
+
+for _dist in DISTRIBUTIONS:
+    _sparks = _metadata(_dist).get("tool", {}).get("coattail", {}).get("spark", [])
+    for _spark in _sparks or [None]:
+        _test_session(_dist, _spark)
+
+
+@nox.session(python=PYTHON, tags=["lint"])
+def lint(session: nox.Session) -> None:
+    """ruff over every distribution, the noxfile and the top-level tests."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON, tags=["typecheck"])
+def typecheck(session: nox.Session) -> None:
+    """mypy (strict settings in mypy.ini) over every distribution's sources."""
+    session.install("mypy>=1.11", "types-PyYAML", "boto3-stubs[essential,kinesis,ssm,cloudwatch,emr-serverless]")
+    session.install(*(f"-e{path}" for path in DISTRIBUTIONS.values()), "pyspark==4.0.2", "pandas<3")
+    sources = [str(path / "src") for path in DISTRIBUTIONS.values()]
+    session.run("mypy", *sources)

@@ -1,0 +1,59 @@
+"""The DynamoDB alert table, defined once for the local stack, the router, the API and AWS.
+
+Items are ``BASE_ALERT_RECORD`` rows: ``detected_at`` as an ISO 8601 UTC string
+(``2024-08-08T23:58:01.123000Z``, sorts as time), ``ttl_epoch`` as a number, ``details``
+as a JSON string, plus the index keys below. Every query the API makes hits the key or
+an index; nothing scans.
+
+- key: ``alert_id``
+- ``by_symbol``: ``symbol`` + ``detected_at`` — alerts for a symbol in a time range.
+- ``by_type``: ``alert_type`` + ``detected_at`` — alerts of a type in a time range.
+- ``by_module``: ``module_id`` + ``detected_at`` — alerts of a module in a time range.
+- TTL attribute: ``ttl_epoch``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+KEY = "alert_id"
+SORT_ATTRIBUTE = "detected_at"
+TTL_ATTRIBUTE = "ttl_epoch"
+INDEXES: dict[str, str] = {"by_symbol": "symbol", "by_type": "alert_type", "by_module": "module_id"}
+"""Global secondary index name -> its partition key (sort key ``detected_at`` for all)."""
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """``create_table`` arguments: on-demand billing, key, and the indexes (all attributes)."""
+    attributes = {KEY, SORT_ATTRIBUTE, *INDEXES.values()}
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in sorted(attributes)],
+        "KeySchema": [{"AttributeName": KEY, "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index,
+                "KeySchema": [
+                    {"AttributeName": partition, "KeyType": "HASH"},
+                    {"AttributeName": SORT_ATTRIBUTE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index, partition in INDEXES.items()
+        ],
+    }
+
+
+def ensure_table(client: Any, table_name: str) -> None:
+    """Create the table and enable TTL if it does not exist yet (idempotent)."""
+    try:
+        client.describe_table(TableName=table_name)
+        return
+    except client.exceptions.ResourceNotFoundException:
+        pass
+    client.create_table(**table_definition(table_name))
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )

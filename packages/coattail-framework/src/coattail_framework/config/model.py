@@ -1,0 +1,203 @@
+"""The validated configuration (``config/features.yaml`` merged with SSM and environment).
+
+Every section has defaults that run the embedded local stack; ``ConfigLoader`` builds it.
+Module settings stay raw here (``modules``): each detector validates its own section with
+its own model when it is configured.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from coattail_framework.config.symbols import SymbolCatalog
+
+Tier = Literal["small", "medium", "large"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExchangeConfig(_Section):
+    """One venue: which connector plugin serves it and that connector's settings."""
+
+    connector: str
+    enabled: bool = True
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class AwsConfig(_Section):
+    """Where AWS is. ``endpoint_url`` overrides every service (moto locally); None = AWS."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+
+class KinesisConfig(_Section):
+    """The trade stream and how the stream job reads it."""
+
+    stream_name: str = "coattail-trades"
+    shard_count: int = Field(1, ge=1)
+    source: Literal["coattail-kinesis", "aws-kinesis"] = "coattail-kinesis"
+    starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] = "TRIM_HORIZON"
+    starting_timestamp: datetime | None = None
+    max_records_per_trigger: int = Field(10_000, ge=1)
+    efo_consumer_name: str | None = None
+    """Enhanced fan-out consumer name; only the ``aws-kinesis`` (EMR JVM) source uses it."""
+
+    @model_validator(mode="after")
+    def _timestamp_when_needed(self) -> KinesisConfig:
+        if self.starting_position == "AT_TIMESTAMP" and self.starting_timestamp is None:
+            raise ValueError("starting_timestamp is required when starting_position is AT_TIMESTAMP")
+        return self
+
+
+class DynamoDBConfig(_Section):
+    """The hot alert store."""
+
+    table_name: str = "coattail-alerts"
+    ttl_days: int = Field(30, gt=0)
+
+
+class IcebergConfig(_Section):
+    """The Iceberg catalog. ``sql`` = SQLite + local warehouse (embedded); ``glue`` on AWS."""
+
+    catalog_type: Literal["sql", "glue"] = "sql"
+    catalog_name: str = "coattail"
+    database: str = "coattail"
+    uri: str = "sqlite:///.local-stack/iceberg/catalog.db"
+    warehouse: str = ".local-stack/iceberg/warehouse"
+    writer: Literal["pyiceberg", "spark"] = "pyiceberg"
+    """``spark`` writes with Spark's Iceberg runtime (EMR) instead of pyiceberg."""
+
+
+class StorageConfig(_Section):
+    """Where raw data, dead letters and checkpoints go (local paths or ``s3://`` URIs)."""
+
+    raw_zone: str = ".local-stack/raw"
+    checkpoint_root: str = ".local-stack/checkpoints"
+    s3_bucket: str = "coattail-data"
+
+
+class StreamingConfig(_Section):
+    """Micro-batch trigger of every streaming query, in seconds."""
+
+    trigger_seconds: float = Field(1.0, gt=0)
+
+
+class QualityConfig(_Section):
+    """Data-quality rule parameters. Rule names are those of ``quality.rules``."""
+
+    max_event_age_seconds: float = Field(300.0, gt=0)
+    """``timeliness_recent``: ingestion minus trade time above this is flagged (WARN)."""
+    quote_volume_tolerance: float = Field(0.001, ge=0)
+    """``consistency_quote_volume``: relative gap allowed between quote_volume and price x quantity."""
+    disabled_rules: list[str] = Field(default_factory=list)
+
+
+class MetricsConfig(_Section):
+    """CloudWatch metrics."""
+
+    enabled: bool = True
+    namespace: str = "CoatTail"
+
+
+class SsmConfig(_Section):
+    """SSM Parameter Store overrides: every parameter under ``prefix`` overrides a key."""
+
+    enabled: bool = False
+    prefix: str = Field("/coattail/", pattern=r"^/.*/$")
+
+
+def key_source(sources: dict[tuple[str, ...], str], path: tuple[str, ...]) -> str:
+    """The origin recorded for ``path`` or its nearest recorded parent, else "defaults"."""
+    for length in range(len(path), -1, -1):
+        if (origin := sources.get(tuple(path[:length]))) is not None:
+            return origin
+    return "defaults"
+
+
+DEFAULT_TIERS: dict[str, list[str]] = {
+    "small": ["volume-anomaly", "whale", "spread"],
+    "medium": [
+        "volume-anomaly",
+        "whale",
+        "spread",
+        "flow-imbalance",
+        "split-order",
+        "wallet-flow",
+        "liquidation-cascade",
+    ],
+    "large": [
+        "volume-anomaly",
+        "whale",
+        "spread",
+        "flow-imbalance",
+        "split-order",
+        "wallet-flow",
+        "liquidation-cascade",
+        "whale-alpha",
+        "funding-basis",
+        "lead-lag",
+        "regime-shift",
+    ],
+}
+
+
+class CoattailConfig(BaseModel):
+    """The whole configuration. ``active_modules`` is what the stream job runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feature_tier: Tier = "small"
+    tiers: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_TIERS.items()})
+    disabled_modules: list[str] = Field(default_factory=list)
+    modules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    symbols: SymbolCatalog = Field(default_factory=lambda: SymbolCatalog({}))
+    exchanges: dict[str, ExchangeConfig] = Field(default_factory=dict)
+    aws: AwsConfig = Field(default_factory=AwsConfig)
+    kinesis: KinesisConfig = Field(default_factory=KinesisConfig)
+    dynamodb: DynamoDBConfig = Field(default_factory=DynamoDBConfig)
+    iceberg: IcebergConfig = Field(default_factory=IcebergConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    streaming: StreamingConfig = Field(default_factory=StreamingConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    ssm: SsmConfig = Field(default_factory=SsmConfig)
+
+    _sources: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _tier_known(self) -> CoattailConfig:
+        if self.feature_tier not in self.tiers:
+            raise ValueError(f"feature_tier {self.feature_tier!r} has no entry under tiers")
+        for venue in self.symbols.exchanges():
+            if self.exchanges and venue not in self.exchanges:
+                raise ValueError(f"symbols name venue {venue!r}, which is not under exchanges")
+        return self
+
+    @property
+    def active_modules(self) -> list[str]:
+        """Modules of the feature tier, minus ``disabled_modules`` and ``enabled: false`` ones."""
+        return [
+            name
+            for name in self.tiers[self.feature_tier]
+            if name not in self.disabled_modules and self.modules.get(name, {}).get("enabled", True)
+        ]
+
+    @property
+    def enabled_exchanges(self) -> dict[str, ExchangeConfig]:
+        """Venues whose connector is enabled."""
+        return {venue: exchange for venue, exchange in self.exchanges.items() if exchange.enabled}
+
+    def source_of(self, path: tuple[str, ...]) -> str:
+        """Where a key's value came from: the YAML file, an SSM parameter, an env var or defaults."""
+        return key_source(self._sources, path)
+
+    def with_sources(self, sources: dict[tuple[str, ...], str]) -> CoattailConfig:
+        """This configuration with key provenance attached (used by the loader)."""
+        self._sources.update(sources)
+        return self

@@ -1,0 +1,78 @@
+"""The contract of an exchange connector plugin (entry-point group ``coattail.connectors``).
+
+A connector runs in the producer process, on its asyncio event loop. It owns everything
+one exchange needs: URL, subscription, keep-alive, reconnects, gap detection and the pure
+``normalize`` function from a raw message to ``TradeEvent``\\ s.
+
+Example (the producer's loop, simplified)::
+
+    connector = registry.get_connector("binance")(settings={"symbols": ["BTCUSDT"]})
+    async for event in connector.connect():
+        publisher.put(event)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from coattail_framework.events import TradeEvent
+
+
+@dataclass
+class ConnectorStats:
+    """Counters a connector keeps since it started; the producer publishes them as metrics."""
+
+    messages: int = 0
+    trades: int = 0
+    malformed: int = 0
+    reconnects: int = 0
+    gaps: int = 0
+    duplicates_dropped: int = 0
+    backfilled: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name."""
+        return asdict(self)
+
+
+class BaseConnector(ABC):
+    """An exchange connector.
+
+    Constructor contract: ``Connector(settings: Mapping[str, Any] | None = None)``, valid
+    with no arguments (defaults from the connector's own pydantic config model). The
+    producer passes ``exchanges.<venue>.settings`` from the configuration plus
+    ``exchange`` (the venue id) and ``symbols`` (the venue's spellings from the symbol
+    catalogue). ``stats`` holds the connector's counters.
+    """
+
+    default_exchange: ClassVar[str]
+    """The venue id used when settings name none, e.g. ``"binance"``."""
+
+    stats: ConnectorStats
+
+    @abstractmethod
+    def connect(self) -> AsyncIterator[TradeEvent]:
+        """Connect, subscribe and yield normalized trades until ``shutdown()``.
+
+        Runs on the producer's event loop. Reconnects by itself with backoff; ends (the
+        iterator stops) only after ``shutdown()``, having yielded what it already read.
+        """
+
+    @abstractmethod
+    def normalize(self, raw: Mapping[str, Any]) -> list[TradeEvent]:
+        """Pure: the trades in one decoded exchange message (empty for non-trade messages).
+
+        Raises ``ValueError`` naming the field for a message that claims to be a trade but
+        cannot be one; the caller counts it and keeps it for inspection.
+        """
+
+    @abstractmethod
+    def health_check(self) -> bool:
+        """False when no message has arrived within the configured staleness limit."""
+
+    @abstractmethod
+    async def shutdown(self) -> None:
+        """Stop: send a close frame, let ``connect()`` hand over what it read, and return."""
