@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from coattail_framework.events import TradeEvent
+from coattail_framework.simulator import ExchangeSimulator
 
 
 @dataclass
@@ -50,6 +51,9 @@ class BaseConnector(ABC):
 
     default_exchange: ClassVar[str]
     """The venue id used when settings name none, e.g. ``"binance"``."""
+
+    simulator_class: ClassVar[type[ExchangeSimulator] | None] = None
+    """The package's local exchange simulator, if it ships one (tests, replay)."""
 
     stats: ConnectorStats
 
