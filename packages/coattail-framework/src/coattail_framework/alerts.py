@@ -18,10 +18,10 @@ import itertools
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, model_validator
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from coattail_framework.schemas import SEVERITIES
+from coattail_framework.schemas import BASE_ALERT_RECORD, SEVERITIES
 
 ALERT_ID_HEX_CHARS = 32
 _SEPARATOR = "|"
@@ -95,3 +95,37 @@ def severity_rank(severity: str) -> int:
 def as_parts(values: Sequence[object]) -> tuple[str, ...]:
     """Strings for ``make_alert_id`` (None becomes "", matching the Spark form)."""
     return tuple("" if value is None else str(value) for value in values)
+
+
+def alert_frame(
+    rows: DataFrame,
+    *,
+    module_id: str,
+    alert_type: str,
+    id_parts: Sequence[Column],
+    symbol: Column,
+    exchange: Column,
+    severity: Column,
+    detected_at: Column,
+    message: Column,
+    details: Sequence[Column],
+) -> DataFrame:
+    """``BASE_ALERT_RECORD`` rows from module output ``rows`` (driver; builds a plan).
+
+    Rows whose ``severity`` is null (below every threshold) are dropped. ``details``
+    columns are serialized as one JSON object; ``ttl_epoch`` is left null for the router.
+    """
+    columns = {
+        "alert_id": alert_id_column(module_id, *id_parts),
+        "alert_type": F.lit(alert_type),
+        "module_id": F.lit(module_id),
+        "symbol": symbol,
+        "exchange": exchange,
+        "severity": severity,
+        "detected_at": detected_at,
+        "message": message,
+        "ttl_epoch": F.lit(None).cast("long"),
+        "details": F.to_json(F.struct(*details)),
+    }
+    selected = rows.select(*(columns[field.name].cast(field.dataType).alias(field.name) for field in BASE_ALERT_RECORD))
+    return selected.where(F.col("severity").isNotNull())
