@@ -1,0 +1,296 @@
+"""The API's routes and its Lambda handler (API Gateway HTTP API, payload format 2.0).
+
+Runs in the Lambda function (``coattail_api.app.handler``) and, unchanged, behind the
+local server (``coattail-api serve --local``). Routing, query validation and CORS are
+Powertools' (``APIGatewayHttpResolver`` with ``enable_validation``); logs are Powertools'
+structured JSON with API Gateway's request id as ``correlation_id``.
+
+Routes (all ``GET``, JSON, times ISO 8601 UTC):
+
+- ``/alerts?symbol=&alert_type=&module_id=&severity=&since=&until=&limit=&cursor=`` —
+  newest first. Reads index ``by_symbol`` when ``symbol`` is given, else ``by_type``
+  (``alert_type``), else ``by_module`` (``module_id``); one of the three is required so
+  that nothing scans. The other two and ``severity`` filter. ``since``/``until`` bound
+  ``detected_at`` (inclusive). ``limit`` 1-500 (default 50).
+- ``/alerts/{alert_id}`` — one alert, 404 when absent.
+- ``/whales?symbol=&since=&until=&min_notional=&limit=&cursor=`` — ``whale_trade`` alerts
+  whose taker order notional (quote currency) is at least ``min_notional``.
+- ``/spreads?symbol=&since=`` — the latest ``spread_divergence`` per venue pair for a
+  canonical ``BASE/QUOTE`` symbol.
+- ``/health`` — the function runs and can read the table (503 when it cannot).
+
+Errors are JSON ``{"statusCode", "error", "message", "request_id"}``: 400 names the bad
+parameter, 404 a missing alert or route, 500 carries only the request id (the exception is
+logged with it); no stack trace ever leaves the function.
+"""
+
+import functools
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import AwareDatetime
+
+from coattail_api import __version__
+from coattail_api.cursor import CursorCodec, InvalidCursorError, query_fingerprint
+from coattail_api.models import Alert, AlertPage, Health, SpreadBoard, SpreadPair
+from coattail_api.settings import ApiSettings, load_settings
+from coattail_api.store import AlertStore, IndexQuery, Item
+from coattail_framework.aws import aws_client
+
+SERVICE = "coattail-api"
+LOGGER = Logger(service=SERVICE)
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+WHALE_ALERT_TYPE = "whale_trade"
+SPREAD_ALERT_TYPE = "spread_divergence"
+SPREAD_READ_LIMIT = 5_000
+"""Spread alerts read at most per ``/spreads`` request (newest first)."""
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+HEALTH_PROBE_KEY = "health-check"
+
+_PATTERNS = {
+    "symbol": r"^[A-Z0-9][A-Z0-9._/-]{1,31}$",
+    "canonical": r"^[A-Z0-9]{1,15}/[A-Z0-9]{1,15}$",
+    "alert_type": r"^[a-z][a-z0-9_]{1,63}$",
+    "module_id": r"^[A-Z][A-Z0-9]*-[0-9]{3,}$",
+    "alert_id": r"^[0-9a-f]{32}$",
+}
+_HINTS = {
+    "symbol": "must be an upper-case symbol such as BTCUSDT, BTC-USD or BTC/USD",
+    "spreads.symbol": "must be a canonical BASE/QUOTE symbol such as BTC/USD",
+    "alert_type": "must be a lower-case alert type such as whale_trade",
+    "module_id": "must be a module id such as MOD-002",
+    "alert_id": "must be 32 lower-case hex characters",
+    "since": "must be an ISO 8601 time with a time zone, e.g. 2024-08-08T23:58:01Z",
+    "until": "must be an ISO 8601 time with a time zone, e.g. 2024-08-08T23:58:01Z",
+}
+
+Severity = Literal["low", "medium", "high", "critical"]
+SymbolParam = Annotated[str | None, Query(pattern=_PATTERNS["symbol"], description="venue or canonical symbol")]
+AlertTypeParam = Annotated[str | None, Query(pattern=_PATTERNS["alert_type"])]
+ModuleIdParam = Annotated[str | None, Query(pattern=_PATTERNS["module_id"])]
+SeverityParam = Annotated[Severity | None, Query()]
+TimeParam = Annotated[AwareDatetime | None, Query(description="ISO 8601 with time zone; inclusive")]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+CursorParam = Annotated[str | None, Query(min_length=1, max_length=2048)]
+NotionalParam = Annotated[float, Query(ge=0, allow_inf_nan=False)]
+CanonicalParam = Annotated[str, Query(pattern=_PATTERNS["canonical"])]
+AlertIdParam = Annotated[str, Path(pattern=_PATTERNS["alert_id"])]
+
+
+def _error_response(status: HTTPStatus, message: str, request_id: str) -> Response[Any]:
+    body = {"statusCode": status.value, "error": status.phrase, "message": message, "request_id": request_id}
+    return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    """One ``name: problem`` per invalid parameter, without echoing internals."""
+    problems = []
+    for problem in error.errors():
+        location = [str(part) for part in problem.get("loc", ())]
+        name = location[1] if len(location) > 1 else (location[0] if location else "request")
+        kind = problem.get("type", "")
+        if kind in ("string_pattern_mismatch", "timezone_aware", "datetime_from_date_parsing", "datetime_parsing"):
+            hint = _HINTS.get(name, problem.get("msg", "is invalid"))
+            problems.append(f"{name}: {hint}")
+        else:
+            problems.append(f"{name}: {str(problem.get('msg', 'is invalid')).lower()}")
+    return "; ".join(dict.fromkeys(problems))
+
+
+def _time_range(since: datetime | None, until: datetime | None) -> None:
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment < EARLIEST:
+            raise BadRequestError(f"{name}: must not be before 1970-01-01T00:00:00Z")
+    if since is not None and until is not None and since > until:
+        raise BadRequestError("since: must not be after until")
+
+
+def _whale_notional(item: Item) -> float | None:
+    """The taker order notional of a whale alert (quote currency), or None when absent."""
+    notional = json.loads(item["details"]).get("notional")
+    if isinstance(notional, (int, float)) and not isinstance(notional, bool):
+        return float(notional)
+    LOGGER.warning("whale alert without a numeric details.notional", extra={"alert_id": item["alert_id"]})
+    return None
+
+
+def _notional_at_least(floor: float) -> Callable[[Item], bool]:
+    """A predicate keeping whale alerts whose notional is at least ``floor``."""
+
+    def keep(item: Item) -> bool:
+        notional = _whale_notional(item)
+        return notional is not None and notional >= floor
+
+    return keep
+
+
+def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings) -> APIGatewayHttpResolver:
+    """The routes over ``store``; cursors signed by ``codec``; CORS from ``settings``."""
+    origins = settings.cors_allow_origins
+    cors = CORSConfig(allow_origin=origins[0], extra_origins=list(origins[1:]), max_age=600) if origins else None
+    app = APIGatewayHttpResolver(cors=cors, enable_validation=True)
+
+    def request_id() -> str:
+        return str(app.current_event.request_context.request_id)
+
+    def reject_unknown_parameters(allowed: tuple[str, ...]) -> None:
+        given = app.current_event.query_string_parameters or {}
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise BadRequestError(f"{unknown[0]}: unknown parameter; this route takes {', '.join(allowed)}")
+
+    def paged(route: str, query: IndexQuery, limit: int, cursor: str | None, **extra: Any) -> dict[str, Any]:
+        fingerprint = query_fingerprint({"route": route, **query.fingerprint_parts(), **extra})
+        keep = _notional_at_least(float(extra["min_notional"])) if extra.get("min_notional") else None
+        start_key = None
+        if cursor is not None:
+            try:
+                start_key = codec.decode(cursor, fingerprint, query.start_key_attributes)
+            except InvalidCursorError as error:
+                raise BadRequestError(f"cursor: {error}") from None
+        page = store.page(query, limit=limit, start_key=start_key, keep=keep)
+        alerts = [Alert.from_item(item) for item in page.alerts]
+        next_cursor = None if page.next_start_key is None else codec.encode(fingerprint, page.next_start_key)
+        return AlertPage(alerts=alerts, count=len(alerts), next_cursor=next_cursor).model_dump(mode="json")
+
+    @app.get("/alerts")
+    def list_alerts(
+        symbol: SymbolParam = None,
+        alert_type: AlertTypeParam = None,
+        module_id: ModuleIdParam = None,
+        severity: SeverityParam = None,
+        since: TimeParam = None,
+        until: TimeParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+    ) -> dict[str, Any]:
+        reject_unknown_parameters(
+            ("symbol", "alert_type", "module_id", "severity", "since", "until", "limit", "cursor")
+        )
+        _time_range(since, until)
+        keys = {"symbol": symbol, "alert_type": alert_type, "module_id": module_id}
+        index_for = {"symbol": "by_symbol", "alert_type": "by_type", "module_id": "by_module"}
+        partition = next((name for name, value in keys.items() if value is not None), None)
+        if partition is None:
+            raise BadRequestError("symbol, alert_type or module_id: give at least one (queries never scan the table)")
+        equals = {name: value for name, value in keys.items() if value is not None and name != partition}
+        if severity is not None:
+            equals["severity"] = severity
+        query = IndexQuery(index_for[partition], str(keys[partition]), since, until, equals)
+        return paged("alerts", query, limit, cursor)
+
+    @app.get("/alerts/<alert_id>")
+    def get_alert(alert_id: AlertIdParam) -> dict[str, Any]:
+        reject_unknown_parameters(())
+        item = store.get(alert_id)
+        if item is None:
+            raise NotFoundError(f"alert_id: no alert {alert_id} (it may never have existed or have expired)")
+        return Alert.from_item(item).model_dump(mode="json")
+
+    @app.get("/whales")
+    def list_whales(
+        symbol: SymbolParam = None,
+        since: TimeParam = None,
+        until: TimeParam = None,
+        min_notional: NotionalParam = 0.0,
+        limit: LimitParam = DEFAULT_LIMIT,
+        cursor: CursorParam = None,
+    ) -> dict[str, Any]:
+        reject_unknown_parameters(("symbol", "since", "until", "min_notional", "limit", "cursor"))
+        _time_range(since, until)
+        if symbol is not None:
+            query = IndexQuery("by_symbol", symbol, since, until, {"alert_type": WHALE_ALERT_TYPE})
+        else:
+            query = IndexQuery("by_type", WHALE_ALERT_TYPE, since, until)
+        return paged("whales", query, limit, cursor, min_notional=min_notional)
+
+    @app.get("/spreads")
+    def latest_spreads(symbol: CanonicalParam, since: TimeParam = None) -> dict[str, Any]:
+        reject_unknown_parameters(("symbol", "since"))
+        _time_range(since, None)
+        query = IndexQuery("by_symbol", symbol, since, None, {"alert_type": SPREAD_ALERT_TYPE})
+        page = store.page(query, limit=SPREAD_READ_LIMIT)
+        latest: dict[str, SpreadPair] = {}
+        for item in page.alerts:
+            pair = item["exchange"]
+            if pair in latest:
+                continue
+            exchange_a, _, exchange_b = pair.partition("|")
+            latest[pair] = SpreadPair(
+                exchange_pair=pair, exchange_a=exchange_a, exchange_b=exchange_b, latest=Alert.from_item(item)
+            )
+        board = SpreadBoard(
+            symbol=symbol, pairs=[latest[pair] for pair in sorted(latest)], complete=page.next_start_key is None
+        )
+        return board.model_dump(mode="json")
+
+    @app.get("/health")
+    def health() -> Response[Any] | dict[str, Any]:
+        reject_unknown_parameters(())
+        try:
+            store.get(HEALTH_PROBE_KEY)
+        except (BotoCoreError, ClientError):
+            LOGGER.exception("health: the alert table cannot be read", extra={"table": settings.table_name})
+            return _error_response(HTTPStatus.SERVICE_UNAVAILABLE, "the alert table cannot be read", request_id())
+        return Health(status="ok", service=SERVICE, version=__version__, table=settings.table_name).model_dump()
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(error: RequestValidationError) -> Response[Any]:
+        return _error_response(HTTPStatus.BAD_REQUEST, _validation_message(error), request_id())
+
+    @app.exception_handler(ServiceError)
+    def service_error(error: ServiceError) -> Response[Any]:
+        return _error_response(HTTPStatus(error.status_code), str(error.msg), request_id())
+
+    @app.not_found
+    def no_route(_: Exception) -> Response[Any]:
+        path = app.current_event.raw_path
+        return _error_response(HTTPStatus.NOT_FOUND, f"no route {path}; see docs/API.md", request_id())
+
+    @app.exception_handler(Exception)
+    def unexpected(error: Exception) -> Response[Any]:
+        LOGGER.exception("unhandled error", extra={"request_id": request_id(), "path": app.current_event.raw_path})
+        return _error_response(
+            HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; quote the request_id when reporting it", request_id()
+        )
+
+    return app
+
+
+LambdaHandler = Callable[[Mapping[str, Any], LambdaContext], dict[str, Any]]
+
+
+def create_handler(settings: ApiSettings, *, dynamodb_client: Any | None = None) -> LambdaHandler:
+    """A Lambda handler over the table in ``settings`` (client from the default credential chain)."""
+    client = dynamodb_client or aws_client("dynamodb", region=settings.region, endpoint_url=settings.endpoint_url)
+    store = AlertStore(client, settings.table_name)
+    resolver = create_resolver(store, CursorCodec(settings.cursor_key.get_secret_value()), settings)
+
+    @LOGGER.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    def handle(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return resolver.resolve(dict(event), context)
+
+    return handle
+
+
+@functools.cache
+def _configured_handler() -> LambdaHandler:
+    return create_handler(load_settings())
+
+
+def handler(event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The Lambda entry point: settings from the environment, loaded on the first invocation."""
+    return _configured_handler()(event, context)
