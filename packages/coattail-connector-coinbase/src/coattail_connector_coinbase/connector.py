@@ -1,0 +1,296 @@
+"""The Coinbase Exchange connector: ``matches`` + ``heartbeat`` feed to ``TradeEvent``\\ s.
+
+Runs in the producer process on its asyncio event loop. Connects to the websocket feed,
+subscribes right after every (re)connect, normalizes ``match``/``last_match`` messages,
+drops stale and duplicate trades, backfills missed trades over the public REST endpoint,
+keeps every unusable frame for inspection, recycles a silent connection and reconnects
+with exponential backoff until ``shutdown()``.
+
+Example::
+
+    connector = CoinbaseConnector(settings={"symbols": ["BTC-USD", "ETH-USD"]})
+    async for event in connector.connect():
+        publisher.put(event)
+    # elsewhere, on the same loop: await connector.shutdown()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+import aiohttp
+import websockets
+from pydantic import ValidationError
+from websockets.asyncio.client import ClientConnection
+
+from coattail_connector_coinbase.backoff import Backoff
+from coattail_connector_coinbase.inspection import RateLimitedLog, RejectedMessage, RejectedMessages
+from coattail_connector_coinbase.normalize import (
+    NON_TRADE_TYPES,
+    TRADE_TYPES,
+    normalize_match,
+    normalize_rest_trade,
+)
+from coattail_connector_coinbase.rest import BackfillError, TradesClient
+from coattail_connector_coinbase.settings import CoinbaseSettings
+from coattail_connector_coinbase.simulator import CoinbaseSimulator
+from coattail_connector_coinbase.tracking import Gap, TradeTracker
+from coattail_framework.connector import BaseConnector, ConnectorStats
+from coattail_framework.errors import ConfigError
+from coattail_framework.events import TradeEvent
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class CoinbaseStats(ConnectorStats):
+    """The framework's counters plus Coinbase-specific ones."""
+
+    stale_dropped: int = 0
+    """Messages older (by ``sequence``) than the last one seen for their product."""
+    stale_recycles: int = 0
+    """Connections closed because no message arrived within ``stale_after``."""
+    unrecovered: int = 0
+    """Missed trades that the REST backfill could not deliver (logged with their ids)."""
+    exchange_errors: int = 0
+    """``error`` messages sent by the exchange (kept for inspection)."""
+
+
+class CoinbaseConnector(BaseConnector):
+    """Trades of the configured Coinbase products, normalized, gap-free where REST allows."""
+
+    default_exchange: ClassVar[str] = "coinbase"
+    simulator_class = CoinbaseSimulator
+
+    def __init__(self, settings: Mapping[str, Any] | None = None, *, rng: random.Random | None = None) -> None:
+        try:
+            self.settings = CoinbaseSettings.model_validate(dict(settings or {}))
+        except ValidationError as error:
+            raise ConfigError.from_validation(error, prefix=("exchanges", "coinbase", "settings")) from None
+        self.stats: CoinbaseStats = CoinbaseStats()
+        self._tracker = TradeTracker(self.settings.dedupe_window)
+        self._backoff = Backoff(self.settings.backoff, rng)
+        self._rejected = RejectedMessages(
+            self.settings.rejected_buffer,
+            self.settings.rejected_path,
+            RateLimitedLog(LOG, self.settings.log_limit, self.settings.log_interval),
+        )
+        self._stopping = asyncio.Event()
+        self._websocket: ClientConnection | None = None
+        self._last_message = time.monotonic()
+        self._connection_started = time.monotonic()
+
+    @property
+    def rejected(self) -> list[RejectedMessage]:
+        """The newest rejected frames with their reasons (see ``settings.rejected_path`` for all)."""
+        return self._rejected.recent
+
+    def normalize(self, raw: Mapping[str, Any], ingestion_timestamp: datetime | None = None) -> list[TradeEvent]:
+        """The trade in one decoded message; ``[]`` for non-trade messages.
+
+        Pure: ``ingestion_timestamp`` defaults to the trade's own time (``connect()`` passes
+        the receive time). Raises ``ValueError`` naming the field for an invalid trade.
+        """
+        if raw.get("type") not in TRADE_TYPES:
+            return []
+        return [normalize_match(raw, exchange=self.settings.exchange, ingestion_timestamp=ingestion_timestamp)]
+
+    def health_check(self) -> bool:
+        """False when no message arrived within ``stale_after`` seconds (or since the last connect attempt)."""
+        return time.monotonic() - self._last_message < self.settings.stale_after
+
+    async def shutdown(self) -> None:
+        """Send a close frame and stop reconnecting; ``connect()`` yields what it read, then ends."""
+        self._stopping.set()
+        websocket = self._websocket
+        if websocket is not None:
+            await websocket.close()
+
+    async def connect(self) -> AsyncIterator[TradeEvent]:
+        """Connect, subscribe and yield trades until ``shutdown()``; reconnects by itself."""
+        if not self.settings.symbols:
+            raise ConfigError(
+                "exchanges.coinbase.settings.symbols is empty: list Coinbase product ids (e.g. BTC-USD) "
+                "in the symbol catalogue under the venue's id"
+            )
+        timeout = aiohttp.ClientTimeout(total=self.settings.rest_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            rest = TradesClient(
+                session,
+                self.settings.rest_url,
+                page_size=self.settings.rest_page_size,
+                retries=self.settings.rest_retries,
+            )
+            while not self._stopping.is_set():
+                subscribed_for: float | None = None
+                self._connection_started = time.monotonic()
+                try:
+                    async with websockets.connect(
+                        self.settings.url,
+                        open_timeout=self.settings.open_timeout,
+                        close_timeout=self.settings.close_timeout,
+                        max_size=2**24,
+                    ) as websocket:
+                        self._websocket = websocket
+                        await websocket.send(json.dumps(self.settings.subscribe_message()))
+                        subscribed_at = time.monotonic()
+                        LOG.info(
+                            "coinbase: connected to %s, subscribed to %s", self.settings.url, self.settings.symbols
+                        )
+                        async for event in self._read(websocket, rest):
+                            yield event
+                        subscribed_for = time.monotonic() - subscribed_at
+                except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as error:
+                    LOG.warning(
+                        "coinbase: connection to %s failed: %s: %s", self.settings.url, type(error).__name__, error
+                    )
+                finally:
+                    self._websocket = None
+                if self._stopping.is_set():
+                    break
+                self.stats.reconnects += 1
+                self._backoff.connection_ended(subscribed_for)
+                delay = self._backoff.next_delay()
+                LOG.info("coinbase: reconnecting in %.2f s (attempt %d)", delay, self._backoff.attempt)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    async def _read(self, websocket: ClientConnection, rest: TradesClient) -> AsyncIterator[TradeEvent]:
+        """Frames of one connection until it closes, goes stale, or the connector stops."""
+        while True:
+            last_sign_of_life = max(self._last_message, self._connection_started)
+            remaining = last_sign_of_life + self.settings.stale_after - time.monotonic()
+            if remaining <= 0 and not self._stopping.is_set():
+                self.stats.stale_recycles += 1
+                LOG.warning("coinbase: no message for %.1f s, recycling the connection", self.settings.stale_after)
+                await websocket.close()
+                return
+            try:
+                frame = await asyncio.wait_for(
+                    websocket.recv(), timeout=remaining if remaining > 0 else self.settings.close_timeout
+                )
+            except asyncio.TimeoutError:
+                continue
+            except websockets.ConnectionClosed as closed:
+                if not self._stopping.is_set():
+                    LOG.warning("coinbase: connection closed by the server: %s", closed)
+                return
+            self._last_message = time.monotonic()
+            self.stats.messages += 1
+            for event in await self._handle(frame, datetime.now(timezone.utc), rest):
+                yield event
+
+    async def _handle(self, frame: str | bytes, received_at: datetime, rest: TradesClient) -> list[TradeEvent]:
+        """The trades one frame yields (after any backfill it triggers); rejects go to inspection."""
+        text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+        try:
+            message = json.loads(text)
+        except ValueError as error:
+            return self._reject(f"not JSON (malformed or truncated): {error}", text, received_at)
+        if not isinstance(message, dict):
+            return self._reject("not a JSON object", text, received_at)
+        kind = message.get("type")
+        if kind == "heartbeat":
+            return await self._heartbeat(message, text, received_at, rest)
+        if kind == "error":
+            self.stats.exchange_errors += 1
+            self._rejected.add(
+                f"exchange error: {message.get('message')} {message.get('reason', '')}", text, received_at
+            )
+            return []
+        if kind not in TRADE_TYPES:
+            if kind in NON_TRADE_TYPES:
+                return []
+            return self._reject(f"unknown message type {kind!r}", text, received_at)
+        try:
+            event = normalize_match(message, exchange=self.settings.exchange, ingestion_timestamp=received_at)
+        except ValueError as error:
+            return self._reject(f"invalid {kind}: {error}", text, received_at)
+        product_id, sequence, trade_id = event.symbol, message["sequence"], int(event.trade_id or 0)
+        if self._tracker.is_stale(product_id, sequence):
+            self.stats.stale_dropped += 1
+            LOG.info("coinbase: dropped stale %s %s sequence %d (trade %d)", kind, product_id, sequence, trade_id)
+            return []
+        self._tracker.observe_sequence(product_id, sequence)
+        gap = self._tracker.observe_trade(product_id, trade_id)
+        events = await self._backfill(gap, rest) if gap else []
+        if self._tracker.is_duplicate(product_id, trade_id):
+            self.stats.duplicates_dropped += 1
+            return events
+        return [*events, self._emit(event)]
+
+    async def _heartbeat(
+        self, message: dict[str, Any], text: str, received_at: datetime, rest: TradesClient
+    ) -> list[TradeEvent]:
+        product_id, last_trade_id = message.get("product_id"), message.get("last_trade_id")
+        if not isinstance(product_id, str) or not isinstance(last_trade_id, int) or isinstance(last_trade_id, bool):
+            return self._reject("heartbeat without product_id / integer last_trade_id", text, received_at)
+        if last_trade_id <= 0:
+            return []
+        gap = self._tracker.observe_last_trade_id(product_id, last_trade_id)
+        return await self._backfill(gap, rest) if gap else []
+
+    async def _backfill(self, gap: Gap, rest: TradesClient) -> list[TradeEvent]:
+        """The missed trades of ``gap`` from REST, oldest first, minus any already emitted."""
+        self.stats.gaps += 1
+        LOG.warning(
+            "coinbase: %s missed trades %d..%d (%d), backfilling over REST",
+            gap.product_id,
+            gap.first,
+            gap.last,
+            gap.size,
+        )
+        try:
+            result = await rest.fetch_gap(gap, self.settings.max_backfill_trades)
+        except BackfillError as error:
+            self.stats.unrecovered += gap.size
+            LOG.error("coinbase: %s trades %d..%d not recovered: %s", gap.product_id, gap.first, gap.last, error)
+            return []
+        received_at = datetime.now(timezone.utc)
+        for item in result.invalid:
+            self._reject("REST trade without an integer trade_id", json.dumps(item, default=str), received_at)
+        events = []
+        for item in result.trades:
+            try:
+                event = normalize_rest_trade(
+                    gap.product_id, item, exchange=self.settings.exchange, ingestion_timestamp=received_at
+                )
+            except ValueError as error:
+                self._reject(f"invalid REST trade: {error}", json.dumps(item, default=str), received_at)
+                continue
+            if self._tracker.is_duplicate(gap.product_id, int(item["trade_id"])):
+                self.stats.duplicates_dropped += 1
+                continue
+            self.stats.backfilled += 1
+            events.append(self._emit(event))
+        missing = gap.size - len(result.trades)
+        if missing:
+            self.stats.unrecovered += missing
+            LOG.error(
+                "coinbase: %s: %d of trades %d..%d not served by REST (limit max_backfill_trades=%d)",
+                gap.product_id,
+                missing,
+                gap.first,
+                gap.last,
+                self.settings.max_backfill_trades,
+            )
+        return events
+
+    def _emit(self, event: TradeEvent) -> TradeEvent:
+        self._tracker.remember(event.symbol, int(event.trade_id or 0))
+        self.stats.trades += 1
+        return event
+
+    def _reject(self, reason: str, text: str, received_at: datetime) -> list[TradeEvent]:
+        self.stats.malformed += 1
+        self._rejected.add(reason, text, received_at)
+        return []

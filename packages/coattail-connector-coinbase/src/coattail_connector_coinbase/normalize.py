@@ -1,0 +1,183 @@
+"""Pure normalisation of Coinbase Exchange trades into ``TradeEvent``.
+
+Runs in the producer process (and in replays/benchmarks). Coinbase's ``side`` is the
+MAKER's side, so the taker side is its opposite: ``"sell"`` means the taker bought.
+``time`` is ISO 8601 with microseconds; it becomes a timezone-aware UTC datetime.
+``event_id`` is ``{exchange}:{product_id}:{trade_id}`` so a trade replayed or backfilled
+twice gets the same id. ``quote_volume`` is ``price * size`` computed exactly.
+
+The functions are pure: the ingestion time comes from the optional
+``ingestion_timestamp`` argument and defaults to the trade's own time, so the same
+message always gives the same event.
+
+Example::
+
+    >>> raw = {"type": "match", "trade_id": 1, "sequence": 7, "maker_order_id": "m",
+    ...        "taker_order_id": "t", "side": "sell", "size": "0.5", "price": "100.10",
+    ...        "product_id": "BTC-USD", "time": "2021-04-17T16:43:30.244075Z"}
+    >>> event = normalize_match(raw)
+    >>> (event.event_id, event.side, str(event.quote_volume), event.timestamp.microsecond)
+    ('coinbase:BTC-USD:1', 'buy', '50.050', 244075)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from coattail_framework.events import TakerSide, TradeEvent
+
+TRADE_TYPES = frozenset({"match", "last_match"})
+"""Messages that carry one trade each (``last_match`` is sent once per product on subscribe)."""
+
+NON_TRADE_TYPES = frozenset(
+    {
+        "subscriptions",
+        "heartbeat",
+        "error",
+        "status",
+        "ticker",
+        "snapshot",
+        "l2update",
+        "received",
+        "open",
+        "done",
+        "change",
+        "activate",
+    }
+)
+"""Known Coinbase feed messages that carry no trade of their own."""
+
+_TAKER_SIDE: dict[str, TakerSide] = {"sell": "buy", "buy": "sell"}
+_EXACT = Context(prec=100)
+_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z")
+# TradeEvent fields back to the Coinbase field a validation error is about.
+_RAW_FIELD = {
+    "symbol": "product_id",
+    "quantity": "size",
+    "quote_volume": "price x size",
+    "timestamp": "time",
+    "ingestion_timestamp": "ingestion_timestamp",
+    "exchange": "exchange",
+}
+
+
+def parse_time(value: object, field: str = "time") -> datetime:
+    """An ISO 8601 time with a zone (``2021-04-17T16:43:30.244075Z``) as an aware UTC datetime.
+
+    Keeps microseconds; digits beyond the sixth are truncated. Raises ``ValueError``.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be an ISO 8601 string, got {value!r}")
+    match = _TIME.match(value)
+    if match is None:
+        raise ValueError(f"{field} must be ISO 8601 with a zone like 2021-04-17T16:43:30.244075Z, got {value!r}")
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    if zone == "Z":
+        tz = timezone.utc
+    else:
+        sign = -1 if zone[0] == "-" else 1
+        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+    try:
+        parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tz)
+    except ValueError as error:
+        raise ValueError(f"{field} is not a valid date/time: {value!r} ({error})") from None
+    return parsed if tz is timezone.utc else parsed.astimezone(timezone.utc)
+
+
+def _decimal(raw: Mapping[str, Any], field: str) -> Decimal:
+    value = raw.get(field)
+    if not isinstance(value, str):
+        raise ValueError(f"{field} must be a decimal string, got {value!r}")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{field} must be a decimal string, got {value!r}") from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"{field} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def _trade_id(raw: Mapping[str, Any]) -> int:
+    value = raw.get("trade_id")
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and value.isdigit() and int(value) > 0:
+        return int(value)
+    raise ValueError(f"trade_id must be a positive integer, got {value!r}")
+
+
+def _build(
+    product_id: object,
+    raw: Mapping[str, Any],
+    exchange: str,
+    ingestion_timestamp: datetime | None,
+    taker_order_id: str | None,
+) -> TradeEvent:
+    if not isinstance(product_id, str):
+        raise ValueError(f"product_id must be a string like BTC-USD, got {product_id!r}")
+    trade_id = _trade_id(raw)
+    maker_side = raw.get("side")
+    if maker_side not in _TAKER_SIDE:
+        raise ValueError(f"side must be 'buy' or 'sell' (the maker's side), got {maker_side!r}")
+    price = _decimal(raw, "price")
+    size = _decimal(raw, "size")
+    timestamp = parse_time(raw.get("time"))
+    try:
+        return TradeEvent(
+            event_id=f"{exchange}:{product_id}:{trade_id}",
+            exchange=exchange,
+            symbol=product_id,
+            price=price,
+            quantity=size,
+            quote_volume=_EXACT.multiply(price, size),
+            side=_TAKER_SIDE[maker_side],
+            timestamp=timestamp,
+            ingestion_timestamp=ingestion_timestamp or timestamp,
+            trade_id=str(trade_id),
+            taker_order_id=taker_order_id,
+        )
+    except ValidationError as error:
+        problem = error.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else "message"
+        raise ValueError(f"{_RAW_FIELD.get(field, field)}: {problem['msg']}, got {problem['input']!r}") from None
+
+
+def normalize_match(
+    raw: Mapping[str, Any], *, exchange: str = "coinbase", ingestion_timestamp: datetime | None = None
+) -> TradeEvent:
+    """One websocket ``match`` / ``last_match`` message as a ``TradeEvent``.
+
+    Raises ``ValueError`` naming the field when the message cannot be a valid trade.
+    """
+    kind = raw.get("type")
+    if kind not in TRADE_TYPES:
+        raise ValueError(f"type must be 'match' or 'last_match', got {kind!r}")
+    sequence = raw.get("sequence")
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
+        raise ValueError(f"sequence must be a non-negative integer, got {sequence!r}")
+    taker_order_id = raw.get("taker_order_id")
+    if not isinstance(taker_order_id, str) or not taker_order_id:
+        raise ValueError(f"taker_order_id must be a non-empty string, got {taker_order_id!r}")
+    return _build(raw.get("product_id"), raw, exchange, ingestion_timestamp, taker_order_id)
+
+
+def normalize_rest_trade(
+    product_id: str,
+    raw: Mapping[str, Any],
+    *,
+    exchange: str = "coinbase",
+    ingestion_timestamp: datetime | None = None,
+) -> TradeEvent:
+    """One item of ``GET /products/{product_id}/trades`` as a ``TradeEvent``.
+
+    REST trades carry ``trade_id``, ``price``, ``size``, ``side`` (the maker's, as on the
+    websocket) and ``time`` but no order ids, so ``taker_order_id`` is None.
+    """
+    return _build(product_id, raw, exchange, ingestion_timestamp, None)
