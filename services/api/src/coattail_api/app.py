@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -197,7 +197,9 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
         reject_unknown_parameters(())
         item = store.get(alert_id)
         if item is None:
-            raise NotFoundError(f"alert_id: no alert {alert_id} (it may never have existed or have expired)")
+            # A plain ServiceError: NotFoundError would reach the unknown-route handler.
+            message = f"alert_id: no alert {alert_id} (it may never have existed, or it expired)"
+            raise ServiceError(HTTPStatus.NOT_FOUND, message)
         return Alert.from_item(item).model_dump(mode="json")
 
     @app.get("/whales")
@@ -238,13 +240,13 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
         return board.model_dump(mode="json")
 
     @app.get("/health")
-    def health() -> Response[Any] | dict[str, Any]:
+    def health() -> dict[str, Any]:
         reject_unknown_parameters(())
         try:
             store.get(HEALTH_PROBE_KEY)
         except (BotoCoreError, ClientError):
             LOGGER.exception("health: the alert table cannot be read", extra={"table": settings.table_name})
-            return _error_response(HTTPStatus.SERVICE_UNAVAILABLE, "the alert table cannot be read", request_id())
+            raise ServiceError(HTTPStatus.SERVICE_UNAVAILABLE, "the alert table cannot be read") from None
         return Health(status="ok", service=SERVICE, version=__version__, table=settings.table_name).model_dump()
 
     @app.exception_handler(RequestValidationError)

@@ -86,13 +86,15 @@ class IndexQuery:
 
     def request(self, table_name: str) -> dict[str, Any]:
         """The ``Query`` arguments, newest first."""
-        names = {"#p": self.partition_attribute, "#t": SORT_ATTRIBUTE}
+        names = {"#p": self.partition_attribute}
         values: dict[str, Any] = {":p": {"S": self.partition_value}}
         condition = "#p = :p"
         if self.since is not None:
             values[":since"] = {"S": to_stored_time(self.since)}
         if self.until is not None:
             values[":until"] = {"S": to_stored_time(self.until)}
+        if self.since is not None or self.until is not None:
+            names["#t"] = SORT_ATTRIBUTE
         if self.since is not None and self.until is not None:
             condition += " AND #t BETWEEN :since AND :until"
         elif self.since is not None:
