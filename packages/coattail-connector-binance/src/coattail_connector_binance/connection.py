@@ -1,0 +1,208 @@
+"""One Binance websocket connection and its reconnect loop.
+
+A ``StreamConnection`` reads frames for a group of at most 1024 streams into the connector's
+queue as soon as they arrive (so the websockets library keeps reading the socket and
+answering the server's pings however slowly the producer consumes), and reconnects by
+itself: exponential backoff with jitter after a failure (reset once a connection proved
+healthy), an immediate recycle before Binance's 24 h limit, a recycle when no message
+arrived for ``stale_after_s``, and a shared sliding-window limit on connection attempts.
+Runs as a task on the producer's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from coattail_connector_binance.backoff import ExponentialBackoff
+from coattail_connector_binance.ratelimit import SlidingWindowLimiter
+from coattail_connector_binance.settings import BinanceSettings
+from coattail_connector_binance.streams import stream_url
+from coattail_framework.connector import ConnectorStats
+
+LOG = logging.getLogger(__name__)
+
+ReadOutcome = Literal["stopped", "aged", "stale", "dropped"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One text frame as received, with the local receive time (UTC)."""
+
+    text: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """A connection is open again: trades of ``streams`` may have been missed meanwhile."""
+
+    streams: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConnectionEnded:
+    """A connection's loop has finished (after ``stop()``); nothing more comes from it."""
+
+    connection: StreamConnection
+
+
+QueueItem = Frame | Reconnected | ConnectionEnded
+
+
+class StreamConnection:
+    """Keeps one websocket connection for ``streams`` open until ``stop()``."""
+
+    def __init__(
+        self,
+        settings: BinanceSettings,
+        streams: Sequence[str],
+        sink: asyncio.Queue[QueueItem],
+        *,
+        attempts: SlidingWindowLimiter,
+        stats: ConnectorStats,
+        rng: random.Random,
+    ) -> None:
+        self.settings = settings
+        self.streams = list(streams)
+        self._sink = sink
+        self._attempts = attempts
+        self._stats = stats
+        self._stopping = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._control = SlidingWindowLimiter(limit=settings.max_control_messages_per_s, window=1.0)
+        self._request_id = 0
+        self.backoff = ExponentialBackoff(
+            initial=settings.backoff_initial_s,
+            multiplier=settings.backoff_multiplier,
+            cap=settings.backoff_max_s,
+            jitter=settings.backoff_jitter,
+            rng=rng,
+        )
+        self.recent_delays: deque[float] = deque(maxlen=100)
+        """The last reconnect delays slept, in seconds (monitoring and tests)."""
+        self.last_activity: float | None = None
+        """``time.monotonic()`` of the last message (or of the open); None while disconnected."""
+
+    def healthy(self) -> bool:
+        """Connected, and a message arrived within ``stale_after_s``."""
+        last = self.last_activity
+        return last is not None and time.monotonic() - last < self.settings.stale_after_s
+
+    async def run(self) -> None:
+        """Connect, read and reconnect until ``stop()``; always ends with ``ConnectionEnded``."""
+        connected_before = False
+        try:
+            while not self._stopping.is_set():
+                await self._attempts.acquire()
+                if self._stopping.is_set():
+                    break
+                url = stream_url(self.settings.base_url, self.streams)
+                try:
+                    ws = await connect(
+                        url,
+                        open_timeout=self.settings.open_timeout_s,
+                        close_timeout=self.settings.close_timeout_s,
+                        ping_interval=self.settings.ping_interval_s,
+                        ping_timeout=self.settings.ping_timeout_s,
+                        max_queue=1024,
+                        max_size=2**22,
+                    )
+                except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI) as error:
+                    delay = self.backoff.next_delay()
+                    LOG.warning("binance: connecting to %s failed (%s); retrying in %.2f s", url, error, delay)
+                    await self._pause(delay)
+                    continue
+                if self._stopping.is_set():
+                    await ws.close(1000, "shutdown")
+                    break
+                if connected_before:
+                    self._stats.reconnects += 1
+                    await self._sink.put(Reconnected(tuple(self.streams)))
+                connected_before = True
+                self._ws = ws
+                outcome = await self._read(ws)
+                self._ws = None
+                self.last_activity = None
+                if outcome == "stopped":
+                    break
+                if outcome != "aged":
+                    delay = self.backoff.next_delay()
+                    LOG.warning("binance: connection to %s ended (%s); reconnecting in %.2f s", url, outcome, delay)
+                    await self._pause(delay)
+        finally:
+            await self._sink.put(ConnectionEnded(self))
+
+    async def _read(self, ws: ClientConnection) -> ReadOutcome:
+        opened = time.monotonic()
+        self.last_activity = opened
+        retire_at = opened + self.settings.max_connection_age_s
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= retire_at:
+                    LOG.info("binance: recycling a connection after %.0f s (age limit)", now - opened)
+                    await ws.close(1000, "connection age limit")
+                    return "aged"
+                quiet_for = now - self.last_activity
+                if quiet_for >= self.settings.stale_after_s:
+                    LOG.warning("binance: no message for %.1f s; recycling the connection", quiet_for)
+                    await ws.close(1000, "stale")
+                    return "stale"
+                wait = min(self.settings.stale_after_s - quiet_for, retire_at - now)
+                try:
+                    message = await asyncio.wait_for(ws.recv(), timeout=wait)
+                except asyncio.TimeoutError:
+                    continue
+                self.last_activity = time.monotonic()
+                if self.backoff.attempt and self.last_activity - opened >= self.settings.healthy_after_s:
+                    self.backoff.reset()
+                text = message if isinstance(message, str) else message.decode("utf-8", errors="replace")
+                await self._sink.put(Frame(text, datetime.now(timezone.utc)))
+        except ConnectionClosed as closed:
+            if self._stopping.is_set():
+                return "stopped"
+            LOG.warning("binance: connection closed by the peer: %s", closed)
+            return "dropped"
+
+    async def _pause(self, delay: float) -> None:
+        self.recent_delays.append(delay)
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+        except asyncio.TimeoutError:
+            return
+
+    async def send_control(self, method: Literal["SUBSCRIBE", "UNSUBSCRIBE"], streams: Sequence[str]) -> None:
+        """Send one SUBSCRIBE/UNSUBSCRIBE request, at most ``max_control_messages_per_s`` per second.
+
+        ``streams`` must already be reflected in ``self.streams`` so a reconnect uses them;
+        while disconnected nothing is sent (the next connection's URL carries them).
+        """
+        await self._control.acquire()
+        ws = self._ws
+        if ws is None:
+            return
+        self._request_id += 1
+        request = {"method": method, "params": list(streams), "id": self._request_id}
+        try:
+            await ws.send(json.dumps(request))
+        except ConnectionClosed:
+            LOG.info("binance: connection closed before %s; the reconnect URL carries the streams", method)
+
+    async def stop(self) -> None:
+        """Send a close frame (if connected) and end the loop once the close handshake is done."""
+        self._stopping.set()
+        ws = self._ws
+        if ws is not None:
+            await ws.close(1000, "shutdown")

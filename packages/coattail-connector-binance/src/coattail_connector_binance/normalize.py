@@ -1,0 +1,162 @@
+"""Binance trade messages to ``TradeEvent``: pure functions, no I/O, no clock.
+
+Accepts ``<symbol>@trade`` and ``<symbol>@aggTrade`` payloads, bare (``/ws/...``) or wrapped
+in ``{"stream": ..., "data": ...}`` (``/stream?streams=...``), from spot and USD-M futures
+(whose payloads add ``"X": "MARKET"``). Runs in the producer process.
+
+- ``side`` is the taker's: ``m`` (buyer is maker) true means the taker SOLD.
+- ``timestamp`` is the trade time ``T`` (ms since the epoch) as UTC, milliseconds kept.
+- ``ingestion_timestamp`` is ``received_at`` when the caller passes the local receive time
+  (the connector does); otherwise the exchange's event time ``E`` (falling back to ``T``),
+  so the same message always gives the same event.
+- ``trade_id`` is ``t`` (``a``, the aggregate id, for aggTrade); ``event_id`` is
+  ``{exchange}:{SYMBOL}:{id}``, e.g. ``binance:BTCUSDT:3735683259``.
+- ``quote_volume`` is ``price * quantity`` in exact decimal arithmetic.
+
+Example::
+
+    >>> raw = {"e": "trade", "E": 1723161255343, "s": "BTCUSDT", "t": 3735683259,
+    ...        "p": "61837.63000000", "q": "0.02000000", "T": 1723161255342, "m": True, "M": True}
+    >>> event, = normalize_message(raw)
+    >>> event.side, event.quote_volume, event.event_id
+    ('sell', Decimal('1236.7526000000000000'), 'binance:BTCUSDT:3735683259')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any, Literal
+
+from coattail_framework.events import TradeEvent
+
+MessageKind = Literal["trade", "aggTrade", "market_data", "ack", "error", "unknown"]
+"""What a decoded Binance websocket message is.
+
+``market_data`` is any other stream event (depthUpdate, bookTicker, kline, ...) or a REST
+depth snapshot; ``ack`` and ``error`` answer a SUBSCRIBE/UNSUBSCRIBE request; ``unknown`` is
+none of these and is kept for inspection by the connector.
+"""
+
+TRADE_EVENTS: dict[str, str] = {"trade": "t", "aggTrade": "a"}
+"""Trade event types and the field holding each one's id."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EXACT = Context(prec=80)
+_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{1,31}$")
+_BOOK_TICKER_KEYS = frozenset({"u", "s", "b", "B", "a", "A"})
+
+
+def unwrap(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The payload of a combined-stream message (``data``), or the message itself."""
+    data = raw.get("data")
+    if "stream" in raw and isinstance(data, Mapping):
+        return data
+    return raw
+
+
+def message_kind(raw: object) -> MessageKind:
+    """Classify one decoded websocket message without validating it."""
+    if not isinstance(raw, Mapping):
+        return "unknown"
+    message: Mapping[str, Any] = raw
+    if "stream" in message:
+        data = message.get("data")
+        if not isinstance(data, Mapping) or not isinstance(message.get("stream"), str):
+            return "unknown"
+        message = data
+    event_type = message.get("e")
+    if isinstance(event_type, str):
+        return "trade" if event_type == "trade" else "aggTrade" if event_type == "aggTrade" else "market_data"
+    if "id" in message and ("result" in message or "error" in message):
+        return "error" if "error" in message else "ack"
+    if message.keys() >= _BOOK_TICKER_KEYS or "lastUpdateId" in message:
+        return "market_data"
+    return "unknown"
+
+
+def normalize_message(
+    raw: Mapping[str, Any], *, exchange: str = "binance", received_at: datetime | None = None
+) -> list[TradeEvent]:
+    """The trades in one decoded message: one for trade/aggTrade, none for anything else.
+
+    Raises ``ValueError`` naming the field when a message claims to be a trade (``e`` is
+    ``trade`` or ``aggTrade``) but a field is missing or invalid.
+    """
+    payload = unwrap(raw)
+    event_type = payload.get("e")
+    if not isinstance(event_type, str) or event_type not in TRADE_EVENTS:
+        return []
+    id_field = TRADE_EVENTS[event_type]
+    symbol = _symbol(payload)
+    trade_id = _integer(payload, id_field, event_type)
+    price = _positive_decimal(payload, "p", "price", event_type)
+    quantity = _positive_decimal(payload, "q", "quantity", event_type)
+    trade_ms = _integer(payload, "T", event_type)
+    buyer_is_maker = payload.get("m")
+    if not isinstance(buyer_is_maker, bool):
+        raise ValueError(
+            f"binance {event_type} field 'm' (buyer is maker) must be true or false, got {buyer_is_maker!r}"
+        )
+    timestamp = _EPOCH + timedelta(milliseconds=trade_ms)
+    if received_at is None:
+        event_ms = payload.get("E", trade_ms)
+        received_at = _EPOCH + timedelta(milliseconds=event_ms if _is_int(event_ms) else trade_ms)
+    return [
+        TradeEvent(
+            event_id=f"{exchange}:{symbol}:{trade_id}",
+            exchange=exchange,
+            symbol=symbol,
+            price=price,
+            quantity=quantity,
+            quote_volume=_EXACT.multiply(price, quantity),
+            side="sell" if buyer_is_maker else "buy",
+            timestamp=timestamp,
+            ingestion_timestamp=received_at,
+            trade_id=str(trade_id),
+        )
+    ]
+
+
+def trade_id_of(payload: Mapping[str, Any]) -> int:
+    """The id a trade payload is sequenced by (``t``, or ``a`` for aggTrade); assumes a valid trade."""
+    value: int = payload[TRADE_EVENTS[payload["e"]]]
+    return value
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _symbol(payload: Mapping[str, Any]) -> str:
+    symbol = payload.get("s")
+    if not isinstance(symbol, str) or not _SYMBOL.match(symbol):
+        raise ValueError(
+            f"binance {payload.get('e')} field 's' (symbol) must be an upper-case symbol "
+            f"such as BTCUSDT, got {symbol!r}"
+        )
+    return symbol
+
+
+def _integer(payload: Mapping[str, Any], field: str, event_type: str) -> int:
+    value = payload.get(field)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"binance {event_type} field {field!r} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _positive_decimal(payload: Mapping[str, Any], field: str, meaning: str, event_type: str) -> Decimal:
+    value = payload.get(field)
+    if not isinstance(value, str):
+        raise ValueError(f"binance {event_type} field {field!r} ({meaning}) must be a decimal string, got {value!r}")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(
+            f"binance {event_type} field {field!r} ({meaning}) is not a decimal number: {value!r}"
+        ) from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"binance {event_type} field {field!r} ({meaning}) must be a positive number, got {value!r}")
+    return number
