@@ -1,0 +1,92 @@
+"""Options of the ``coattail-kinesis`` source, validated once on the driver.
+
+Spark hands a Python data source its options with lower-cased keys, as strings:
+
+=====================  =========================================================================
+``streamname``         the Kinesis data stream (required)
+``region``             AWS region of the stream (required), e.g. ``us-east-1``
+``endpointurl``        endpoint override (moto locally); unset = the region's AWS endpoint
+``startingposition``   ``TRIM_HORIZON`` (default), ``LATEST`` or ``AT_TIMESTAMP``; used only when
+                       the checkpoint holds no offset yet
+``startingtimestamp``  ISO 8601 instant for ``AT_TIMESTAMP``; without an offset it means UTC
+``maxrecordspertrigger``  most records per micro-batch over all shards (default 10,000)
+``minpollintervalms``  least milliseconds between two ``GetRecords`` of one shard (default 200,
+                       Kinesis's 5 calls/s; raise it when other consumers share the stream)
+``idlepollintervalms`` least milliseconds between polls of a shard found caught up (default 1,000)
+=====================  =========================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from coattail_framework.errors import ConfigError
+
+OPTION_NAMES = {
+    "streamname": "stream_name",
+    "region": "region",
+    "endpointurl": "endpoint_url",
+    "startingposition": "starting_position",
+    "startingtimestamp": "starting_timestamp",
+    "maxrecordspertrigger": "max_records_per_trigger",
+    "minpollintervalms": "min_poll_interval_ms",
+    "idlepollintervalms": "idle_poll_interval_ms",
+}
+
+
+class KinesisSourceOptions(BaseModel):
+    """The validated options; picklable, so the reader carries it to executors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stream_name: str = Field(min_length=1)
+    region: str = Field(min_length=1)
+    endpoint_url: str | None = None
+    starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] = "TRIM_HORIZON"
+    starting_timestamp: datetime | None = None
+    max_records_per_trigger: int = Field(10_000, ge=1)
+    min_poll_interval_ms: int = Field(200, ge=1)
+    idle_poll_interval_ms: int = Field(1_000, ge=1)
+
+    @field_validator("starting_position", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("starting_timestamp")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+    @model_validator(mode="after")
+    def _timestamp_when_needed(self) -> KinesisSourceOptions:
+        if self.starting_position == "AT_TIMESTAMP" and self.starting_timestamp is None:
+            raise ValueError("startingtimestamp is required when startingposition is AT_TIMESTAMP")
+        return self
+
+    @classmethod
+    def from_spark(cls, options: Mapping[str, str]) -> KinesisSourceOptions:
+        """The options Spark passed to ``.option(...)``; raises ConfigError naming the bad one."""
+        fields: dict[str, str] = {}
+        for key, value in options.items():
+            name = OPTION_NAMES.get(key.lower())
+            if name is None:
+                raise ConfigError(
+                    f"coattail-kinesis: unknown option {key!r}; known options: {', '.join(sorted(OPTION_NAMES))}"
+                )
+            fields[name] = value
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as error:
+            by_field = {field: option for option, field in OPTION_NAMES.items()}
+            lines = []
+            for problem in error.errors():
+                option = by_field.get(str(problem["loc"][0]), "options") if problem["loc"] else "options"
+                lines.append(f"coattail-kinesis: option {option}: {problem['msg']}")
+            raise ConfigError("\n".join(lines)) from error
