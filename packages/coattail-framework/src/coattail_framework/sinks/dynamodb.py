@@ -1,0 +1,207 @@
+"""Hot alerts into DynamoDB, written from the Spark executors.
+
+``DynamoAlertWriter`` is the function ``DataFrame.mapInArrow`` ships to the executors: it
+holds only plain values (table name, region, endpoint, retry policy, a module-level client
+factory), never a client. Each Python worker process creates its boto3 client lazily on
+first use and keeps it for the life of the process.
+
+Every alert is a conditional ``put_item`` (``attribute_not_exists(alert_id)``): alert ids
+are deterministic, so a replayed micro-batch rewrites nothing and its alerts are counted
+as duplicates. Throttling and transient server errors are retried with capped
+exponential backoff and full jitter; when the attempts run out the task fails with
+``AlertWriteError`` and Spark's task retry or the query restart replays the batch, which
+is safe for the same reason.
+
+Example (driver; ``alerts`` holds ``BASE_ALERT_RECORD`` columns with ``detected_at`` as
+an ISO 8601 string, see ``dynamodb_rows``)::
+
+    writer = DynamoAlertWriter(table_name="coattail-alerts", region="us-east-1")
+    counts = writer.write(dynamodb_rows(alerts))
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from coattail_framework.aws.alert_table import KEY, SORT_ATTRIBUTE
+from coattail_framework.aws.clients import aws_client
+from coattail_framework.errors import CoattailError
+from coattail_framework.schemas import BASE_ALERT_RECORD
+
+DETECTED_AT_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
+"""Spark datetime pattern of ``detected_at`` in DynamoDB items (session time zone UTC)."""
+
+THROTTLING_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+TRANSIENT_CODES = frozenset({"InternalServerError", "ServiceUnavailable"})
+DUPLICATE_CODE = "ConditionalCheckFailedException"
+COUNTS_SCHEMA = "written long, duplicates long, retries long"
+"""What each executor task returns to the driver: one row of counts per partition."""
+
+_SINGLE_ATTEMPT = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=10)
+"""botocore does not retry on its own: the writer retries (and counts) throttling itself."""
+
+
+class AlertWriteError(CoattailError):
+    """An alert could not be written to DynamoDB after every retry."""
+
+
+def dynamodb_client(region: str, endpoint_url: str | None) -> Any:
+    """A DynamoDB client without botocore retries (called once per worker process)."""
+    return aws_client("dynamodb", region=region, endpoint_url=endpoint_url, config=_SINGLE_ATTEMPT)
+
+
+ClientFactory = Callable[[str, "str | None"], Any]
+
+_clients: dict[tuple[ClientFactory, str, str | None], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(factory: ClientFactory, region: str, endpoint_url: str | None) -> Any:
+    """The worker process's client for (factory, region, endpoint), created on first use."""
+    key = (factory, region, endpoint_url)
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = factory(region, endpoint_url)
+        return _clients[key]
+
+
+def dynamodb_rows(alerts: DataFrame) -> DataFrame:
+    """``BASE_ALERT_RECORD`` rows with ``detected_at`` as the item's ISO 8601 UTC string (driver).
+
+    The string is formatted by Spark in the session time zone, which must be UTC.
+    """
+    zone = alerts.sparkSession.conf.get("spark.sql.session.timeZone")
+    if zone not in ("UTC", "Etc/UTC", "Z", "+00:00"):
+        raise AlertWriteError(
+            f"spark.sql.session.timeZone is {zone!r}: DynamoDB alert times are formatted in the session time "
+            "zone and must be UTC; build the session with coattail_framework.spark (PLATFORM_CONF) or set it to UTC"
+        )
+    columns: list[Column] = [
+        F.date_format(F.col(SORT_ATTRIBUTE), DETECTED_AT_FORMAT).alias(SORT_ATTRIBUTE)
+        if name == SORT_ATTRIBUTE
+        else F.col(name)
+        for name in BASE_ALERT_RECORD.fieldNames()
+    ]
+    return alerts.select(*columns)
+
+
+def alert_item(row: dict[str, Any]) -> dict[str, Any]:
+    """The DynamoDB item (low-level attribute values) of one alert row; nulls are left out.
+
+    Numbers become ``Decimal`` (DynamoDB's number type); strings stay strings.
+    """
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    item = {}
+    for name, value in row.items():
+        if value is None:
+            continue
+        if isinstance(value, float):
+            value = Decimal(repr(value))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = Decimal(value)
+        item[name] = serializer.serialize(value)
+    return item
+
+
+@dataclass(frozen=True)
+class WriteCounts:
+    """Outcome of writing alerts: new items, replays (already present) and retries."""
+
+    written: int = 0
+    duplicates: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True)
+class DynamoAlertWriter:
+    """Conditional puts of alert rows into ``table_name`` (picklable; runs on executors).
+
+    ``client_factory(region, endpoint_url)`` must be a module-level callable (it is
+    pickled to the executors); it runs once per worker process. Backoff before retry
+    ``n`` (from 0) is uniform in ``[0, min(max_delay_s, base_delay_s * 2**n)]`` seconds.
+    """
+
+    table_name: str
+    region: str
+    endpoint_url: str | None = None
+    max_attempts: int = 8
+    base_delay_s: float = 0.05
+    max_delay_s: float = 5.0
+    client_factory: ClientFactory = dynamodb_client
+
+    def write(self, rows: DataFrame) -> WriteCounts:
+        """Write every row of ``rows`` (``dynamodb_rows`` output) from the executors (driver call)."""
+        totals = (
+            rows.mapInArrow(self, COUNTS_SCHEMA)
+            .agg(F.sum("written").alias("written"), F.sum("duplicates").alias("duplicates"), F.sum("retries"))
+            .first()
+        )
+        if totals is None:
+            return WriteCounts()
+        return WriteCounts(*(int(value or 0) for value in totals))
+
+    def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """Write one partition's Arrow batches; yields one row of counts (executor)."""
+        counts = self.write_rows(row for batch in batches for row in batch.to_pylist())
+        yield pa.RecordBatch.from_pylist(
+            [{"written": counts.written, "duplicates": counts.duplicates, "retries": counts.retries}],
+            schema=pa.schema([("written", pa.int64()), ("duplicates", pa.int64()), ("retries", pa.int64())]),
+        )
+
+    def write_rows(self, rows: Iterable[dict[str, Any]]) -> WriteCounts:
+        """Conditionally put each row (any process; the client is this process's own)."""
+        client = _client(self.client_factory, self.region, self.endpoint_url)
+        written = duplicates = retries = 0
+        for row in rows:
+            new, attempts = self._put(client, alert_item(row))
+            written += new
+            duplicates += 1 - new
+            retries += attempts
+        return WriteCounts(written, duplicates, retries)
+
+    def _put(self, client: Any, item: dict[str, Any]) -> tuple[int, int]:
+        """(1 if written else 0 for a duplicate, retries spent) for one item."""
+        for attempt in range(self.max_attempts):
+            try:
+                client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(#key)",
+                    ExpressionAttributeNames={"#key": KEY},
+                )
+                return 1, attempt
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                if code == DUPLICATE_CODE:
+                    return 0, attempt
+                if code not in THROTTLING_CODES | TRANSIENT_CODES:
+                    raise AlertWriteError(
+                        f"DynamoDB table {self.table_name!r} rejected alert {item[KEY]['S']}: {code}: {error}"
+                    ) from error
+                last_error: Exception = error
+            except BotoConnectionError as error:
+                last_error = error
+            if attempt + 1 < self.max_attempts:
+                time.sleep(random.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2**attempt)))
+        raise AlertWriteError(
+            f"DynamoDB table {self.table_name!r}: alert {item[KEY]['S']} not written after {self.max_attempts} "
+            f"attempts ({last_error}); the micro-batch will be replayed (writes are idempotent). If throttling "
+            "persists, raise the table's capacity or use on-demand billing"
+        )

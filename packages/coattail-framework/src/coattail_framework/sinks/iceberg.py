@@ -1,0 +1,354 @@
+"""Cold storage: micro-batches appended to Iceberg tables, exactly once per (writer, batch id).
+
+Runs on the driver, inside ``foreachBatch``. Tables live in ``iceberg.database`` and are
+created on first write from the declared Spark schema and partition fields
+(``coattail_framework.iceberg``). Two writers, chosen by ``iceberg.writer``:
+
+- ``pyiceberg`` (default): the batch is collected to Arrow on the driver, cast to the
+  table's Arrow schema (Spark timestamps become ``timestamp[us, tz=UTC]``, required
+  columns non-nullable) and appended with ``Table.append``. Works with the embedded
+  SQLite catalog and with Glue + S3.
+- ``spark``: Spark's own Iceberg writer (``DataFrame.writeTo(...).append()``), after
+  ``CREATE TABLE IF NOT EXISTS`` once per table. Needs the Iceberg Spark runtime and a
+  Spark catalog named ``iceberg.catalog_name`` (EMR); without them the sink raises
+  ``IcebergWriterUnavailable``.
+
+Idempotency: every snapshot a writer commits records ``coattail.writer`` (the streaming
+query's name) and ``coattail.batch-id`` in its summary. A batch whose writer's latest
+snapshot already has a batch id >= this one is skipped, so a micro-batch replayed after a
+crash between the Iceberg commit and Spark's commit log never lands twice. Several
+queries may append to one table (``alerts`` receives every detector's alerts): a commit
+that loses the race (``CommitFailedException``) is retried on the refreshed table with
+backoff, re-checking idempotency first. Compaction snapshots carry no writer, so they do
+not disturb the check; expiring snapshots must keep each writer's latest one.
+
+Example (driver)::
+
+    sink = IcebergSink(config)
+    sink.append("raw_trades", UNIFIED_TRADE_EVENT, (day("timestamp"), identity("exchange")),
+                valid_trades, batch_id=batch_id, writer="ingest")
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
+
+from coattail_framework.errors import CoattailError
+from coattail_framework.iceberg import create_table_ddl, ensure_table, open_catalog, to_arrow_schema
+from coattail_framework.partitioning import PartitionField
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
+
+    from coattail_framework.config.model import CoattailConfig, IcebergConfig
+
+WRITER_PROPERTY = "coattail.writer"
+BATCH_ID_PROPERTY = "coattail.batch-id"
+OPERATION_PROPERTY = "coattail.operation"
+COMMIT_ATTEMPTS = 10
+COMMIT_BASE_DELAY_S = 0.05
+COMMIT_MAX_DELAY_S = 2.0
+
+log = logging.getLogger(__name__)
+
+
+class IcebergWriteError(CoattailError):
+    """A batch could not be appended (bad columns, nulls in required columns, lost commits)."""
+
+
+class IcebergWriterUnavailable(CoattailError):
+    """``iceberg.writer: spark`` was chosen but this Spark session has no Iceberg runtime."""
+
+
+@dataclass(frozen=True)
+class AppendOutcome:
+    """Rows appended by one call, and whether the (writer, batch id) was already committed."""
+
+    rows: int
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    """Data files matching the filter before and after a compaction, and the rows rewritten."""
+
+    files_before: int
+    files_after: int
+    rows: int
+
+
+def latest_batch_id(summaries: Sequence[Mapping[str, str | None]], writer: str) -> int | None:
+    """The batch id of ``writer``'s latest snapshot, given snapshot summaries oldest first."""
+    for summary in reversed(summaries):
+        batch_id = summary.get(BATCH_ID_PROPERTY)
+        if summary.get(WRITER_PROPERTY) == writer and batch_id is not None:
+            return int(batch_id)
+    return None
+
+
+def _check_columns(table: str, schema: StructType, rows: DataFrame) -> DataFrame:
+    """``rows`` with exactly the declared columns, in order; raises naming missing or extra ones."""
+    declared, present = schema.fieldNames(), rows.columns
+    missing = [name for name in declared if name not in present]
+    extra = [name for name in present if name not in declared]
+    if missing or extra:
+        raise IcebergWriteError(
+            f"rows for Iceberg table {table!r} do not match its declared schema: missing {missing}, "
+            f"undeclared {extra}; select exactly the declared columns before appending"
+        )
+    return rows.select(*declared)
+
+
+def to_table_arrow(table: str, schema: StructType, rows: DataFrame) -> pa.Table:
+    """Collect ``rows`` to the driver as Arrow in the table's Arrow schema (driver).
+
+    Raises ``IcebergWriteError`` when a column declared non-nullable holds nulls.
+    """
+    selected = _check_columns(table, schema, rows)
+    if hasattr(selected, "toArrow"):
+        collected = selected.toArrow()
+    else:  # PySpark 3.5 (EMR 7.x) has no DataFrame.toArrow.
+        collected = pa.Table.from_pandas(selected.toPandas(), preserve_index=False)
+    target = to_arrow_schema(schema)
+    for field in target:
+        if not field.nullable and collected.column(field.name).null_count:
+            raise IcebergWriteError(
+                f"column {field.name!r} of Iceberg table {table!r} is required but "
+                f"{collected.column(field.name).null_count} rows hold null; fix the producer of these rows"
+            )
+    columns = [collected.column(field.name).cast(field.type) for field in target]
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+class IcebergSink:
+    """Appends micro-batches to the configured catalog (driver; safe to share across queries)."""
+
+    def __init__(self, config: CoattailConfig) -> None:
+        self._config = config
+        self._catalog: Catalog | None = None
+        self._spark_tables: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def iceberg(self) -> IcebergConfig:
+        """The Iceberg section in use."""
+        return self._config.iceberg
+
+    @property
+    def catalog(self) -> Catalog:
+        """The pyiceberg catalog, opened on first use (Glue warehouse defaults to ``s3://<bucket>/warehouse``)."""
+        with self._lock:
+            if self._catalog is None:
+                iceberg = self.iceberg
+                if iceberg.catalog_type == "glue" and not iceberg.warehouse.startswith("s3://"):
+                    iceberg = iceberg.model_copy(
+                        update={"warehouse": f"s3://{self._config.storage.s3_bucket}/warehouse"}
+                    )
+                self._catalog = open_catalog(iceberg, self._config.aws)
+            return self._catalog
+
+    def spark_table_name(self, table: str) -> str:
+        """``catalog.database.table`` as Spark's Iceberg catalog names it."""
+        return f"{self.iceberg.catalog_name}.{self.iceberg.database}.{table}"
+
+    def spark_ddl(self, table: str, schema: StructType, partition: Sequence[PartitionField]) -> str:
+        """The ``CREATE TABLE IF NOT EXISTS`` the ``spark`` writer runs once per table."""
+        return create_table_ddl(self.spark_table_name(table), schema, partition)
+
+    def append(
+        self,
+        table: str,
+        schema: StructType,
+        partition: Sequence[PartitionField],
+        rows: DataFrame,
+        *,
+        batch_id: int,
+        writer: str,
+    ) -> int:
+        """Append ``rows`` (exactly ``schema``'s columns) to ``table``; 0 when already committed."""
+        return self.write_batch(table, schema, partition, rows, batch_id=batch_id, writer=writer).rows
+
+    def write_batch(
+        self,
+        table: str,
+        schema: StructType,
+        partition: Sequence[PartitionField],
+        rows: DataFrame,
+        *,
+        batch_id: int,
+        writer: str,
+    ) -> AppendOutcome:
+        """``append``, also telling whether the batch was skipped as already committed."""
+        if self.iceberg.writer == "spark":
+            return self._spark_append(table, schema, partition, rows, batch_id=batch_id, writer=writer)
+        iceberg_table = ensure_table(self.catalog, (self.iceberg.database, table), schema, partition)
+        if self._already_committed(iceberg_table, writer, batch_id):
+            return AppendOutcome(0, skipped=True)
+        arrow = to_table_arrow(table, schema, rows)
+        if arrow.num_rows == 0:
+            return AppendOutcome(0, skipped=False)
+        properties = {WRITER_PROPERTY: writer, BATCH_ID_PROPERTY: str(batch_id)}
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                iceberg_table.append(arrow, snapshot_properties=properties)
+                return AppendOutcome(arrow.num_rows, skipped=False)
+            except CommitFailedException as error:
+                log.info("Iceberg %s: commit of %s batch %d lost a race (%s); retrying", table, writer, batch_id, error)
+                _backoff(attempt)
+                iceberg_table = iceberg_table.refresh()
+                if self._already_committed(iceberg_table, writer, batch_id):
+                    return AppendOutcome(0, skipped=True)
+        raise IcebergWriteError(
+            f"Iceberg table {self.iceberg.database}.{table}: {writer} batch {batch_id} lost {COMMIT_ATTEMPTS} commit "
+            "races in a row; too many writers append to this table at once, reduce them or lengthen the trigger"
+        )
+
+    def committed_batch(self, table: str, writer: str) -> int | None:
+        """The highest batch id ``writer`` committed to ``table`` (its latest snapshot's); None if none."""
+        if self.iceberg.writer == "spark":
+            return self._spark_committed_batch(_active_session(), self.spark_table_name(table), writer)
+        from pyiceberg.exceptions import NoSuchTableError
+
+        try:
+            iceberg_table = self.catalog.load_table((self.iceberg.database, table))
+        except NoSuchTableError:
+            return None
+        return _committed_batch(iceberg_table, writer)
+
+    def compact(self, table: str, where: BooleanExpression | str | None = None, *, min_files: int = 2) -> CompactionResult:
+        """Rewrite the rows matching ``where`` (default: all) into as few files as the writer makes (driver).
+
+        pyiceberg 0.12 has no ``rewrite_data_files``; this is a copy-on-write overwrite of
+        the matching rows in one commit (it retries when a concurrent append wins). Scope
+        it to closed partitions (e.g. ``"timestamp < '2024-08-09T00:00:00+00:00'"``) so it
+        rewrites no more than needed; the rows are held in driver memory. Skipped when
+        fewer than ``min_files`` data files match. On EMR (``iceberg.writer: spark``) use
+        ``CALL <catalog>.system.rewrite_data_files(table => 'db.table')`` instead.
+        """
+        if self.iceberg.writer == "spark":
+            raise IcebergWriteError(
+                f"compact() rewrites with pyiceberg; with iceberg.writer: spark run "
+                f"CALL {self.iceberg.catalog_name}.system.rewrite_data_files(table => "
+                f"'{self.iceberg.database}.{table}') on EMR"
+            )
+        condition = AlwaysTrue() if where is None else where
+        iceberg_table = self.catalog.load_table((self.iceberg.database, table))
+        for attempt in range(COMMIT_ATTEMPTS):
+            scan = iceberg_table.scan(row_filter=condition)
+            files_before = len(list(scan.plan_files()))
+            if files_before < min_files:
+                return CompactionResult(files_before, files_before, 0)
+            rows = scan.to_arrow()
+            try:
+                iceberg_table.overwrite(rows, overwrite_filter=condition, snapshot_properties={OPERATION_PROPERTY: "compact"})
+            except CommitFailedException:
+                _backoff(attempt)
+                iceberg_table = iceberg_table.refresh()
+                continue
+            files_after = len(list(iceberg_table.scan(row_filter=condition).plan_files()))
+            return CompactionResult(files_before, files_after, rows.num_rows)
+        raise IcebergWriteError(
+            f"Iceberg table {self.iceberg.database}.{table}: compaction lost {COMMIT_ATTEMPTS} commit races to "
+            "concurrent appends; run it on partitions no query writes any more"
+        )
+
+    def _already_committed(self, iceberg_table: Table, writer: str, batch_id: int) -> bool:
+        committed = _committed_batch(iceberg_table, writer)
+        return committed is not None and committed >= batch_id
+
+    def _spark_append(
+        self,
+        table: str,
+        schema: StructType,
+        partition: Sequence[PartitionField],
+        rows: DataFrame,
+        *,
+        batch_id: int,
+        writer: str,
+    ) -> AppendOutcome:
+        spark = rows.sparkSession
+        name = self.spark_table_name(table)
+        self._ensure_spark_table(spark, table, schema, partition)
+        committed = self._spark_committed_batch(spark, name, writer)
+        if committed is not None and committed >= batch_id:
+            return AppendOutcome(0, skipped=True)
+        selected = _check_columns(table, schema, rows).persist()
+        try:
+            count = selected.count()
+            if count:
+                (
+                    selected.writeTo(name)
+                    .option(f"snapshot-property.{WRITER_PROPERTY}", writer)
+                    .option(f"snapshot-property.{BATCH_ID_PROPERTY}", str(batch_id))
+                    .append()
+                )
+        finally:
+            selected.unpersist()
+        return AppendOutcome(count, skipped=False)
+
+    def _ensure_spark_table(
+        self, spark: SparkSession, table: str, schema: StructType, partition: Sequence[PartitionField]
+    ) -> None:
+        catalog = self.iceberg.catalog_name
+        unavailable = (
+            f"iceberg.writer is 'spark' but this Spark session has no Iceberg catalog {catalog!r}: run on EMR "
+            f"with the Iceberg runtime and spark.sql.catalog.{catalog}=org.apache.iceberg.spark.SparkCatalog "
+            "(plus its catalog-impl/warehouse settings), or set iceberg.writer: pyiceberg"
+        )
+        if not spark.conf.get(f"spark.sql.catalog.{catalog}", None):
+            raise IcebergWriterUnavailable(unavailable)
+        with self._lock:
+            if table in self._spark_tables:
+                return
+            try:
+                spark.sql(self.spark_ddl(table, schema, partition))
+            except Exception as error:
+                text = str(error)
+                if any(marker in text for marker in ("ClassNotFound", "CATALOG_PLUGIN_CLASS_NOT_FOUND", "org.apache.iceberg")):
+                    raise IcebergWriterUnavailable(f"{unavailable} ({text.splitlines()[0]})") from error
+                raise
+            self._spark_tables.add(table)
+
+    @staticmethod
+    def _spark_committed_batch(spark: SparkSession, name: str, writer: str) -> int | None:
+        latest = (
+            spark.table(f"{name}.snapshots")
+            .where(F.col("summary")[WRITER_PROPERTY] == F.lit(writer))
+            .orderBy(F.col("committed_at").desc(), F.col("sequence_number").desc())
+            .select(F.col("summary")[BATCH_ID_PROPERTY].cast("long").alias("batch_id"))
+            .first()
+        )
+        return None if latest is None or latest["batch_id"] is None else int(latest["batch_id"])
+
+
+def _committed_batch(iceberg_table: Table, writer: str) -> int | None:
+    summaries: list[Mapping[str, str | None]] = [
+        {key: snapshot.summary.get(key) for key in (WRITER_PROPERTY, BATCH_ID_PROPERTY)} if snapshot.summary else {}
+        for snapshot in sorted(iceberg_table.snapshots(), key=lambda snapshot: snapshot.sequence_number or 0)
+    ]
+    return latest_batch_id(summaries, writer)
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0.0, min(COMMIT_MAX_DELAY_S, COMMIT_BASE_DELAY_S * 2**attempt)))
+
+
+def _active_session() -> SparkSession:
+    session = SparkSession.getActiveSession()
+    if session is None:
+        raise IcebergWriterUnavailable("iceberg.writer is 'spark' but no SparkSession is active in this process")
+    return session

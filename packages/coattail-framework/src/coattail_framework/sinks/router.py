@@ -1,0 +1,121 @@
+"""The alert router: every micro-batch of alerts to the hot store and to cold storage.
+
+Runs on the driver, inside each detector query's ``foreachBatch``. ``route`` fills
+``ttl_epoch`` (``detected_at`` + ``dynamodb.ttl_days``, seconds since the epoch), writes
+the alerts to DynamoDB from the executors (conditional puts: a replay counts duplicates)
+and then appends the same records to the Iceberg table ``alerts`` (skipped when this
+writer already committed the batch). ``route_module_output`` appends a detector's output
+rows to its own table. A crash between the two stores is repaired by the replay Spark
+performs on restart; both writes are idempotent.
+
+Example (driver, in ``foreachBatch``)::
+
+    router = AlertRouter.from_config(config)
+    result = router.route(detector.build_alerts(output), batch_id, writer="detector-whale")
+    router.route_module_output(detector, output, batch_id, writer="detector-whale")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from coattail_framework.partitioning import PartitionField, day
+from coattail_framework.schemas import BASE_ALERT_RECORD
+from coattail_framework.sinks.dynamodb import DynamoAlertWriter, dynamodb_rows
+from coattail_framework.sinks.iceberg import IcebergSink, IcebergWriteError
+
+if TYPE_CHECKING:
+    from coattail_framework.config.model import CoattailConfig
+    from coattail_framework.detector import BaseDetector
+
+ALERTS_TABLE = "alerts"
+ALERTS_PARTITION: Sequence[PartitionField] = (day("detected_at"),)
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    """What one ``route`` call did.
+
+    ``written``: new DynamoDB items; ``duplicates``: alerts already there (a replay);
+    ``throttled_retries``: DynamoDB retries spent; ``iceberg_rows``: rows appended to
+    ``alerts``; ``skipped``: the Iceberg append was skipped as already committed.
+    """
+
+    written: int
+    duplicates: int
+    throttled_retries: int
+    iceberg_rows: int
+    skipped: bool
+
+
+class AlertRouter:
+    """Routes alerts and module outputs of micro-batches (driver; one per job, shared by queries)."""
+
+    def __init__(self, dynamodb_table: str, iceberg_database: str, s3_bucket: str, *, config: CoattailConfig) -> None:
+        self.config = config.model_copy(
+            update={
+                "dynamodb": config.dynamodb.model_copy(update={"table_name": dynamodb_table}),
+                "iceberg": config.iceberg.model_copy(update={"database": iceberg_database}),
+                "storage": config.storage.model_copy(update={"s3_bucket": s3_bucket}),
+            }
+        )
+        self.sink = IcebergSink(self.config)
+        self.dynamodb = DynamoAlertWriter(
+            table_name=dynamodb_table, region=config.aws.region, endpoint_url=config.aws.endpoint_url
+        )
+
+    @classmethod
+    def from_config(cls, config: CoattailConfig) -> AlertRouter:
+        """The router of ``config``'s DynamoDB table, Iceberg database and S3 bucket."""
+        return cls(config.dynamodb.table_name, config.iceberg.database, config.storage.s3_bucket, config=config)
+
+    def with_ttl(self, alerts: DataFrame) -> DataFrame:
+        """``alerts`` with ``ttl_epoch`` = ``detected_at`` (UTC, whole seconds) + ``dynamodb.ttl_days``."""
+        missing = [name for name in BASE_ALERT_RECORD.fieldNames() if name not in alerts.columns]
+        if missing:
+            raise IcebergWriteError(f"alerts lack BASE_ALERT_RECORD columns {missing}; build them with alert_frame()")
+        ttl_seconds = self.config.dynamodb.ttl_days * SECONDS_PER_DAY
+        columns: dict[str, Any] = {
+            name: (F.unix_seconds(F.col("detected_at")) + F.lit(ttl_seconds)).cast("long").alias(name)
+            if name == "ttl_epoch"
+            else F.col(name)
+            for name in BASE_ALERT_RECORD.fieldNames()
+        }
+        return alerts.select(*columns.values())
+
+    def route(self, alerts: DataFrame, batch_id: int, *, writer: str) -> RouteResult:
+        """Write a static batch of ``BASE_ALERT_RECORD`` rows to DynamoDB, then to Iceberg ``alerts``."""
+        routed = self.with_ttl(alerts).persist()
+        try:
+            counts = self.dynamodb.write(dynamodb_rows(routed))
+            outcome = self.sink.write_batch(
+                ALERTS_TABLE, BASE_ALERT_RECORD, ALERTS_PARTITION, routed, batch_id=batch_id, writer=writer
+            )
+        finally:
+            routed.unpersist()
+        return RouteResult(
+            written=counts.written,
+            duplicates=counts.duplicates,
+            throttled_retries=counts.retries,
+            iceberg_rows=outcome.rows,
+            skipped=outcome.skipped,
+        )
+
+    def route_module_output(
+        self, detector: BaseDetector[Any], output: DataFrame, batch_id: int, *, writer: str, table_suffix: str = ""
+    ) -> int:
+        """Append ``output`` to ``<detector.output_table><table_suffix>``; rows written (0 if skipped)."""
+        return self.sink.append(
+            f"{detector.output_table}{table_suffix}",
+            detector.output_schema,
+            detector.partition_spec,
+            output,
+            batch_id=batch_id,
+            writer=writer,
+        )
