@@ -1,17 +1,17 @@
 """Fixtures: moto's DynamoDB on 127.0.0.1, alert tables in the framework's layout, a handler.
 
-Alert items are written the way the alert router writes them (``BASE_ALERT_RECORD``
-rows: ``detected_at`` ISO 8601 UTC with microseconds and ``Z``, ``details`` a JSON
-string, ``ttl_epoch`` seconds) with a conditional put on ``alert_id``.
+Alerts are written by the alert router's own writer (``coattail_framework.sinks``) from
+``BASE_ALERT_RECORD`` rows shaped as its ``dynamodb_rows`` hands them over
+(``detected_at`` ISO 8601 UTC with microseconds and ``Z``, ``details`` a JSON string,
+``ttl_epoch`` seconds). moto, fake credentials and ``spark`` come from the framework's
+pytest plugin.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,56 +19,27 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from coattail_api.app import LambdaHandler, create_handler
 from coattail_api.local import LocalLambdaContext, http_api_event
 from coattail_api.settings import ApiSettings, load_settings
+from coattail_framework.alerts import make_alert_id
 from coattail_framework.aws import aws_client
 from coattail_framework.aws.alert_table import ensure_table
+from coattail_framework.sinks.dynamodb import DynamoAlertWriter
 
-FAKE_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+pytest_plugins = ["coattail_framework.testing.fixtures"]
+
 REGION = "us-east-1"
 CURSOR_KEY = "test-cursor-key-0123456789abcdef0123456789"
 BASE_TIME = datetime(2024, 8, 8, 23, 54, 0, 125000, tzinfo=timezone.utc)
 TTL_DAYS = 30
 
 
-@pytest.fixture(scope="session", autouse=True)
-def aws_env() -> Iterator[None]:
-    """Fake credentials for the whole run: the default chain never reaches real ones."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in FAKE_AWS_ENV.items():
-            patch.setenv(name, value)
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            patch.delenv(name, raising=False)
-        yield
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's server on 127.0.0.1, a free port, for the whole run."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture(scope="session")
 def dynamodb(moto_endpoint: str) -> Any:
     """A DynamoDB client on moto."""
     return aws_client("dynamodb", region=REGION, endpoint_url=moto_endpoint)
-
-
-def alert_id(module_id: str, *parts: str) -> str:
-    """Deterministic id like ``coattail_framework.alerts.make_alert_id`` (32 hex of SHA-256)."""
-    return hashlib.sha256("|".join((module_id, *parts)).encode("utf-8")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -86,7 +57,7 @@ class AlertRow:
 
     @property
     def alert_id(self) -> str:
-        return alert_id(self.module_id, self.exchange, self.symbol, self.detected_at.isoformat())
+        return make_alert_id(self.module_id, self.exchange, self.symbol, self.detected_at.isoformat())
 
     @property
     def ttl_epoch(self) -> int:
@@ -96,26 +67,27 @@ class AlertRow:
     def detected_at_text(self) -> str:
         return self.detected_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
-    def item(self) -> dict[str, Any]:
-        """The DynamoDB item the alert router writes for this row."""
+    def record(self) -> dict[str, Any]:
+        """The ``BASE_ALERT_RECORD`` row as the router hands it to its DynamoDB writer."""
         return {
-            "alert_id": {"S": self.alert_id},
-            "alert_type": {"S": self.alert_type},
-            "module_id": {"S": self.module_id},
-            "symbol": {"S": self.symbol},
-            "exchange": {"S": self.exchange},
-            "severity": {"S": self.severity},
-            "detected_at": {"S": self.detected_at_text},
-            "message": {"S": self.message},
-            "ttl_epoch": {"N": str(self.ttl_epoch)},
-            "details": {"S": json.dumps(dict(self.details), sort_keys=True, separators=(",", ":"))},
+            "alert_id": self.alert_id,
+            "alert_type": self.alert_type,
+            "module_id": self.module_id,
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "severity": self.severity,
+            "detected_at": self.detected_at_text,
+            "message": self.message,
+            "ttl_epoch": self.ttl_epoch,
+            "details": json.dumps(dict(self.details), sort_keys=True, separators=(",", ":")),
         }
 
 
-def write_alerts(client: Any, table_name: str, rows: list[AlertRow]) -> None:
-    """Write ``rows`` as the router does: one conditional put per alert id."""
-    for row in rows:
-        client.put_item(TableName=table_name, Item=row.item(), ConditionExpression="attribute_not_exists(alert_id)")
+def write_alerts(table_name: str, endpoint: str, rows: list[AlertRow]) -> None:
+    """Write ``rows`` with the alert router's own writer (conditional put per alert id)."""
+    writer = DynamoAlertWriter(table_name=table_name, region=REGION, endpoint_url=endpoint)
+    counts = writer.write_rows(row.record() for row in rows)
+    assert (counts.written, counts.duplicates) == (len(rows), 0)
 
 
 SEVERITY_CYCLE = ("low", "medium", "high", "critical", "low", "medium", "low")

@@ -12,7 +12,7 @@ from coattail_api.local import LocalLambdaContext
 
 
 @pytest.fixture(scope="module")
-def seeded(kit: Any, dynamodb: Any, alert_table: str) -> dict[str, list[Any]]:
+def seeded(kit: Any, moto_endpoint: str, alert_table: str) -> dict[str, list[Any]]:
     """237 BTCUSDT volume spikes, 5 ETHUSDT ones, whales on ETHUSDT/SOLUSDT, spreads on BTC/USD, ETH/USD."""
     rows = {
         "btc_spikes": kit.volume_spikes(237),
@@ -32,7 +32,7 @@ def seeded(kit: Any, dynamodb: Any, alert_table: str) -> dict[str, list[Any]]:
             kit.spread(3, "binance", "coinbase", 0.61, symbol="ETH/USD"),
         ],
     }
-    kit.write_alerts(dynamodb, alert_table, [row for group in rows.values() for row in group])
+    kit.write_alerts(alert_table, moto_endpoint, [row for group in rows.values() for row in group])
     return rows
 
 
