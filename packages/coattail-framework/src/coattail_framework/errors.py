@@ -27,8 +27,10 @@ class ConfigError(CoattailError):
         for problem in error.errors():
             path = tuple(prefix) + tuple(str(part) for part in problem["loc"])
             origin = source(path) if source else "configuration"
-            got = f", got {problem['input']!r}" if problem["type"] != "missing" else ""
-            lines.append(f"{origin}: {'.'.join(path)} {problem['msg'].lower()}{got}")
+            shown = problem["type"] != "missing" and not isinstance(problem["input"], dict)
+            got = f", got {problem['input']!r}" if shown else ""
+            message = problem["msg"][:1].lower() + problem["msg"][1:]
+            lines.append(f"{origin}: {'.'.join(path)} {message}{got}")
         return cls("\n".join(lines))
 
 

@@ -80,12 +80,12 @@ class ModuleRegistry:
     @property
     def connectors(self) -> dict[str, type[BaseConnector]]:
         """Connector classes by entry-point name."""
-        return dict(self._classes["connector"])  # type: ignore[arg-type]
+        return dict(self._classes["connector"])
 
     @property
     def detectors(self) -> dict[str, type[BaseDetector]]:  # type: ignore[type-arg]
         """Detector classes by module name."""
-        return dict(self._classes["detector"])  # type: ignore[arg-type]
+        return dict(self._classes["detector"])
 
     @property
     def failures(self) -> list[PluginFailure]:
@@ -125,11 +125,11 @@ class ModuleRegistry:
 
     def get_connector(self, name: str) -> type[BaseConnector]:
         """The connector class published as ``name``; raises ``PluginError`` if unavailable."""
-        return self._get("connector", name)  # type: ignore[return-value]
+        return self._get("connector", name)
 
     def get_detector(self, name: str) -> type[BaseDetector]:  # type: ignore[type-arg]
         """The detector class published as ``name``; raises ``PluginError`` if unavailable."""
-        return self._get("detector", name)  # type: ignore[return-value]
+        return self._get("detector", name)
 
     def get_active_detectors(self, config: CoattailConfig) -> list[BaseDetector]:  # type: ignore[type-arg]
         """Instantiated and configured detectors for ``config.active_modules``, in order."""

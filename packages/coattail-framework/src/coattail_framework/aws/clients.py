@@ -11,7 +11,7 @@ process), never on an object Spark ships to workers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from botocore.config import Config as BotoConfig
 
@@ -22,6 +22,7 @@ def aws_client(service: str, *, region: str, endpoint_url: str | None = None, **
     """A boto3 client for ``service`` with adaptive retries."""
     import boto3
 
-    return boto3.session.Session().client(
+    session = cast(Any, boto3.session.Session())
+    return session.client(
         service, region_name=region, endpoint_url=endpoint_url, config=kwargs.pop("config", _RETRIES), **kwargs
     )

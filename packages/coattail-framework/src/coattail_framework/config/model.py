@@ -113,7 +113,14 @@ class SsmConfig(_Section):
 
 
 def key_source(sources: dict[tuple[str, ...], str], path: tuple[str, ...]) -> str:
-    """The origin recorded for ``path`` or its nearest recorded parent, else "defaults"."""
+    """The origin recorded for ``path`` or its nearest recorded parent, else "defaults".
+
+    When the value is a section whose keys were overridden by other layers, those layers
+    are named instead (a section-level error is about the overridden keys).
+    """
+    overrides = sorted({origin for key, origin in sources.items() if len(key) > len(path) and key[: len(path)] == path})
+    if overrides:
+        return " + ".join(overrides)
     for length in range(len(path), -1, -1):
         if (origin := sources.get(tuple(path[:length]))) is not None:
             return origin

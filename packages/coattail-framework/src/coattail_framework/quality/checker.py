@@ -84,9 +84,7 @@ class DataQualityChecker:
         exchanges = config.enabled_exchanges.keys() or config.symbols.exchanges()
         self._context_base = QualityContext(
             allowed_exchanges=frozenset(exchanges),
-            allowed_pairs=frozenset(
-                f"{exchange}:{symbol}" for exchange, symbol, _ in config.symbols.pairs() if exchange in exchanges
-            ),
+            allowed_pairs=frozenset(f"{exchange}:{symbol}" for exchange, symbol, _ in config.symbols.pairs()),
             max_event_age_seconds=config.quality.max_event_age_seconds,
             quote_volume_tolerance=config.quality.quote_volume_tolerance,
         )

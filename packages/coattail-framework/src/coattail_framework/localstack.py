@@ -1,0 +1,190 @@
+"""The embedded local AWS stack: moto in-process, with the project's resources created.
+
+``start_local_stack`` starts moto's server on 127.0.0.1 (a free port) in a thread of the
+calling process. It serves Kinesis, DynamoDB, S3, SSM and CloudWatch over the real AWS
+wire protocol, so the same boto3 code runs here and on AWS. It creates the trade stream
+(``kinesis.stream_name``, ``kinesis.shard_count``; waits until ACTIVE), the alert table
+(key, indexes and TTL, ``aws.alert_table``) and the data bucket (``storage.s3_bucket``),
+and returns a configuration pointing at all of it: ``aws.endpoint_url`` = the server,
+the Iceberg SQLite catalog and warehouse under ``root/iceberg``, raw zone and checkpoints
+under ``root``. Fake AWS credentials are put in the environment only when
+``AWS_ACCESS_KEY_ID`` is not set, and removed again by ``stop()``.
+
+Example::
+
+    with start_local_stack(config, Path(".local-stack")) as stack:
+        router = AlertRouter.from_config(stack.config)
+
+From a shell (runs until Ctrl-C)::
+
+    python -m coattail_framework.localstack --root .local-stack --config config/features.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from coattail_framework.aws import alert_table
+from coattail_framework.aws.clients import aws_client
+from coattail_framework.config.model import CoattailConfig
+
+HOST = "127.0.0.1"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+"""Set only when the environment has no credentials; moto accepts any."""
+
+log = logging.getLogger(__name__)
+
+
+class LocalStack:
+    """A running moto server and the configuration that points at it (context manager)."""
+
+    def __init__(self, server: Any, config: CoattailConfig, endpoint_url: str, credentials_set: list[str]) -> None:
+        self._server = server
+        self.config = config
+        self.endpoint_url = endpoint_url
+        self._credentials_set = credentials_set
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Stop the server and remove the fake credentials this stack set (idempotent)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            self._server.stop()
+            for name in self._credentials_set:
+                os.environ.pop(name, None)
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def local_config(config: CoattailConfig, root: Path, endpoint_url: str) -> CoattailConfig:
+    """``config`` pointed at ``endpoint_url``, with the SQLite catalog and files under ``root``."""
+    root = root.resolve()
+    return config.model_copy(
+        update={
+            "aws": config.aws.model_copy(update={"endpoint_url": endpoint_url}),
+            "iceberg": config.iceberg.model_copy(
+                update={
+                    "catalog_type": "sql",
+                    "uri": f"sqlite:///{root / 'iceberg' / 'catalog.db'}",
+                    "warehouse": str(root / "iceberg" / "warehouse"),
+                }
+            ),
+            "storage": config.storage.model_copy(
+                update={"raw_zone": str(root / "raw"), "checkpoint_root": str(root / "checkpoints")}
+            ),
+        }
+    )
+
+
+def environment_overrides(config: CoattailConfig) -> dict[str, str]:
+    """``COATTAIL_*`` variables that point another process's configuration at this stack."""
+    return {
+        "COATTAIL_AWS__ENDPOINT_URL": str(config.aws.endpoint_url),
+        "COATTAIL_ICEBERG__CATALOG_TYPE": config.iceberg.catalog_type,
+        "COATTAIL_ICEBERG__URI": config.iceberg.uri,
+        "COATTAIL_ICEBERG__WAREHOUSE": config.iceberg.warehouse,
+        "COATTAIL_STORAGE__RAW_ZONE": config.storage.raw_zone,
+        "COATTAIL_STORAGE__CHECKPOINT_ROOT": config.storage.checkpoint_root,
+    }
+
+
+def _set_fake_credentials() -> list[str]:
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        return []
+    for name, value in FAKE_CREDENTIALS.items():
+        os.environ[name] = value
+    return list(FAKE_CREDENTIALS)
+
+
+def create_resources(config: CoattailConfig) -> None:
+    """Create the stream (waits ACTIVE), the alert table and the bucket at ``aws.endpoint_url`` (idempotent)."""
+    region, endpoint = config.aws.region, config.aws.endpoint_url
+    kinesis = aws_client("kinesis", region=region, endpoint_url=endpoint)
+    try:
+        kinesis.create_stream(StreamName=config.kinesis.stream_name, ShardCount=config.kinesis.shard_count)
+    except kinesis.exceptions.ResourceInUseException:
+        log.info("Kinesis stream %s already exists", config.kinesis.stream_name)
+    kinesis.get_waiter("stream_exists").wait(
+        StreamName=config.kinesis.stream_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    alert_table.ensure_table(aws_client("dynamodb", region=region, endpoint_url=endpoint), config.dynamodb.table_name)
+    s3 = aws_client("s3", region=region, endpoint_url=endpoint)
+    bucket: dict[str, Any] = {"Bucket": config.storage.s3_bucket}
+    if region != "us-east-1":
+        bucket["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        log.info("S3 bucket %s already exists", config.storage.s3_bucket)
+
+
+def start_local_stack(config: CoattailConfig, root: Path) -> LocalStack:
+    """Start moto on 127.0.0.1 (free port), create the resources, return the running stack."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    credentials_set = _set_fake_credentials()
+    server = ThreadedMotoServer(ip_address=HOST, port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    stack = LocalStack(server, local_config(config, root, f"http://{host}:{port}"), f"http://{host}:{port}", credentials_set)
+    try:
+        create_resources(stack.config)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m coattail_framework.localstack``: run the stack until interrupted."""
+    from coattail_framework.config import load_config
+
+    parser = argparse.ArgumentParser(description="Run the embedded local AWS stack (moto) until Ctrl-C.")
+    parser.add_argument("--root", type=Path, default=Path(".local-stack"), help="folder for catalog, raw zone, checkpoints")
+    parser.add_argument("--config", type=Path, default=None, help="features.yaml (default: the loader's default)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with start_local_stack(load_config(args.config), args.root) as stack:
+        config = stack.config
+        log.info("moto serving Kinesis, DynamoDB, S3, SSM and CloudWatch at %s", stack.endpoint_url)
+        log.info(
+            "stream %s (%d shards), table %s, bucket %s, Iceberg catalog %s",
+            config.kinesis.stream_name,
+            config.kinesis.shard_count,
+            config.dynamodb.table_name,
+            config.storage.s3_bucket,
+            config.iceberg.uri,
+        )
+        sys.stdout.write("# point clients at the stack (Ctrl-C stops it):\n")
+        for name, value in environment_overrides(config).items():
+            sys.stdout.write(f"export {name}={value}\n")
+        sys.stdout.flush()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            log.info("stopping")
+
+
+if __name__ == "__main__":
+    main()

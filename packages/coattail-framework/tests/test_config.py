@@ -1,0 +1,180 @@
+"""ConfigLoader: YAML, SSM overrides (moto), environment overrides, precedence and bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from coattail_framework.config import ConfigLoader, SymbolCatalog
+from coattail_framework.errors import ConfigError
+
+SAMPLE = """
+feature_tier: small
+disabled_modules: [spread]
+symbols:
+  BTC/USDT: {binance: BTCUSDT}
+  BTC/USD: {coinbase: BTC-USD}
+exchanges:
+  binance: {connector: binance}
+  coinbase: {connector: coinbase, settings: {url: "wss://ws-feed.exchange.coinbase.com"}}
+modules:
+  whale: {min_notional_usd: 100000}
+  volume-anomaly: {z_threshold: 2.5}
+kinesis: {stream_name: trades, shard_count: 2}
+ssm: {enabled: false, prefix: /coattail/test/}
+"""
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    path = tmp_path / "features.yaml"
+    path.write_text(SAMPLE)
+    return path
+
+
+def test_reads_yaml_with_defaults_for_missing_sections(sample: Path) -> None:
+    config = ConfigLoader(sample, environ={}).load()
+    assert config.feature_tier == "small"
+    assert config.active_modules == ["volume-anomaly", "whale"]
+    assert config.kinesis.stream_name == "trades"
+    assert config.kinesis.shard_count == 2
+    assert config.dynamodb.ttl_days == 30
+    assert config.symbols.for_exchange("coinbase") == ["BTC-USD"]
+    assert config.symbols.canonical("binance", "BTCUSDT") == "BTC/USDT"
+    assert list(config.enabled_exchanges) == ["binance", "coinbase"]
+    assert config.source_of(("kinesis", "shard_count")) == str(sample)
+
+
+def test_environment_overrides_yaml_matching_keys_loosely(sample: Path) -> None:
+    environ = {
+        "COATTAIL_KINESIS__SHARD_COUNT": "4",
+        "COATTAIL_MODULES__VOLUME_ANOMALY__Z_THRESHOLD": "3.0",
+        "COATTAIL_DISABLED_MODULES": "[]",
+        "COATTAIL_CONFIG": "ignored-as-a-key",
+        "OTHER_VARIABLE": "x",
+    }
+    config = ConfigLoader(sample, environ=environ).load()
+    assert config.kinesis.shard_count == 4
+    assert config.modules["volume-anomaly"] == {"z_threshold": 3.0}
+    assert config.active_modules == ["volume-anomaly", "whale", "spread"]
+    assert config.source_of(("kinesis", "shard_count")) == "environment COATTAIL_KINESIS__SHARD_COUNT"
+
+
+def test_config_path_from_environment(sample: Path) -> None:
+    loader = ConfigLoader(environ={"COATTAIL_CONFIG": str(sample)})
+    assert loader.path == sample
+    assert loader.load().kinesis.stream_name == "trades"
+
+
+def _ssm(moto_endpoint: str) -> Any:
+    return boto3.client("ssm", region_name="us-east-1", endpoint_url=moto_endpoint)
+
+
+def test_ssm_overrides_yaml_and_environment_overrides_ssm(sample: Path, moto_endpoint: str) -> None:
+    ssm = _ssm(moto_endpoint)
+    ssm.put_parameter(Name="/coattail/test/kinesis/shard_count", Value="8", Type="String", Overwrite=True)
+    ssm.put_parameter(
+        Name="/coattail/test/modules/whale/min_notional_usd", Value="250000", Type="String", Overwrite=True
+    )
+    ssm.put_parameter(Name="/coattail/test/dynamodb/ttl_days", Value="7", Type="String", Overwrite=True)
+    ssm.put_parameter(Name="/coattail/other/dynamodb/ttl_days", Value="1", Type="String", Overwrite=True)
+    environ = {
+        "COATTAIL_SSM__ENABLED": "true",
+        "COATTAIL_AWS__ENDPOINT_URL": moto_endpoint,
+        "COATTAIL_DYNAMODB__TTL_DAYS": "14",
+    }
+    config = ConfigLoader(sample, environ=environ).load()
+    assert config.kinesis.shard_count == 8
+    assert config.modules["whale"] == {"min_notional_usd": 250000}
+    assert config.dynamodb.ttl_days == 14
+    assert config.source_of(("kinesis", "shard_count")) == "SSM parameter /coattail/test/kinesis/shard_count"
+
+
+def test_bad_ssm_value_names_the_parameter(sample: Path, moto_endpoint: str) -> None:
+    ssm = _ssm(moto_endpoint)
+    ssm.put_parameter(Name="/coattail/bad/kinesis/max_records_per_trigger", Value="0", Type="String", Overwrite=True)
+    environ = {
+        "COATTAIL_SSM__ENABLED": "true",
+        "COATTAIL_SSM__PREFIX": "/coattail/bad/",
+        "COATTAIL_AWS__ENDPOINT_URL": moto_endpoint,
+    }
+    with pytest.raises(ConfigError) as error:
+        ConfigLoader(sample, environ=environ).load()
+    assert str(error.value) == (
+        "SSM parameter /coattail/bad/kinesis/max_records_per_trigger: kinesis.max_records_per_trigger "
+        "input should be greater than or equal to 1, got 0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"COATTAIL_KINESIS__SHARD_COUNT": "-5"},
+            "environment COATTAIL_KINESIS__SHARD_COUNT: kinesis.shard_count input should be greater than or equal "
+            "to 1, got -5",
+        ),
+        (
+            {"COATTAIL_FEATURE_TIER": "huge"},
+            "environment COATTAIL_FEATURE_TIER: feature_tier input should be 'small', 'medium' or 'large', got 'huge'",
+        ),
+        (
+            {"COATTAIL_KINESIS__STREAM": "x"},
+            "environment COATTAIL_KINESIS__STREAM: kinesis.stream extra inputs are not permitted, got 'x'",
+        ),
+        (
+            {"COATTAIL_KINESIS__STARTING_POSITION": "AT_TIMESTAMP"},
+            "environment COATTAIL_KINESIS__STARTING_POSITION: kinesis value error, starting_timestamp is required "
+            "when starting_position is AT_TIMESTAMP",
+        ),
+    ],
+)
+def test_bad_values_fail_with_key_path_and_source(sample: Path, environ: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        ConfigLoader(sample, environ=environ).load()
+    assert str(error.value) == expected
+
+
+def test_bad_yaml_values_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "features.yaml"
+    path.write_text("dynamodb: {ttl_days: 0}\nsymbols: {btcusdt: {binance: BTCUSDT}}\n")
+    with pytest.raises(ConfigError) as error:
+        ConfigLoader(path, environ={}).load()
+    lines = str(error.value).splitlines()
+    assert lines[0] == f"{path}: symbols value error, symbol 'btcusdt' must be canonical BASE/QUOTE, e.g. BTC/USDT"
+    assert lines[1] == f"{path}: dynamodb.ttl_days input should be greater than 0, got 0"
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found; pass --config or set COATTAIL_CONFIG"):
+        ConfigLoader(tmp_path / "absent.yaml", environ={}).load()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("kinesis: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        ConfigLoader(broken, environ={}).load()
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="the top level must be a mapping, got list"):
+        ConfigLoader(listing, environ={}).load()
+
+
+def test_symbols_must_be_on_configured_exchanges(tmp_path: Path) -> None:
+    path = tmp_path / "features.yaml"
+    path.write_text("exchanges: {binance: {connector: binance}}\nsymbols: {BTC/USD: {kraken: XBTUSD}}\n")
+    with pytest.raises(ConfigError, match="symbols name venue 'kraken', which is not under exchanges"):
+        ConfigLoader(path, environ={}).load()
+
+
+def test_symbol_catalogue_rejects_a_symbol_mapped_twice() -> None:
+    with pytest.raises(ValueError, match="binance BTCUSDT is mapped to both BTC/USDT and BTC/USD"):
+        SymbolCatalog({"BTC/USDT": {"binance": "BTCUSDT"}, "BTC/USD": {"binance": "BTCUSDT"}})
+
+
+def test_repository_default_configuration_loads() -> None:
+    root = Path(__file__).resolve().parents[3]
+    config = ConfigLoader(root / "config" / "features.yaml", environ={}).load()
+    assert config.active_modules == ["volume-anomaly", "whale", "spread"]
+    assert set(config.symbols.exchanges()) >= {"binance", "coinbase"}
