@@ -85,7 +85,7 @@ SeverityParam = Annotated[Severity | None, Query()]
 TimeParam = Annotated[AwareDatetime | None, Query(description="ISO 8601 with time zone; inclusive")]
 LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 CursorParam = Annotated[str | None, Query(min_length=1, max_length=2048)]
-NotionalParam = Annotated[float, Query(ge=0, allow_inf_nan=False)]
+NotionalParam = Annotated[float, Query(ge=0, le=1e15, description="quote currency, e.g. USDT")]
 CanonicalParam = Annotated[str, Query(pattern=_PATTERNS["canonical"])]
 AlertIdParam = Annotated[str, Path(pattern=_PATTERNS["alert_id"])]
 
@@ -95,15 +95,15 @@ def _error_response(status: HTTPStatus, message: str, request_id: str) -> Respon
     return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
 
 
-def _validation_message(error: RequestValidationError) -> str:
-    """One ``name: problem`` per invalid parameter, without echoing internals."""
+def _validation_message(error: RequestValidationError, path: str) -> str:
+    """One ``name: problem`` per invalid parameter of the route at ``path``, without echoing internals."""
     problems = []
     for problem in error.errors():
         location = [str(part) for part in problem.get("loc", ())]
         name = location[1] if len(location) > 1 else (location[0] if location else "request")
         kind = problem.get("type", "")
         if kind in ("string_pattern_mismatch", "timezone_aware", "datetime_from_date_parsing", "datetime_parsing"):
-            hint = _HINTS.get(name, problem.get("msg", "is invalid"))
+            hint = _HINTS.get(f"{path.strip('/')}.{name}") or _HINTS.get(name) or problem.get("msg", "is invalid")
             problems.append(f"{name}: {hint}")
         else:
             problems.append(f"{name}: {str(problem.get('msg', 'is invalid')).lower()}")
@@ -251,7 +251,8 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[Any]:
-        return _error_response(HTTPStatus.BAD_REQUEST, _validation_message(error), request_id())
+        message = _validation_message(error, app.current_event.raw_path)
+        return _error_response(HTTPStatus.BAD_REQUEST, message, request_id())
 
     @app.exception_handler(ServiceError)
     def service_error(error: ServiceError) -> Response[Any]:
