@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.server import ThreadedMotoServer
+
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import read_recording
-from moto.server import ThreadedMotoServer
 
 REGION = "us-east-1"
 
@@ -36,7 +37,9 @@ ETH_DAY1 = DATA / "binance" / "ws" / "spot_ethusdt_20240808.gz"
 @pytest.fixture(scope="session", autouse=True)
 def _aws_env() -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION})
+    os.environ.update(
+        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+    )
     yield
     for key, value in saved.items():
         if value is None:

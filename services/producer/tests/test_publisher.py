@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from coattail_framework.events import TradeEvent
 
+from coattail_framework.events import TradeEvent
 from coattail_producer.publisher import DROP_OVERSIZE, DROP_SHUTDOWN_DEADLINE, KinesisPublisher
 from coattail_producer.settings import KINESIS_MAX_BYTES_PER_CALL, MIB, PublisherSettings
 
@@ -83,7 +83,11 @@ class ThrottlingClient:
             elif record["PartitionKey"] in failed_keys:
                 self.overtakes += 1
         passing = [r for r, failed in zip(records, flags, strict=True) if not failed]
-        answered = iter(self._client.put_records(StreamName=kwargs["StreamName"], Records=passing)["Records"]) if passing else iter(())
+        answered = (
+            iter(self._client.put_records(StreamName=kwargs["StreamName"], Records=passing)["Records"])
+            if passing
+            else iter(())
+        )
         results = []
         for failed in flags:
             if failed:

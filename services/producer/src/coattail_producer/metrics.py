@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
-from coattail_framework.connector import ConnectorStats
 
+from coattail_framework.connector import ConnectorStats
 from coattail_producer.publisher import LatencyWindow, PublisherStats
 
 LOG = logging.getLogger(__name__)
@@ -100,7 +100,9 @@ def collect(stats: PublisherStats, buffered: int, venues: Mapping[str, VenueMetr
     )
     for venue, metrics in sorted(venues.items()):
         labels = (("exchange", venue),)
-        samples.append(Sample("EventsReceived", metrics.received, "counter", "Events from the connector", labels=labels))
+        samples.append(
+            Sample("EventsReceived", metrics.received, "counter", "Events from the connector", labels=labels)
+        )
         samples.append(Sample("ConnectorRestarts", metrics.restarts, "counter", "connect() restarts", labels=labels))
         samples.append(
             Sample("ConnectorHealthy", 1 if metrics.healthy else 0, "gauge", "Last health check", labels=labels)
@@ -112,7 +114,9 @@ def collect(stats: PublisherStats, buffered: int, venues: Mapping[str, VenueMetr
 
 
 def _prometheus_labels(labels: Iterable[tuple[str, str]]) -> str:
-    parts = [f'{key}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for key, value in labels]
+    parts = [
+        f'{key}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for key, value in labels
+    ]
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
@@ -139,7 +143,13 @@ def render_json(samples: list[Sample], latency: LatencyWindow) -> dict[str, Any]
     """The same values as a JSON document: ``{"metrics": [...], "publish_latency_seconds": {...}}``."""
     return {
         "metrics": [
-            {"name": sample.name, "kind": sample.kind, "unit": sample.unit, "labels": dict(sample.labels), "value": sample.value}
+            {
+                "name": sample.name,
+                "kind": sample.kind,
+                "unit": sample.unit,
+                "labels": dict(sample.labels),
+                "value": sample.value,
+            }
             for sample in samples
         ],
         "publish_latency_seconds": {

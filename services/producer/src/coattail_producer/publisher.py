@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from coattail_framework.events import TradeEvent
 
+from coattail_framework.events import TradeEvent
 from coattail_producer.settings import KINESIS_MAX_PARTITION_KEY_CHARS, PublisherSettings
 
 LOG = logging.getLogger(__name__)
@@ -193,7 +193,9 @@ class KinesisPublisher:
     async def put_serialized(self, data: bytes, partition_key: str, event_id: str) -> None:
         """Buffer one already-serialized record (``data`` is the event's UTF-8 JSON)."""
         if self._closing:
-            raise PublisherClosedError(f"publisher for stream {self._stream_name!r} is closing; event {event_id} refused")
+            raise PublisherClosedError(
+                f"publisher for stream {self._stream_name!r} is closing; event {event_id} refused"
+            )
         self.stats.received += 1
         record = PendingRecord(data, partition_key, event_id, self._clock())
         if not 1 <= len(partition_key) <= KINESIS_MAX_PARTITION_KEY_CHARS:
@@ -268,8 +270,10 @@ class KinesisPublisher:
                 continue
             await self._linger()
             try:
-                await self._send(take_batch(self._pending, self._settings.max_batch_records, self._settings.max_batch_bytes))
-            except Exception:  # noqa: BLE001 - the flusher must outlive any bug in one batch; records were requeued
+                await self._send(
+                    take_batch(self._pending, self._settings.max_batch_records, self._settings.max_batch_bytes)
+                )
+            except Exception:
                 LOG.exception("kinesis publisher: unexpected error while publishing a batch; retrying")
                 await self._backoff()
 

@@ -23,15 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.connector import BaseConnector
 from coattail_framework.errors import CoattailError, ConfigError
+from coattail_framework.events import TradeEvent
 from coattail_framework.registry import ModuleRegistry
-
 from coattail_producer.health import Check, HealthReport, HealthServer
 from coattail_producer.metrics import CloudWatchEmitter, Sample, VenueMetrics, collect
 from coattail_producer.publisher import KinesisPublisher, LatencyWindow, PublisherStats
@@ -53,9 +53,9 @@ def build_connector(
     registry: ModuleRegistry, connector_name: str, venue: str, settings: Mapping[str, Any]
 ) -> BaseConnector:
     """Instantiate one venue's connector; a settings error names the venue and how to fix it."""
-    cls = registry.get_connector(connector_name)
+    factory: Callable[..., BaseConnector] = registry.get_connector(connector_name)
     try:
-        return cls(settings=dict(settings))
+        return factory(settings=dict(settings))
     except CoattailError:
         raise
     except (ValueError, TypeError) as error:
@@ -117,6 +117,7 @@ class Producer:
         cloudwatch_client: Any | None = None,
         settings: ProducerSettings | None = None,
         serve_health: bool = True,
+        before_publish: Callable[[TradeEvent], Awaitable[None]] | None = None,
     ) -> None:
         self._config = config
         self._settings = settings or ProducerSettings()
@@ -134,6 +135,7 @@ class Producer:
             if serve_health
             else None
         )
+        self._before_publish = before_publish
         self._stopping = False
         self.started = asyncio.Event()
 
@@ -169,7 +171,9 @@ class Producer:
         await self.publisher.start()
         if self.health_server is not None:
             await self.health_server.start()
-            LOG.info("producer: health endpoint on http://%s:%d/healthz", self._settings.health_host, self.health_server.port)
+            LOG.info(
+                "producer: health endpoint on http://%s:%d/healthz", self._settings.health_host, self.health_server.port
+            )
         pumps = {venue: asyncio.create_task(self._pump(venue), name=f"connector:{venue}") for venue in self.venues}
         loops = [asyncio.create_task(self._health_loop()), asyncio.create_task(self._metrics_loop())]
         LOG.info(
@@ -217,7 +221,7 @@ class Producer:
         async def stop_one(venue: str) -> None:
             try:
                 await self.venues[venue].connector.shutdown()
-            except Exception:  # noqa: BLE001 - one connector failing to stop must not block the flush
+            except Exception:
                 LOG.exception("producer: connector %s: shutdown() failed", venue)
 
         if not pumps:
@@ -249,8 +253,10 @@ class Producer:
             try:
                 async for event in state.connector.connect():
                     state.received += 1
+                    if self._before_publish is not None:
+                        await self._before_publish(event)
                     await self.publisher.put(event)
-            except Exception:  # noqa: BLE001 - a connector failure is logged and the connector restarted
+            except Exception:
                 if self._stopping:
                     LOG.exception("producer: connector %s failed while stopping", venue)
                     return

@@ -32,17 +32,17 @@ class _Settings(BaseModel):
 class PublisherSettings(_Settings):
     """How ``KinesisPublisher`` batches, buffers and retries."""
 
-    linger_seconds: float = Field(0.05, ge=0, le=10)
+    linger_seconds: float = Field(default=0.05, ge=0, le=10)
     """How long the oldest buffered record may wait for its batch to fill before it is sent."""
-    buffer_records: int = Field(20_000, ge=1)
+    buffer_records: int = Field(default=20_000, ge=1)
     """Records held (buffered or in flight) before ``put`` makes connectors wait."""
-    max_batch_records: int = Field(KINESIS_MAX_RECORDS_PER_CALL, ge=1, le=KINESIS_MAX_RECORDS_PER_CALL)
-    max_batch_bytes: int = Field(KINESIS_MAX_BYTES_PER_CALL, ge=1, le=KINESIS_MAX_BYTES_PER_CALL)
-    max_record_bytes: int = Field(KINESIS_MAX_BYTES_PER_RECORD, ge=1, le=KINESIS_MAX_BYTES_PER_RECORD)
-    retry_base_seconds: float = Field(0.1, gt=0)
+    max_batch_records: int = Field(default=KINESIS_MAX_RECORDS_PER_CALL, ge=1, le=KINESIS_MAX_RECORDS_PER_CALL)
+    max_batch_bytes: int = Field(default=KINESIS_MAX_BYTES_PER_CALL, ge=1, le=KINESIS_MAX_BYTES_PER_CALL)
+    max_record_bytes: int = Field(default=KINESIS_MAX_BYTES_PER_RECORD, ge=1, le=KINESIS_MAX_BYTES_PER_RECORD)
+    retry_base_seconds: float = Field(default=0.1, gt=0)
     """First backoff after a failed call; doubles per consecutive failed call (with jitter)."""
-    retry_max_seconds: float = Field(5.0, gt=0)
-    stall_seconds: float = Field(30.0, gt=0)
+    retry_max_seconds: float = Field(default=5.0, gt=0)
+    stall_seconds: float = Field(default=30.0, gt=0)
     """The publisher reports unhealthy when its oldest unpublished record is older than this."""
 
     @model_validator(mode="after")
@@ -65,13 +65,13 @@ class ProducerSettings(_Settings):
     publisher: PublisherSettings = Field(default_factory=PublisherSettings)
     health_host: str = "127.0.0.1"
     """Interface of the health endpoint; loopback unless a container needs another."""
-    health_port: int = Field(8080, ge=0, le=65535)
+    health_port: int = Field(default=8080, ge=0, le=65535)
     """Port of the health endpoint; 0 picks a free one (tests)."""
-    health_interval_seconds: float = Field(5.0, gt=0)
+    health_interval_seconds: float = Field(default=5.0, gt=0)
     """Period of the health-check loop that logs connector and publisher state changes."""
-    metrics_interval_seconds: float = Field(60.0, gt=0)
+    metrics_interval_seconds: float = Field(default=60.0, gt=0)
     """Period of the CloudWatch ``put_metric_data`` push."""
-    shutdown_deadline_seconds: float = Field(30.0, gt=0)
+    shutdown_deadline_seconds: float = Field(default=30.0, gt=0)
     """On SIGTERM: time to stop connectors and flush; records still unpublished then are dropped and counted."""
-    connector_restart_seconds: float = Field(1.0, gt=0)
+    connector_restart_seconds: float = Field(default=1.0, gt=0)
     """Wait before restarting a connector whose ``connect()`` raised."""
