@@ -95,6 +95,8 @@ class SimulatorSession:
     product_ids: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
     closed_at: float | None = None
+    close_code: int | None = None
+    """The websocket close code (None when the TCP connection was dropped without one)."""
 
 
 @dataclass
@@ -149,6 +151,8 @@ class CoinbaseSimulator(ExchangeSimulator):
         self.sessions: list[SimulatorSession] = []
         """Every websocket connection accepted so far, in order."""
         self.refused = 0
+        self.attempts: list[float] = []
+        """Monotonic time of every websocket handshake attempt, refused ones included."""
         self.made = 0
         """Frames made so far (sent, dropped or missed)."""
         self._frames: list[_Frame] = []
@@ -190,6 +194,20 @@ class CoinbaseSimulator(ExchangeSimulator):
     def products(self) -> list[str]:
         """Product ids found in the loaded frames (the only ones a client may subscribe to)."""
         return sorted(self._products)
+
+    def find_frames(self, message_type: str, product_id: str | None = None) -> list[int]:
+        """Indices (as ``Faults`` counts them) of loaded frames of a type, optionally one product's."""
+        return [
+            frame.index
+            for frame in self._frames
+            if frame.message is not None
+            and frame.message.get("type") == message_type
+            and (product_id is None or frame.product_id == product_id)
+        ]
+
+    def frame(self, index: int) -> dict[str, Any] | None:
+        """The decoded loaded frame at ``index`` (None for a frame that is not a JSON object)."""
+        return self._frames[index].message
 
     @property
     def trade_ids(self) -> dict[str, list[int]]:
@@ -301,6 +319,7 @@ class CoinbaseSimulator(ExchangeSimulator):
     # -- the websocket feed ----------------------------------------------------------
 
     async def _serve_websocket(self, request: web.Request) -> web.StreamResponse:
+        self.attempts.append(time.monotonic())
         if self.refused < self.faults.refuse_connections:
             self.refused += 1
             return web.Response(status=503, text="Service Unavailable (simulated)")
@@ -315,6 +334,7 @@ class CoinbaseSimulator(ExchangeSimulator):
         finally:
             heartbeats.cancel()
             client.session.closed_at = time.monotonic()
+            client.session.close_code = websocket.close_code
             self._clients.remove(client)
             if not websocket.closed:
                 await websocket.close()

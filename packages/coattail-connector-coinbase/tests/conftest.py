@@ -1,0 +1,83 @@
+"""Shared helpers: the bundled Coinbase recording and a replay through a real simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from coattail_framework.events import TradeEvent
+from coattail_framework.recordings import read_recording
+
+from coattail_connector_coinbase import CoinbaseConnector, CoinbaseSimulator, Faults
+
+REPO_ROOT = Path(os.environ.get("COATTAIL_REPO_ROOT", Path(__file__).resolve().parents[3]))
+DATA = REPO_ROOT / "tests" / "data" / "coinbase" / "ws"
+RECORDING = DATA / "cryptofeed_COINBASE.ws.28.0"
+MATCHES = DATA / "cryptofeed_matches_2021.jsonl"
+FAST_BACKOFF = {"initial": 0.05, "maximum": 0.2, "multiplier": 2.0, "jitter": 0.5, "healthy_after": 0.5}
+
+
+def recorded_matches() -> list[dict[str, Any]]:
+    """The 107 match / last_match messages of the recording, in order."""
+    return [json.loads(line) for line in MATCHES.read_text().splitlines() if line.strip()]
+
+
+def recorded_trade_keys() -> set[tuple[str, str]]:
+    """(product_id, trade_id) of every recorded trade."""
+    return {(m["product_id"], str(m["trade_id"])) for m in recorded_matches()}
+
+
+@pytest.fixture
+def simulator() -> Iterator[CoinbaseSimulator]:
+    """A simulator loaded with the whole recording, fast heartbeats; the test starts it."""
+    loaded = CoinbaseSimulator(Faults(), heartbeat_interval=0.1)
+    loaded.load(read_recording(RECORDING))
+    yield loaded
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` every 10 ms; False if it is still false after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def replay(
+    simulator: CoinbaseSimulator,
+    settings: dict[str, Any] | None = None,
+    *,
+    expect_trades: int = 107,
+    timeout: float = 15.0,
+) -> tuple[list[TradeEvent], CoinbaseConnector]:
+    """Start the simulator, stream until it is drained and ``expect_trades`` arrived, shut down."""
+    await simulator.start()
+    connector = CoinbaseConnector(
+        settings={**simulator.connector_settings(), "backoff": FAST_BACKOFF, **(settings or {})},
+        rng=random.Random(7),
+    )
+    events: list[TradeEvent] = []
+
+    async def consume() -> None:
+        async for event in connector.connect():
+            events.append(event)
+
+    task = asyncio.create_task(consume())
+    try:
+        assert await simulator.wait_drained(timeout), "simulator did not send every frame in time"
+        await wait_until(lambda: len(events) >= expect_trades, timeout=3.0)
+        await asyncio.sleep(0.15)
+    finally:
+        await connector.shutdown()
+        await asyncio.wait_for(task, 5)
+        await simulator.stop()
+    return events, connector

@@ -1,0 +1,146 @@
+"""Normalisation of real Coinbase messages: exact fields, taker side inversion, errors by field."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from conftest import recorded_matches
+
+from coattail_connector_coinbase import CoinbaseConnector, CoinbaseSimulator, normalize_match, normalize_rest_trade
+
+
+def _by_trade(product_id: str, trade_id: int) -> dict[str, Any]:
+    (message,) = [m for m in recorded_matches() if m["product_id"] == product_id and m["trade_id"] == trade_id]
+    return message
+
+
+def test_last_match_band_gbp_exact() -> None:
+    raw = _by_trade("BAND-GBP", 881613)
+    assert raw["type"] == "last_match" and raw["side"] == "sell"
+    (event,) = CoinbaseConnector().normalize(raw)
+    assert event.event_id == "coinbase:BAND-GBP:881613"
+    assert event.exchange == "coinbase"
+    assert event.symbol == "BAND-GBP"
+    assert event.side == "buy"  # the maker sold, so the taker bought
+    assert event.price == Decimal("14.7775")
+    assert event.quantity == Decimal("0.04")
+    assert event.quote_volume == Decimal("0.591100")
+    assert event.timestamp == datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)
+    assert event.ingestion_timestamp == event.timestamp
+    assert event.trade_id == "881613"
+    assert event.taker_order_id == "1da6ce16-c8da-4732-9f71-6049f4c6aaf8"
+
+
+def test_match_skl_btc_maker_bought_so_taker_sold() -> None:
+    raw = _by_trade("SKL-BTC", 280236)
+    assert raw["type"] == "match" and raw["side"] == "buy"
+    event = normalize_match(raw)
+    assert event.event_id == "coinbase:SKL-BTC:280236"
+    assert event.side == "sell"
+    assert event.price == Decimal("0.00001305")
+    assert event.quantity == Decimal("1006")
+    assert event.quote_volume == Decimal("0.01312830")
+    assert event.timestamp == datetime(2021, 4, 17, 16, 43, 47, 750922, tzinfo=timezone.utc)
+    assert event.trade_id == "280236"
+    assert event.taker_order_id == "4d301c11-c69a-4830-b912-176af07e5047"
+
+
+def test_match_skl_usd_exact_with_ingestion_time() -> None:
+    raw = _by_trade("SKL-USD", 1568300)
+    received = datetime(2021, 4, 17, 17, 0, tzinfo=timezone.utc)
+    event = normalize_match(raw, exchange="coinbase-sandbox", ingestion_timestamp=received)
+    assert event.event_id == "coinbase-sandbox:SKL-USD:1568300"
+    assert event.exchange == "coinbase-sandbox"
+    assert event.ingestion_timestamp == received
+    expected_side = {"sell": "buy", "buy": "sell"}[raw["side"]]
+    assert event.side == expected_side
+    assert event.timestamp.microsecond == int(raw["time"][20:26])
+
+
+def test_every_recorded_match_normalizes_exactly() -> None:
+    messages = recorded_matches()
+    events = [normalize_match(m) for m in messages]
+    assert len(events) == 107
+    assert sum(m["type"] == "last_match" for m in messages) == 10
+    assert len({e.event_id for e in events}) == 107
+    for message, event in zip(messages, events):
+        assert event.quote_volume == Decimal(message["price"]) * Decimal(message["size"])
+        assert event.side != message["side"]
+        assert event.model_dump_json() == normalize_match(message).model_dump_json()
+
+
+def test_microseconds_and_offsets_parsed_to_utc() -> None:
+    raw = {**_by_trade("SKL-GBP", 82007), "time": "2021-04-17T18:43:29.5+02:00"}
+    assert normalize_match(raw).timestamp == datetime(2021, 4, 17, 16, 43, 29, 500000, tzinfo=timezone.utc)
+
+
+def test_quote_volume_exact_beyond_default_decimal_context() -> None:
+    raw = {**_by_trade("SKL-GBP", 82007), "price": "12345.123456789012", "size": "0.12345678901234567891"}
+    assert normalize_match(raw).quote_volume == Decimal("1524.08930193616060230429440176813692")
+
+
+def test_quote_volume_over_38_digits_is_rejected_by_name() -> None:
+    raw = {**_by_trade("SKL-GBP", 82007), "price": "1234567890.1234567891", "size": "0.12345678901234567891"}
+    with pytest.raises(ValueError, match=r"price x size: .*38 digits"):
+        normalize_match(raw)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"price": "abc"}, "price"),
+        ({"price": "-1"}, "price"),
+        ({"price": 14.7}, "price"),
+        ({"size": "0"}, "size"),
+        ({"size": "NaN"}, "size"),
+        ({"side": "up"}, "side"),
+        ({"time": "2021-04-17 16:43:30"}, "time"),
+        ({"time": "2021-02-30T16:43:30.1Z"}, "time"),
+        ({"trade_id": None}, "trade_id"),
+        ({"trade_id": True}, "trade_id"),
+        ({"sequence": "x"}, "sequence"),
+        ({"taker_order_id": ""}, "taker_order_id"),
+        ({"product_id": "btc-usd"}, "product_id"),
+        ({"product_id": None}, "product_id"),
+    ],
+)
+def test_invalid_match_names_the_field(change: dict[str, Any], field: str) -> None:
+    raw = {**_by_trade("BAND-GBP", 881614), **change}
+    with pytest.raises(ValueError, match=field):
+        normalize_match(raw)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "subscriptions", "channels": []},
+        {"type": "heartbeat", "last_trade_id": 1, "product_id": "BTC-USD", "sequence": 2, "time": "x"},
+        {"type": "l2update", "product_id": "BTC-USD", "changes": []},
+        {"type": "ticker", "product_id": "BTC-USD", "trade_id": 5, "price": "1"},
+        {"type": "snapshot", "product_id": "BTC-USD", "bids": [], "asks": []},
+    ],
+)
+def test_non_trade_messages_give_nothing(message: dict[str, Any]) -> None:
+    assert CoinbaseConnector().normalize(message) == []
+
+
+def test_rest_trade_has_no_taker_order_id() -> None:
+    item = {"time": "2021-04-17T16:43:30.244075Z", "trade_id": 881613, "price": "14.7775", "size": "0.04", "side": "sell"}
+    event = normalize_rest_trade("BAND-GBP", item)
+    assert event == normalize_match(_by_trade("BAND-GBP", 881613)).model_copy(update={"taker_order_id": None})
+
+
+def test_entry_point_and_defaults() -> None:
+    (entry,) = [e for e in importlib.metadata.entry_points(group="coattail.connectors") if e.name == "coinbase"]
+    connector_class = entry.load()
+    assert connector_class is CoinbaseConnector
+    assert connector_class.simulator_class is CoinbaseSimulator
+    connector = connector_class()
+    assert connector.settings.url == "wss://ws-feed.exchange.coinbase.com"
+    assert connector.settings.rest_url == "https://api.exchange.coinbase.com"
+    assert connector.health_check() is True
+    assert connector.stats.as_dict()["malformed"] == 0
