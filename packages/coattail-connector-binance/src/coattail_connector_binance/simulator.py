@@ -73,7 +73,7 @@ class _Frame:
     aggregate: dict[str, Any] | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Client:
     ws: web.WebSocketResponse
     request: web.Request

@@ -1,0 +1,153 @@
+"""Pure policies: backoff, rate limiting, stream URLs, settings, sequencing, quarantine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from coattail_connector_binance import (
+    BinanceConnector,
+    BinanceSettings,
+    ExponentialBackoff,
+    SlidingWindowLimiter,
+    plan_connections,
+    stream_names,
+    stream_url,
+)
+from coattail_connector_binance.quarantine import Quarantine
+from coattail_connector_binance.sequencing import TradeSequence, Verdict
+from coattail_framework.errors import ConfigError
+from coattail_framework.registry import ModuleRegistry
+
+
+def test_backoff_grows_caps_and_resets_with_seeded_jitter() -> None:
+    policy = ExponentialBackoff(initial=0.5, multiplier=2.0, cap=8.0, jitter=0.5, rng=random.Random(7))
+    delays = [policy.next_delay() for _ in range(8)]
+    ceilings = [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
+    for delay, ceiling in zip(delays, ceilings):
+        assert ceiling * 0.5 <= delay <= ceiling
+    expected_rng = random.Random(7)
+    assert delays == [ceiling * (1 - 0.5 * expected_rng.random()) for ceiling in ceilings]
+    assert max(delays) <= 8.0
+    policy.reset()
+    assert 0.25 <= policy.next_delay() <= 0.5
+
+
+def test_backoff_without_jitter_is_exact() -> None:
+    policy = ExponentialBackoff(initial=1.0, multiplier=3.0, cap=20.0, jitter=0.0)
+    assert [policy.next_delay() for _ in range(5)] == [1.0, 3.0, 9.0, 20.0, 20.0]
+
+
+def test_backoff_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="multiplier >= 1"):
+        ExponentialBackoff(initial=1.0, multiplier=0.5, cap=2.0, jitter=0.1)
+
+
+def test_sliding_window_limiter_with_a_fake_clock() -> None:
+    now = [1000.0]
+    limiter = SlidingWindowLimiter(limit=300, window=300.0, clock=lambda: now[0])
+    for _ in range(300):
+        assert limiter.delay_needed() == 0.0
+        limiter.record()
+        now[0] += 0.5
+    # 300 attempts in the last 150 s: the 301st waits until the first leaves the window.
+    assert limiter.delay_needed() == pytest.approx(150.0)
+    now[0] += 150.0
+    assert limiter.delay_needed() == 0.0
+
+
+async def test_limiter_acquire_paces_control_messages() -> None:
+    limiter = SlidingWindowLimiter(limit=4, window=0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    stamps = []
+    for _ in range(9):
+        await limiter.acquire()
+        stamps.append(loop.time() - started)
+    assert stamps[3] < 0.1
+    assert stamps[4] >= 0.19
+    assert stamps[8] >= 0.39
+    for index in range(4, 9):
+        assert stamps[index] - stamps[index - 4] >= 0.19
+
+
+def test_stream_urls() -> None:
+    assert stream_names(["BTCUSDT", "ETHUSDT", "BTCUSDT"], "aggTrade") == ["btcusdt@aggTrade", "ethusdt@aggTrade"]
+    base = "wss://stream.binance.com:9443"
+    assert stream_url(base, ["btcusdt@trade"]) == "wss://stream.binance.com:9443/ws/btcusdt@trade"
+    assert (
+        stream_url(base + "/", ["btcusdt@trade", "ethusdt@trade"])
+        == "wss://stream.binance.com:9443/stream?streams=btcusdt@trade/ethusdt@trade"
+    )
+    with pytest.raises(ValueError, match="at least one stream"):
+        stream_url(base, [])
+
+
+def test_more_than_1024_streams_split_across_connections() -> None:
+    names = stream_names([f"SYM{index}USDT" for index in range(2500)], "trade")
+    groups = plan_connections(names)
+    assert [len(group) for group in groups] == [1024, 1024, 452]
+    assert [name for group in groups for name in group] == names
+    urls = [stream_url("wss://fstream.binance.com", group) for group in groups]
+    assert urls[2].startswith("wss://fstream.binance.com/stream?streams=sym2048usdt@trade/sym2049usdt@trade/")
+    assert urls[2].count("@trade") == 452
+    with pytest.raises(ValueError, match="exceed Binance's limit of 1024"):
+        stream_url("wss://x", names[:1025])
+    assert plan_connections(names[:5], per_connection=2) == [names[0:2], names[2:4], names[4:5]]
+
+
+def test_settings_defaults_and_errors() -> None:
+    settings = BinanceSettings()
+    assert (settings.exchange, settings.symbols, settings.stream) == ("binance", (), "trade")
+    assert settings.base_url == "wss://stream.binance.com:9443"
+    assert settings.max_connection_age_s < 24 * 3600
+    with pytest.raises(ConfigError) as error:
+        BinanceSettings.from_mapping({"base_url": "https://nope", "stream": "depth", "symbols": ["btc"], "typo": 1})
+    message = str(error.value)
+    for key in ("settings.base_url", "settings.stream", "settings.symbols.0", "settings.typo"):
+        assert key in message
+
+
+async def test_connect_without_symbols_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"exchanges\.binance\.settings\.symbols is empty"):
+        await anext(BinanceConnector().connect())
+
+
+def test_connector_is_published_as_an_entry_point() -> None:
+    registry = ModuleRegistry().discover()
+    connector_class = registry.get_connector("binance")
+    assert connector_class is BinanceConnector
+    assert connector_class.simulator_class is not None
+    assert connector_class.simulator_class.__name__ == "BinanceSimulator"
+    assert BinanceConnector().stats.as_dict() == {
+        "messages": 0, "trades": 0, "malformed": 0, "reconnects": 0, "gaps": 0, "duplicates_dropped": 0,
+        "backfilled": 0,
+    }  # fmt: skip
+
+
+def test_trade_sequence() -> None:
+    sequence = TradeSequence()
+    assert sequence.check("BTCUSDT", 100) == Verdict("first")
+    sequence.advance("BTCUSDT", 100)
+    assert sequence.check("BTCUSDT", 101) == Verdict("next")
+    assert sequence.check("BTCUSDT", 100) == Verdict("duplicate")
+    assert sequence.check("BTCUSDT", 105) == Verdict("gap", 101, 104)
+    assert sequence.check("ETHUSDT", 5) == Verdict("first")
+    sequence.forget("BTCUSDT")
+    assert sequence.last("BTCUSDT") is None
+
+
+def test_quarantine_keeps_a_bounded_deque_and_appends_to_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "dead" / "binance.jsonl"
+    quarantine = Quarantine(keep=2, path=path, log_interval_s=60.0, source="binance")
+    at = datetime(2024, 8, 8, tzinfo=timezone.utc)
+    for index in range(3):
+        quarantine.keep(f"reason {index}", f"raw {index}", at)
+    assert [message.reason for message in quarantine.messages] == ["reason 1", "reason 2"]
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["raw"] for line in lines] == ["raw 0", "raw 1", "raw 2"]
+    assert lines[0] == {"at": "2024-08-08T00:00:00+00:00", "source": "binance", "reason": "reason 0", "raw": "raw 0"}
