@@ -1,0 +1,111 @@
+"""MOD-001 volume-anomaly: per-minute quote volume of each (exchange, symbol) against its last hour.
+
+``process`` builds one stateful streaming plan on the driver: valid trades -> watermark
+on ``timestamp`` (``watermark_seconds``) -> one ``applyInPandasWithState`` per
+(exchange, symbol) with an event-time timeout, which does both the tumbling windows and
+the rolling baseline (``windows.KeyState``). A windowed aggregation cannot feed
+``applyInPandasWithState`` in the same query, so the windowing lives in the state
+function; this runs on PySpark 3.5 and 4.x alike. The output works in APPEND mode: each
+window is emitted once, when the watermark passes its end. ``build_alerts`` turns each
+micro-batch of output rows into ``volume_spike`` alerts (``alerts``).
+
+Example::
+
+    detector = VolumeAnomalyDetector()
+    detector.configure(config)               # validates modules.volume-anomaly
+    aggregates = detector.process(valid_trades)
+    query = aggregates.writeStream.outputMode("append").foreachBatch(sink).start()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.state import GroupStateTimeout
+from pyspark.sql.types import StructType
+
+from coattail_detector_volume_anomaly.alerts import ALERT_TYPE, volume_spike_alerts
+from coattail_detector_volume_anomaly.config import VolumeAnomalySettings
+from coattail_detector_volume_anomaly.quality import usable_trades, volume_quality_rules
+from coattail_detector_volume_anomaly.schema import VOLUME_AGGREGATES, VOLUME_STATE
+from coattail_detector_volume_anomaly.windows import volume_state_function
+from coattail_framework.detector import BaseDetector
+from coattail_framework.partitioning import PartitionField, day
+from coattail_framework.quality.rules import QualityRule
+from coattail_framework.schemas import EVENT_TIME_COLUMN
+
+KEY_COLUMNS = ("exchange", "symbol")
+
+
+class VolumeAnomalyDetector(BaseDetector[VolumeAnomalySettings]):
+    """Quote volume per tumbling window and its z-score against the key's rolling baseline."""
+
+    config_model: ClassVar[type[VolumeAnomalySettings]] = VolumeAnomalySettings
+
+    @property
+    def module_id(self) -> str:
+        """The registry id."""
+        return "MOD-001"
+
+    @property
+    def module_name(self) -> str:
+        """The entry-point name and config key."""
+        return "volume-anomaly"
+
+    @property
+    def alert_types(self) -> Sequence[str]:
+        """The one alert type this module emits."""
+        return (ALERT_TYPE,)
+
+    @property
+    def output_table(self) -> str:
+        """The Iceberg table of window rows."""
+        return "volume_aggregates"
+
+    @property
+    def output_schema(self) -> StructType:
+        """``schema.VOLUME_AGGREGATES``."""
+        return VOLUME_AGGREGATES
+
+    @property
+    def partition_spec(self) -> Sequence[PartitionField]:
+        """Partitioned by UTC day of the window start."""
+        return (day("window_start"),)
+
+    def quality_rules(self) -> Sequence[QualityRule]:
+        """Exchange, taker side and a positive quote volume must be present (see ``quality``)."""
+        return volume_quality_rules()
+
+    def process(self, events: DataFrame) -> DataFrame:
+        """``VOLUME_AGGREGATES`` rows of ``events`` (streaming: as windows close; static: all windows).
+
+        Trades at or before the watermark (newest event time seen minus
+        ``watermark_seconds``) are dropped by Spark before they reach the state.
+        """
+        trades = (
+            usable_trades(events)
+            .withWatermark(EVENT_TIME_COLUMN, f"{self.settings.watermark_seconds} seconds")
+            .select(
+                *KEY_COLUMNS,
+                # Kept so Spark can drop late rows before the state function; the function reads event_us.
+                EVENT_TIME_COLUMN,
+                F.unix_micros(F.col(EVENT_TIME_COLUMN)).alias("event_us"),
+                "quantity",
+                "quote_volume",
+                "side",
+            )
+        )
+        return trades.groupBy(*KEY_COLUMNS).applyInPandasWithState(
+            volume_state_function(self.settings, close_all=not events.isStreaming),
+            outputStructType=VOLUME_AGGREGATES,
+            stateStructType=VOLUME_STATE,
+            outputMode="append",
+            timeoutConf=GroupStateTimeout.EventTimeTimeout,
+        )
+
+    def build_alerts(self, output: DataFrame) -> DataFrame:
+        """``volume_spike`` alerts of one static batch of ``VOLUME_AGGREGATES`` rows."""
+        return volume_spike_alerts(output, self.settings, self.module_id)
