@@ -23,11 +23,13 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping, Set
 from typing import Any
 
 CURSOR_VERSION = 1
 MAX_CURSOR_CHARS = 2048
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 StartKey = dict[str, str]
 """A DynamoDB exclusive start key with string attributes: ``{attribute: value}``."""
@@ -72,6 +74,8 @@ class CursorCodec:
         if len(token) > MAX_CURSOR_CHARS or token.count(".") != 1:
             raise InvalidCursorError("not a cursor issued by this API")
         encoded_payload, signature = token.split(".")
+        if not (_BASE64URL.fullmatch(encoded_payload) and _BASE64URL.fullmatch(signature)):
+            raise InvalidCursorError("not a cursor issued by this API")
         try:
             payload = _b64decode(encoded_payload)
         except (binascii.Error, ValueError):
