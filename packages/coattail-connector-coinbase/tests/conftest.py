@@ -7,15 +7,15 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from coattail_framework.events import TradeEvent
-from coattail_framework.recordings import read_recording
 
 from coattail_connector_coinbase import CoinbaseConnector, CoinbaseSimulator, Faults
+from coattail_framework.events import TradeEvent
+from coattail_framework.recordings import read_recording
 
 REPO_ROOT = Path(os.environ.get("COATTAIL_REPO_ROOT", Path(__file__).resolve().parents[3]))
 DATA = REPO_ROOT / "tests" / "data" / "coinbase" / "ws"
@@ -39,7 +39,7 @@ def simulator() -> Iterator[CoinbaseSimulator]:
     """A simulator loaded with the whole recording, fast heartbeats; the test starts it."""
     loaded = CoinbaseSimulator(Faults(), heartbeat_interval=0.1)
     loaded.load(read_recording(RECORDING))
-    yield loaded
+    return loaded
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
@@ -58,8 +58,12 @@ async def replay(
     *,
     expect_trades: int = 107,
     timeout: float = 15.0,
+    while_running: Callable[[CoinbaseConnector], Awaitable[None]] | None = None,
 ) -> tuple[list[TradeEvent], CoinbaseConnector]:
-    """Start the simulator, stream until it is drained and ``expect_trades`` arrived, shut down."""
+    """Start the simulator, stream until it is drained and ``expect_trades`` arrived, shut down.
+
+    ``while_running`` runs alongside the connector (e.g. to watch its health) and is cancelled at the end.
+    """
     await simulator.start()
     connector = CoinbaseConnector(
         settings={**simulator.connector_settings(), "backoff": FAST_BACKOFF, **(settings or {})},
@@ -72,11 +76,14 @@ async def replay(
             events.append(event)
 
     task = asyncio.create_task(consume())
+    watcher = asyncio.create_task(while_running(connector)) if while_running else None
     try:
         assert await simulator.wait_drained(timeout), "simulator did not send every frame in time"
         await wait_until(lambda: len(events) >= expect_trades, timeout=3.0)
         await asyncio.sleep(0.15)
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await connector.shutdown()
         await asyncio.wait_for(task, 5)
         await simulator.stop()

@@ -20,7 +20,8 @@ def _by_trade(product_id: str, trade_id: int) -> dict[str, Any]:
 
 def test_last_match_band_gbp_exact() -> None:
     raw = _by_trade("BAND-GBP", 881613)
-    assert raw["type"] == "last_match" and raw["side"] == "sell"
+    assert raw["type"] == "last_match"
+    assert raw["side"] == "sell"
     (event,) = CoinbaseConnector().normalize(raw)
     assert event.event_id == "coinbase:BAND-GBP:881613"
     assert event.exchange == "coinbase"
@@ -37,7 +38,8 @@ def test_last_match_band_gbp_exact() -> None:
 
 def test_match_skl_btc_maker_bought_so_taker_sold() -> None:
     raw = _by_trade("SKL-BTC", 280236)
-    assert raw["type"] == "match" and raw["side"] == "buy"
+    assert raw["type"] == "match"
+    assert raw["side"] == "buy"
     event = normalize_match(raw)
     assert event.event_id == "coinbase:SKL-BTC:280236"
     assert event.side == "sell"
@@ -67,7 +69,7 @@ def test_every_recorded_match_normalizes_exactly() -> None:
     assert len(events) == 107
     assert sum(m["type"] == "last_match" for m in messages) == 10
     assert len({e.event_id for e in events}) == 107
-    for message, event in zip(messages, events):
+    for message, event in zip(messages, events, strict=True):
         assert event.quote_volume == Decimal(message["price"]) * Decimal(message["size"])
         assert event.side != message["side"]
         assert event.model_dump_json() == normalize_match(message).model_dump_json()
@@ -129,7 +131,13 @@ def test_non_trade_messages_give_nothing(message: dict[str, Any]) -> None:
 
 
 def test_rest_trade_has_no_taker_order_id() -> None:
-    item = {"time": "2021-04-17T16:43:30.244075Z", "trade_id": 881613, "price": "14.7775", "size": "0.04", "side": "sell"}
+    item = {
+        "time": "2021-04-17T16:43:30.244075Z",
+        "trade_id": 881613,
+        "price": "14.7775",
+        "size": "0.04",
+        "side": "sell",
+    }
     event = normalize_rest_trade("BAND-GBP", item)
     assert event == normalize_match(_by_trade("BAND-GBP", 881613)).model_copy(update={"taker_order_id": None})
 

@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 import websockets
 from conftest import RECORDING, wait_until
-from coattail_framework.recordings import read_recording
 
 from coattail_connector_coinbase import CoinbaseSimulator, Faults
+from coattail_framework.recordings import read_recording
 
 
 @pytest.fixture
@@ -27,7 +27,8 @@ async def test_client_that_never_subscribes_is_told_and_disconnected(started: Co
     async with websockets.connect(started.connector_settings()["url"], max_queue=None) as websocket:
         opened = time.monotonic()
         error = json.loads(await websocket.recv())
-        assert error["type"] == "error" and error["message"] == "Failed to subscribe"
+        assert error["type"] == "error"
+        assert error["message"] == "Failed to subscribe"
         with pytest.raises(websockets.ConnectionClosed):
             await websocket.recv()
         assert 0.25 < time.monotonic() - opened < 2
@@ -56,7 +57,8 @@ async def test_subscribe_is_answered_then_filtered_frames_and_heartbeats(started
     heartbeat = received[-1]
     assert set(heartbeat) == {"type", "sequence", "last_trade_id", "product_id", "time"}
     assert (heartbeat["last_trade_id"], heartbeat["sequence"]) == (881617, 333939600)
-    assert heartbeat["time"].endswith("Z") and len(heartbeat["time"]) == 27
+    assert heartbeat["time"].endswith("Z")
+    assert len(heartbeat["time"]) == 27
 
 
 async def test_invalid_subscription_gets_an_error(started: CoinbaseSimulator) -> None:
@@ -96,7 +98,8 @@ async def test_rest_trades_pagination_like_coinbase(started: CoinbaseSimulator) 
             assert [t["trade_id"] for t in await response.json()] == [1568272, 1568271]
             assert response.headers["CB-BEFORE"] == "1568272"
         async with http.get(base, params={"after": "1568267"}) as response:
-            assert await response.json() == [] and "CB-AFTER" not in response.headers
+            assert await response.json() == []
+            assert "CB-AFTER" not in response.headers
         async with http.get(base, params={"limit": "1001"}) as response:
             assert response.status == 400
         async with http.get(started.connector_settings()["rest_url"] + "/products/BTC-USD/trades") as response:

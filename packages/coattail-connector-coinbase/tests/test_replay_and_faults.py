@@ -1,0 +1,210 @@
+"""The connector against a real local Coinbase simulator replaying the real recording, with faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+from conftest import RECORDING, recorded_matches, recorded_trade_keys, replay, wait_until
+
+from coattail_connector_coinbase import CoinbaseConnector, CoinbaseSimulator, Faults, normalize_match
+from coattail_connector_coinbase.simulator import GARBAGE
+from coattail_framework.events import TradeEvent
+from coattail_framework.recordings import RecordedMessage, read_recording
+
+
+def _keys(events: list[TradeEvent]) -> list[tuple[str, str]]:
+    return [(e.symbol, e.trade_id or "") for e in events]
+
+
+def _assert_complete(events: list[TradeEvent]) -> None:
+    keys = _keys(events)
+    duplicates = [key for key, count in Counter(keys).items() if count > 1]
+    assert duplicates == []
+    assert set(keys) == recorded_trade_keys()
+    assert len(events) == 107
+
+
+def _assert_subscribed_quickly(simulator: CoinbaseSimulator, connections: int) -> None:
+    assert len(simulator.sessions) == connections
+    for session in simulator.sessions:
+        assert session.subscribed_at is not None
+        assert session.subscribed_at - session.connected_at < 5.0
+        assert session.channels == ("heartbeat", "matches")
+        assert session.product_ids == tuple(simulator.products)
+
+
+async def test_full_replay_is_exact_and_ends_on_shutdown(simulator: CoinbaseSimulator) -> None:
+    events, connector = await replay(simulator)
+    _assert_complete(events)
+    expected = {(m["product_id"], str(m["trade_id"])): normalize_match(m) for m in recorded_matches()}
+    for event in events:
+        assert (
+            event.model_copy(update={"ingestion_timestamp": event.timestamp})
+            == expected[(event.symbol, event.trade_id)]
+        )
+        assert event.ingestion_timestamp > event.timestamp
+    per_product = {}
+    for event in events:
+        assert int(event.trade_id or 0) > per_product.get(event.symbol, 0)  # each product in trade order
+        per_product[event.symbol] = int(event.trade_id or 0)
+    stats = connector.stats.as_dict()
+    assert {k: stats[k] for k in ("trades", "gaps", "malformed", "reconnects", "backfilled", "stale_dropped")} == {
+        "trades": 107,
+        "gaps": 0,
+        "malformed": 0,
+        "reconnects": 0,
+        "backfilled": 0,
+        "stale_dropped": 0,
+    }
+    assert stats["duplicates_dropped"] == 0
+    _assert_subscribed_quickly(simulator, 1)
+    assert simulator.sessions[0].close_code == 1000  # the connector's close frame
+
+
+async def test_connection_dropped_mid_stream_is_backfilled_over_rest(simulator: CoinbaseSimulator) -> None:
+    skl_usd = simulator.find_frames("match", "SKL-USD")
+    drop_after, resume_at = skl_usd[20], skl_usd[30]
+    simulator.faults = Faults(drop_connection_at={drop_after: resume_at - drop_after})
+    missed: dict[str, list[int]] = {}
+    for index in range(drop_after + 1, resume_at + 1):
+        frame = simulator.frame(index)
+        if frame is not None and frame["type"] == "match":
+            missed.setdefault(frame["product_id"], []).append(frame["trade_id"])
+    assert len(missed["SKL-USD"]) == 10
+
+    events, connector = await replay(simulator)
+
+    _assert_complete(events)
+    # On resubscribe each product's newest trade comes back as last_match; the rest come over REST.
+    backfilled = {(product, str(t)) for product, ids in missed.items() for t in ids[:-1]}
+    assert connector.stats.backfilled == len(backfilled) > 0
+    assert {(e.symbol, e.trade_id) for e in events if e.taker_order_id is None} == backfilled
+    assert connector.stats.gaps == sum(1 for ids in missed.values() if len(ids) > 1)
+    assert connector.stats.reconnects == 1
+    assert connector.stats.unrecovered == 0
+    _assert_subscribed_quickly(simulator, 2)
+    assert simulator.sessions[0].close_code == 1006  # dropped without a close frame
+
+
+async def test_dropped_messages_are_gaps_found_by_trade_id_and_heartbeat(simulator: CoinbaseSimulator) -> None:
+    mid_skl = simulator.find_frames("match", "SKL-USD")[25]
+    last_band = simulator.find_frames("match", "BAND-GBP")[-1]  # only a heartbeat can reveal this one
+    simulator.faults = Faults(drop_messages={mid_skl, last_band})
+    lost = {("SKL-USD", str(simulator.frame(mid_skl)["trade_id"])), ("BAND-GBP", "881617")}  # type: ignore[index]
+
+    events, connector = await replay(simulator)
+
+    _assert_complete(events)
+    assert connector.stats.gaps == 2
+    assert connector.stats.backfilled == 2
+    assert {(e.symbol, e.trade_id) for e in events if e.taker_order_id is None} == lost
+    assert connector.stats.reconnects == 0
+
+
+async def test_older_sequence_is_dropped_as_stale(simulator: CoinbaseSimulator) -> None:
+    skl_usd = simulator.find_frames("match", "SKL-USD")
+    simulator.faults = Faults(repeat_after={skl_usd[30]: skl_usd[28], skl_usd[40]: skl_usd[40]})
+
+    events, connector = await replay(simulator)
+
+    _assert_complete(events)
+    assert connector.stats.stale_dropped == 1  # frame 28 again: older sequence
+    assert connector.stats.duplicates_dropped == 1  # frame 40 again: same sequence, same trade id
+    assert connector.stats.gaps == 0
+
+
+async def test_garbage_truncated_and_unknown_frames_are_counted_and_kept(
+    simulator: CoinbaseSimulator, tmp_path: Path
+) -> None:
+    skl_usd = simulator.find_frames("match", "SKL-USD")
+    simulator.faults = Faults(garbage_before={skl_usd[5]}, truncate={skl_usd[10]})
+    simulator.load(
+        [
+            RecordedMessage('{"type":"mystery","product_id":"SKL-USD"}', None, 9001),
+            RecordedMessage("not a recorded frame at all", None, 9002, malformed=True),
+        ]
+    )
+    truncated = json.dumps(simulator.frame(skl_usd[10]), separators=(",", ":"))
+    rejected_file = tmp_path / "dead" / "rejected.jsonl"
+
+    events, connector = await replay(simulator, {"rejected_path": str(rejected_file), "log_limit": 1})
+
+    _assert_complete(events)
+    assert connector.stats.malformed == 4
+    reasons = [r.reason for r in connector.rejected]
+    assert reasons[0].startswith("not JSON")
+    assert reasons[1].startswith("not JSON")
+    assert reasons[2:] == ["unknown message type 'mystery'", reasons[3]]
+    assert reasons[3].startswith("not JSON")
+    payloads = [r.payload for r in connector.rejected]
+    assert payloads[0] == GARBAGE
+    assert truncated.startswith(payloads[1])
+    assert len(payloads[1]) == len(truncated) // 2
+    assert payloads[3] == "not a recorded frame at all"
+    lines = [json.loads(line) for line in rejected_file.read_text().splitlines()]
+    assert [(line["reason"], line["payload"]) for line in lines] == [(r.reason, r.payload) for r in connector.rejected]
+    assert connector.stats.backfilled == 1  # the truncated match came back over REST
+    assert connector.stats.reconnects == 0
+
+
+async def test_stalled_feed_fails_health_check_and_is_recycled(simulator: CoinbaseSimulator) -> None:
+    simulator.faults = Faults(stall_at=simulator.find_frames("match", "SKL-USD")[20])
+    unhealthy_seen: list[bool] = []
+
+    async def watch(connector: CoinbaseConnector) -> None:
+        while True:
+            if not connector.health_check():
+                unhealthy_seen.append(True)
+            await asyncio.sleep(0.01)
+
+    events, connector = await replay(simulator, {"stale_after": 0.4}, while_running=watch)
+
+    _assert_complete(events)
+    assert unhealthy_seen
+    assert connector.stats.stale_recycles == 1
+    assert connector.stats.reconnects == 1
+    assert connector.health_check()
+    _assert_subscribed_quickly(simulator, 2)
+    assert simulator.sessions[0].close_code == 1000  # the connector closed the silent connection
+
+
+async def test_refused_connections_back_off_then_recover(simulator: CoinbaseSimulator) -> None:
+    simulator.faults = Faults(refuse_connections=3)
+    backoff = {"initial": 0.1, "maximum": 0.25, "multiplier": 2.0, "jitter": 0.0}
+
+    events, connector = await replay(simulator, {"backoff": backoff})
+
+    _assert_complete(events)
+    assert simulator.refused == 3
+    assert connector.stats.reconnects == 3
+    waits = [later - earlier for earlier, later in zip(simulator.attempts, simulator.attempts[1:], strict=False)]
+    assert len(waits) == 3
+    for wait, ceiling in zip(waits, (0.1, 0.2, 0.25), strict=True):
+        assert ceiling <= wait < ceiling + 0.15
+    _assert_subscribed_quickly(simulator, 1)
+
+
+async def test_shutdown_while_backing_off_ends_the_iterator() -> None:
+    simulator = CoinbaseSimulator(Faults(refuse_connections=100))
+    simulator.load(read_recording(RECORDING))
+    await simulator.start()
+    connector = CoinbaseConnector(
+        settings={**simulator.connector_settings(), "backoff": {"initial": 5, "maximum": 5}, "stale_after": 0.2},
+        rng=random.Random(3),
+    )
+
+    async def consume() -> list[TradeEvent]:
+        return [event async for event in connector.connect()]
+
+    task = asyncio.create_task(consume())
+    assert await wait_until(lambda: simulator.refused == 1, timeout=5)
+    await asyncio.sleep(0.3)
+    assert not connector.health_check()  # no message for longer than stale_after
+    await connector.shutdown()
+    assert await asyncio.wait_for(task, 1) == []
+    assert connector.stats.reconnects == 1
+    await simulator.stop()
