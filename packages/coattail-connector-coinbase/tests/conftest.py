@@ -1,4 +1,8 @@
-"""Shared helpers: the bundled Coinbase recording and a replay through a real simulator."""
+"""Shared fixtures: the bundled Coinbase recording and a replay through a real simulator.
+
+Helpers are handed out as fixtures because nox runs pytest with ``--import-mode=importlib``,
+where test modules cannot import ``conftest``.
+"""
 
 from __future__ import annotations
 
@@ -24,14 +28,27 @@ MATCHES = DATA / "cryptofeed_matches_2021.jsonl"
 FAST_BACKOFF = {"initial": 0.05, "maximum": 0.2, "multiplier": 2.0, "jitter": 0.5, "healthy_after": 0.5}
 
 
-def recorded_matches() -> list[dict[str, Any]]:
+def _recorded_matches() -> list[dict[str, Any]]:
     """The 107 match / last_match messages of the recording, in order."""
     return [json.loads(line) for line in MATCHES.read_text().splitlines() if line.strip()]
 
 
+@pytest.fixture
+def recorded_matches() -> list[dict[str, Any]]:
+    """The 107 match / last_match messages of the recording, in order."""
+    return _recorded_matches()
+
+
+@pytest.fixture
 def recorded_trade_keys() -> set[tuple[str, str]]:
     """(product_id, trade_id) of every recorded trade."""
-    return {(m["product_id"], str(m["trade_id"])) for m in recorded_matches()}
+    return {(m["product_id"], str(m["trade_id"])) for m in _recorded_matches()}
+
+
+@pytest.fixture
+def recording() -> Path:
+    """The whole cryptofeed recording (level2, ticker, matches)."""
+    return RECORDING
 
 
 @pytest.fixture
@@ -42,7 +59,7 @@ def simulator() -> Iterator[CoinbaseSimulator]:
     return loaded
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+async def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     """Poll ``condition`` every 10 ms; False if it is still false after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -52,7 +69,7 @@ async def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-async def replay(
+async def _replay(
     simulator: CoinbaseSimulator,
     settings: dict[str, Any] | None = None,
     *,
@@ -79,7 +96,7 @@ async def replay(
     watcher = asyncio.create_task(while_running(connector)) if while_running else None
     try:
         assert await simulator.wait_drained(timeout), "simulator did not send every frame in time"
-        await wait_until(lambda: len(events) >= expect_trades, timeout=3.0)
+        await _wait_until(lambda: len(events) >= expect_trades, timeout=3.0)
         await asyncio.sleep(0.15)
     finally:
         if watcher is not None:
@@ -88,3 +105,15 @@ async def replay(
         await asyncio.wait_for(task, 5)
         await simulator.stop()
     return events, connector
+
+
+@pytest.fixture
+def wait_until() -> Callable[[Callable[[], bool], float], Awaitable[bool]]:
+    """``await wait_until(condition, timeout)``: poll every 10 ms, False on timeout."""
+    return _wait_until
+
+
+@pytest.fixture
+def replay() -> Callable[..., Awaitable[tuple[list[TradeEvent], CoinbaseConnector]]]:
+    """``await replay(simulator, settings, ...)``: see ``_replay``."""
+    return _replay

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import recorded_matches
 
 from coattail_connector_coinbase import CoinbaseConnector, CoinbaseSimulator, normalize_match, normalize_rest_trade
 
-
-def _by_trade(product_id: str, trade_id: int) -> dict[str, Any]:
-    (message,) = [m for m in recorded_matches() if m["product_id"] == product_id and m["trade_id"] == trade_id]
-    return message
+ByTrade = Callable[[str, int], dict[str, Any]]
 
 
-def test_last_match_band_gbp_exact() -> None:
-    raw = _by_trade("BAND-GBP", 881613)
+@pytest.fixture
+def by_trade(recorded_matches: list[dict[str, Any]]) -> Callable[[str, int], dict[str, Any]]:
+    """The recorded message of one trade."""
+
+    def find(product_id: str, trade_id: int) -> dict[str, Any]:
+        (message,) = [m for m in recorded_matches if m["product_id"] == product_id and m["trade_id"] == trade_id]
+        return message
+
+    return find
+
+
+def test_last_match_band_gbp_exact(by_trade: ByTrade) -> None:
+    raw = by_trade("BAND-GBP", 881613)
     assert raw["type"] == "last_match"
     assert raw["side"] == "sell"
     (event,) = CoinbaseConnector().normalize(raw)
@@ -36,8 +44,8 @@ def test_last_match_band_gbp_exact() -> None:
     assert event.taker_order_id == "1da6ce16-c8da-4732-9f71-6049f4c6aaf8"
 
 
-def test_match_skl_btc_maker_bought_so_taker_sold() -> None:
-    raw = _by_trade("SKL-BTC", 280236)
+def test_match_skl_btc_maker_bought_so_taker_sold(by_trade: ByTrade) -> None:
+    raw = by_trade("SKL-BTC", 280236)
     assert raw["type"] == "match"
     assert raw["side"] == "buy"
     event = normalize_match(raw)
@@ -51,8 +59,8 @@ def test_match_skl_btc_maker_bought_so_taker_sold() -> None:
     assert event.taker_order_id == "4d301c11-c69a-4830-b912-176af07e5047"
 
 
-def test_match_skl_usd_exact_with_ingestion_time() -> None:
-    raw = _by_trade("SKL-USD", 1568300)
+def test_match_skl_usd_exact_with_ingestion_time(by_trade: ByTrade) -> None:
+    raw = by_trade("SKL-USD", 1568300)
     received = datetime(2021, 4, 17, 17, 0, tzinfo=timezone.utc)
     event = normalize_match(raw, exchange="coinbase-sandbox", ingestion_timestamp=received)
     assert event.event_id == "coinbase-sandbox:SKL-USD:1568300"
@@ -63,8 +71,8 @@ def test_match_skl_usd_exact_with_ingestion_time() -> None:
     assert event.timestamp.microsecond == int(raw["time"][20:26])
 
 
-def test_every_recorded_match_normalizes_exactly() -> None:
-    messages = recorded_matches()
+def test_every_recorded_match_normalizes_exactly(recorded_matches: list[dict[str, Any]]) -> None:
+    messages = recorded_matches
     events = [normalize_match(m) for m in messages]
     assert len(events) == 107
     assert sum(m["type"] == "last_match" for m in messages) == 10
@@ -75,18 +83,18 @@ def test_every_recorded_match_normalizes_exactly() -> None:
         assert event.model_dump_json() == normalize_match(message).model_dump_json()
 
 
-def test_microseconds_and_offsets_parsed_to_utc() -> None:
-    raw = {**_by_trade("SKL-GBP", 82007), "time": "2021-04-17T18:43:29.5+02:00"}
+def test_microseconds_and_offsets_parsed_to_utc(by_trade: ByTrade) -> None:
+    raw = {**by_trade("SKL-GBP", 82007), "time": "2021-04-17T18:43:29.5+02:00"}
     assert normalize_match(raw).timestamp == datetime(2021, 4, 17, 16, 43, 29, 500000, tzinfo=timezone.utc)
 
 
-def test_quote_volume_exact_beyond_default_decimal_context() -> None:
-    raw = {**_by_trade("SKL-GBP", 82007), "price": "12345.123456789012", "size": "0.12345678901234567891"}
+def test_quote_volume_exact_beyond_default_decimal_context(by_trade: ByTrade) -> None:
+    raw = {**by_trade("SKL-GBP", 82007), "price": "12345.123456789012", "size": "0.12345678901234567891"}
     assert normalize_match(raw).quote_volume == Decimal("1524.08930193616060230429440176813692")
 
 
-def test_quote_volume_over_38_digits_is_rejected_by_name() -> None:
-    raw = {**_by_trade("SKL-GBP", 82007), "price": "1234567890.1234567891", "size": "0.12345678901234567891"}
+def test_quote_volume_over_38_digits_is_rejected_by_name(by_trade: ByTrade) -> None:
+    raw = {**by_trade("SKL-GBP", 82007), "price": "1234567890.1234567891", "size": "0.12345678901234567891"}
     with pytest.raises(ValueError, match=r"price x size: .*38 digits"):
         normalize_match(raw)
 
@@ -110,8 +118,10 @@ def test_quote_volume_over_38_digits_is_rejected_by_name() -> None:
         ({"product_id": None}, "product_id"),
     ],
 )
-def test_invalid_match_names_the_field(change: dict[str, Any], field: str) -> None:
-    raw = {**_by_trade("BAND-GBP", 881614), **change}
+def test_invalid_match_names_the_field(
+    change: dict[str, Any], field: str, by_trade: Callable[[str, int], dict[str, Any]]
+) -> None:
+    raw = {**by_trade("BAND-GBP", 881614), **change}
     with pytest.raises(ValueError, match=field):
         normalize_match(raw)
 
@@ -130,7 +140,7 @@ def test_non_trade_messages_give_nothing(message: dict[str, Any]) -> None:
     assert CoinbaseConnector().normalize(message) == []
 
 
-def test_rest_trade_has_no_taker_order_id() -> None:
+def test_rest_trade_has_no_taker_order_id(by_trade: ByTrade) -> None:
     item = {
         "time": "2021-04-17T16:43:30.244075Z",
         "trade_id": 881613,
@@ -139,7 +149,7 @@ def test_rest_trade_has_no_taker_order_id() -> None:
         "side": "sell",
     }
     event = normalize_rest_trade("BAND-GBP", item)
-    assert event == normalize_match(_by_trade("BAND-GBP", 881613)).model_copy(update={"taker_order_id": None})
+    assert event == normalize_match(by_trade("BAND-GBP", 881613)).model_copy(update={"taker_order_id": None})
 
 
 def test_entry_point_and_defaults() -> None:

@@ -6,25 +6,30 @@ import asyncio
 import json
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-from conftest import RECORDING, recorded_matches, recorded_trade_keys, replay, wait_until
+from typing import Any
 
 from coattail_connector_coinbase import CoinbaseConnector, CoinbaseSimulator, Faults, normalize_match
 from coattail_connector_coinbase.simulator import GARBAGE
 from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import RecordedMessage, read_recording
 
+TradeKeys = set[tuple[str, str]]
+Messages = list[dict[str, Any]]
+Replay = Callable[..., Awaitable[tuple[list[TradeEvent], CoinbaseConnector]]]
+WaitUntil = Callable[[Callable[[], bool], float], Awaitable[bool]]
+
 
 def _keys(events: list[TradeEvent]) -> list[tuple[str, str]]:
     return [(e.symbol, e.trade_id or "") for e in events]
 
 
-def _assert_complete(events: list[TradeEvent]) -> None:
+def _assert_complete(events: list[TradeEvent], recorded_trade_keys: TradeKeys) -> None:
     keys = _keys(events)
     duplicates = [key for key, count in Counter(keys).items() if count > 1]
     assert duplicates == []
-    assert set(keys) == recorded_trade_keys()
+    assert set(keys) == recorded_trade_keys
     assert len(events) == 107
 
 
@@ -37,10 +42,15 @@ def _assert_subscribed_quickly(simulator: CoinbaseSimulator, connections: int) -
         assert session.product_ids == tuple(simulator.products)
 
 
-async def test_full_replay_is_exact_and_ends_on_shutdown(simulator: CoinbaseSimulator) -> None:
+async def test_full_replay_is_exact_and_ends_on_shutdown(
+    simulator: CoinbaseSimulator,
+    recorded_trade_keys: TradeKeys,
+    recorded_matches: list[dict[str, Any]],
+    replay: Replay,
+) -> None:
     events, connector = await replay(simulator)
-    _assert_complete(events)
-    expected = {(m["product_id"], str(m["trade_id"])): normalize_match(m) for m in recorded_matches()}
+    _assert_complete(events, recorded_trade_keys)
+    expected = {(m["product_id"], str(m["trade_id"])): normalize_match(m) for m in recorded_matches}
     for event in events:
         assert (
             event.model_copy(update={"ingestion_timestamp": event.timestamp})
@@ -65,7 +75,9 @@ async def test_full_replay_is_exact_and_ends_on_shutdown(simulator: CoinbaseSimu
     assert simulator.sessions[0].close_code == 1000  # the connector's close frame
 
 
-async def test_connection_dropped_mid_stream_is_backfilled_over_rest(simulator: CoinbaseSimulator) -> None:
+async def test_connection_dropped_mid_stream_is_backfilled_over_rest(
+    simulator: CoinbaseSimulator, recorded_trade_keys: TradeKeys, replay: Replay
+) -> None:
     skl_usd = simulator.find_frames("match", "SKL-USD")
     drop_after, resume_at = skl_usd[20], skl_usd[30]
     simulator.faults = Faults(drop_connection_at={drop_after: resume_at - drop_after})
@@ -78,7 +90,7 @@ async def test_connection_dropped_mid_stream_is_backfilled_over_rest(simulator: 
 
     events, connector = await replay(simulator)
 
-    _assert_complete(events)
+    _assert_complete(events, recorded_trade_keys)
     # On resubscribe each product's newest trade comes back as last_match; the rest come over REST.
     backfilled = {(product, str(t)) for product, ids in missed.items() for t in ids[:-1]}
     assert connector.stats.backfilled == len(backfilled) > 0
@@ -90,7 +102,9 @@ async def test_connection_dropped_mid_stream_is_backfilled_over_rest(simulator: 
     assert simulator.sessions[0].close_code == 1006  # dropped without a close frame
 
 
-async def test_dropped_messages_are_gaps_found_by_trade_id_and_heartbeat(simulator: CoinbaseSimulator) -> None:
+async def test_dropped_messages_are_gaps_found_by_trade_id_and_heartbeat(
+    simulator: CoinbaseSimulator, recorded_trade_keys: TradeKeys, replay: Replay
+) -> None:
     mid_skl = simulator.find_frames("match", "SKL-USD")[25]
     last_band = simulator.find_frames("match", "BAND-GBP")[-1]  # only a heartbeat can reveal this one
     simulator.faults = Faults(drop_messages={mid_skl, last_band})
@@ -98,27 +112,29 @@ async def test_dropped_messages_are_gaps_found_by_trade_id_and_heartbeat(simulat
 
     events, connector = await replay(simulator)
 
-    _assert_complete(events)
+    _assert_complete(events, recorded_trade_keys)
     assert connector.stats.gaps == 2
     assert connector.stats.backfilled == 2
     assert {(e.symbol, e.trade_id) for e in events if e.taker_order_id is None} == lost
     assert connector.stats.reconnects == 0
 
 
-async def test_older_sequence_is_dropped_as_stale(simulator: CoinbaseSimulator) -> None:
+async def test_older_sequence_is_dropped_as_stale(
+    simulator: CoinbaseSimulator, recorded_trade_keys: TradeKeys, replay: Replay
+) -> None:
     skl_usd = simulator.find_frames("match", "SKL-USD")
     simulator.faults = Faults(repeat_after={skl_usd[30]: skl_usd[28], skl_usd[40]: skl_usd[40]})
 
     events, connector = await replay(simulator)
 
-    _assert_complete(events)
+    _assert_complete(events, recorded_trade_keys)
     assert connector.stats.stale_dropped == 1  # frame 28 again: older sequence
     assert connector.stats.duplicates_dropped == 1  # frame 40 again: same sequence, same trade id
     assert connector.stats.gaps == 0
 
 
 async def test_garbage_truncated_and_unknown_frames_are_counted_and_kept(
-    simulator: CoinbaseSimulator, tmp_path: Path
+    simulator: CoinbaseSimulator, tmp_path: Path, recorded_trade_keys: TradeKeys, replay: Replay
 ) -> None:
     skl_usd = simulator.find_frames("match", "SKL-USD")
     simulator.faults = Faults(garbage_before={skl_usd[5]}, truncate={skl_usd[10]})
@@ -133,7 +149,7 @@ async def test_garbage_truncated_and_unknown_frames_are_counted_and_kept(
 
     events, connector = await replay(simulator, {"rejected_path": str(rejected_file), "log_limit": 1})
 
-    _assert_complete(events)
+    _assert_complete(events, recorded_trade_keys)
     assert connector.stats.malformed == 4
     reasons = [r.reason for r in connector.rejected]
     assert reasons[0].startswith("not JSON")
@@ -151,7 +167,9 @@ async def test_garbage_truncated_and_unknown_frames_are_counted_and_kept(
     assert connector.stats.reconnects == 0
 
 
-async def test_stalled_feed_fails_health_check_and_is_recycled(simulator: CoinbaseSimulator) -> None:
+async def test_stalled_feed_fails_health_check_and_is_recycled(
+    simulator: CoinbaseSimulator, recorded_trade_keys: TradeKeys, replay: Replay
+) -> None:
     simulator.faults = Faults(stall_at=simulator.find_frames("match", "SKL-USD")[20])
     unhealthy_seen: list[bool] = []
 
@@ -163,7 +181,7 @@ async def test_stalled_feed_fails_health_check_and_is_recycled(simulator: Coinba
 
     events, connector = await replay(simulator, {"stale_after": 0.4}, while_running=watch)
 
-    _assert_complete(events)
+    _assert_complete(events, recorded_trade_keys)
     assert unhealthy_seen
     assert connector.stats.stale_recycles == 1
     assert connector.stats.reconnects == 1
@@ -172,13 +190,15 @@ async def test_stalled_feed_fails_health_check_and_is_recycled(simulator: Coinba
     assert simulator.sessions[0].close_code == 1000  # the connector closed the silent connection
 
 
-async def test_refused_connections_back_off_then_recover(simulator: CoinbaseSimulator) -> None:
+async def test_refused_connections_back_off_then_recover(
+    simulator: CoinbaseSimulator, recorded_trade_keys: TradeKeys, replay: Replay
+) -> None:
     simulator.faults = Faults(refuse_connections=3)
     backoff = {"initial": 0.1, "maximum": 0.25, "multiplier": 2.0, "jitter": 0.0}
 
     events, connector = await replay(simulator, {"backoff": backoff})
 
-    _assert_complete(events)
+    _assert_complete(events, recorded_trade_keys)
     assert simulator.refused == 3
     assert connector.stats.reconnects == 3
     waits = [later - earlier for earlier, later in zip(simulator.attempts, simulator.attempts[1:], strict=False)]
@@ -188,9 +208,9 @@ async def test_refused_connections_back_off_then_recover(simulator: CoinbaseSimu
     _assert_subscribed_quickly(simulator, 1)
 
 
-async def test_shutdown_while_backing_off_ends_the_iterator() -> None:
+async def test_shutdown_while_backing_off_ends_the_iterator(wait_until: WaitUntil, recording: Path) -> None:
     simulator = CoinbaseSimulator(Faults(refuse_connections=100))
-    simulator.load(read_recording(RECORDING))
+    simulator.load(read_recording(recording))
     await simulator.start()
     connector = CoinbaseConnector(
         settings={**simulator.connector_settings(), "backoff": {"initial": 5, "maximum": 5}, "stale_after": 0.2},

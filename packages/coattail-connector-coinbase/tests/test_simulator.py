@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
 import websockets
-from conftest import RECORDING, wait_until
 
 from coattail_connector_coinbase import CoinbaseSimulator, Faults
 from coattail_framework.recordings import read_recording
 
 
 @pytest.fixture
-async def started() -> CoinbaseSimulator:
+async def started(recording: Path) -> AsyncIterator[CoinbaseSimulator]:
     simulator = CoinbaseSimulator(Faults(), heartbeat_interval=0.05, subscribe_timeout=0.3)
-    simulator.load(read_recording(RECORDING))
+    simulator.load(read_recording(recording))
     await simulator.start()
     yield simulator
     await simulator.stop()
@@ -68,7 +69,9 @@ async def test_invalid_subscription_gets_an_error(started: CoinbaseSimulator) ->
     assert error == {"type": "error", "message": "Failed to subscribe", "reason": "BTC-USD is not a valid product"}
 
 
-async def test_resubscribe_gets_last_match_of_products_that_traded(started: CoinbaseSimulator) -> None:
+async def test_resubscribe_gets_last_match_of_products_that_traded(
+    started: CoinbaseSimulator, wait_until: Callable[[Callable[[], bool], float], Awaitable[bool]]
+) -> None:
     request = json.dumps({"type": "subscribe", "product_ids": ["SKL-USD"], "channels": ["matches"]})
     async with websockets.connect(started.connector_settings()["url"], max_queue=None) as websocket:
         await websocket.send(request)
