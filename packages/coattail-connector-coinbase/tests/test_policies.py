@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
 from pydantic import ValidationError
 
 from coattail_connector_coinbase.backoff import Backoff
+from coattail_connector_coinbase.inspection import RateLimitedLog
 from coattail_connector_coinbase.settings import BackoffSettings
 from coattail_connector_coinbase.tracking import Gap, TradeTracker
 
@@ -76,3 +78,19 @@ def test_tracker_dedupe_window_is_bounded() -> None:
     tracker.remember("SKL-USD", 4)
     assert not tracker.is_duplicate("SKL-USD", 1)
     assert all(tracker.is_duplicate("SKL-USD", t) for t in (2, 3, 4))
+
+
+def test_rejected_warnings_are_rate_limited_and_summarised(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("coinbase-rate-limit-test")
+    now = [0.0]
+    log = RateLimitedLog(logger, limit=2, interval=60, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        for number in range(5):
+            log.warning("rejected %d", number)
+    assert [r.getMessage() for r in caplog.records] == ["rejected 0", "rejected 1"]
+    assert log.suppressed == 3
+    now[0] = 60.0  # the next window opens
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        log.warning("rejected %d", 5)
+    assert caplog.records[-1].getMessage() == "rejected 5 (3 similar warnings suppressed before this one)"
+    assert log.suppressed == 0

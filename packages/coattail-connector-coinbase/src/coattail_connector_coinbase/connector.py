@@ -141,6 +141,8 @@ class CoinbaseConnector(BaseConnector):
                         max_size=2**24,
                     ) as websocket:
                         self._websocket = websocket
+                        if self._stopping.is_set():  # shutdown() arrived during the handshake
+                            await websocket.close()
                         await websocket.send(json.dumps(self.settings.subscribe_message()))
                         subscribed_at = time.monotonic()
                         LOG.info(

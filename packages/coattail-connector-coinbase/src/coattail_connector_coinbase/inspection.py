@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,17 +31,20 @@ class RejectedMessage:
 class RateLimitedLog:
     """At most ``limit`` warnings per ``interval`` seconds on ``logger``."""
 
-    def __init__(self, logger: logging.Logger, limit: int, interval: float) -> None:
+    def __init__(
+        self, logger: logging.Logger, limit: int, interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._logger = logger
         self._limit = limit
         self._interval = interval
-        self._window_start = time.monotonic()
+        self._clock = clock
+        self._window_start = clock()
         self._logged = 0
         self.suppressed = 0
 
     def warning(self, message: str, *args: object) -> None:
         """Log, or count as suppressed when over the limit in the current window."""
-        now = time.monotonic()
+        now = self._clock()
         if now - self._window_start >= self._interval:
             self._window_start, self._logged = now, 0
         if self._logged >= self._limit:

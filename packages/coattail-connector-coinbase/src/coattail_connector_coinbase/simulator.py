@@ -209,11 +209,6 @@ class CoinbaseSimulator(ExchangeSimulator):
         """The decoded loaded frame at ``index`` (None for a frame that is not a JSON object)."""
         return self._frames[index].message
 
-    @property
-    def trade_ids(self) -> dict[str, list[int]]:
-        """Trade ids made so far per product (what REST serves), ascending."""
-        return {product: [int(t["trade_id"]) for t in state.trades] for product, state in self._products.items()}
-
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on ``host:port`` (a free port when 0) and start the feed."""
         app = web.Application()
