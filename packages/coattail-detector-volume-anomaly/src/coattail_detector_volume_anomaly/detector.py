@@ -31,7 +31,7 @@ from coattail_detector_volume_anomaly.alerts import ALERT_TYPE, volume_spike_ale
 from coattail_detector_volume_anomaly.config import VolumeAnomalySettings
 from coattail_detector_volume_anomaly.quality import usable_trades, volume_quality_rules
 from coattail_detector_volume_anomaly.schema import VOLUME_AGGREGATES, VOLUME_STATE
-from coattail_detector_volume_anomaly.windows import volume_state_function
+from coattail_detector_volume_anomaly.windows import volume_batch_function, volume_state_function
 from coattail_framework.detector import BaseDetector
 from coattail_framework.partitioning import PartitionField, day
 from coattail_framework.quality.rules import QualityRule
@@ -80,10 +80,13 @@ class VolumeAnomalyDetector(BaseDetector[VolumeAnomalySettings]):
         return volume_quality_rules()
 
     def process(self, events: DataFrame) -> DataFrame:
-        """``VOLUME_AGGREGATES`` rows of ``events`` (streaming: as windows close; static: all windows).
+        """``VOLUME_AGGREGATES`` rows of ``events``.
 
-        Trades at or before the watermark (newest event time seen minus
-        ``watermark_seconds``) are dropped by Spark before they reach the state.
+        Streaming: windows are emitted as the watermark passes their end; trades at or
+        before the watermark (newest event time seen minus ``watermark_seconds``) are
+        dropped by Spark before they reach the state. Static (backfills over stored
+        trades): ``applyInPandasWithState`` is streaming-only, so the same window and
+        baseline logic runs through ``applyInPandas`` and every window is emitted.
         """
         trades = (
             usable_trades(events)
@@ -98,8 +101,11 @@ class VolumeAnomalyDetector(BaseDetector[VolumeAnomalySettings]):
                 "side",
             )
         )
-        return trades.groupBy(*KEY_COLUMNS).applyInPandasWithState(
-            volume_state_function(self.settings, close_all=not events.isStreaming),
+        grouped = trades.groupBy(*KEY_COLUMNS)
+        if not events.isStreaming:
+            return grouped.applyInPandas(volume_batch_function(self.settings), schema=VOLUME_AGGREGATES)
+        return grouped.applyInPandasWithState(
+            volume_state_function(self.settings),
             outputStructType=VOLUME_AGGREGATES,
             stateStructType=VOLUME_STATE,
             outputMode="append",

@@ -221,12 +221,8 @@ def aggregates_frame(exchange: str, symbol: str, rows: list[dict[str, Any]]) -> 
     return frame[VOLUME_AGGREGATES.fieldNames()]
 
 
-def volume_state_function(settings: VolumeAnomalySettings, *, close_all: bool) -> StateFunction:
-    """The ``applyInPandasWithState`` function for ``settings``.
-
-    ``close_all`` (static input, no watermark) closes every window at once; a stream
-    closes windows as its watermark passes their end.
-    """
+def volume_state_function(settings: VolumeAnomalySettings) -> StateFunction:
+    """The ``applyInPandasWithState`` function for ``settings``: windows close as the watermark passes their end."""
     window_us = settings.window_seconds * 1_000_000
     capacity = settings.baseline_windows
 
@@ -236,8 +232,7 @@ def volume_state_function(settings: VolumeAnomalySettings, *, close_all: bool) -
         trades = [batch for batch in batches if len(batch)]
         if trades:
             current.add(window_totals(pd.concat(trades, ignore_index=True), window_us))
-        watermark_us = None if close_all else state.getCurrentWatermarkMs() * 1000
-        rows = current.close_until(watermark_us, window_us, capacity)
+        rows = current.close_until(state.getCurrentWatermarkMs() * 1000, window_us, capacity)
         state.update(current.to_row())
         timeout_ms = current.next_close_ms(window_us)
         if timeout_ms is not None:
@@ -246,3 +241,17 @@ def volume_state_function(settings: VolumeAnomalySettings, *, close_all: bool) -
             yield aggregates_frame(exchange, symbol, rows)
 
     return update
+
+
+def volume_batch_function(settings: VolumeAnomalySettings) -> Callable[[tuple[Any, ...], Any], Any]:
+    """The ``applyInPandas`` function for static input: every trade of a key at once, every window closed."""
+    window_us = settings.window_seconds * 1_000_000
+    capacity = settings.baseline_windows
+
+    def aggregate(key: tuple[Any, ...], trades: Any) -> Any:
+        exchange, symbol = key
+        current = KeyState.empty()
+        current.add(window_totals(trades, window_us))
+        return aggregates_frame(exchange, symbol, current.close_until(None, window_us, capacity))
+
+    return aggregate

@@ -1,0 +1,3 @@
+"""MOD-001 tests share one local SparkSession (coattail_framework.testing.fixtures)."""
+
+pytest_plugins = ["coattail_framework.testing.fixtures"]
