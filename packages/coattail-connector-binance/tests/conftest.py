@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+
 from coattail_connector_binance import BinanceConnector, BinanceSimulator
 from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import RecordedMessage, read_recording
@@ -71,7 +72,7 @@ async def _collect(
 @pytest.fixture
 async def simulator() -> AsyncIterator[BinanceSimulator]:
     """A fresh, not yet started simulator, stopped after the test."""
-    server = BinanceSimulator(ping_interval_s=0.5, pong_timeout_s=5.0)
+    server = BinanceSimulator()
     yield server
     await server.stop()
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from coattail_connector_binance import BinanceConnector, message_kind, normalize_message
 from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import read_recording
@@ -104,7 +105,7 @@ def test_every_recorded_aggtrade_normalizes(ws_data: Path) -> None:
     messages = [json.loads(m.payload) for m in read_recording(ws_data / "cryptofeed_aggtrade_2021.jsonl")]
     events = [event for raw in messages for event in normalize_message(raw)]
     assert len(events) == len(messages) == 54
-    for raw, event in zip(messages, events):
+    for raw, event in zip(messages, events, strict=True):
         data = raw["data"]
         assert event.quote_volume == Decimal(data["p"]) * Decimal(data["q"])
         assert event.side == ("sell" if data["m"] else "buy")
@@ -114,8 +115,10 @@ def test_every_recorded_aggtrade_normalizes(ws_data: Path) -> None:
     ("raw", "kind"),
     [
         ({"stream": "btcusdt@depth@100ms", "data": {"e": "depthUpdate", "E": 1, "s": "BTCUSDT"}}, "market_data"),
-        ({"stream": "btcusdt@bookTicker", "data": {"u": 1, "s": "BTCUSDT", "b": "1", "B": "1", "a": "2", "A": "1"}},
-         "market_data"),
+        (
+            {"stream": "btcusdt@bookTicker", "data": {"u": 1, "s": "BTCUSDT", "b": "1", "B": "1", "a": "2", "A": "1"}},
+            "market_data",
+        ),
         ({"lastUpdateId": 50093239218, "bids": [], "asks": []}, "market_data"),
         ({"result": None, "id": 1}, "ack"),
         ({"error": {"code": 2, "msg": "Invalid request"}, "id": 1}, "error"),

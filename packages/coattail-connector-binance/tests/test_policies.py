@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import random
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
 from coattail_connector_binance import (
     BinanceConnector,
     BinanceSettings,
@@ -28,7 +30,7 @@ def test_backoff_grows_caps_and_resets_with_seeded_jitter() -> None:
     policy = ExponentialBackoff(initial=0.5, multiplier=2.0, cap=8.0, jitter=0.5, rng=random.Random(7))
     delays = [policy.next_delay() for _ in range(8)]
     ceilings = [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
-    for delay, ceiling in zip(delays, ceilings):
+    for delay, ceiling in zip(delays, ceilings, strict=True):
         assert ceiling * 0.5 <= delay <= ceiling
     expected_rng = random.Random(7)
     assert delays == [ceiling * (1 - 0.5 * expected_rng.random()) for ceiling in ceilings]
@@ -118,7 +120,11 @@ async def test_connect_without_symbols_names_the_key() -> None:
 
 
 def test_connector_is_published_as_an_entry_point() -> None:
-    registry = ModuleRegistry().discover()
+    def ours(group: str) -> list[importlib.metadata.EntryPoint]:
+        return [point for point in importlib.metadata.entry_points(group=group) if point.name == "binance"]
+
+    registry = ModuleRegistry(entry_points=ours).discover()
+    assert registry.failures == []
     connector_class = registry.get_connector("binance")
     assert connector_class is BinanceConnector
     assert connector_class.simulator_class is not None

@@ -40,6 +40,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -58,6 +59,9 @@ LOG = logging.getLogger(__name__)
 _REST_PREFIXES = ("/api/v3", "/fapi/v1")
 _WEIGHT = {"historicalTrades": 25, "aggTrades": 4}
 _MAX_AGG_RANGE_MS = 3_600_000
+_COMPACT_COMBINED = re.compile(r'^\{"stream":"([^"]+)","data":(\{.*\})\}$', re.DOTALL)
+_FAIRNESS_BATCH = 64
+"""Frames the market sends before letting other tasks run (sends rarely block on loopback)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,11 @@ def _frame_from(message: RecordedMessage) -> _Frame | None:
     raw_frame = _Frame(None, message.payload, message.payload, message.received_ns)
     if message.malformed:
         return raw_frame
+    if (compact := _COMPACT_COMBINED.match(message.payload)) is not None:
+        # Binance's own compact framing: serve the payload verbatim and decode trades only.
+        stream, bare = compact.group(1).lower(), compact.group(2)
+        if not stream.endswith(("@trade", "@aggtrade")):
+            return _Frame(stream, message.payload, bare, message.received_ns)
     try:
         decoded = json.loads(message.payload)
     except ValueError:
@@ -106,7 +115,8 @@ def _frame_from(message: RecordedMessage) -> _Frame | None:
         return raw_frame
     if isinstance(decoded.get("stream"), str) and isinstance(decoded.get("data"), dict):
         stream, data = decoded["stream"].lower(), decoded["data"]
-        combined, bare = message.payload, json.dumps(data, separators=(",", ":"))
+        combined = message.payload
+        bare = compact.group(2) if compact is not None else json.dumps(data, separators=(",", ":"))
     elif isinstance(decoded.get("e"), str) and isinstance(decoded.get("s"), str):
         data = decoded
         stream = f"{data['s'].lower()}@{data['e']}"
@@ -207,6 +217,10 @@ class BinanceSimulator(ExchangeSimulator):
         """``time.monotonic()`` of every websocket connection attempt, refused ones included."""
         self.control_messages: list[tuple[float, str]] = []
         """``(time.monotonic(), method)`` of every request a client sent."""
+        self.pongs_received = 0
+        """Pongs the clients sent in answer to the server's pings."""
+        self.close_codes: list[int | None] = []
+        """The close code of every finished connection (None: dropped without a close frame)."""
         self._pending: deque[_Frame] = deque()
         self._symbols: dict[str, None] = {}
         self._stream_kinds: dict[str, int] = {}
@@ -311,8 +325,8 @@ class BinanceSimulator(ExchangeSimulator):
         self._notify()
 
     def inject_raw(self, text: str) -> None:
-        """Send ``text`` verbatim to every connected client, before any pending frame."""
-        self._pending.appendleft(_Frame(None, text, text, None))
+        """Queue ``text`` (sent verbatim to every connected client) behind the frames already loaded."""
+        self._pending.append(_Frame(None, text, text, None))
         self._drained.clear()
         self._notify()
 
@@ -350,6 +364,7 @@ class BinanceSimulator(ExchangeSimulator):
         return any(not client.stalled for client in self._clients)
 
     async def _run_market(self) -> None:
+        published = 0
         while True:
             if not self._pending:
                 self._drained.set()
@@ -361,6 +376,9 @@ class BinanceSimulator(ExchangeSimulator):
                 await self._pace(self._pending[0])
             frame = self._pending.popleft()
             self._publish(frame)
+            published += 1
+            if published % _FAIRNESS_BATCH == 0:
+                await asyncio.sleep(0)
             if frame.stream is not None and self._offline > 0:
                 self._offline -= 1
                 continue
@@ -431,10 +449,12 @@ class BinanceSimulator(ExchangeSimulator):
                     await ws.pong(message.data)
                 elif message.type == WSMsgType.PONG:
                     client.last_pong = time.monotonic()
+                    self.pongs_received += 1
                 elif message.type == WSMsgType.TEXT and not client.stalled:
                     await ws.send_str(json.dumps(self._control(client, message.data)))
         finally:
             pinger.cancel()
+            self.close_codes.append(ws.close_code)
             self._clients.discard(client)
             self._notify()
         return ws
