@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,25 @@ def test_the_cursor_key_can_come_from_an_ssm_secure_string(kit: Any, moto_endpoi
     settings = load_settings({"COATTAIL_API_CURSOR_KEY_PARAMETER": "/coattail/test/api/cursor-key"}, config)
 
     assert settings.cursor_key.get_secret_value() == b"s" * 40
+
+
+def test_the_lambda_entry_point_loads_its_settings_from_the_environment(
+    kit: Any, dynamodb: Any, moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from coattail_api import app
+    from coattail_api.local import LocalLambdaContext, http_api_event
+
+    table = kit.new_table(dynamodb)
+    for name in [name for name in os.environ if name.startswith("COATTAIL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("COATTAIL_CONFIG", str(kit.write_config(tmp_path, "ignored", moto_endpoint)))
+    monkeypatch.setenv("COATTAIL_DYNAMODB__TABLE_NAME", table)
+    monkeypatch.setenv("COATTAIL_API_CURSOR_KEY", kit.CURSOR_KEY)
+    app._configured_handler.cache_clear()
+    try:
+        result = app.handler(http_api_event("GET", "/health", []), LocalLambdaContext("cold-start"))
+    finally:
+        app._configured_handler.cache_clear()
+
+    assert result["statusCode"] == 200
+    assert json.loads(result["body"])["table"] == table
