@@ -16,9 +16,9 @@ import pytest
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import ConfigError
 from coattail_framework.recordings import RecordedMessage, read_recording
-from coattail_framework.registry import ModuleRegistry
 from coattail_producer.replay import detect_connector, parse_recording, replay
 from coattail_producer.retime import retime, shift_message
+from coattail_producer.runner import connector_registry
 from coattail_producer.settings import ProducerSettings, PublisherSettings
 
 from .conftest import BTC_DAY1, DATA, REGION, published_events
@@ -115,7 +115,7 @@ def test_retime_rewrites_binance_and_coinbase_time_fields() -> None:
 
 
 def test_exchange_is_detected_from_the_messages_or_taken_from_the_prefix(btc_slice: Path, tmp_path: Path) -> None:
-    registry = ModuleRegistry().discover()
+    registry = connector_registry()
     assert {"binance", "coinbase"} <= set(registry.connectors)
     assert detect_connector(btc_slice, registry) == "binance"
     assert detect_connector(COINBASE_MATCHES, registry) == "coinbase"

@@ -31,9 +31,8 @@ from coattail_framework.aws.clients import aws_client
 from coattail_framework.config.loader import ConfigLoader
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import CoattailError
-from coattail_framework.registry import ModuleRegistry
 from coattail_producer.replay import replay
-from coattail_producer.runner import Producer, build_connectors
+from coattail_producer.runner import Producer, build_connectors, connector_registry
 from coattail_producer.settings import ProducerSettings, PublisherSettings
 
 LOG = logging.getLogger("coattail_producer")
@@ -107,10 +106,9 @@ def _check_stream(kinesis: Any, config: CoattailConfig) -> None:
 
 
 async def _run_live(config: CoattailConfig, settings: ProducerSettings) -> int:
-    registry = ModuleRegistry().discover()
-    connectors = build_connectors(config, registry)
     kinesis, cloudwatch = _clients(config)
     await asyncio.to_thread(_check_stream, kinesis, config)
+    connectors = build_connectors(config, connector_registry())
     producer = Producer(config, connectors, kinesis_client=kinesis, cloudwatch_client=cloudwatch, settings=settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -47,7 +47,7 @@ from coattail_framework.recordings import RecordedMessage, read_recording
 from coattail_framework.registry import ModuleRegistry
 from coattail_framework.simulator import ExchangeSimulator
 from coattail_producer.retime import retime as retime_messages
-from coattail_producer.runner import Producer, build_connector, connector_settings
+from coattail_producer.runner import Producer, build_connector, connector_registry, connector_settings
 from coattail_producer.settings import ProducerSettings
 
 LOG = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ async def replay(
     ``ConfigError`` for an unknown or undetectable exchange or a connector without a simulator.
     """
     started = time.monotonic()
-    registry = registry or ModuleRegistry().discover()
+    registry = registry or connector_registry()
     settings = settings or ProducerSettings()
     names = {*config.exchanges, *registry.connectors}
     tagged = [r if isinstance(r, Recording) else parse_recording(r, names) for r in recordings]

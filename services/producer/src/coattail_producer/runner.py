@@ -21,9 +21,10 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from coattail_framework.config.model import CoattailConfig
 from coattail_framework.connector import BaseConnector
 from coattail_framework.errors import CoattailError, ConfigError
 from coattail_framework.events import TradeEvent
-from coattail_framework.registry import ModuleRegistry
+from coattail_framework.registry import CONNECTOR_GROUP, ModuleRegistry
 from coattail_producer.health import Check, HealthReport, HealthServer
 from coattail_producer.metrics import CloudWatchEmitter, Sample, VenueMetrics, collect
 from coattail_producer.publisher import KinesisPublisher, LatencyWindow, PublisherStats
@@ -41,6 +42,18 @@ LOG = logging.getLogger(__name__)
 
 CONNECTOR_SHARE_OF_DEADLINE = 0.5
 """Part of the shutdown deadline connectors get to hand over what they read; the publisher gets the rest."""
+
+
+def connector_registry() -> ModuleRegistry:
+    """Connector plugins from the ``coattail.connectors`` entry points only.
+
+    The producer never runs detectors, so their group (and the PySpark they import) is not loaded.
+    """
+
+    def connector_entry_points(group: str) -> Iterable[importlib.metadata.EntryPoint]:
+        return importlib.metadata.entry_points(group=group) if group == CONNECTOR_GROUP else ()
+
+    return ModuleRegistry(entry_points=connector_entry_points).discover()
 
 
 def connector_settings(config: CoattailConfig, venue: str) -> dict[str, Any]:
