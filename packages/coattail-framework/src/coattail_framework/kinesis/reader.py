@@ -222,18 +222,19 @@ class ShardFetcher:
     ) -> None:
         """Fetch until ``cursor`` holds ``want`` records (None: all) or the shard is caught up.
 
-        ``wait``: sleep for the shard's pacing and backoff instead of leaving it for the next
-        trigger. ``max_calls`` bounds the ``GetRecords`` calls (None: until done). Runs on
-        the driver.
+        ``wait``: sleep through backoff and idle pacing too, instead of leaving the shard for
+        the next trigger (the short pacing between two calls is always slept). ``max_calls``
+        bounds the ``GetRecords`` calls (None: until done). Runs on the driver.
         """
         calls = 0
         while not (cursor.ended or cursor.exhausted) and (want is None or len(cursor.records) < want):
             if max_calls is not None and calls >= max_calls:
                 return
-            if self.pacer.wait_s(cursor.shard.shard_id) > 0:
-                if not wait:
+            delay = self.pacer.wait_s(cursor.shard.shard_id)
+            if delay > 0:
+                if not wait and delay > self.pacer.min_interval_s:
                     return
-                self.pacer.wait(cursor.shard.shard_id)
+                self.pacer.sleep(delay)
             calls += 1
             limit = GET_RECORDS_MAX_RECORDS if want is None else want - len(cursor.records)
             if self.fetch_once(cursor, limit, arrived_by=arrived_by) and cursor.caught_up:

@@ -85,6 +85,10 @@ def _streaming_datasource_api() -> Any:
         return None
 
 
+SUPPORTS_AVAILABLE_NOW = hasattr(_streaming_datasource_api(), "SupportsTriggerAvailableNow")
+"""True on PySpark 4.2+, where Trigger.AvailableNow runs bounded batches with this source."""
+
+
 @dataclass(frozen=True)
 class KinesisShardRange(InputPartition):
     """One shard's records in (start, end] for one batch; ``rows`` when already fetched."""
@@ -332,6 +336,5 @@ class KinesisDataSource(DataSource):
         return KinesisStreamReader(KinesisSourceOptions.from_spark(self.options))
 
 
-_api = _streaming_datasource_api()
-if _api is not None and hasattr(_api, "SupportsTriggerAvailableNow"):
-    _api.SupportsTriggerAvailableNow.register(KinesisStreamReader)
+if SUPPORTS_AVAILABLE_NOW:
+    _streaming_datasource_api().SupportsTriggerAvailableNow.register(KinesisStreamReader)
