@@ -1,0 +1,276 @@
+"""Offsets, shard lineage, options, EMR option mapping, pacing and replay: no Spark session.
+
+Throttling and iterator expiry cannot be produced by moto, so those tests use ``FakeKinesis``,
+which raises the real botocore errors; everything else runs against moto.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from coattail_framework.config import CoattailConfig
+from coattail_framework.config.model import AwsConfig, KinesisConfig
+from coattail_framework.errors import ConfigError
+from coattail_framework.kinesis import KinesisSourceOptions, KinesisStreamReader, aws_kinesis_options
+from coattail_framework.kinesis.limits import ShardPacer
+from coattail_framework.kinesis.offsets import (
+    SHARD_END,
+    TRIM_HORIZON,
+    at_timestamp,
+    is_after,
+    iterator_request,
+    parse_positions,
+)
+from coattail_framework.kinesis.reader import MAX_THROTTLES_IN_A_ROW, ShardCursor, ShardFetcher
+from coattail_framework.kinesis.shards import Shard, readable, reconcile
+from coattail_framework.kinesis.source import _streaming_datasource_api
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def test_positions_order_sequence_numbers_as_integers_between_markers_and_shard_end() -> None:
+    assert is_after("10", "9")
+    assert is_after(
+        "49590338271490256608559692538361571095921575989136588899",
+        "4959033827149025660855969253836157109592157598913658889",
+    )
+    assert is_after("1", TRIM_HORIZON)
+    assert is_after("1", at_timestamp(T0))
+    assert is_after(SHARD_END, "999999999999999999999999999999")
+    assert iterator_request("42") == {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": "42"}
+    assert iterator_request(at_timestamp(T0)) == {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": T0}
+    assert iterator_request(TRIM_HORIZON) == {"ShardIteratorType": "TRIM_HORIZON"}
+    with pytest.raises(ValueError, match=r"shard-7: invalid Kinesis shard position 'LATEST'"):
+        parse_positions({"shard-1": "5", "shard-7": "LATEST"})
+
+
+def test_children_wait_for_every_listed_parent_and_expired_shards_leave_the_offset(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, b = Shard("a", (), "100"), Shard("b", (), "200")
+    merged = Shard("m", ("a", "b"), None)
+    split_1, split_2 = Shard("s1", ("m",), None), Shard("s2", ("m",), None)
+    positions = reconcile({"a": SHARD_END, "b": "150", "gone": "12"}, [a, b, merged])
+    assert positions == {"a": SHARD_END, "b": "150", "m": TRIM_HORIZON}
+    assert "shard gone expired" in caplog.text
+    assert "last position 12" in caplog.text
+    assert [s.shard_id for s in readable(positions, [a, b, merged])] == ["b"]
+    positions["b"] = SHARD_END
+    assert [s.shard_id for s in readable(positions, [a, b, merged])] == ["m"]
+    # Parents gone from the listing (retention) no longer hold their children back.
+    after_expiry = reconcile({"a": SHARD_END, "b": SHARD_END, "m": "7"}, [merged, split_1, split_2])
+    assert after_expiry == {"m": "7", "s1": TRIM_HORIZON, "s2": TRIM_HORIZON}
+    assert [s.shard_id for s in readable(after_expiry, [merged, split_1, split_2])] == ["m"]
+
+
+def test_options_are_case_insensitive_and_errors_name_the_option() -> None:
+    options = KinesisSourceOptions.from_spark(
+        {
+            "streamname": "trades",
+            "REGION": "eu-west-1",
+            "startingposition": "at_timestamp",
+            "startingtimestamp": "2026-01-02T03:04:05",
+        }
+    )
+    assert options.starting_position == "AT_TIMESTAMP"
+    assert options.starting_timestamp == T0
+    assert options.max_records_per_trigger == 10_000
+    with pytest.raises(ConfigError, match="unknown option 'streamnme'"):
+        KinesisSourceOptions.from_spark({"streamnme": "trades", "region": "eu-west-1"})
+    with pytest.raises(ConfigError, match="option maxrecordspertrigger"):
+        KinesisSourceOptions.from_spark({"streamname": "t", "region": "r", "maxrecordspertrigger": "0"})
+    with pytest.raises(ConfigError, match="startingtimestamp is required"):
+        KinesisSourceOptions.from_spark({"streamname": "t", "region": "r", "startingposition": "AT_TIMESTAMP"})
+
+
+def test_aws_kinesis_options_use_the_emr_connector_names() -> None:
+    """Only the mapping is tested: EMR's JVM connector cannot run here (no Maven, no jar)."""
+    config = CoattailConfig(
+        aws=AwsConfig(region="eu-west-1"),
+        kinesis=KinesisConfig(
+            stream_name="coattail-trades",
+            shard_count=4,
+            source="aws-kinesis",
+            starting_position="AT_TIMESTAMP",
+            starting_timestamp=datetime(2026, 1, 2, 4, 4, 5, tzinfo=timezone(timedelta(hours=1))),
+            max_records_per_trigger=10_000,
+            efo_consumer_name="coattail-stream-job",
+        ),
+    )
+    assert aws_kinesis_options(config) == {
+        "kinesis.streamName": "coattail-trades",
+        "kinesis.region": "eu-west-1",
+        "kinesis.endpointUrl": "https://kinesis.eu-west-1.amazonaws.com",
+        "kinesis.startingPosition": "AT_TIMESTAMP 2026-01-02T03:04:05Z",
+        "kinesis.maxFetchRecordsPerShard": "2500",
+        "kinesis.consumerType": "SubscribeToShard",
+        "kinesis.consumerName": "coattail-stream-job",
+    }
+    shared = CoattailConfig(
+        aws=AwsConfig(endpoint_url="http://127.0.0.1:5000"), kinesis=KinesisConfig(source="aws-kinesis")
+    )
+    options = aws_kinesis_options(shared)
+    assert options["kinesis.consumerType"] == "GetRecords"
+    assert "kinesis.consumerName" not in options
+    assert options["kinesis.endpointUrl"] == "http://127.0.0.1:5000"
+    assert options["kinesis.startingPosition"] == "TRIM_HORIZON"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def client_error(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": code}}, "GetRecords")
+
+
+class FakeKinesis:
+    """GetShardIterator/GetRecords over records 1..n of one shard, failing as scripted."""
+
+    def __init__(self, count: int, failures: list[str]) -> None:
+        self.records = [
+            {"SequenceNumber": str(n), "PartitionKey": "k", "Data": b"%d" % n, "ApproximateArrivalTimestamp": T0}
+            for n in range(1, count + 1)
+        ]
+        self.failures = failures
+        self.iterator_requests: list[dict[str, Any]] = []
+        self.get_records_calls = 0
+
+    def get_shard_iterator(self, **request: Any) -> dict[str, str]:
+        self.iterator_requests.append(request)
+        after = int(request.get("StartingSequenceNumber", 0))
+        return {"ShardIterator": str(after)}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:  # noqa: N803
+        self.get_records_calls += 1
+        if self.failures:
+            raise client_error(self.failures.pop(0))
+        after = int(ShardIterator)
+        batch = [r for r in self.records if int(r["SequenceNumber"]) > after][:Limit]
+        last = int(batch[-1]["SequenceNumber"]) if batch else after
+        behind = 0 if last >= len(self.records) else 1000
+        return {"Records": batch, "NextShardIterator": str(last), "MillisBehindLatest": behind}
+
+
+def fetcher(client: FakeKinesis, clock: FakeClock) -> ShardFetcher:
+    return ShardFetcher(client, "trades", ShardPacer(clock=clock, sleep=clock.sleep))
+
+
+def test_throttling_backs_off_exponentially_and_a_patient_fill_gets_the_records() -> None:
+    clock = FakeClock()
+    client = FakeKinesis(5, ["ProvisionedThroughputExceededException"] * 3)
+    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
+    impatient = fetcher(client, clock)
+    impatient.fill(cursor, 10, wait=False, max_calls=3)
+    assert cursor.records == []
+    assert client.get_records_calls == 1
+    assert impatient.pacer.wait_s("s") >= 0.25  # backoff holds the shard back for the next trigger
+
+    impatient.fill(cursor, 10, wait=True, max_calls=None)
+    assert [r.sequence_number for r in cursor.records] == ["1", "2", "3", "4", "5"]
+    assert cursor.caught_up
+    assert not cursor.ended
+    backoffs = clock.slept
+    assert len(backoffs) == 3
+    assert 0.25 <= backoffs[0] <= 0.5
+    assert 0.5 <= backoffs[1] <= 1.0
+    assert 1.0 <= backoffs[2] <= 2.0
+
+
+def test_an_expired_iterator_is_renewed_after_the_last_sequence_number_read() -> None:
+    clock = FakeClock()
+    client = FakeKinesis(6, [])
+    reader = fetcher(client, clock)
+    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
+    reader.fill(cursor, 3, wait=True, max_calls=None)
+    client.failures.append("ExpiredIteratorException")
+    reader.fill(cursor, 6, wait=True, max_calls=None)
+    assert [r.sequence_number for r in cursor.records] == ["1", "2", "3", "4", "5", "6"]
+    assert client.iterator_requests[-1] == {
+        "StreamName": "trades",
+        "ShardId": "s",
+        "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+        "StartingSequenceNumber": "3",
+    }
+    # An iterator close to its 5-minute lifetime is renewed before use, not after failing.
+    clock.now += 280
+    cursor.caught_up = False
+    client.records.append({**client.records[0], "SequenceNumber": "7"})
+    reader.fill(cursor, 7, wait=True, max_calls=None)
+    assert client.iterator_requests[-1]["StartingSequenceNumber"] == "6"
+    assert len(client.iterator_requests) == 3
+
+
+def test_an_idle_shard_is_polled_at_the_idle_interval_only() -> None:
+    clock = FakeClock()
+    client = FakeKinesis(0, [])
+    reader = fetcher(client, clock)
+    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
+    reader.fill(cursor, 100, wait=False, max_calls=3)
+    assert client.get_records_calls == 1
+    assert cursor.caught_up
+    clock.now += 0.5
+    reader.fill(cursor, 100, wait=False, max_calls=3)
+    assert client.get_records_calls == 1
+    clock.now += 0.5
+    reader.fill(cursor, 100, wait=False, max_calls=3)
+    assert client.get_records_calls == 2
+
+
+def test_replay_returns_exactly_the_range_and_gives_up_when_throttled_without_end() -> None:
+    clock = FakeClock()
+    reader = fetcher(FakeKinesis(10, []), clock)
+    replayed = [r.sequence_number for r in reader.read_range(Shard("s", (), None), "3", "7")]
+    assert replayed == ["4", "5", "6", "7"]
+    closed = Shard("s", (), "10")
+    assert [r.sequence_number for r in reader.read_range(closed, "8", SHARD_END)] == ["9", "10"]
+    with pytest.raises(RuntimeError, match="no longer readable"):
+        list(reader.read_range(Shard("s", (), None), "3", "12"))
+    throttled = fetcher(FakeKinesis(10, ["ProvisionedThroughputExceededException"] * MAX_THROTTLES_IN_A_ROW), clock)
+    with pytest.raises(RuntimeError, match=f"throttled {MAX_THROTTLES_IN_A_ROW} times in a row"):
+        list(throttled.read_range(Shard("s", (), None), "3", "7"))
+
+
+def test_the_driver_splits_the_cap_fairly_and_replay_matches_the_fetched_batch(
+    kinesis: Any, new_stream: Any, put_trades: Any, moto_endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    stream = new_stream(2)
+    put_trades(stream, range(700))
+    options = KinesisSourceOptions(
+        stream_name=stream, region="us-east-1", endpoint_url=moto_endpoint, max_records_per_trigger=300
+    )
+    reader = KinesisStreamReader(options)
+    start = reader.initialOffset()
+    assert set(start.values()) == {TRIM_HORIZON}
+    end = reader.latestOffset(start, None)
+    ranges = reader.partitions(start, end)
+    assert sum(len(r.rows) for r in ranges) == 300  # type: ignore[attr-defined]
+    executor_side = KinesisStreamReader(options)
+    for shard_range in ranges:
+        replay = type(shard_range)(shard_range.shard, shard_range.start, shard_range.end)
+        replayed = list(executor_side.read(replay))
+        assert replayed == list(shard_range.rows)  # type: ignore[attr-defined]
+    reader.commit(end)
+
+    api = _streaming_datasource_api()
+    read_all = getattr(api, "ReadAllAvailable", None) or type("ReadAllAvailable", (), {})
+    final = reader.latestOffset(end, read_all())
+    rest = reader.partitions(end, final)
+    assert sum(len(r.rows) for r in rest) == 400  # type: ignore[attr-defined]
+    assert reader.latestOffset(final, read_all()) == final
+    reader.stop()
