@@ -52,6 +52,7 @@ def assert_error(response: Any, status: int, starts_with: str) -> None:
         ("/alerts", {"severity": "high"}, "symbol, alert_type or module_id: give at least one"),
         ("/alerts", {"symbol": "BTCUSDT", "sort": "asc"}, "sort: unknown parameter"),
         ("/alerts/not-an-id", {}, "alert_id: must be 32 lower-case hex characters"),
+        ("/health", {"verbose": "1"}, "verbose: unknown parameter; this route takes no parameters"),
         ("/whales", {"min_notional": "-1"}, "min_notional: input should be greater than or equal to 0"),
         ("/whales", {"min_notional": "nan"}, "min_notional: input should be"),
         ("/whales", {"min_notional": "inf"}, "min_notional: input should be less than or equal to 1"),

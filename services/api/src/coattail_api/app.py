@@ -150,11 +150,14 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
         given = app.current_event.query_string_parameters or {}
         unknown = sorted(set(given) - set(allowed))
         if unknown:
-            raise BadRequestError(f"{unknown[0]}: unknown parameter; this route takes {', '.join(allowed)}")
+            takes = ", ".join(allowed) if allowed else "no parameters"
+            raise BadRequestError(f"{unknown[0]}: unknown parameter; this route takes {takes}")
 
-    def paged(route: str, query: IndexQuery, limit: int, cursor: str | None, **extra: Any) -> dict[str, Any]:
-        fingerprint = query_fingerprint({"route": route, **query.fingerprint_parts(), **extra})
-        keep = _notional_at_least(float(extra["min_notional"])) if extra.get("min_notional") else None
+    def paged(
+        route: str, query: IndexQuery, limit: int, cursor: str | None, min_notional: float | None = None
+    ) -> dict[str, Any]:
+        fingerprint = query_fingerprint({"route": route, "min_notional": min_notional, **query.fingerprint_parts()})
+        keep = _notional_at_least(min_notional) if min_notional else None
         start_key = None
         if cursor is not None:
             try:
