@@ -189,7 +189,7 @@ async def test_refused_connections_back_off_then_recover(
     assert len(attempts) == 4
     spacing = [later - earlier for earlier, later in itertools.pairwise(attempts)]
     for gap, delay in zip(spacing, [0.1, 0.2, 0.3], strict=True):
-        assert delay - 0.01 <= gap <= delay + 0.25
+        assert delay - 0.01 <= gap <= delay + 0.5
 
 
 async def test_connection_is_recycled_at_its_age_limit_without_loss(
@@ -296,3 +296,25 @@ async def test_agg_trade_backfill_pages_through_rest(
     (from_rest,) = connector.normalize(payloads[0])
     (from_ws,) = connector.normalize(recorded, received_at=from_rest.ingestion_timestamp)
     assert from_rest == from_ws  # one aggregate per trade: same id, price, quantity, side and time
+
+
+async def test_speed_factor_follows_recorded_receive_times(
+    ws_data: Path, trade_frames: Frames, collect: Collect
+) -> None:
+    frames = trade_frames(ws_data / "spot_btcusdt_20240808.gz", 300)
+    span_s = ((frames[-1].received_ns or 0) - (frames[0].received_ns or 0)) / 1e9  # 18.7 s recorded
+    simulator = BinanceSimulator(speed=span_s / 0.5)  # replayed in 0.5 s
+    simulator.load(frames)
+    loop = asyncio.get_running_loop()
+    await simulator.start()
+    started = loop.time()
+    try:
+        connector = BinanceConnector(simulator.connector_settings())
+        events = await collect(connector, lambda got: got[-1].trade_id == str(FIRST + 299))
+        elapsed = loop.time() - started
+    finally:
+        await simulator.stop()
+    assert 0.45 <= elapsed < 3.0
+    ids = _ids(events)
+    # The market runs whether or not anyone listens: a late subscriber gets a consecutive tail.
+    assert ids == list(range(ids[0], FIRST + 300))
