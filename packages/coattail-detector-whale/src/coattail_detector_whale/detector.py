@@ -1,14 +1,24 @@
 """MOD-002 whale: taker orders of at least ``min_notional_usd``, rebuilt from their fills.
 
-One market order arrives as many fills; a per-fill filter misses most whales. The plan
-keeps the fills of each (exchange, symbol) in ``applyInPandasWithState`` state until the
-watermark (max trade time minus ``watermark_delay_seconds``) passes them, groups them into
-taker orders (``coattail_detector_whale.taker_orders``) and emits each closed order of at
-least ``min_notional_usd`` once, so an order split across micro-batches is still one row.
-Works on PySpark 3.5 and 4.x, in append output mode.
+One market order arrives as many fills; a per-fill filter misses most whales. Fills are
+grouped back into taker orders:
 
-``process`` and ``build_alerts`` build plans on the driver; the order grouping runs in the
-Python workers. Needs the session time zone UTC (``coattail_framework.spark`` sets it).
+- fills that share exchange, symbol, taker side, exact trade time and ``taker_order_id``
+  (Coinbase stamps every fill of a taker order with the order's match time) are one group;
+  fills without a ``taker_order_id`` (Binance) share a null id;
+- a group without a ``taker_order_id`` is split into runs of consecutive integer trade ids:
+  a gap (another taker's fill in between) starts a new order. Ids that are missing or not
+  integers never split an order; such fills sort after the numbered ones.
+
+The grouping is one watermarked streaming aggregation keyed on the trade time, so a group
+is emitted once, when the watermark (max trade time minus ``watermark_delay_seconds``)
+passes it: an order whose fills span micro-batches is still one row, and fills at or before
+the watermark are dropped by Spark as late. The split into runs and the order figures are
+stateless array expressions on each emitted group; fills are sorted first (rows of a group
+arrive in no particular order). Native Spark only: the same plan runs on PySpark 3.5 and
+4.x in append output mode.
+
+``process`` and ``build_alerts`` build plans on the driver; executors run them.
 
 Example::
 
@@ -20,18 +30,15 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
 
-import pandas as pd
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 from pyspark.sql.types import StructType
 
 from coattail_detector_whale.config import WhaleConfig
-from coattail_detector_whale.schema import PENDING_FILLS, WHALE_TRADES
-from coattail_detector_whale.taker_orders import FILL_COLUMNS, close_orders
+from coattail_detector_whale.schema import WHALE_TRADES
 from coattail_framework.alerts import alert_frame
 from coattail_framework.detector import BaseDetector
 from coattail_framework.errors import ConfigError
@@ -43,66 +50,60 @@ if TYPE_CHECKING:
     from coattail_framework.config.model import CoattailConfig
 
 TAKER_SIDES = ("buy", "sell")
-_STRING_FILL_COLUMNS = ("trade_id", "taker_order_id", "side")
+INTEGER_TRADE_ID = r"^[0-9]{1,18}$"
+BPS = 10_000.0
+_GROUP_KEY = ("exchange", "symbol", "side", EVENT_TIME_COLUMN, "taker_order_id")
 
 
-def _pending_fills(state: GroupState) -> pd.DataFrame:
-    """The open fills kept in ``state`` as a fills frame."""
-    stored = state.get
-    frame = pd.DataFrame({name: list(values) for name, values in zip(FILL_COLUMNS, stored, strict=True)})
-    return frame.astype({"time_us": "int64", "price": "float64", "quantity": "float64", "quote_volume": "float64"})
-
-
-def _as_state(fills: pd.DataFrame) -> tuple[list[Any], ...]:
-    """A fills frame as a ``PENDING_FILLS`` value of plain Python lists (nulls as None)."""
-    columns = []
-    for name in FILL_COLUMNS:
-        series = fills[name]
-        if name in _STRING_FILL_COLUMNS:
-            columns.append([None if pd.isna(value) else str(value) for value in series])
-        else:
-            columns.append(series.tolist())
-    return tuple(columns)
-
-
-def _whale_rows(key: tuple[Any, ...], orders: pd.DataFrame, min_notional: float) -> pd.DataFrame:
-    """``WHALE_TRADES`` rows of the ``orders`` of at least ``min_notional``."""
-    whales = orders[orders["notional"] >= min_notional]
-    exchange, symbol = key
-    rows = whales.assign(
-        exchange=exchange,
-        symbol=symbol,
-        order_time=pd.to_datetime(whales["order_time_us"], unit="us", utc=True),
-        last_fill_time=pd.to_datetime(whales["last_fill_time_us"], unit="us", utc=True),
+def _fill() -> Column:
+    """One fill as a struct whose natural order is the fill order: numbered fills first, by id."""
+    trade_no = F.when(F.col("trade_id").rlike(INTEGER_TRADE_ID), F.col("trade_id").cast("long"))
+    return F.struct(
+        trade_no.isNull().alias("unnumbered"),
+        trade_no.alias("trade_no"),
+        F.col("trade_id"),
+        F.col("price"),
+        F.col("quantity"),
+        F.coalesce(F.col("quote_volume"), F.col("price") * F.col("quantity")).alias("quote_volume"),
     )
-    return rows.loc[:, WHALE_TRADES.fieldNames()].reset_index(drop=True)
 
 
-class _OrderTracker:
-    """The ``applyInPandasWithState`` function: picklable, shipped to the Python workers."""
+def _runs(fills: Column, split_on_id_gaps: Column) -> Column:
+    """The sorted ``fills`` of one group cut into taker orders (array of fill arrays)."""
+    count = F.size(fills)
 
-    def __init__(self, min_notional: float) -> None:
-        self.min_notional = min_notional
+    def starts_order(position: Column) -> Column:
+        current = F.get(fills, position - 1)["trade_no"]
+        previous = F.get(fills, position - 2)["trade_no"]
+        gap = current.isNotNull() & previous.isNotNull() & (current != previous + 1)
+        return (position == 1) | (split_on_id_gaps & gap)
 
-    def __call__(
-        self, key: tuple[Any, ...], batches: Iterator[pd.DataFrame], state: GroupState
-    ) -> Iterator[pd.DataFrame]:
-        fresh = [batch.loc[:, list(FILL_COLUMNS)] for batch in batches]
-        held = [_pending_fills(state)] if state.exists else []
-        frames = [frame for frame in (*held, *fresh) if not frame.empty]
-        if not frames:
-            state.remove()
-            return
-        fills = pd.concat(frames, ignore_index=True)
-        split = close_orders(fills, watermark_us=state.getCurrentWatermarkMs() * 1000)
-        if split.next_close_ms is None:
-            state.remove()
-        else:
-            state.update(_as_state(split.open_fills))
-            state.setTimeoutTimestamp(split.next_close_ms)
-        rows = _whale_rows(key, split.closed, self.min_notional)
-        if not rows.empty:
-            yield rows
+    starts = F.filter(F.sequence(F.lit(1), count), starts_order)
+    return F.transform(
+        starts,
+        lambda start, index: F.slice(fills, start, F.coalesce(F.get(starts, index + 1), count + 1) - start),
+    )
+
+
+def _order(run: Column, side: Column) -> Column:
+    """The ``WHALE_TRADES`` figures of one run of fills (first and last by fill order)."""
+    first, last = F.get(run, 0), F.element_at(run, -1)
+    notional = F.aggregate(run, F.lit(0.0), lambda total, fill: total + fill["quote_volume"])
+    base_quantity = F.aggregate(run, F.lit(0.0), lambda total, fill: total + fill["quantity"])
+    against_taker = F.when(side == "buy", F.lit(1.0)).otherwise(F.lit(-1.0))
+    # + 0.0 turns the -0.0 of an unmoved sell into 0.0
+    impact = (last["price"] - first["price"]) / first["price"] * BPS * against_taker + F.lit(0.0)
+    return F.struct(
+        notional.alias("notional"),
+        base_quantity.alias("base_quantity"),
+        F.size(run).cast("long").alias("fill_count"),
+        first["trade_id"].alias("first_trade_id"),
+        last["trade_id"].alias("last_trade_id"),
+        first["price"].alias("first_price"),
+        last["price"].alias("last_price"),
+        (notional / base_quantity).alias("vwap_price"),
+        impact.alias("price_impact_bps"),
+    )
 
 
 class WhaleDetector(BaseDetector[WhaleConfig]):
@@ -144,36 +145,26 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
 
     def process(self, events: DataFrame) -> DataFrame:
         """Whale orders from valid trades; fills of non-USD instruments or without a side are skipped."""
-        quote_volume = F.coalesce(F.col("quote_volume"), F.col("price") * F.col("quantity"))
         fills = events.where(
             F.col(EVENT_TIME_COLUMN).isNotNull()
             & F.concat_ws(":", F.col("exchange"), F.col("symbol")).isin(*self._usd_pairs)
             & F.col("side").isin(*TAKER_SIDES)
             & (F.col("price") > 0)
             & (F.col("quantity") > 0)
-        ).select(
-            "exchange",
-            "symbol",
-            EVENT_TIME_COLUMN,
-            F.col("trade_id"),
-            F.col("taker_order_id"),
-            F.col("side"),
-            F.unix_micros(EVENT_TIME_COLUMN).alias("time_us"),
-            F.col("price"),
-            F.col("quantity"),
-            quote_volume.alias("quote_volume"),
         )
         delay_ms = round(self.settings.watermark_delay_seconds * 1000)
-        return (
+        groups = (
             fills.withWatermark(EVENT_TIME_COLUMN, f"{delay_ms} milliseconds")
-            .groupBy("exchange", "symbol")
-            .applyInPandasWithState(
-                _OrderTracker(self.settings.min_notional_usd),
-                outputStructType=WHALE_TRADES,
-                stateStructType=PENDING_FILLS,
-                outputMode="append",
-                timeoutConf=GroupStateTimeout.EventTimeTimeout,
-            )
+            .groupBy(*_GROUP_KEY)
+            .agg(F.array_sort(F.collect_list(_fill())).alias("fills"))
+        )
+        runs = _runs(F.col("fills"), split_on_id_gaps=F.col("taker_order_id").isNull())
+        orders = groups.select(
+            *_GROUP_KEY, F.explode(F.transform(runs, lambda run: _order(run, F.col("side")))).alias("order")
+        ).where(F.col("order.notional") >= F.lit(self.settings.min_notional_usd))
+        columns = {name: F.col(name) for name in _GROUP_KEY} | {"order_time": F.col(EVENT_TIME_COLUMN)}
+        return orders.select(
+            *(columns.get(name, F.col(f"order.{name}")).alias(name) for name in WHALE_TRADES.fieldNames())
         )
 
     def build_alerts(self, output: DataFrame) -> DataFrame:
@@ -199,7 +190,7 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
                 F.col("exchange"),
                 F.col("symbol"),
                 F.col("side"),
-                F.unix_micros("order_time"),
+                F.unix_micros(F.col("order_time")),
                 F.col("first_trade_id"),
                 F.col("taker_order_id"),
             ],

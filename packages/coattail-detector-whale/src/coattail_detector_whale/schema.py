@@ -1,4 +1,4 @@
-"""Spark schemas of MOD-002: the ``whale_trades`` output rows and the per-instrument pending state.
+"""Spark schema of MOD-002: the ``whale_trades`` output rows.
 
 Declared once here; the detector, the Iceberg table and the tests derive from them.
 Times are UTC instants; amounts are doubles in the instrument's quote currency (``notional``,
@@ -7,7 +7,7 @@ prices) or its base currency (``base_quantity``).
 
 from __future__ import annotations
 
-from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType, TimestampType
 
 WHALE_TRADES = StructType(
     [
@@ -15,7 +15,6 @@ WHALE_TRADES = StructType(
         StructField("symbol", StringType(), nullable=False),
         StructField("side", StringType(), nullable=False),
         StructField("order_time", TimestampType(), nullable=False),
-        StructField("last_fill_time", TimestampType(), nullable=False),
         StructField("notional", DoubleType(), nullable=False),
         StructField("base_quantity", DoubleType(), nullable=False),
         StructField("fill_count", LongType(), nullable=False),
@@ -30,23 +29,9 @@ WHALE_TRADES = StructType(
 )
 """One whale taker order (``whale_trades``).
 
-``side`` is the taker's side; ``order_time`` its first fill's trade time (the event time) and
-``last_fill_time`` its last; ``notional`` the summed quote volume of its fills and
+``side`` is the taker's side; ``order_time`` the trade time its fills share (the event time);
+``notional`` the summed quote volume of its fills and
 ``base_quantity`` their summed size; ``vwap_price`` = notional / base_quantity.
 ``price_impact_bps`` = (last_price - first_price) / first_price x 10,000, sign flipped for a
 sell, so positive means the price moved against the taker. ``taker_order_id`` is set where the
 exchange publishes it (Coinbase) and null where fills were grouped by trade time (Binance)."""
-
-PENDING_FILLS = StructType(
-    [
-        StructField("trade_id", ArrayType(StringType(), containsNull=True)),
-        StructField("taker_order_id", ArrayType(StringType(), containsNull=True)),
-        StructField("side", ArrayType(StringType(), containsNull=False)),
-        StructField("time_us", ArrayType(LongType(), containsNull=False)),
-        StructField("price", ArrayType(DoubleType(), containsNull=False)),
-        StructField("quantity", ArrayType(DoubleType(), containsNull=False)),
-        StructField("quote_volume", ArrayType(DoubleType(), containsNull=False)),
-    ]
-)
-"""State per (exchange, symbol): the fills of orders the watermark has not passed yet, column-wise.
-``time_us`` is the trade time in microseconds since the epoch (UTC)."""
