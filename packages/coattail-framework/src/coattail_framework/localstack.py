@@ -147,7 +147,9 @@ def start_local_stack(config: CoattailConfig, root: Path) -> LocalStack:
     server = ThreadedMotoServer(ip_address=HOST, port=0)
     server.start()
     host, port = server.get_host_and_port()
-    stack = LocalStack(server, local_config(config, root, f"http://{host}:{port}"), f"http://{host}:{port}", credentials_set)
+    stack = LocalStack(
+        server, local_config(config, root, f"http://{host}:{port}"), f"http://{host}:{port}", credentials_set
+    )
     try:
         create_resources(stack.config)
     except BaseException:
@@ -161,7 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     from coattail_framework.config import load_config
 
     parser = argparse.ArgumentParser(description="Run the embedded local AWS stack (moto) until Ctrl-C.")
-    parser.add_argument("--root", type=Path, default=Path(".local-stack"), help="folder for catalog, raw zone, checkpoints")
+    parser.add_argument(
+        "--root", type=Path, default=Path(".local-stack"), help="folder for catalog, raw zone, checkpoints"
+    )
     parser.add_argument("--config", type=Path, default=None, help="features.yaml (default: the loader's default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -10,9 +10,9 @@ from coattail_framework.sinks.dynamodb import AlertWriteError, DynamoAlertWriter
 from coattail_framework.sinks.iceberg import (
     AppendOutcome,
     CompactionResult,
+    IcebergRuntimeMissingError,
     IcebergSink,
     IcebergWriteError,
-    IcebergWriterUnavailable,
 )
 from coattail_framework.sinks.router import ALERTS_TABLE, AlertRouter, RouteResult
 
@@ -23,9 +23,9 @@ __all__ = [
     "AppendOutcome",
     "CompactionResult",
     "DynamoAlertWriter",
+    "IcebergRuntimeMissingError",
     "IcebergSink",
     "IcebergWriteError",
-    "IcebergWriterUnavailable",
     "RouteResult",
     "WriteCounts",
 ]

@@ -44,9 +44,7 @@ from coattail_framework.schemas import BASE_ALERT_RECORD
 DETECTED_AT_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
 """Spark datetime pattern of ``detected_at`` in DynamoDB items (session time zone UTC)."""
 
-THROTTLING_CODES = frozenset(
-    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
-)
+THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 TRANSIENT_CODES = frozenset({"InternalServerError", "ServiceUnavailable"})
 DUPLICATE_CODE = "ConditionalCheckFailedException"
 COUNTS_SCHEMA = "written long, duplicates long, retries long"
@@ -146,16 +144,18 @@ class DynamoAlertWriter:
     max_delay_s: float = 5.0
     client_factory: ClientFactory = dynamodb_client
 
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"DynamoAlertWriter.max_attempts must be >= 1, got {self.max_attempts}")
+
     def write(self, rows: DataFrame) -> WriteCounts:
         """Write every row of ``rows`` (``dynamodb_rows`` output) from the executors (driver call)."""
-        totals = (
-            rows.mapInArrow(self, COUNTS_SCHEMA)
-            .agg(F.sum("written").alias("written"), F.sum("duplicates").alias("duplicates"), F.sum("retries"))
-            .first()
+        partitions = rows.mapInArrow(self, COUNTS_SCHEMA).collect()
+        return WriteCounts(
+            written=sum(row["written"] for row in partitions),
+            duplicates=sum(row["duplicates"] for row in partitions),
+            retries=sum(row["retries"] for row in partitions),
         )
-        if totals is None:
-            return WriteCounts()
-        return WriteCounts(*(int(value or 0) for value in totals))
 
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         """Write one partition's Arrow batches; yields one row of counts (executor)."""

@@ -11,15 +11,17 @@ created on first write from the declared Spark schema and partition fields
 - ``spark``: Spark's own Iceberg writer (``DataFrame.writeTo(...).append()``), after
   ``CREATE TABLE IF NOT EXISTS`` once per table. Needs the Iceberg Spark runtime and a
   Spark catalog named ``iceberg.catalog_name`` (EMR); without them the sink raises
-  ``IcebergWriterUnavailable``.
+  ``IcebergRuntimeMissingError``.
 
 Idempotency: every snapshot a writer commits records ``coattail.writer`` (the streaming
 query's name) and ``coattail.batch-id`` in its summary. A batch whose writer's latest
 snapshot already has a batch id >= this one is skipped, so a micro-batch replayed after a
 crash between the Iceberg commit and Spark's commit log never lands twice. Several
-queries may append to one table (``alerts`` receives every detector's alerts): a commit
-that loses the race (``CommitFailedException``) is retried on the refreshed table with
-backoff, re-checking idempotency first. Compaction snapshots carry no writer, so they do
+queries may append to one table (``alerts`` receives every detector's alerts): pyiceberg
+first retries a commit that lost a race itself (table property
+``commit.retry.num-retries``, reusing the written files); when those retries run out
+(``CommitFailedException``) the sink refreshes the table, re-checks idempotency and
+appends again with capped, jittered backoff. Compaction snapshots carry no writer, so they do
 not disturb the check; expiring snapshots must keep each writer's latest one.
 
 Example (driver)::
@@ -63,6 +65,9 @@ COMMIT_ATTEMPTS = 10
 COMMIT_BASE_DELAY_S = 0.05
 COMMIT_MAX_DELAY_S = 2.0
 
+_MISSING_RUNTIME = ("Cannot find catalog plugin class", "CATALOG_PLUGIN_CLASS_NOT_FOUND", "ClassNotFoundException")
+"""Markers of Spark's errors when the Iceberg catalog class is not on the classpath."""
+
 log = logging.getLogger(__name__)
 
 
@@ -70,7 +75,7 @@ class IcebergWriteError(CoattailError):
     """A batch could not be appended (bad columns, nulls in required columns, lost commits)."""
 
 
-class IcebergWriterUnavailable(CoattailError):
+class IcebergRuntimeMissingError(CoattailError):
     """``iceberg.writer: spark`` was chosen but this Spark session has no Iceberg runtime."""
 
 
@@ -214,7 +219,8 @@ class IcebergSink:
                     return AppendOutcome(0, skipped=True)
         raise IcebergWriteError(
             f"Iceberg table {self.iceberg.database}.{table}: {writer} batch {batch_id} lost {COMMIT_ATTEMPTS} commit "
-            "races in a row; too many writers append to this table at once, reduce them or lengthen the trigger"
+            "races in a row (each after pyiceberg's own commit.retry.num-retries); too many writers append to this "
+            "table at once: reduce them or lengthen the trigger"
         )
 
     def committed_batch(self, table: str, writer: str) -> int | None:
@@ -229,7 +235,9 @@ class IcebergSink:
             return None
         return _committed_batch(iceberg_table, writer)
 
-    def compact(self, table: str, where: BooleanExpression | str | None = None, *, min_files: int = 2) -> CompactionResult:
+    def compact(
+        self, table: str, where: BooleanExpression | str | None = None, *, min_files: int = 2
+    ) -> CompactionResult:
         """Rewrite the rows matching ``where`` (default: all) into as few files as the writer makes (driver).
 
         pyiceberg 0.12 has no ``rewrite_data_files``; this is a copy-on-write overwrite of
@@ -254,7 +262,9 @@ class IcebergSink:
                 return CompactionResult(files_before, files_before, 0)
             rows = scan.to_arrow()
             try:
-                iceberg_table.overwrite(rows, overwrite_filter=condition, snapshot_properties={OPERATION_PROPERTY: "compact"})
+                iceberg_table.overwrite(
+                    rows, overwrite_filter=condition, snapshot_properties={OPERATION_PROPERTY: "compact"}
+                )
             except CommitFailedException:
                 _backoff(attempt)
                 iceberg_table = iceberg_table.refresh()
@@ -310,16 +320,18 @@ class IcebergSink:
             "(plus its catalog-impl/warehouse settings), or set iceberg.writer: pyiceberg"
         )
         if not spark.conf.get(f"spark.sql.catalog.{catalog}", None):
-            raise IcebergWriterUnavailable(unavailable)
+            raise IcebergRuntimeMissingError(unavailable)
         with self._lock:
             if table in self._spark_tables:
                 return
             try:
                 spark.sql(self.spark_ddl(table, schema, partition))
             except Exception as error:
-                text = str(error)
-                if any(marker in text for marker in ("ClassNotFound", "CATALOG_PLUGIN_CLASS_NOT_FOUND", "org.apache.iceberg")):
-                    raise IcebergWriterUnavailable(f"{unavailable} ({text.splitlines()[0]})") from error
+                reason = next(
+                    (line.strip() for line in str(error).splitlines() if any(m in line for m in _MISSING_RUNTIME)), None
+                )
+                if reason is not None:
+                    raise IcebergRuntimeMissingError(f"{unavailable} ({reason})") from error
                 raise
             self._spark_tables.add(table)
 
@@ -350,5 +362,5 @@ def _backoff(attempt: int) -> None:
 def _active_session() -> SparkSession:
     session = SparkSession.getActiveSession()
     if session is None:
-        raise IcebergWriterUnavailable("iceberg.writer is 'spark' but no SparkSession is active in this process")
+        raise IcebergRuntimeMissingError("iceberg.writer is 'spark' but no SparkSession is active in this process")
     return session
