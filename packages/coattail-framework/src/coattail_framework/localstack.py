@@ -23,6 +23,7 @@ From a shell (runs until Ctrl-C)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -145,7 +146,8 @@ def start_local_stack(config: CoattailConfig, root: Path) -> LocalStack:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     credentials_set = _set_fake_credentials()
     server = ThreadedMotoServer(ip_address=HOST, port=0)
-    server.start()
+    with contextlib.redirect_stdout(sys.stderr):  # moto announces itself on stdout, which the command keeps for exports
+        server.start()
     host, port = server.get_host_and_port()
     stack = LocalStack(
         server, local_config(config, root, f"http://{host}:{port}"), f"http://{host}:{port}", credentials_set
@@ -169,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, default=None, help="features.yaml (default: the loader's default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     with start_local_stack(load_config(args.config), args.root) as stack:
         config = stack.config
         log.info("moto serving Kinesis, DynamoDB, S3, SSM and CloudWatch at %s", stack.endpoint_url)

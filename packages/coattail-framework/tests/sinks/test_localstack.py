@@ -1,0 +1,94 @@
+"""The embedded local AWS stack: moto on 127.0.0.1 with the stream, table and bucket created."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from coattail_framework.aws.clients import aws_client
+from coattail_framework.config.model import CoattailConfig, DynamoDBConfig, KinesisConfig, StorageConfig
+from coattail_framework.localstack import FAKE_CREDENTIALS, start_local_stack
+
+
+def test_stack_creates_resources_and_points_config_at_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in FAKE_CREDENTIALS:
+        monkeypatch.delenv(name, raising=False)
+    given = CoattailConfig(
+        kinesis=KinesisConfig(stream_name="trades-test", shard_count=2),
+        dynamodb=DynamoDBConfig(table_name="alerts-test"),
+        storage=StorageConfig(s3_bucket="coattail-test-data"),
+    )
+
+    with start_local_stack(given, tmp_path) as stack:
+        assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
+        config = stack.config
+        endpoint = urlparse(stack.endpoint_url)
+        assert (endpoint.scheme, endpoint.hostname) == ("http", "127.0.0.1")
+        assert endpoint.port is not None
+        assert config.aws.endpoint_url == stack.endpoint_url
+        root = tmp_path.resolve()
+        assert (config.iceberg.catalog_type, config.iceberg.uri, config.iceberg.warehouse) == (
+            "sql",
+            f"sqlite:///{root}/iceberg/catalog.db",
+            f"{root}/iceberg/warehouse",
+        )
+        assert (config.storage.raw_zone, config.storage.checkpoint_root) == (f"{root}/raw", f"{root}/checkpoints")
+        assert config.model_dump(exclude={"aws", "iceberg", "storage"}) == given.model_dump(
+            exclude={"aws", "iceberg", "storage"}
+        )
+        assert config.storage.s3_bucket == "coattail-test-data"
+
+        clients = {
+            service: aws_client(service, region=config.aws.region, endpoint_url=stack.endpoint_url)
+            for service in ("kinesis", "dynamodb", "s3", "ssm", "cloudwatch")
+        }
+        stream = clients["kinesis"].describe_stream_summary(StreamName="trades-test")["StreamDescriptionSummary"]
+        assert (stream["StreamStatus"], stream["OpenShardCount"]) == ("ACTIVE", 2)
+        table = clients["dynamodb"].describe_table(TableName="alerts-test")["Table"]
+        assert table["KeySchema"] == [{"AttributeName": "alert_id", "KeyType": "HASH"}]
+        assert {index["IndexName"]: index["KeySchema"] for index in table["GlobalSecondaryIndexes"]} == {
+            name: [
+                {"AttributeName": key, "KeyType": "HASH"},
+                {"AttributeName": "detected_at", "KeyType": "RANGE"},
+            ]
+            for name, key in (("by_symbol", "symbol"), ("by_type", "alert_type"), ("by_module", "module_id"))
+        }
+        ttl = clients["dynamodb"].describe_time_to_live(TableName="alerts-test")["TimeToLiveDescription"]
+        assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "ttl_epoch")
+        assert [b["Name"] for b in clients["s3"].list_buckets()["Buckets"]] == ["coattail-test-data"]
+        clients["ssm"].put_parameter(Name="/coattail/feature_tier", Value="medium", Type="String")
+        assert clients["ssm"].get_parameter(Name="/coattail/feature_tier")["Parameter"]["Value"] == "medium"
+        clients["cloudwatch"].put_metric_data(Namespace="CoatTail", MetricData=[{"MetricName": "alerts", "Value": 1}])
+        assert [m["MetricName"] for m in clients["cloudwatch"].list_metrics(Namespace="CoatTail")["Metrics"]] == [
+            "alerts"
+        ]
+
+    stack.stop()
+    assert "AWS_ACCESS_KEY_ID" not in os.environ
+
+
+def test_command_prints_the_endpoint_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    features = tmp_path / "features.yaml"
+    features.write_text("kinesis: {stream_name: cli-trades, shard_count: 1}\n")
+    module = "coattail_framework.localstack"
+    command = [sys.executable, "-m", module, "--root", str(tmp_path), "--config", str(features)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(7)]
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=30)
+        assert process.returncode == 0, errors
+    finally:
+        if process.poll() is None:
+            process.kill()
+    exports = dict(line.removeprefix("export ").strip().split("=", 1) for line in lines[1:])
+    assert urlparse(exports["COATTAIL_AWS__ENDPOINT_URL"]).hostname == "127.0.0.1"
+    assert exports["COATTAIL_ICEBERG__URI"] == f"sqlite:///{tmp_path.resolve()}/iceberg/catalog.db"
+    assert exports["COATTAIL_STORAGE__CHECKPOINT_ROOT"] == f"{tmp_path.resolve()}/checkpoints"
