@@ -67,7 +67,14 @@ def whale_batches() -> list[list[EventLike]]:
         trade(at(0.5), 60000, 10.0, exchange="coinbase", symbol="BTC-USD", trade_id=9001, taker_order_id="ord-1"),
         trade(at(0.5), 60060, 10.0, exchange="coinbase", symbol="BTC-USD", trade_id=9003, taker_order_id="ord-1"),
         trade(
-            at(0.5), 60000, 2.0, side="sell", exchange="coinbase", symbol="BTC-USD", trade_id=9002, taker_order_id="ord-2"
+            at(0.5),
+            60000,
+            2.0,
+            side="sell",
+            exchange="coinbase",
+            symbol="BTC-USD",
+            trade_id=9002,
+            taker_order_id="ord-2",
         ),
         trade(at(0.7), 30, 70_000.0, exchange="coinbase", symbol="ETH-BTC", trade_id=77),  # quoted in BTC: skipped
         raw(at(1), 60000, 2.0, quote_volume=None),  # no trade id, no quote volume: price x quantity
@@ -118,12 +125,30 @@ EXPECTED_WHALES = [
     whale_row("binance", "BTCUSDT", "sell", T0, 599_850.0, 10.0, 2, ("103", "104"), (60000, 59970, 59985), 5.0),
     whale_row("binance", "BTCUSDT", "buy", T0, 120_000.0, 2.0, 1, ("105", "105"), (60000, 60000, 60000), 0.0),
     whale_row(
-        "coinbase", "BTC-USD", "buy", at(0.5), 1_200_600.0, 20.0, 2, ("9001", "9003"),
-        (60000, 60060, 60030), 10.0, "ord-1",
+        "coinbase",
+        "BTC-USD",
+        "buy",
+        at(0.5),
+        1_200_600.0,
+        20.0,
+        2,
+        ("9001", "9003"),
+        (60000, 60060, 60030),
+        10.0,
+        "ord-1",
     ),
     whale_row(
-        "coinbase", "BTC-USD", "sell", at(0.5), 120_000.0, 2.0, 1, ("9002", "9002"),
-        (60000, 60000, 60000), 0.0, "ord-2",
+        "coinbase",
+        "BTC-USD",
+        "sell",
+        at(0.5),
+        120_000.0,
+        2.0,
+        1,
+        ("9002", "9002"),
+        (60000, 60000, 60000),
+        0.0,
+        "ord-2",
     ),
     whale_row("binance", "BTCUSDT", "buy", at(1), 120_000.0, 2.0, 1, (None, None), (60000, 60000, 60000), 0.0),
 ]
@@ -146,7 +171,12 @@ def test_orders_rows_and_alerts_are_exact(spark: SparkSession, tmp_path: Path) -
         ("binance", "BTCUSDT", "medium", "BTCUSDT binance: taker BUY order $120,000 in 1 fill, +0.0 bps impact"),
         ("binance", "BTCUSDT", "medium", "BTCUSDT binance: taker BUY order $150,025 in 3 fills, +5.0 bps impact"),
         ("binance", "BTCUSDT", "high", "BTCUSDT binance: taker SELL order $599,850 in 2 fills, +5.0 bps impact"),
-        ("coinbase", "BTC-USD", "critical", "BTC-USD coinbase: taker BUY order $1,200,600 in 2 fills, +10.0 bps impact"),
+        (
+            "coinbase",
+            "BTC-USD",
+            "critical",
+            "BTC-USD coinbase: taker BUY order $1,200,600 in 2 fills, +10.0 bps impact",
+        ),
         ("coinbase", "BTC-USD", "medium", "BTC-USD coinbase: taker SELL order $120,000 in 1 fill, +0.0 bps impact"),
         ("binance", "BTCUSDT", "medium", "BTCUSDT binance: taker BUY order $120,000 in 1 fill, +0.0 bps impact"),
     ]
@@ -181,6 +211,7 @@ def test_an_order_split_across_batches_is_one_row_and_late_fills_are_dropped(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     t1 = datetime(2024, 8, 9, 0, 1, tzinfo=timezone.utc)
+
     def later(seconds: float) -> datetime:
         return t1 + timedelta(seconds=seconds)
 

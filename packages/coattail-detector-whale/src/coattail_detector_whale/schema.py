@@ -1,6 +1,8 @@
 """Spark schema of MOD-002: the ``whale_trades`` output rows.
 
-Declared once here; the detector, the Iceberg table and the tests derive from them.
+Declared once here; the detector, the Iceberg table and the tests derive from it. Nullability
+is what Spark derives for the plan (the Iceberg table's optional fields follow it); in practice
+only ``first_trade_id``, ``last_trade_id`` and ``taker_order_id`` are ever null.
 Times are UTC instants; amounts are doubles in the instrument's quote currency (``notional``,
 prices) or its base currency (``base_quantity``).
 """
@@ -11,19 +13,19 @@ from pyspark.sql.types import DoubleType, LongType, StringType, StructField, Str
 
 WHALE_TRADES = StructType(
     [
-        StructField("exchange", StringType(), nullable=False),
-        StructField("symbol", StringType(), nullable=False),
-        StructField("side", StringType(), nullable=False),
-        StructField("order_time", TimestampType(), nullable=False),
-        StructField("notional", DoubleType(), nullable=False),
-        StructField("base_quantity", DoubleType(), nullable=False),
+        StructField("exchange", StringType(), nullable=True),
+        StructField("symbol", StringType(), nullable=True),
+        StructField("side", StringType(), nullable=True),
+        StructField("order_time", TimestampType(), nullable=True),
+        StructField("notional", DoubleType(), nullable=True),
+        StructField("base_quantity", DoubleType(), nullable=True),
         StructField("fill_count", LongType(), nullable=False),
         StructField("first_trade_id", StringType(), nullable=True),
         StructField("last_trade_id", StringType(), nullable=True),
-        StructField("first_price", DoubleType(), nullable=False),
-        StructField("last_price", DoubleType(), nullable=False),
-        StructField("vwap_price", DoubleType(), nullable=False),
-        StructField("price_impact_bps", DoubleType(), nullable=False),
+        StructField("first_price", DoubleType(), nullable=True),
+        StructField("last_price", DoubleType(), nullable=True),
+        StructField("vwap_price", DoubleType(), nullable=True),
+        StructField("price_impact_bps", DoubleType(), nullable=True),
         StructField("taker_order_id", StringType(), nullable=True),
     ]
 )
