@@ -73,7 +73,7 @@ def new_stream(client: Any) -> str:
 
 
 def stream_event_ids(client: Any, stream: str) -> list[str]:
-    ids = []
+    ids: list[str] = []
     for shard in client.list_shards(StreamName=stream)["Shards"]:
         iterator = client.get_shard_iterator(
             StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
@@ -127,7 +127,8 @@ def run() -> dict[str, Any]:
     try:
         host, port = server.get_host_and_port()
         client = aws_client("kinesis", region=REGION, endpoint_url=f"http://{host}:{port}")
-        bare_seconds, producer_seconds = [], []
+        bare_seconds: list[float] = []
+        producer_seconds: list[float] = []
         for round_number in range(ROUNDS):
             # Alternate which side goes first so drift in machine load favours neither.
             sides = [("bare", bare_seconds), ("producer", producer_seconds)]
