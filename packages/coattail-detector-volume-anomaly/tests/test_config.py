@@ -56,7 +56,7 @@ def test_values_from_the_configuration() -> None:
     ],
 )
 def test_bad_values_name_the_key(section: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError, match="^defaults: ") as raised:
+    with pytest.raises(ConfigError, match=r"^defaults: ") as raised:
         configured(section)
     assert message in str(raised.value)
 
