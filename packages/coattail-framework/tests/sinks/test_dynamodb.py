@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.config.model import CoattailConfig
@@ -160,3 +161,19 @@ def test_other_errors_fail_with_the_reason(sink_config: CoattailConfig) -> None:
 
     with pytest.raises(AlertWriteError, match=r"'no-such-table' rejected alert .*ResourceNotFoundException"):
         writer.write_rows([row])
+
+
+def test_alerts_with_other_columns_or_a_non_utc_session_are_refused(
+    spark: SparkSession, sink_config: CoattailConfig
+) -> None:
+    router = AlertRouter.from_config(sink_config)
+    alerts = frame(spark, ALERTS[:1])
+
+    with pytest.raises(AlertWriteError, match=r"missing \['ttl_epoch'\], undeclared \['score'\]"):
+        router.route(alerts.drop("ttl_epoch").withColumn("score", F.lit(1.0)), 0, writer="w")
+    spark.conf.set("spark.sql.session.timeZone", "Europe/Paris")
+    try:
+        with pytest.raises(AlertWriteError, match=r"spark.sql.session.timeZone is 'Europe/Paris'.*must be UTC"):
+            router.route(alerts, 0, writer="w")
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")

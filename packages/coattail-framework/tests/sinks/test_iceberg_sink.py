@@ -6,7 +6,9 @@ import json
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from pydantic import BaseModel
@@ -198,6 +200,8 @@ def test_same_batch_twice_is_skipped(spark: SparkSession, sink_config: CoattailC
     written = table(sink_config, "taker_orders")
     assert len(written.snapshots()) == 1
     assert len(rows_of(written)) == 1
+    metadata = Path(urlparse(written.location()).path) / "metadata"
+    assert len(list(metadata.glob("*.metadata.json"))) == 2  # created + one append; a skip writes nothing
 
 
 def test_empty_batch_creates_the_table_and_commits_nothing(spark: SparkSession, sink_config: CoattailConfig) -> None:
@@ -400,7 +404,7 @@ def test_spark_writer_without_iceberg_runtime_is_a_clear_error(
     try:
         with pytest.raises(
             IcebergRuntimeMissingError,
-            match=r"iceberg.writer: pyiceberg \(.*Cannot find catalog plugin class for catalog 'lake'",
+            match=r"iceberg.writer: pyiceberg \(.*(plugin class for catalog 'lake'|ClassNotFoundException: org.apache)",
         ):
             sink.append("taker_orders", TAKER_ORDERS, (day("trade_time"),), batch, batch_id=0, writer="w")
     finally:

@@ -200,7 +200,7 @@ class IcebergSink:
         """``append``, also telling whether the batch was skipped as already committed."""
         if self.iceberg.writer == "spark":
             return self._spark_append(table, schema, partition, rows, batch_id=batch_id, writer=writer)
-        iceberg_table = ensure_table(self.catalog, (self.iceberg.database, table), schema, partition)
+        iceberg_table = self._load_or_create(table, schema, partition)
         if self._already_committed(iceberg_table, writer, batch_id):
             return AppendOutcome(0, skipped=True)
         arrow = to_table_arrow(table, schema, rows)
@@ -275,6 +275,15 @@ class IcebergSink:
             f"Iceberg table {self.iceberg.database}.{table}: compaction lost {COMMIT_ATTEMPTS} commit races to "
             "concurrent appends; run it on partitions no query writes any more"
         )
+
+    def _load_or_create(self, table: str, schema: StructType, partition: Sequence[PartitionField]) -> Table:
+        """The table, created from the declaration if missing (loading first: creating writes metadata)."""
+        from pyiceberg.exceptions import NoSuchTableError
+
+        try:
+            return self.catalog.load_table((self.iceberg.database, table))
+        except NoSuchTableError:
+            return ensure_table(self.catalog, (self.iceberg.database, table), schema, partition)
 
     def _already_committed(self, iceberg_table: Table, writer: str, batch_id: int) -> bool:
         committed = _committed_batch(iceberg_table, writer)

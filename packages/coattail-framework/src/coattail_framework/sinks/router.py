@@ -26,8 +26,8 @@ from pyspark.sql import functions as F
 
 from coattail_framework.partitioning import PartitionField, day
 from coattail_framework.schemas import BASE_ALERT_RECORD
-from coattail_framework.sinks.dynamodb import DynamoAlertWriter, dynamodb_rows
-from coattail_framework.sinks.iceberg import IcebergSink, IcebergWriteError
+from coattail_framework.sinks.dynamodb import AlertWriteError, DynamoAlertWriter, dynamodb_rows
+from coattail_framework.sinks.iceberg import IcebergSink
 
 if TYPE_CHECKING:
     from coattail_framework.config.model import CoattailConfig
@@ -77,17 +77,18 @@ class AlertRouter:
 
     def with_ttl(self, alerts: DataFrame) -> DataFrame:
         """``alerts`` with ``ttl_epoch`` = ``detected_at`` (UTC, whole seconds) + ``dynamodb.ttl_days``."""
-        missing = [name for name in BASE_ALERT_RECORD.fieldNames() if name not in alerts.columns]
-        if missing:
-            raise IcebergWriteError(f"alerts lack BASE_ALERT_RECORD columns {missing}; build them with alert_frame()")
-        ttl_seconds = self.config.dynamodb.ttl_days * SECONDS_PER_DAY
-        columns: dict[str, Any] = {
-            name: (F.unix_seconds(F.col("detected_at")) + F.lit(ttl_seconds)).cast("long").alias(name)
-            if name == "ttl_epoch"
-            else F.col(name)
-            for name in BASE_ALERT_RECORD.fieldNames()
-        }
-        return alerts.select(*columns.values())
+        declared = BASE_ALERT_RECORD.fieldNames()
+        missing = [name for name in declared if name not in alerts.columns]
+        extra = [name for name in alerts.columns if name not in declared]
+        if missing or extra:
+            raise AlertWriteError(
+                f"alerts must have exactly the BASE_ALERT_RECORD columns: missing {missing}, undeclared {extra}; "
+                "build them with coattail_framework.alerts.alert_frame()"
+            )
+        ttl = (F.unix_seconds(F.col("detected_at")) + F.lit(self.config.dynamodb.ttl_days * SECONDS_PER_DAY)).cast(
+            "long"
+        )
+        return alerts.select(*(ttl.alias(name) if name == "ttl_epoch" else F.col(name) for name in declared))
 
     def route(self, alerts: DataFrame, batch_id: int, *, writer: str) -> RouteResult:
         """Write a static batch of ``BASE_ALERT_RECORD`` rows to DynamoDB, then to Iceberg ``alerts``."""
