@@ -82,9 +82,10 @@ class VolumeAnomalyDetector(BaseDetector[VolumeAnomalySettings]):
     def process(self, events: DataFrame) -> DataFrame:
         """``VOLUME_AGGREGATES`` rows of ``events``.
 
-        Streaming: windows are emitted as the watermark passes their end; trades at or
-        before the watermark (newest event time seen minus ``watermark_seconds``) are
-        dropped by Spark before they reach the state. Static (backfills over stored
+        Streaming: windows are emitted as the watermark (newest event time seen minus
+        ``watermark_seconds``) passes their end; Spark drops trades at or before the
+        previous micro-batch's watermark before they reach the state, so a trade never
+        lands in a window already emitted. Static (backfills over stored
         trades): ``applyInPandasWithState`` is streaming-only, so the same window and
         baseline logic runs through ``applyInPandas`` and every window is emitted.
         """

@@ -6,9 +6,10 @@ key has trades or its event-time timeout fired. Times are microseconds since the
 
 One key's state holds its open windows (partial totals, possibly fed by several
 micro-batches) and the quote volumes of its last ``baseline_windows`` closed windows. A
-window [start, end) closes when the watermark reaches ``end``: no trade of it can arrive
-any more, because Spark drops trades at or before the watermark before they reach the
-state function. Closed windows are emitted oldest first; each is compared with the
+window [start, end) closes when the watermark reaches ``end``. No trade of a closed window
+reaches the state in a later batch: Spark drops rows at or before the previous batch's
+watermark (its late-events watermark) before the state function, and every window closed
+so far ended at or before it. Closed windows are emitted oldest first; each is compared with the
 baseline as it stood before it, then pushed into it. Minutes in which the key had no
 trade emit no row but enter the baseline as zeros, so the baseline always covers the
 last ``baseline_windows`` windows of wall-clock event time. State per key is bounded:
