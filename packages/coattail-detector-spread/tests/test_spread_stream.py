@@ -81,7 +81,11 @@ def spread_batches() -> list[list[EventLike]]:
     ]
     # Watermark (max trade time - 15 s) after each batch: 140 s, 195 s, 196 s. Spark drops a trade
     # whose window ended at or before the previous batch's watermark: W0 and W4 trades in the last batch.
-    late: list[EventLike] = [btc(10, "coinbase", 70000, 1.0), btc(125, "binance", 60000, 1.0), btc(126, "coinbase", 60000, 1.0)]
+    late: list[EventLike] = [
+        btc(10, "coinbase", 70000, 1.0),
+        btc(125, "binance", 60000, 1.0),
+        btc(126, "coinbase", 60000, 1.0),
+    ]
     return [windows, [btc(210, "binance", 60000, 0.001)], [btc(211, "binance", 60000, 0.001)], late]
 
 
@@ -140,29 +144,37 @@ def test_spread_rows_and_alerts_are_exact(spark: SparkSession, tmp_path: Path) -
             "BTC/USD",
             "binance-usdm|coinbase",
             "medium",
-            "BTC/USD binance-usdm vs coinbase: 1.00% spread, VWAP 60,000.00 vs 60,600.00 (30 s window from 2024-08-09 00:00:00 UTC)",
+            "BTC/USD binance-usdm vs coinbase: 1.00% spread, VWAP 60,000.00 vs 60,600.00 "
+            "(30 s window from 2024-08-09 00:00:00 UTC)",
         ),
         (
             "BTC/USD",
             "binance|coinbase",
             "medium",
-            "BTC/USD binance vs coinbase: 0.75% spread, VWAP 60,150.00 vs 60,600.00 (30 s window from 2024-08-09 00:00:00 UTC)",
+            "BTC/USD binance vs coinbase: 0.75% spread, VWAP 60,150.00 vs 60,600.00 "
+            "(30 s window from 2024-08-09 00:00:00 UTC)",
         ),
         (
             "BTC/USD",
             "binance|coinbase",
             "high",
-            "BTC/USD binance vs coinbase: 1.65% spread, VWAP 60,000.00 vs 61,000.00 (30 s window from 2024-08-09 00:00:30 UTC)",
+            "BTC/USD binance vs coinbase: 1.65% spread, VWAP 60,000.00 vs 61,000.00 "
+            "(30 s window from 2024-08-09 00:00:30 UTC)",
         ),
         (
             "BTC/USD",
             "binance|coinbase",
             "critical",
-            "BTC/USD binance vs coinbase: 3.28% spread, VWAP 60,000.00 vs 62,000.00 (30 s window from 2024-08-09 00:01:00 UTC)",
+            "BTC/USD binance vs coinbase: 3.28% spread, VWAP 60,000.00 vs 62,000.00 "
+            "(30 s window from 2024-08-09 00:01:00 UTC)",
         ),
     ]
     first = alerts[1]
-    assert (first.alert_type, first.module_id, first.detected_at) == ("spread_divergence", "MOD-003", datetime(2024, 8, 9, 0, 0, 30))
+    assert (first.alert_type, first.module_id, first.detected_at) == (
+        "spread_divergence",
+        "MOD-003",
+        datetime(2024, 8, 9, 0, 0, 30),
+    )
     window_us = [str(int(at(s).timestamp()) * 1_000_000) for s in (0, 30)]
     assert first.alert_id == make_alert_id(
         "MOD-003", *as_parts(["BTC/USD", "binance", "BTCUSDT", "coinbase", "BTC-USD", *window_us])

@@ -64,7 +64,9 @@ class SpreadConfig(BaseModel):
                 if not _CURRENCY.match(currency):
                     raise ValueError(f"currency {currency!r} must be upper case letters or digits, e.g. USDT")
             if target in value:
-                raise ValueError(f"{source} maps to {target}, which is itself mapped: map {source} to the final currency")
+                raise ValueError(
+                    f"{source} maps to {target}, which is itself mapped: map {source} to the final currency"
+                )
         return value
 
     def instrument(self, canonical: str) -> str:

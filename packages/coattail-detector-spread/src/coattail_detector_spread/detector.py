@@ -57,7 +57,10 @@ class Leg:
 def _legs_of(config: CoattailConfig, settings: SpreadConfig) -> tuple[Leg, ...]:
     """Every configured venue symbol as a leg, ordered by instrument, then venue id."""
     return tuple(
-        sorted(Leg(settings.instrument(canonical), exchange, symbol) for exchange, symbol, canonical in config.symbols.pairs())
+        sorted(
+            Leg(settings.instrument(canonical), exchange, symbol)
+            for exchange, symbol, canonical in config.symbols.pairs()
+        )
     )
 
 
@@ -162,7 +165,9 @@ class SpreadDetector(BaseDetector[SpreadConfig]):
     def _pair(self, a: int, b: int) -> Column:
         """Legs ``a`` and ``b`` of a window row as a struct, or null unless both traded in it."""
         leg_a, leg_b = self.legs[a], self.legs[b]
-        both_traded = (F.col("instrument") == leg_a.instrument) & (F.col(f"trades_{a}") > 0) & (F.col(f"trades_{b}") > 0)
+        both_traded = (
+            (F.col("instrument") == leg_a.instrument) & (F.col(f"trades_{a}") > 0) & (F.col(f"trades_{b}") > 0)
+        )
         return F.when(
             both_traded,
             F.struct(
