@@ -42,7 +42,8 @@ class SpreadConfig(BaseModel):
     """How long after a window's end (event time) its trades are still accepted.
 
     A window is emitted once the watermark (max trade time seen minus this delay) passes its
-    end; trades older than the watermark are dropped by Spark as late."""
+    end; Spark drops a trade as late when its window ended at or before the previous
+    micro-batch's watermark."""
 
     thresholds: SeverityTiers = SeverityTiers(medium=0.5, high=1.0, critical=2.0)
     """Severity of ``spread_divergence`` by spread in percent: strictly above a bound earns it."""

@@ -52,7 +52,7 @@ class WhaleConfig(BaseModel):
     """How long (event time) an order stays open for fills that arrive late or in a later batch.
 
     An order is emitted once the watermark (max trade time seen minus this delay) passes
-    its last fill; fills older than the watermark are dropped by Spark as late."""
+    its trade time; Spark drops fills at or before the previous micro-batch's watermark as late."""
 
     usd_quote_currencies: list[Currency] = Field(default_factory=lambda: ["USD", "USDT", "USDC"], min_length=1)
     """Quote currencies whose volume counts as USD; instruments quoted in others are skipped."""

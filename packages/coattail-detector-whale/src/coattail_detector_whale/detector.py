@@ -12,11 +12,11 @@ grouped back into taker orders:
 
 The grouping is one watermarked streaming aggregation keyed on the trade time, so a group
 is emitted once, when the watermark (max trade time minus ``watermark_delay_seconds``)
-passes it: an order whose fills span micro-batches is still one row, and fills at or before
-the watermark are dropped by Spark as late. The split into runs and the order figures are
-stateless array expressions on each emitted group; fills are sorted first (rows of a group
-arrive in no particular order). Native Spark only: the same plan runs on PySpark 3.5 and
-4.x in append output mode.
+passes it: an order whose fills span micro-batches is still one row. Spark drops a fill as
+late when its trade time is at or before the previous micro-batch's watermark. The split
+into runs and the order figures are stateless array expressions on each emitted group;
+fills are sorted first (rows of a group arrive in no particular order). Native Spark only:
+the same plan runs on PySpark 3.5 and 4.x in append output mode.
 
 ``process`` and ``build_alerts`` build plans on the driver; executors run them.
 
