@@ -16,7 +16,6 @@ makes existing checkpoints unreadable: start the query on a new checkpoint.
 from __future__ import annotations
 
 from pyspark.sql.types import (
-    ArrayType,
     DoubleType,
     IntegerType,
     LongType,
@@ -67,17 +66,15 @@ VOLUME_AGGREGATES = StructType(
 VOLUME_STATE = StructType(
     [
         StructField("closed_through_us", LongType(), nullable=True),
-        StructField("baseline_quote", ArrayType(DoubleType(), containsNull=False), nullable=False),
-        StructField("baseline_buy_quote", ArrayType(DoubleType(), containsNull=False), nullable=False),
-        StructField("baseline_sell_quote", ArrayType(DoubleType(), containsNull=False), nullable=False),
-        StructField("open_start_us", ArrayType(LongType(), containsNull=False), nullable=False),
-        StructField("open_trade_count", ArrayType(LongType(), containsNull=False), nullable=False),
-        StructField("open_base_volume", ArrayType(DoubleType(), containsNull=False), nullable=False),
-        StructField("open_quote_volume", ArrayType(DoubleType(), containsNull=False), nullable=False),
-        StructField("open_buy_quote_volume", ArrayType(DoubleType(), containsNull=False), nullable=False),
-        StructField("open_sell_quote_volume", ArrayType(DoubleType(), containsNull=False), nullable=False),
+        StructField("baseline_quote", StringType(), nullable=False),
+        StructField("baseline_buy_quote", StringType(), nullable=False),
+        StructField("baseline_sell_quote", StringType(), nullable=False),
+        StructField("open_windows", StringType(), nullable=False),
     ]
 )
-"""The state of one key: end of its last closed window (microseconds since the epoch, UTC),
-the quote volumes of its last closed windows (oldest first; total, taker buy, taker sell),
-and its open windows as parallel arrays (start in microseconds since the epoch, UTC)."""
+"""The state of one key: end of its last closed window (microseconds since the epoch, UTC);
+the quote volumes of its last closed windows, oldest first, for the total, taker buys and
+taker sells (JSON arrays of numbers); its open windows (JSON array of
+``[start_us, trade_count, base_volume, quote_volume, buy_quote_volume, sell_quote_volume]``).
+JSON strings rather than Spark arrays: PySpark 4.3.0's worker cannot parse a state schema
+holding an ``ArrayType`` (``KeyError: 'elementType'``)."""

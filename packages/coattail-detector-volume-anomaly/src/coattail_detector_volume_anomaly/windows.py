@@ -25,8 +25,9 @@ Example (pure, no Spark)::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd  # type: ignore[import-untyped]
@@ -118,32 +119,24 @@ class KeyState:
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> KeyState:
         """The state stored as a ``VOLUME_STATE`` tuple."""
-        closed, quote, buy, sell, starts, counts, bases, quotes, buys, sells = row
+        closed, quote, buy, sell, windows = row
         return cls(
             closed_through_us=closed,
-            baseline_quote=list(quote),
-            baseline_buy_quote=list(buy),
-            baseline_sell_quote=list(sell),
-            open_windows={
-                window[0]: WindowTotals(*window)
-                for window in zip(starts, counts, bases, quotes, buys, sells, strict=True)
-            },
+            baseline_quote=json.loads(quote),
+            baseline_buy_quote=json.loads(buy),
+            baseline_sell_quote=json.loads(sell),
+            open_windows={window[0]: WindowTotals(*window) for window in json.loads(windows)},
         )
 
     def to_row(self) -> tuple[Any, ...]:
-        """This state as a ``VOLUME_STATE`` tuple."""
-        windows = [self.open_windows[start] for start in sorted(self.open_windows)]
+        """This state as a ``VOLUME_STATE`` tuple (JSON keeps every float exactly)."""
+        windows = [astuple(self.open_windows[start]) for start in sorted(self.open_windows)]
         return (
             self.closed_through_us,
-            self.baseline_quote,
-            self.baseline_buy_quote,
-            self.baseline_sell_quote,
-            [w.start_us for w in windows],
-            [w.trade_count for w in windows],
-            [w.base_volume for w in windows],
-            [w.quote_volume for w in windows],
-            [w.buy_quote_volume for w in windows],
-            [w.sell_quote_volume for w in windows],
+            json.dumps(self.baseline_quote),
+            json.dumps(self.baseline_buy_quote),
+            json.dumps(self.baseline_sell_quote),
+            json.dumps(windows),
         )
 
     def add(self, totals: Iterable[WindowTotals]) -> None:
