@@ -5,7 +5,8 @@ Puts a backlog of trade-like records into moto's Kinesis (2 shards, in-process o
 which forces every record to be read) over the backlog twice on local[2]: once from
 Kinesis, once from the same records written as local JSON files. Figures are records per
 second of wall time from query start to the last record counted (``overall``) and from
-the end of the first batch to the last (``sustained``, without query start-up).
+the end of the first batch to the last (``sustained``, without query start-up), plus
+Spark's per-batch ``latestOffset`` (driver fetch) and ``addBatch`` (executors) durations.
 
     python tests/bench/bench_kinesis_source.py            # prints JSON
     BENCH_RECORDS=50000 python tests/bench/bench_kinesis_source.py
@@ -74,6 +75,18 @@ def _time_query(frame: Any, checkpoint: Path, total: int) -> dict[str, float]:
     try:
         if not counter.done.wait(600):
             raise RuntimeError(f"only {counter.seen} of {total} records arrived within 600 s")
+        deadline = time.perf_counter() + 10
+        while sum(p["numInputRows"] for p in query.recentProgress) < total and time.perf_counter() < deadline:
+            time.sleep(0.1)
+        batches = [
+            {
+                "rows": p["numInputRows"],
+                "latest_offset_ms": p["durationMs"].get("latestOffset", 0),
+                "add_batch_ms": p["durationMs"].get("addBatch", 0),
+            }
+            for p in query.recentProgress
+            if p["numInputRows"]
+        ]
     finally:
         query.stop()
     finished = time.perf_counter()
@@ -84,6 +97,7 @@ def _time_query(frame: Any, checkpoint: Path, total: int) -> dict[str, float]:
         "seconds": round(finished - started, 2),
         "overall_records_per_s": round(counter.seen / (finished - started)),
         "sustained_records_per_s": round((counter.seen - first_batch_records) / max(finished - first, 1e-9)),
+        "batches": batches,
     }
 
 
@@ -124,6 +138,7 @@ def run() -> dict[str, Any]:
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", "2")
             .config("spark.ui.enabled", "false")
+            .config("spark.sql.caseSensitive", "true")  # Binance payloads have both "e" and "E"
             .getOrCreate()
         )
         spark.sparkContext.setLogLevel("ERROR")
