@@ -172,25 +172,29 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    with start_local_stack(load_config(args.config), args.root) as stack:
-        config = stack.config
-        log.info("moto serving Kinesis, DynamoDB, S3, SSM and CloudWatch at %s", stack.endpoint_url)
-        log.info(
-            "stream %s (%d shards), table %s, bucket %s, Iceberg catalog %s",
-            config.kinesis.stream_name,
-            config.kinesis.shard_count,
-            config.dynamodb.table_name,
-            config.storage.s3_bucket,
-            config.iceberg.uri,
-        )
-        sys.stdout.write("# point clients at the stack (Ctrl-C stops it):\n")
-        for name, value in environment_overrides(config).items():
-            sys.stdout.write(f"export {name}={value}\n")
-        sys.stdout.flush()
-        try:
+    try:
+        with start_local_stack(load_config(args.config), args.root) as stack:
+            _announce(stack)
             threading.Event().wait()
-        except KeyboardInterrupt:
-            log.info("stopping")
+    except KeyboardInterrupt:
+        log.info("stopped")
+
+
+def _announce(stack: LocalStack) -> None:
+    """Log what runs where; print the ``export`` lines that point other processes at it."""
+    config = stack.config
+    log.info("moto serving Kinesis, DynamoDB, S3, SSM and CloudWatch at %s", stack.endpoint_url)
+    log.info(
+        "stream %s (%d shards), table %s, bucket %s, Iceberg catalog %s",
+        config.kinesis.stream_name,
+        config.kinesis.shard_count,
+        config.dynamodb.table_name,
+        config.storage.s3_bucket,
+        config.iceberg.uri,
+    )
+    lines = [f"export {name}={value}" for name, value in environment_overrides(config).items()]
+    sys.stdout.write("\n".join(["# point clients at the stack (Ctrl-C stops it):", *lines]) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
