@@ -13,6 +13,7 @@ distribution's pyproject.toml.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -29,7 +30,7 @@ nox.options.error_on_missing_interpreters = True
 # Pins a PySpark line needs besides PySpark itself (see ../shared/DESIGN.md).
 SPARK_PINS: dict[str, list[str]] = {
     "3.5": ["numpy<2", "pyarrow>=15,<20", "pandas>=2.2,<2.3"],
-    "4": ["pandas>=2.2,<3", "pyarrow>=15"],
+    "4": ["pandas>=2.2,<3", "pyarrow>=15,<26"],
 }
 
 
@@ -98,7 +99,6 @@ def _test_session(dist: str, spark: str | None) -> None:
             "PYSPARK_PYTHON": str(Path(session.bin) / "python"),
             "PYSPARK_DRIVER_PYTHON": str(Path(session.bin) / "python"),
             "SPARK_LOCAL_IP": "127.0.0.1",
-            "COATTAIL_REPO_ROOT": str(ROOT),
         }
         tests = DISTRIBUTIONS[dist] / "tests"
         session.chdir(session.create_tmp())
@@ -130,4 +130,4 @@ def typecheck(session: nox.Session) -> None:
     session.install("mypy>=1.11", "types-PyYAML", "boto3-stubs[essential,kinesis,ssm,cloudwatch,emr-serverless]")
     session.install(*(f"-e{path}" for path in DISTRIBUTIONS.values()), "pyspark==4.0.2", "pandas<3")
     sources = [str(path / "src") for path in DISTRIBUTIONS.values()]
-    session.run("mypy", *sources)
+    session.run("mypy", *sources, env={"MYPYPATH": os.pathsep.join(sources)})

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import count
 from pathlib import Path
@@ -54,6 +55,9 @@ DEFAULT_TABLE_PROPERTIES: Mapping[str, str] = {
     "write.parquet.compression-codec": "zstd",
 }
 PARTITION_FIELD_ID_START = 1000
+_CREATE_LOCK = threading.Lock()
+"""Serializes namespace/table creation between the queries of one driver (the SQL catalog
+does not resolve two concurrent ``create_namespace_if_not_exists`` calls)."""
 
 _PRIMITIVES: dict[type[st.DataType], it.PrimitiveType] = {
     st.StringType: it.StringType(),
@@ -204,13 +208,17 @@ def ensure_table(
     partition: Sequence[PartitionField],
     properties: Mapping[str, str] = DEFAULT_TABLE_PROPERTIES,
 ) -> Table:
-    """Load ``(namespace, table)``, creating the namespace and table from the declaration if missing."""
+    """Load ``(namespace, table)``, creating the namespace and table from the declaration if missing.
+
+    Thread-safe within one process (the stream job's queries share the driver).
+    """
     _check_partition_sources(schema, partition)
-    catalog.create_namespace_if_not_exists(identifier[0])
     iceberg_schema = to_iceberg_schema(schema)
-    return catalog.create_table_if_not_exists(
-        identifier,
-        schema=iceberg_schema,
-        partition_spec=to_partition_spec(iceberg_schema, partition),
-        properties=dict(properties),
-    )
+    with _CREATE_LOCK:
+        catalog.create_namespace_if_not_exists(identifier[0])
+        return catalog.create_table_if_not_exists(
+            identifier,
+            schema=iceberg_schema,
+            partition_spec=to_partition_spec(iceberg_schema, partition),
+            properties=dict(properties),
+        )

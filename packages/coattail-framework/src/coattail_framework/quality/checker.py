@@ -106,8 +106,8 @@ class DataQualityChecker:
             WARNINGS, self._failures(ctx, "warn")
         )
 
-    def validate(self, df: DataFrame) -> tuple[DataFrame, DataFrame, QualityMetrics]:
-        """``(valid_df, invalid_df, metrics)``; see the module docstring."""
+    def observe(self, df: DataFrame) -> tuple[DataFrame, QualityMetrics]:
+        """``flag(df)`` with the per-rule counts attached as an observation (see ``QualityMetrics``)."""
         flagged = self.flag(df)
         is_invalid = F.size(F.col(FAILED_RULES)) > 0
         every_failure = F.concat(F.col(FAILED_RULES), F.col(WARNINGS))
@@ -122,7 +122,18 @@ class DataQualityChecker:
         ]
         observation = None if df.isStreaming else Observation(OBSERVATION_NAME)
         observed = flagged.observe(observation if observation is not None else OBSERVATION_NAME, *counts)
-        metrics = QualityMetrics(OBSERVATION_NAME, tuple(rule.name for rule in self.rules), observation)
-        valid = observed.where(~is_invalid).drop(FAILED_RULES)
-        invalid = observed.where(is_invalid).withColumn(REASON, F.col(FAILED_RULES)[0])
+        return observed, QualityMetrics(OBSERVATION_NAME, tuple(rule.name for rule in self.rules), observation)
+
+    @staticmethod
+    def split(flagged: DataFrame) -> tuple[DataFrame, DataFrame]:
+        """Valid and invalid rows of a flagged DataFrame (invalid ones gain ``dq_reason``)."""
+        is_invalid = F.size(F.col(FAILED_RULES)) > 0
+        valid = flagged.where(~is_invalid).drop(FAILED_RULES)
+        invalid = flagged.where(is_invalid).withColumn(REASON, F.col(FAILED_RULES)[0])
+        return valid, invalid
+
+    def validate(self, df: DataFrame) -> tuple[DataFrame, DataFrame, QualityMetrics]:
+        """``(valid_df, invalid_df, metrics)``; see the module docstring."""
+        observed, metrics = self.observe(df)
+        valid, invalid = self.split(observed)
         return valid, invalid, metrics

@@ -27,8 +27,12 @@ FAKE_AWS_ENV = {
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    """One local[2] SparkSession for the whole test run (UTC; Python time zone UTC too)."""
+def spark(aws_env: dict[str, str]) -> Iterator[SparkSession]:
+    """One local[2] SparkSession for the whole test run (UTC; Python time zone UTC too).
+
+    Fake AWS credentials are in the environment before Spark starts, so Python workers
+    (which inherit the environment of the JVM) can reach moto through the default chain.
+    """
     os.environ["TZ"] = "UTC"
     time.tzset()
     session = local_session("coattail-tests")

@@ -1,0 +1,274 @@
+"""``PipelineRunner``: the stream job's queries, started and stopped together.
+
+Runs on the Spark driver (EMR Serverless or local). One streaming query ingests:
+Kinesis -> ``parse_trades`` -> ``DataQualityChecker`` (per-rule counts observed) ->
+valid rows appended to the Iceberg ``raw_trades`` table (kept for reprocessing), invalid
+rows to the dead-letter path with their reasons. One streaming query per active
+detector reads the same stream (its own Kinesis offsets and checkpoint), keeps the valid
+rows, runs ``detector.process`` (the detector's watermark) and routes each micro-batch:
+module output rows to the detector's Iceberg table, alerts to DynamoDB and the Iceberg
+``alerts`` table. Every sink is idempotent per (query, batch id), so a restart that
+replays the last batch from the checkpoint writes nothing twice.
+
+Checkpoints live under ``storage.checkpoint_root/<query name>`` (S3 on EMR, a local
+folder by default). The trigger is ``streaming.trigger_seconds``. ``drain=True`` processes
+what the stream holds, in bounded batches, then stops: with ``availableNow`` where the
+source supports it (PySpark 4.2+), else (4.0/4.1, where Spark would fall back to a single
+unbounded batch) with a short processing-time trigger, stopping each query once Spark
+reports two triggers in a row with no new data and no batch to run — after the no-data
+batch that emits what the final watermark closed.
+
+Example::
+
+    runner = PipelineRunner(spark, config)
+    runner.start()
+    runner.await_termination()   # SIGTERM stops every query after its current batch
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.query import StreamingQuery
+
+from coattail_framework.config.model import CoattailConfig
+from coattail_framework.detector import BaseDetector
+from coattail_framework.metrics import MetricsPublisher
+from coattail_framework.partitioning import PartitionField, day, identity
+from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
+from coattail_framework.pipeline.parse import parse_trades, trade_columns
+from coattail_framework.quality import DataQualityChecker, write_dead_letters
+from coattail_framework.quality.checker import REASON
+from coattail_framework.registry import ModuleRegistry
+from coattail_framework.schemas import UNIFIED_TRADE_EVENT
+from coattail_framework.sinks import AlertRouter
+
+LOG = logging.getLogger(__name__)
+
+RAW_TRADES_TABLE = "raw_trades"
+RAW_TRADES_PARTITION: Sequence[PartitionField] = (day("timestamp"), identity("exchange"))
+INGEST_QUERY = "ingest"
+GRACEFUL_STOP_SECONDS = 60.0
+DRAIN_TRIGGER_SECONDS = 0.5
+WAITING_FOR_DATA = "Waiting for data to arrive"
+
+
+def detector_query_name(detector: BaseDetector[Any]) -> str:
+    """The streaming query (and checkpoint folder, and sink writer) name of a detector."""
+    return f"detector-{detector.module_name}"
+
+
+class PipelineRunner:
+    """Builds, starts and stops the ingest query and one query per active detector."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        config: CoattailConfig,
+        *,
+        detectors: Sequence[BaseDetector[Any]] | None = None,
+        router: AlertRouter | None = None,
+        metrics: MetricsPublisher | None = None,
+    ) -> None:
+        self.spark = spark
+        self.config = config
+        self.detectors = list(
+            detectors if detectors is not None else ModuleRegistry().discover().get_active_detectors(config)
+        )
+        self.router = router or AlertRouter.from_config(config)
+        self.checker = DataQualityChecker(
+            spark, config, extra_rules=[rule for d in self.detectors for rule in d.quality_rules()]
+        )
+        self.stats = PipelineStats()
+        self.metrics = metrics or MetricsPublisher(config.metrics, config.aws)
+        self.queries: list[StreamingQuery] = []
+        self._listener: PipelineListener | None = None
+        self._stopping = threading.Event()
+
+    def _records(self) -> DataFrame:
+        from coattail_framework.kinesis import read_trade_stream
+
+        return read_trade_stream(self.spark, self.config)
+
+    def _checkpoint(self, name: str) -> str:
+        return f"{self.config.storage.checkpoint_root.rstrip('/')}/{name}"
+
+    def _available_now(self) -> bool:
+        if self.config.kinesis.source != "coattail-kinesis":
+            return True
+        from coattail_framework.kinesis.source import SUPPORTS_AVAILABLE_NOW
+
+        return SUPPORTS_AVAILABLE_NOW
+
+    def _start(self, frame: DataFrame, name: str, handler: Any, drain: bool) -> StreamingQuery:
+        writer = frame.writeStream.queryName(name).foreachBatch(handler)
+        writer = writer.option("checkpointLocation", self._checkpoint(name))
+        if drain and self._available_now():
+            writer = writer.trigger(availableNow=True)
+        elif drain:
+            writer = writer.trigger(processingTime=f"{DRAIN_TRIGGER_SECONDS} seconds")
+        else:
+            writer = writer.trigger(processingTime=f"{self.config.streaming.trigger_seconds} seconds")
+        return writer.start()
+
+    def _stop_when_drained(self) -> None:
+        """Stop each query once two triggers in a row found no new data and no batch to run.
+
+        One empty trigger is not enough: Spark may report "waiting for data" right after a
+        batch, before the trigger that runs the no-data batch for the moved watermark.
+        """
+        waiting_at: dict[str, int] = {}
+        triggered_since: set[str] = set()
+        while any(query.isActive for query in self.queries) and not self._stopping.is_set():
+            if self._failed() is not None:
+                self.stop(timeout_seconds=0)
+                return
+            for query in self.queries:
+                if not query.isActive:
+                    continue
+                status, progress = query.status, query.lastProgress
+                batch = -1 if progress is None else int(progress["batchId"])
+                if status["isTriggerActive"]:
+                    triggered_since.add(query.name)
+                elif status["message"] == WAITING_FOR_DATA:
+                    if waiting_at.get(query.name) == batch and query.name in triggered_since:
+                        query.stop()
+                    elif waiting_at.get(query.name) != batch:
+                        waiting_at[query.name] = batch
+                        triggered_since.discard(query.name)
+            time.sleep(0.02)
+
+    def ingest_frame(self, records: DataFrame) -> DataFrame:
+        """Parsed and quality-flagged trades, with the quality counts observed."""
+        flagged, metrics = self.checker.observe(parse_trades(records))
+        if self._listener is not None:
+            self._listener.quality = metrics
+        return flagged
+
+    def write_ingest_batch(self, batch: DataFrame, batch_id: int) -> None:
+        """Valid rows to ``raw_trades``, invalid rows to the DLQ (driver, per micro-batch)."""
+        batch = batch.persist()
+        try:
+            valid, invalid = DataQualityChecker.split(batch)
+            written = self.router.sink.append(
+                RAW_TRADES_TABLE,
+                UNIFIED_TRADE_EVENT,
+                RAW_TRADES_PARTITION,
+                trade_columns(valid),
+                batch_id=batch_id,
+                writer=INGEST_QUERY,
+            )
+            self.stats.add("table_rows", RAW_TRADES_TABLE, written)
+            dead = invalid.select(*UNIFIED_TRADE_EVENT.fieldNames(), "raw", "dq_failed_rules", "dq_warnings", REASON)
+            for reason, count in write_dead_letters(dead, self.config.storage.raw_zone, batch_id=batch_id).items():
+                self.stats.add("dead_letters", reason, count)
+        finally:
+            batch.unpersist()
+
+    def detector_frame(self, detector: BaseDetector[Any], records: DataFrame) -> DataFrame:
+        """The detector's module output over the valid trades of ``records``."""
+        flagged = self.checker.flag(parse_trades(records))
+        valid, _ = DataQualityChecker.split(flagged)
+        return detector.process(trade_columns(valid))
+
+    def write_detector_batch(self, detector: BaseDetector[Any], output: DataFrame, batch_id: int) -> None:
+        """Module rows to Iceberg, alerts to DynamoDB and Iceberg (driver, per micro-batch)."""
+        name = detector_query_name(detector)
+        output = output.persist()
+        try:
+            rows = self.router.route_module_output(detector, output, batch_id, writer=name)
+            self.stats.add("table_rows", detector.output_table, rows)
+            alerts = detector.build_alerts(output).persist()
+            try:
+                result = self.router.route(alerts, batch_id, writer=name)
+                self.stats.add("table_rows", "alerts", result.iceberg_rows)
+                with self.stats.lock:
+                    self.stats.duplicates += result.duplicates
+                if not result.skipped:
+                    for row in alerts.groupBy("severity").agg(F.count(F.lit(1)).alias("n")).collect():
+                        self.stats.add("alerts", (detector.module_id, row["severity"]), int(row["n"]))
+            finally:
+                alerts.unpersist()
+        finally:
+            output.unpersist()
+
+    def start(self, *, drain: bool = False) -> list[StreamingQuery]:
+        """Start the ingest query and one query per detector; returns them."""
+        self._listener = PipelineListener(self.stats, self.metrics, None)
+        self.spark.streams.addListener(self._listener)
+        self.queries.append(
+            self._start(self.ingest_frame(self._records()), INGEST_QUERY, self.write_ingest_batch, drain)
+        )
+        for detector in self.detectors:
+
+            def handler(batch: DataFrame, batch_id: int, detector: BaseDetector[Any] = detector) -> None:
+                self.write_detector_batch(detector, batch, batch_id)
+
+            frame = self.detector_frame(detector, self._records())
+            self.queries.append(self._start(frame, detector_query_name(detector), handler, drain))
+        LOG.info("started queries: %s", ", ".join(q.name for q in self.queries))
+        return self.queries
+
+    def _failed(self) -> StreamingQuery | None:
+        return next((q for q in self.queries if not q.isActive and q.exception() is not None), None)
+
+    def await_termination(self) -> None:
+        """Block until every query has stopped; one query failing stops the others, then raises."""
+        while any(query.isActive for query in self.queries):
+            if self._failed() is not None:
+                self.stop(timeout_seconds=0)
+                break
+            try:
+                self.spark.streams.awaitAnyTermination(timeout=1)
+            except Exception:  # noqa: BLE001 - the failed query is reported below
+                LOG.debug("a query terminated with an error")
+            self.spark.streams.resetTerminated()
+        if (failed := self._failed()) is not None:
+            raise RuntimeError(f"query {failed.name} failed: {failed.exception()}")
+
+    def run(self, *, drain: bool = False, handle_signals: bool = True) -> PipelineStats:
+        """Start, wait (SIGTERM/SIGINT stop gracefully when ``handle_signals``), return the totals."""
+        if handle_signals:
+            self.install_signal_handlers()
+        self.start(drain=drain)
+        try:
+            if drain and not self._available_now():
+                self._stop_when_drained()
+            self.await_termination()
+        finally:
+            if self._listener is not None:
+                last = {q.name: int(q.lastProgress["batchId"]) for q in self.queries if q.lastProgress}
+                if not self._listener.wait_for(last):
+                    LOG.warning("progress of the last batches not delivered in time; totals may be short")
+                self.spark.streams.removeListener(self._listener)
+        return self.stats
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop every query after its current micro-batch (main thread only)."""
+
+        def stop(signum: int, _: FrameType | None) -> None:
+            LOG.warning("signal %s: stopping queries after their current batch", signal.Signals(signum).name)
+            threading.Thread(target=self.stop, name="coattail-graceful-stop", daemon=True).start()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def stop(self, timeout_seconds: float = GRACEFUL_STOP_SECONDS) -> None:
+        """Stop every query, each once its running micro-batch (if any) has finished."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        deadline = time.monotonic() + timeout_seconds
+        for query in self.queries:
+            while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            query.stop()
+        LOG.info("all queries stopped")
