@@ -133,7 +133,7 @@ def test_events_flow_to_dynamodb_iceberg_and_the_dlq(spark: SparkSession, stack:
     assert len(_alert_items(stack)) == 2
 
 
-class _CrashAfterHotWrite(Exception):
+class _CrashAfterHotWriteError(Exception):
     pass
 
 
@@ -147,7 +147,7 @@ def test_crash_mid_batch_then_restart_writes_everything_once(spark: SparkSession
         result = route(alerts, batch_id, writer=writer)
         if result.written:
             calls["n"] += 1
-            raise _CrashAfterHotWrite("crash between the alert writes and Spark's commit")
+            raise _CrashAfterHotWriteError("crash between the alert writes and Spark's commit")
         return result
 
     crashing.router.route = route_then_crash  # type: ignore[method-assign]
