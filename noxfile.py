@@ -127,7 +127,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON, tags=["typecheck"])
 def typecheck(session: nox.Session) -> None:
     """mypy (strict settings in mypy.ini) over every distribution's sources."""
-    session.install("mypy>=1.11", "types-PyYAML", "boto3-stubs[essential,kinesis,ssm,cloudwatch,emr-serverless]")
+    session.install("mypy>=1.11", "pytest>=8", "types-PyYAML", "boto3-stubs[essential,kinesis,ssm,cloudwatch,emr-serverless]")
     session.install(*(f"-e{path}" for path in DISTRIBUTIONS.values()), "pyspark==4.0.2", "pandas<3")
     sources = [str(path / "src") for path in DISTRIBUTIONS.values()]
     session.run("mypy", *sources, env={"MYPYPATH": os.pathsep.join(sources)})
