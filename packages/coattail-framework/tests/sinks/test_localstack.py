@@ -61,11 +61,13 @@ def test_stack_creates_resources_and_points_config_at_them(tmp_path: Path, monke
         }
         ttl = clients["dynamodb"].describe_time_to_live(TableName="alerts-test")["TimeToLiveDescription"]
         assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "ttl_epoch")
-        assert [b["Name"] for b in clients["s3"].list_buckets()["Buckets"]] == ["coattail-test-data"]
+        # moto's state is shared by every server in this process: other tests' buckets may be listed too.
+        assert "coattail-test-data" in [b["Name"] for b in clients["s3"].list_buckets()["Buckets"]]
         clients["ssm"].put_parameter(Name="/coattail/feature_tier", Value="medium", Type="String")
         assert clients["ssm"].get_parameter(Name="/coattail/feature_tier")["Parameter"]["Value"] == "medium"
-        clients["cloudwatch"].put_metric_data(Namespace="CoatTail", MetricData=[{"MetricName": "alerts", "Value": 1}])
-        assert [m["MetricName"] for m in clients["cloudwatch"].list_metrics(Namespace="CoatTail")["Metrics"]] == [
+        namespace = "CoatTailLocalStackTest"
+        clients["cloudwatch"].put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "alerts", "Value": 1}])
+        assert [m["MetricName"] for m in clients["cloudwatch"].list_metrics(Namespace=namespace)["Metrics"]] == [
             "alerts"
         ]
 
