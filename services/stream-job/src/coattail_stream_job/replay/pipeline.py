@@ -1,0 +1,322 @@
+"""Replay orchestration: recordings -> producer replay -> Kinesis -> stream job (drain) -> sinks read back.
+
+Runs in one process (the Spark driver): moto serves Kinesis, DynamoDB, S3 and CloudWatch
+on 127.0.0.1 from a thread, the producer's replay runs the exchange simulators and the
+unchanged connectors on an asyncio loop until every frame is published, then
+``PipelineRunner.run(drain=True)`` runs the ingest query and one query per configured
+detector until the stream is drained. Everything the run leaves is under ``out``:
+
+- ``iceberg/`` — the SQLite catalog and the warehouse (``raw_trades``, every detector's
+  table, ``alerts``); ``raw/dlq/`` — dead letters by reason; ``checkpoints/``;
+- ``alerts.jsonl`` — the DynamoDB alert table read back, one ``BASE_ALERT_RECORD`` per
+  line (``detected_at`` ISO 8601 UTC, ``ttl_epoch`` seconds), sorted by time then id;
+- ``summary.json`` — events read, valid, invalid by rule, late rows per query, rows per
+  Iceberg table, alerts per module and severity, producer figures and wall times.
+
+Recorded event times are kept, and the stream job reads the whole replay as ONE
+micro-batch (``kinesis.max_records_per_trigger`` is raised to the number of published
+events): a watermark cannot move between two venues' records, so which trades count as
+late does not depend on how the shards interleave, and two replays of the same input
+give the same rows and the same alert ids. Venues named by a replayed file are enabled
+for the run even when the configuration switches their live connector off.
+
+Example::
+
+    summary = run_replay(load_config("config/features.yaml"),
+                         ["binance:tests/data/binance/ws/spot_btcusdt_20240808.gz"], Path("out"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from coattail_framework.aws.clients import aws_client
+from coattail_framework.config.model import CoattailConfig
+from coattail_framework.errors import CoattailError
+from coattail_framework.schemas import BASE_ALERT_RECORD
+
+LOG = logging.getLogger(__name__)
+
+OWNED_PATHS = ("iceberg", "raw", "checkpoints", "alerts.jsonl", "summary.json", "report.html")
+"""What a replay writes under its output folder (removed first: every replay starts empty)."""
+
+Progress = Callable[[str], None]
+
+
+class ReplayError(CoattailError):
+    """The replay could not publish every recorded trade or the stream job failed."""
+
+
+@dataclass
+class ReplayOutcome:
+    """What a replay left: the summary document, the Iceberg tables and the DynamoDB alerts read back."""
+
+    summary: dict[str, Any]
+    tables: dict[str, list[dict[str, Any]]]
+    alerts: list[dict[str, Any]]
+
+
+@dataclass
+class StageClock:
+    """Prints ``[  12.3s] stage`` lines and keeps each stage's wall time (seconds)."""
+
+    progress: Progress
+    started: float = field(default_factory=time.monotonic)
+    stages: dict[str, float] = field(default_factory=dict)
+    _current: tuple[str, float] | None = None
+
+    def stage(self, name: str, detail: str = "") -> None:
+        """Close the running stage and open ``name``."""
+        self.finish()
+        now = time.monotonic()
+        self._current = (name, now)
+        self.progress(f"[{now - self.started:7.1f}s] {name}{': ' + detail if detail else ''}")
+
+    def finish(self) -> None:
+        """Close the running stage."""
+        if self._current is not None:
+            name, since = self._current
+            self.stages[name] = round(time.monotonic() - since, 3)
+            self._current = None
+
+    @property
+    def total(self) -> float:
+        """Seconds since the clock started."""
+        return round(time.monotonic() - self.started, 3)
+
+
+def replay_config(config: CoattailConfig, venues: Sequence[str], published: int | None = None) -> CoattailConfig:
+    """``config`` with the replayed venues enabled and, once known, one micro-batch for ``published`` events."""
+    exchanges = {
+        venue: exchange.model_copy(update={"enabled": True}) if venue in venues else exchange
+        for venue, exchange in config.exchanges.items()
+    }
+    update: dict[str, Any] = {"exchanges": exchanges}
+    if published is not None:
+        limit = max(config.kinesis.max_records_per_trigger, published)
+        update["kinesis"] = config.kinesis.model_copy(update={"max_records_per_trigger": limit})
+    return config.model_copy(update=update)
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove what an earlier replay left under ``out`` (only the paths a replay owns)."""
+    for name in OWNED_PATHS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def read_alert_items(config: CoattailConfig) -> list[dict[str, Any]]:
+    """Every item of the DynamoDB alert table as a ``BASE_ALERT_RECORD`` dict, by time then id."""
+    table = aws_client("dynamodb", region=config.aws.region, endpoint_url=config.aws.endpoint_url)
+    items: list[dict[str, Any]] = []
+    paginator = table.get_paginator("scan")
+    for page in paginator.paginate(TableName=config.dynamodb.table_name):
+        for item in page["Items"]:
+            items.append({name: _attribute(item.get(name)) for name in BASE_ALERT_RECORD.fieldNames()})
+    return sorted(items, key=lambda item: (str(item["detected_at"]), str(item["alert_id"])))
+
+
+def _attribute(value: dict[str, Any] | None) -> Any:
+    """A low-level DynamoDB attribute value as a plain JSON value."""
+    if value is None or "NULL" in value:
+        return None
+    if "S" in value:
+        return value["S"]
+    if "N" in value:
+        return _plain(Decimal(value["N"]))
+    if "BOOL" in value:
+        return bool(value["BOOL"])
+    raise ReplayError(f"alert table: unexpected attribute type {sorted(value)} (alerts hold strings and numbers)")
+
+
+def read_tables(config: CoattailConfig) -> dict[str, list[dict[str, Any]]]:
+    """Every Iceberg table of ``iceberg.database`` read back (rows as dicts), by table name."""
+    from coattail_framework.iceberg import open_catalog
+
+    catalog = open_catalog(config.iceberg, config.aws)
+    database = config.iceberg.database
+    if database not in {namespace[0] for namespace in catalog.list_namespaces()}:
+        return {}
+    return {
+        identifier[-1]: catalog.load_table(identifier).scan().to_arrow().to_pylist()
+        for identifier in sorted(catalog.list_tables(database))
+    }
+
+
+def alert_counts(alerts: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """``{module_id: {severity: count}}`` of alert records."""
+    counts: dict[str, Counter[str]] = {}
+    for alert in alerts:
+        counts.setdefault(str(alert["module_id"]), Counter())[str(alert["severity"])] += 1
+    return {module: dict(sorted(by_severity.items())) for module, by_severity in sorted(counts.items())}
+
+
+def build_summary(
+    stats: dict[str, Any],
+    producer: dict[str, Any],
+    tables: dict[str, list[dict[str, Any]]],
+    alerts: Sequence[dict[str, Any]],
+    clock: StageClock,
+    recordings: Sequence[str],
+    config_path: str,
+    severities: Mapping[str, str],
+) -> dict[str, Any]:
+    """The ``summary.json`` document (counts from the sinks read back, plus the job's totals).
+
+    ``severities`` maps each data-quality rule to ``error`` (the row is invalid) or ``warn``.
+    """
+    quality: dict[str, int] = stats["quality"]
+
+    def failures(severity: str) -> dict[str, int]:
+        return {
+            rule: quality[rule] for rule, level in sorted(severities.items()) if level == severity and quality.get(rule)
+        }
+
+    return {
+        "recordings": list(recordings),
+        "config": config_path,
+        "events": {
+            "published": producer["published"],
+            "read": stats["input_rows"].get("ingest", 0),
+            "valid": len(tables.get("raw_trades", [])),
+            "invalid": quality.get("invalid", 0),
+            "invalid_by_rule": failures("error"),
+            "warnings_by_rule": failures("warn"),
+            "dead_letters_by_reason": stats["dead_letters"],
+        },
+        "late_rows": {query: rows for query, rows in sorted(stats["late_rows"].items())},
+        "table_rows": {name: len(rows) for name, rows in tables.items()},
+        "alerts": {"total": len(alerts), "by_module": alert_counts(alerts)},
+        "producer": producer,
+        "wall_seconds": {"total": clock.total, **clock.stages},
+    }
+
+
+def run_replay(
+    config: CoattailConfig,
+    recordings: Sequence[str | Path],
+    out: Path,
+    *,
+    config_path: str = "",
+    progress: Progress = print,
+) -> ReplayOutcome:
+    """Replay ``recordings`` through the whole pipeline into ``out`` (see the module docstring)."""
+    from coattail_framework.localstack import start_local_stack
+    from coattail_framework.pipeline import PipelineRunner
+    from coattail_framework.spark import local_session
+    from coattail_producer.replay import replay
+
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    clear_outputs(out)
+    clock = StageClock(progress)
+    names = [str(recording) for recording in recordings]
+    venues = [name.partition(":")[0] for name in names if ":" in name]
+    clock.stage("local stack", f"moto on 127.0.0.1, Iceberg catalog under {out / 'iceberg'}")
+    with start_local_stack(replay_config(config, venues), out) as stack:
+        clock.stage("producer replay", f"{len(names)} recording(s) through the simulators and connectors")
+        producer = asyncio.run(replay(stack.config, names))
+        report = producer.as_dict()
+        progress(
+            f"          published {producer.published} event(s) from "
+            + ", ".join(f"{v.venue} {v.received}" for v in producer.venues.values())
+        )
+        if not producer.clean:
+            raise ReplayError(f"the producer replay lost events: {json.dumps(report)}")
+        job_config = replay_config(stack.config, [*venues, *producer.venues], producer.published)
+        clock.stage("stream job", "Spark local[2]: ingest + " + ", ".join(job_config.active_modules))
+        spark = local_session("coattail-replay")
+        spark.sparkContext.setLogLevel("ERROR")
+        runner = PipelineRunner(spark, job_config)
+        stats = runner.run(drain=True, handle_signals=False).snapshot()
+        severities = {rule.name: rule.severity for rule in runner.checker.rules}
+        clock.stage("sinks", "reading DynamoDB and Iceberg back")
+        alerts = read_alert_items(job_config)
+        tables = read_tables(job_config)
+        clock.finish()
+        summary = build_summary(stats, report, tables, alerts, clock, names, config_path, severities)
+    (out / "alerts.jsonl").write_text("".join(json.dumps(alert, sort_keys=False) + "\n" for alert in alerts))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    progress(f"[{clock.total:7.1f}s] done: {out / 'summary.json'}")
+    return ReplayOutcome(summary, tables, alerts)
+
+
+def drain_once(config: CoattailConfig) -> dict[str, Any]:
+    """Run the stream job on ``config`` until its stream is drained (no local stack); returns the totals.
+
+    The fault-tolerance tests run this in a child process pointed at a stack the parent owns.
+    """
+    from coattail_framework.pipeline import PipelineRunner
+    from coattail_framework.spark import local_session
+
+    spark = local_session("coattail-drain")
+    try:
+        return PipelineRunner(spark, config).run(drain=True, handle_signals=True).snapshot()
+    finally:
+        spark.stop()
+
+
+DEMO_RECORDINGS = (
+    "binance:binance/ws/spot_btcusdt_20240808.gz",
+    "binance:binance/ws/spot_btcusdt_20240809.gz",
+    "binance:binance/ws/spot_ethusdt_20240808.gz",
+    "binance:binance/ws/spot_ethusdt_20240809.gz",
+    "binance-usdm:binance/ws/usdm_btcusdt_20240808.gz",
+    "coinbase:coinbase/ws/cryptofeed_COINBASE.ws.28.0",
+)
+"""The bundled real recordings the demo replays, relative to the data folder (``tests/data``)."""
+
+
+def run_demo(
+    config: CoattailConfig, data: Path, out: Path, *, config_path: str = "", progress: Progress = print
+) -> ReplayOutcome:
+    """Replay the bundled recordings plus the labelled synthetic Coinbase BTC-USD file; print and write the report."""
+    from coattail_stream_job.replay import report, synthetic
+
+    recordings = []
+    for entry in DEMO_RECORDINGS:
+        venue, _, relative = entry.partition(":")
+        if not (data / relative).is_file():
+            raise ReplayError(f"{data / relative}: bundled recording not found; pass --data with the tests/data folder")
+        recordings.append(f"{venue}:{data / relative}")
+    plan = synthetic.SyntheticPlan()
+    synthetic_file = synthetic.write_coinbase_btc_usd(
+        [data / "binance/ws/spot_btcusdt_20240808.gz", data / "binance/ws/spot_btcusdt_20240809.gz"],
+        out.resolve() / "synthetic",
+        plan,
+    )
+    progress(f"SYNTHETIC input: {synthetic_file} — {plan.describe()}")
+    outcome = run_replay(
+        config, [*recordings, f"coinbase:{synthetic_file}"], out, config_path=config_path, progress=progress
+    )
+    summary, tables, alerts = outcome.summary, outcome.tables, outcome.alerts
+    labels = {"coinbase": [synthetic.PRODUCT]}
+    summary["synthetic"] = {"files": [str(synthetic_file)], "venues": labels, "description": plan.describe()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    progress(report.summary_table(summary, tables, labels))
+    notes = [
+        f"{synthetic_file.name}: {plan.describe()}. Real recordings: Binance spot BTCUSDT/ETHUSDT, USD-M BTCUSDT "
+        "(2024-08-08/09), Coinbase 2021 altcoin feed (its products are not configured: dead letters)."
+    ]
+    (out / "report.html").write_text(report.html_report(summary, tables, alerts, synthetic=labels, notes=notes))
+    progress(f"report: {out.resolve() / 'report.html'}")
+    return outcome

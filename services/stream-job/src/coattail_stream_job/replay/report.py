@@ -1,0 +1,239 @@
+"""The replay's summary table (terminal) and ``report.html`` (self-contained, inline SVG charts).
+
+Runs in the replay/demo process after the sinks were read back. Inputs are the
+``summary.json`` document, the Iceberg tables as rows (``pipeline.read_tables``) and the
+alert records (``pipeline.read_alert_items``). The HTML needs no network: no scripts,
+no fonts, no CDN. Rows that come from synthetic input (``synthetic`` maps a venue to
+its synthetic symbols) are labelled SYNTHETIC wherever they are shown.
+
+Example::
+
+    print(summary_table(summary, tables, synthetic={"coinbase": ["BTC-USD"]}))
+    Path("out/report.html").write_text(html_report(summary, tables, alerts, synthetic={}, notes=[]))
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from coattail_stream_job.replay.svg import Chart, Marker, Series, money, sorted_points
+
+TOP_N = 5
+Rows = list[dict[str, Any]]
+
+
+def _is_synthetic(synthetic: Mapping[str, Sequence[str]], exchange: Any, symbol: Any) -> bool:
+    return str(symbol) in synthetic.get(str(exchange), ())
+
+
+def _tag(synthetic: Mapping[str, Sequence[str]], exchange: Any, symbol: Any) -> str:
+    return " [SYNTHETIC]" if _is_synthetic(synthetic, exchange, symbol) else ""
+
+
+def _time(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if isinstance(value, datetime) else str(value)
+
+
+def biggest_whales(tables: Mapping[str, Rows], n: int = TOP_N) -> Rows:
+    """The ``n`` whale orders with the largest notional."""
+    return sorted(tables.get("whale_trades", []), key=lambda r: -float(r["notional"] or 0))[:n]
+
+
+def widest_spreads(tables: Mapping[str, Rows], n: int = TOP_N) -> Rows:
+    """The ``n`` windows with the widest cross-venue spread."""
+    return sorted(tables.get("exchange_spreads", []), key=lambda r: -float(r["spread_pct"] or 0))[:n]
+
+
+def highest_z_scores(tables: Mapping[str, Rows], n: int = TOP_N) -> Rows:
+    """The ``n`` volume windows with the highest z-score (windows without one are skipped)."""
+    scored = [r for r in tables.get("volume_aggregates", []) if r.get("z_score") is not None]
+    return sorted(scored, key=lambda r: -float(r["z_score"]))[:n]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return [line, "  ".join("-" * w for w in widths), *body] if rows else [line, "  (none)"]
+
+
+def summary_sections(
+    summary: Mapping[str, Any], tables: Mapping[str, Rows], synthetic: Mapping[str, Sequence[str]]
+) -> list[tuple[str, list[str], list[list[str]]]]:
+    """``(title, headers, rows)`` of every section of the summary, shared by the terminal and HTML forms."""
+    events = summary["events"]
+    counts = [
+        ["published to Kinesis", str(events["published"])],
+        ["read by the stream job", str(events["read"])],
+        ["valid (raw_trades rows)", str(events["valid"])],
+        ["invalid (dead letters)", str(events["invalid"])],
+        *[[f"  invalid: {rule}", str(n)] for rule, n in events["invalid_by_rule"].items()],
+        *[[f"  warning: {rule}", str(n)] for rule, n in events["warnings_by_rule"].items()],
+        *[[f"late rows: {query}", str(n)] for query, n in summary["late_rows"].items() if n],
+        *[[f"Iceberg {name}", f"{n} rows"] for name, n in summary["table_rows"].items()],
+    ]
+    alerts = [
+        [module, severity, str(n)]
+        for module, by_severity in summary["alerts"]["by_module"].items()
+        for severity, n in by_severity.items()
+    ]
+    whales = [
+        [
+            _time(r["order_time"]),
+            f"{r['exchange']} {r['symbol']}{_tag(synthetic, r['exchange'], r['symbol'])}",
+            str(r["side"]),
+            money(float(r["notional"])),
+            str(r["fill_count"]),
+            f"{float(r['price_impact_bps'] or 0):+.1f}",
+        ]
+        for r in biggest_whales(tables)
+    ]
+    spreads = [
+        [
+            _time(r["window_start"]),
+            str(r["symbol"]),
+            f"{r['exchange_a']} {r['symbol_a']} / {r['exchange_b']} {r['symbol_b']}"
+            + (
+                ""
+                if not (
+                    _tag(synthetic, r["exchange_a"], r["symbol_a"]) or _tag(synthetic, r["exchange_b"], r["symbol_b"])
+                )
+                else " [SYNTHETIC]"
+            ),
+            f"{float(r['spread_pct']):.3f}%",
+            f"{float(r['premium_bps']):+.1f}",
+        ]
+        for r in widest_spreads(tables)
+    ]
+    z_scores = [
+        [
+            _time(r["window_start"]),
+            f"{r['exchange']} {r['symbol']}{_tag(synthetic, r['exchange'], r['symbol'])}",
+            money(float(r["quote_volume"])),
+            f"{float(r['z_score']):.2f}",
+            str(r["baseline_size"]),
+        ]
+        for r in highest_z_scores(tables)
+    ]
+    return [
+        ("Events", ["what", "count"], counts),
+        ("Alerts by module and severity", ["module", "severity", "alerts"], alerts),
+        ("Biggest whale orders", ["order time (UTC)", "venue", "taker", "notional", "fills", "impact bps"], whales),
+        ("Widest spreads", ["window (UTC)", "instrument", "venues", "spread", "premium bps"], spreads),
+        ("Highest volume z-scores", ["window (UTC)", "venue", "quote volume", "z", "baseline windows"], z_scores),
+    ]
+
+
+def summary_table(
+    summary: Mapping[str, Any], tables: Mapping[str, Rows], synthetic: Mapping[str, Sequence[str]]
+) -> str:
+    """The summary as plain-text tables for the terminal."""
+    lines: list[str] = []
+    for title, headers, rows in summary_sections(summary, tables, synthetic):
+        lines += ["", title, *_table(headers, rows)]
+    wall = summary["wall_seconds"]
+    lines += ["", "Wall time: " + ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in wall.items())]
+    return "\n".join(lines)
+
+
+def volume_chart(
+    tables: Mapping[str, Rows], alerts: Sequence[Mapping[str, Any]], synthetic: Mapping[str, Sequence[str]]
+) -> Chart:
+    """Quote volume per window per venue symbol, its baseline mean ± 2 std band, spikes (MOD-001 alerts) marked."""
+    chart = Chart("Volume per window", "quote volume per window", y_format="money")
+    spikes = {(a["exchange"], a["symbol"], a["detected_at"]) for a in alerts if a["module_id"] == "MOD-001"}
+    keys = sorted({(r["exchange"], r["symbol"]) for r in tables.get("volume_aggregates", [])})
+    for exchange, symbol in keys:
+        rows = sorted(
+            (r for r in tables["volume_aggregates"] if (r["exchange"], r["symbol"]) == (exchange, symbol)),
+            key=lambda r: r["window_start"],
+        )
+        label = f"{exchange} {symbol}{_tag(synthetic, exchange, symbol)}"
+        band = [
+            (
+                r["window_start"],
+                max(0.0, r["baseline_mean"] - 2 * r["baseline_std"]),
+                r["baseline_mean"] + 2 * r["baseline_std"],
+            )
+            for r in rows
+            if r["baseline_mean"] is not None and r["baseline_std"] is not None
+        ]
+        chart.series.append(Series(label, [(r["window_start"], float(r["quote_volume"])) for r in rows], band))
+        for r in rows:
+            if (exchange, symbol, r["window_end"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")) in spikes:
+                title = f"{label} {_time(r['window_start'])}: {money(r['quote_volume'])}, z={r['z_score']:.2f}"
+                chart.markers.append(Marker(label, r["window_start"], float(r["quote_volume"]), 6.0, title))
+    return chart
+
+
+def whale_chart(tables: Mapping[str, Rows], synthetic: Mapping[str, Sequence[str]]) -> Chart:
+    """Whale orders over time; marker area grows with notional."""
+    chart = Chart("Whale orders", "order notional", y_format="money")
+    for r in sorted(tables.get("whale_trades", []), key=lambda r: (r["exchange"], r["symbol"], r["order_time"])):
+        label = f"{r['exchange']} {r['symbol']}{_tag(synthetic, r['exchange'], r['symbol'])}"
+        notional = float(r["notional"])
+        title = f"{label} {_time(r['order_time'])} taker {r['side']} {money(notional)} in {r['fill_count']} fills"
+        chart.markers.append(Marker(label, r["order_time"], notional, 3 + 9 * min(1.0, (notional / 1e6) ** 0.5), title))
+    return chart
+
+
+def spread_chart(tables: Mapping[str, Rows], synthetic: Mapping[str, Sequence[str]]) -> Chart:
+    """Spread (percent of mid) per window for each venue pair of each instrument."""
+    chart = Chart("Cross-venue spread per window", "spread, % of mid", y_format="percent")
+    pairs: dict[str, list[tuple[datetime, float]]] = {}
+    for r in tables.get("exchange_spreads", []):
+        synthetic_leg = _is_synthetic(synthetic, r["exchange_a"], r["symbol_a"]) or _is_synthetic(
+            synthetic, r["exchange_b"], r["symbol_b"]
+        )
+        label = f"{r['symbol']} {r['exchange_a']}/{r['exchange_b']}" + (" [SYNTHETIC]" if synthetic_leg else "")
+        pairs.setdefault(label, []).append((r["window_start"], float(r["spread_pct"])))
+    chart.series = [Series(label, sorted_points(points)) for label, points in sorted(pairs.items())]
+    return chart
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:960px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;padding:3px 10px;text-align:left}
+th{background:#f3f3f3}.synthetic{background:#fff4d6;border:1px solid #e0b64c;padding:.6em 1em}
+svg{width:100%;height:auto;margin-bottom:1.5em}code{background:#f3f3f3;padding:0 3px}
+"""
+
+
+def html_report(
+    summary: Mapping[str, Any],
+    tables: Mapping[str, Rows],
+    alerts: Sequence[Mapping[str, Any]],
+    *,
+    synthetic: Mapping[str, Sequence[str]],
+    notes: Sequence[str],
+) -> str:
+    """The self-contained HTML report (summary tables, three charts, synthetic-input notes)."""
+    esc = html.escape
+    body = [
+        "<h1>Coat Tail Capital — replay report</h1>",
+        f"<p>Recordings: {', '.join(f'<code>{esc(r)}</code>' for r in summary['recordings'])}. "
+        f"Configuration: <code>{esc(summary['config'])}</code>. All times UTC.</p>",
+    ]
+    if notes:
+        body.append('<div class="synthetic"><strong>SYNTHETIC input in this run.</strong><ul>')
+        body += [f"<li>{esc(note)}</li>" for note in notes]
+        body.append("</ul>Rows and series from it are labelled [SYNTHETIC].</div>")
+    for title, headers, rows in summary_sections(summary, tables, synthetic):
+        body.append(f"<h2>{esc(title)}</h2><table><tr>{''.join(f'<th>{esc(h)}</th>' for h in headers)}</tr>")
+        body += [f"<tr>{''.join(f'<td>{esc(c)}</td>' for c in row)}</tr>" for row in rows]
+        body.append("</table>")
+    body.append("<h2>Per-window volume, baseline band (mean ± 2 std) and spikes</h2>")
+    body.append(volume_chart(tables, alerts, synthetic).render())
+    body.append("<h2>Whale orders over time (marker size grows with notional)</h2>")
+    body.append(whale_chart(tables, synthetic).render())
+    body.append("<h2>Spreads per window</h2>")
+    body.append(spread_chart(tables, synthetic).render())
+    body.append(f"<h2>Run</h2><pre>{esc(json.dumps(summary['wall_seconds'], indent=2))}</pre>")
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Coat Tail Capital replay report</title>'
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+    )
