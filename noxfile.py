@@ -131,3 +131,56 @@ def typecheck(session: nox.Session) -> None:
     session.install(*(f"-e{path}" for path in DISTRIBUTIONS.values()), "pyspark==4.0.2", "pandas<3")
     sources = [str(path / "src") for path in DISTRIBUTIONS.values()]
     session.run("mypy", *sources, env={"MYPYPATH": os.pathsep.join(sources)})
+
+
+# -- The whole pipeline on one machine: replay, demo, benchmarks, cross-package tests -----------
+# They install the stream job's built wheel with its ``spark`` and ``replay`` extras (the producer
+# and connectors it replays through, moto as the local AWS) on the PySpark floor, EMR's 4.0.2.
+
+PIPELINE_SPARK = "4.0.2"
+
+
+def _install_pipeline(session: nox.Session, extras: str = "spark,replay", *packages: str) -> dict[str, str]:
+    """Install coattail-stream-job[extras] from its built wheel and siblings; returns the Spark env."""
+    dist = "coattail-stream-job"
+    locals_ = _local_requirements(dist)
+    wheels = _build_wheels(session, [dist, *locals_])
+    find_links = [arg for d in locals_ for arg in ("--find-links", str(wheels[d].parent))]
+    session.install(f"{dist}[{extras}] @ {wheels[dist].as_uri()}", *find_links, *_spark_pins(PIPELINE_SPARK), *packages)
+    python = str(Path(session.bin) / "python")
+    return {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"}
+
+
+@nox.session(python=PYTHON, tags=["pipeline"], default=False)
+def replay(session: nox.Session) -> None:
+    """Replay recordings through the whole pipeline: ``nox -s replay -- RECORDING... --out DIR [--config FILE]``."""
+    if not session.posargs:
+        session.error(
+            "pass recordings and --out, e.g. "
+            "nox -s replay -- binance:tests/data/binance/ws/spot_btcusdt_20240808.gz --out out/"
+        )
+    env = _install_pipeline(session)
+    session.run("python", "-m", "coattail_stream_job.replay", "replay", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON, tags=["pipeline"], default=False)
+def demo(session: nox.Session) -> None:
+    """The bundled recordings through the whole pipeline: summary table and demo-out/report.html."""
+    env = _install_pipeline(session)
+    session.run("python", "-m", "coattail_stream_job.replay", "demo", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON, tags=["pipeline"], default=False)
+def bench(session: nox.Session) -> None:
+    """Every benchmark in tests/bench, same run, same machine: writes docs/BENCHMARKS.md."""
+    env = _install_pipeline(session)
+    session.run("python", "tests/bench/run_all.py", "--out", "docs/BENCHMARKS.md", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON, name="tests-integration", tags=["integration", "tests"])
+def tests_integration(session: nox.Session) -> None:
+    """Cross-package end-to-end and fault-tolerance tests (tests/e2e) on the built wheels."""
+    env = _install_pipeline(session, "spark,replay,test")
+    tests = ROOT / "tests" / "e2e"
+    session.chdir(session.create_tmp())
+    session.run("pytest", "--import-mode=importlib", "-p", "no:cacheprovider", str(tests), *session.posargs, env=env)
