@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from coattail_connector_binance import BinanceConnector, BinanceSimulator
 from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import RecordedMessage, read_recording
 
-REPO_ROOT = Path(os.environ.get("COATTAIL_REPO_ROOT", Path(__file__).resolve().parents[3]))
+REPO_ROOT = Path(__file__).resolve().parents[3]
 WS_DATA = REPO_ROOT / "tests" / "data" / "binance" / "ws"
 
 
@@ -80,7 +79,7 @@ async def simulator() -> AsyncIterator[BinanceSimulator]:
 @pytest.fixture
 def ws_data() -> Path:
     """The bundled Binance websocket recordings (tests/data/binance/ws)."""
-    assert WS_DATA.is_dir(), f"recordings missing at {WS_DATA}; set COATTAIL_REPO_ROOT to the repository root"
+    assert WS_DATA.is_dir(), f"recordings missing at {WS_DATA}"
     return WS_DATA
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,7 +20,7 @@ from coattail_connector_coinbase import CoinbaseConnector, CoinbaseSimulator, Fa
 from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import read_recording
 
-REPO_ROOT = Path(os.environ.get("COATTAIL_REPO_ROOT", Path(__file__).resolve().parents[3]))
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DATA = REPO_ROOT / "tests" / "data" / "coinbase" / "ws"
 RECORDING = DATA / "cryptofeed_COINBASE.ws.28.0"
 MATCHES = DATA / "cryptofeed_matches_2021.jsonl"

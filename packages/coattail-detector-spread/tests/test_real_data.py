@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import statistics
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -17,7 +16,7 @@ from coattail_detector_spread import SpreadDetector
 from coattail_framework.config import CoattailConfig
 from coattail_framework.testing import run_detector_stream
 
-REPO_ROOT = Path(os.environ.get("COATTAIL_REPO_ROOT") or Path(__file__).resolve().parents[3])
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ARCHIVE = REPO_ROOT / "tests/data/binance/archive"
 SPOT = ARCHIVE / "BTCUSDT-trades-20240808T2354Z-20240809T0005Z.csv"
 USDM = ARCHIVE / "BTCUSDT-UM-trades-20240808T2354Z-20240809T0000Z.csv"

@@ -9,7 +9,6 @@ Per-minute trade counts must match pandas exactly; volumes match to float roundi
 from __future__ import annotations
 
 import itertools
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from coattail_framework import CoattailConfig
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_framework.testing import DetectorRun, run_detector_stream
 
-REPO_ROOT = Path(os.environ.get("COATTAIL_REPO_ROOT", Path(__file__).resolve().parents[3]))
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ARCHIVE = REPO_ROOT / "tests/data/binance/archive/BTCUSDT-trades-20240808T2354Z-20240809T0005Z.csv"
 COLUMNS = ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match"]
 START_MS = 1_723_161_300_000  # 2024-08-08T23:55:00Z

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from coattail_detector_whale import WhaleDetector
 from coattail_framework.config import CoattailConfig
 from coattail_framework.testing import run_detector_stream
 
-REPO_ROOT = Path(os.environ.get("COATTAIL_REPO_ROOT") or Path(__file__).resolve().parents[3])
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SPOT_TRADES = REPO_ROOT / "tests/data/binance/archive/BTCUSDT-trades-20240808T2354Z-20240809T0005Z.csv"
 BATCHES = 4
 

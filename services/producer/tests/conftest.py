@@ -23,9 +23,7 @@ REGION = "us-east-1"
 
 
 def repo_root() -> Path:
-    """The monorepo root: $COATTAIL_REPO_ROOT under nox, else found from this file."""
-    if root := os.environ.get("COATTAIL_REPO_ROOT"):
-        return Path(root)
+    """The monorepo root, found from this file (tests run from the source tree)."""
     return Path(__file__).resolve().parents[3]
 
 
