@@ -1,0 +1,218 @@
+"""Trade-to-alert latency of the live stream job: Kinesis arrival of a whale trade -> its DynamoDB item.
+
+One process: moto in-process on 127.0.0.1, the stream job (``PipelineRunner.start()``,
+live, ``streaming.trigger_seconds`` = 0.5, all three detectors) on local[2], and a paced
+producer thread putting ``RATE`` trades/s for ``SECONDS`` s with event time = now; one
+trade in ``WHALE_EVERY`` is a single $250K fill, which MOD-002 turns into one alert.
+
+What is measured, per whale alert: ``item seen`` - ``arrival``, where
+- ``arrival`` = the trade record's Kinesis ``ApproximateArrivalTimestamp`` (read back
+  from the stream after the run; moto stamps it when ``put_records`` is handled);
+- ``item seen`` = the wall time a poller thread, scanning the DynamoDB table every
+  ``POLL_SECONDS``, first saw the alert's item (so each figure is late by up to one
+  poll interval; ``POLL_SECONDS`` / 2 on average).
+The whale module emits an order once the watermark (max event time of the previous
+batch minus ``watermark_delay_seconds`` = 2 s) passes its trade time, so every figure
+includes that configured 2 s of event-time delay plus at least one trigger.
+Baseline, same run: bare boto3 ``put_record`` then ``get_records`` polled every 10 ms
+until the record is visible (the transport floor: moto's put-to-readable time).
+
+    python tests/bench/bench_latency.py     # prints JSON
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+RATE = int(os.environ.get("BENCH_LATENCY_RATE", "500"))
+SECONDS = int(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
+WHALE_EVERY = 50
+POLL_SECONDS = 0.05
+BASELINE_SAMPLES = 200
+FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by linear interpolation."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    """count, p50, p99, max and mean in milliseconds of values in seconds."""
+    return {
+        "count": len(values),
+        "p50_ms": round(percentile(values, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(values, 0.99) * 1000, 1),
+        "max_ms": round(max(values) * 1000, 1),
+        "mean_ms": round(statistics.fmean(values) * 1000, 1),
+    }
+
+
+def produce(endpoint: str, stream: str, stop: threading.Event, sent: list[int]) -> None:
+    """Put ``RATE`` trades/s in 10 batches per second until ``stop`` (the paced producer)."""
+    from coattail_framework.aws.clients import aws_client
+    from coattail_framework.events import TradeEvent
+
+    kinesis = aws_client("kinesis", region="us-east-1", endpoint_url=endpoint)
+    per_tick, n, started = RATE // 10, 0, time.monotonic()
+    tick = 0
+    while not stop.is_set():
+        records = []
+        for _ in range(per_tick):
+            now = datetime.now(timezone.utc)
+            whale = n % WHALE_EVERY == WHALE_EVERY - 1
+            price, quantity = Decimal("60000"), Decimal("4.1666") if whale else Decimal("0.01")
+            trade = TradeEvent(
+                event_id=f"binance:BTCUSDT:{n}",
+                exchange="binance",
+                symbol="BTCUSDT",
+                price=price + n % 7,
+                quantity=quantity,
+                quote_volume=(price + n % 7) * quantity,
+                side="buy" if n % 2 else "sell",
+                timestamp=now,
+                ingestion_timestamp=now,
+                trade_id=str(n),
+            )
+            records.append({"Data": trade.to_json().encode(), "PartitionKey": trade.partition_key})
+            n += 1
+        kinesis.put_records(StreamName=stream, Records=records)
+        tick += 1
+        time.sleep(max(0.0, started + tick / 10 - time.monotonic()))
+    sent.append(n)
+
+
+def poll_alerts(endpoint: str, table: str, stop: threading.Event, seen: dict[str, float]) -> None:
+    """Record when each alert item first appears in the table (wall clock, epoch seconds)."""
+    from coattail_framework.aws.clients import aws_client
+
+    dynamodb = aws_client("dynamodb", region="us-east-1", endpoint_url=endpoint)
+    while not stop.is_set():
+        paginator = dynamodb.get_paginator("scan")
+        for page in paginator.paginate(TableName=table, ProjectionExpression="alert_id, details, module_id"):
+            now = time.time()
+            for item in page["Items"]:
+                if item["module_id"]["S"] == "MOD-002":
+                    seen.setdefault(json.loads(item["details"]["S"])["first_trade_id"], now)
+        stop.wait(POLL_SECONDS)
+
+
+def arrivals(endpoint: str, stream: str) -> dict[str, float]:
+    """``trade_id -> ApproximateArrivalTimestamp`` (epoch seconds) of every record in the stream."""
+    from coattail_framework.aws.clients import aws_client
+
+    kinesis = aws_client("kinesis", region="us-east-1", endpoint_url=endpoint)
+    found: dict[str, float] = {}
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            for record in response["Records"]:
+                found[json.loads(record["Data"])["trade_id"]] = record["ApproximateArrivalTimestamp"].timestamp()
+            if not response["Records"]:
+                break
+            iterator = response.get("NextShardIterator")
+    return found
+
+
+def transport_floor(endpoint: str, stream: str) -> list[float]:
+    """Seconds from calling ``put_record`` to ``get_records`` first returning the record (bare boto3, own stream)."""
+    from coattail_framework.aws.clients import aws_client
+
+    kinesis = aws_client("kinesis", region="us-east-1", endpoint_url=endpoint)
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 0.2})
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+    samples = []
+    for n in range(BASELINE_SAMPLES):
+        started = time.time()
+        kinesis.put_record(StreamName=stream, Data=f"probe-{n}".encode(), PartitionKey="probe")
+        while True:
+            response = kinesis.get_records(ShardIterator=iterator, Limit=100)
+            iterator = response["NextShardIterator"]
+            if response["Records"]:
+                samples.append(time.time() - started)
+                break
+            time.sleep(0.01)
+    return samples
+
+
+def run() -> dict[str, Any]:
+    """Run the live job under the paced producer; returns the latency figures (see the module docstring)."""
+    os.environ.update(FAKE_AWS)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from coattail_framework.config.model import CoattailConfig
+    from coattail_framework.localstack import start_local_stack
+    from coattail_framework.pipeline import PipelineRunner
+    from coattail_framework.spark import local_session
+
+    config = CoattailConfig.model_validate(
+        {
+            "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}},
+            "exchanges": {"binance": {"connector": "binance"}},
+            "kinesis": {"stream_name": "bench-latency", "shard_count": 1},
+            "dynamodb": {"table_name": "bench-latency"},
+            "streaming": {"trigger_seconds": 0.5},
+            "metrics": {"enabled": False},
+        }
+    )
+    with tempfile.TemporaryDirectory() as scratch, start_local_stack(config, Path(scratch)) as stack:
+        floor = transport_floor(stack.endpoint_url, "bench-latency-floor")
+        spark = local_session("coattail-bench-latency")
+        spark.sparkContext.setLogLevel("ERROR")
+        runner = PipelineRunner(spark, stack.config)
+        runner.start()
+        time.sleep(15)  # the queries' first (empty) batches: start-up is not part of the figure
+        stop, sent, seen = threading.Event(), [], {}
+        poller = threading.Thread(target=poll_alerts, args=(stack.endpoint_url, "bench-latency", stop, seen))
+        producer_stop = threading.Event()
+        producer = threading.Thread(target=produce, args=(stack.endpoint_url, "bench-latency", producer_stop, sent))
+        poller.start()
+        producer.start()
+        time.sleep(SECONDS)
+        producer_stop.set()
+        producer.join()
+        time.sleep(8)  # whales of the last ~2 s never close (no later trade moves the watermark): not counted
+        stop.set()
+        poller.join()
+        runner.stop()
+        arrived = arrivals(stack.endpoint_url, "bench-latency")
+        spark.stop()
+    latencies = [seen_at - arrived[trade_id] for trade_id, seen_at in seen.items() if trade_id in arrived]
+    whales_sent = sum(1 for n in range(sent[0]) if n % WHALE_EVERY == WHALE_EVERY - 1)
+    return {
+        "rate_events_per_s": RATE,
+        "seconds": SECONDS,
+        "events_sent": sent[0],
+        "whale_trades_sent": whales_sent,
+        "whale_alerts_measured": len(latencies),
+        "trigger_seconds": 0.5,
+        "whale_watermark_delay_seconds": 2.0,
+        "poll_seconds": POLL_SECONDS,
+        "trade_to_alert": summary_ms(latencies),
+        "baseline_put_to_get_records": summary_ms(floor),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
+    sys.exit(0)

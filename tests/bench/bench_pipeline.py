@@ -1,0 +1,205 @@
+"""Stream job throughput (ingest + every detector) from Kinesis vs the same queries from local files; scaling.
+
+One process, one local[2] SparkSession, one in-process moto on 127.0.0.1. Each run puts
+``BENCH_PIPELINE_EVENTS`` synthetic trades (symbols quoted on Binance and Coinbase,
+event times 10 ms apart, 1 % whale-sized) into a fresh stream and drains it with
+``PipelineRunner.run(drain=True)``: the ingest query (quality, raw_trades, DLQ) and the
+volume-anomaly, whale and spread queries with their sinks (Iceberg on SQLite, DynamoDB on
+moto). Events/s = events / wall seconds of the drain, query start-up and the drain's
+final idle triggers included. The baseline runs the SAME runner and queries over the same
+records read from local JSON files (Spark's file source, same records per trigger).
+Scaling: 1, 2 and 4 shards at 10 symbols; 1, 10 and 50 symbols at 2 shards.
+Peak memory (``procmem``) covers every run; its baseline is an idle SparkSession.
+
+    python tests/bench/bench_pipeline.py     # prints JSON
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from procmem import MemorySampler, sample
+
+EVENTS = int(os.environ.get("BENCH_PIPELINE_EVENTS", "12000"))
+PER_TRIGGER = 2000
+FILE_RECORDS = 500
+SHARDS = (1, 2, 4)
+SYMBOLS = (1, 10, 50)
+DEFAULT_SHARDS, DEFAULT_SYMBOLS = 2, 10
+T0 = datetime(2024, 8, 8, 23, 0, tzinfo=timezone.utc)
+FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def bench_config(symbols: int, shards: int, name: str) -> Any:
+    """The benchmark's configuration: ``symbols`` instruments on binance and coinbase, all modules."""
+    from coattail_framework.config.model import CoattailConfig
+
+    return CoattailConfig.model_validate(
+        {
+            "symbols": {
+                f"S{n:02d}/USDT": {"binance": f"S{n:02d}USDT", "coinbase": f"S{n:02d}-USD"} for n in range(symbols)
+            },
+            "exchanges": {"binance": {"connector": "binance"}, "coinbase": {"connector": "coinbase"}},
+            "kinesis": {"stream_name": f"bench-{name}", "shard_count": shards, "max_records_per_trigger": PER_TRIGGER},
+            "dynamodb": {"table_name": f"bench-{name}"},
+            "metrics": {"enabled": False},
+            "quality": {"max_event_age_seconds": 600},
+        }
+    )
+
+
+def synthetic_trades(symbols: int, count: int, seed: int = 7) -> list[Any]:
+    """``count`` trades over ``symbols`` instruments and two venues, 10 ms apart; one in 100 is whale-sized."""
+    from coattail_framework.events import TradeEvent
+
+    rng = random.Random(seed)
+    trades = []
+    for n in range(count):
+        venue = "binance" if n % 2 == 0 else "coinbase"
+        number = rng.randrange(symbols)
+        symbol = f"S{number:02d}USDT" if venue == "binance" else f"S{number:02d}-USD"
+        price = Decimal(100 + number) + Decimal(rng.randrange(-50, 50)) / 100
+        quantity = Decimal(2000 if n % 100 == 50 else rng.randrange(1, 500)) / 10
+        at = T0 + timedelta(milliseconds=10 * n)
+        trades.append(
+            TradeEvent(
+                event_id=f"{venue}:{symbol}:{n}",
+                exchange=venue,
+                symbol=symbol,
+                price=price,
+                quantity=quantity,
+                quote_volume=price * quantity,
+                side="buy" if rng.random() < 0.5 else "sell",
+                timestamp=at,
+                ingestion_timestamp=at + timedelta(milliseconds=300),
+                trade_id=str(n),
+            )
+        )
+    return trades
+
+
+def put_trades(endpoint: str, stream: str, trades: list[Any]) -> None:
+    from coattail_framework.aws.clients import aws_client
+
+    kinesis = aws_client("kinesis", region="us-east-1", endpoint_url=endpoint)
+    for first in range(0, len(trades), 500):
+        records = [{"Data": t.to_json().encode(), "PartitionKey": t.partition_key} for t in trades[first : first + 500]]
+        if kinesis.put_records(StreamName=stream, Records=records)["FailedRecordCount"]:
+            raise RuntimeError("moto refused records while filling the benchmark stream")
+
+
+def write_files(folder: Path, trades: list[Any]) -> None:
+    """The trades as the Kinesis source's columns, JSON lines, ``FILE_RECORDS`` per file."""
+    folder.mkdir(parents=True)
+    for index, first in enumerate(range(0, len(trades), FILE_RECORDS)):
+        lines = [
+            json.dumps(
+                {
+                    "data": t.to_json(),
+                    "streamName": "files",
+                    "partitionKey": t.partition_key,
+                    "sequenceNumber": str(first + k + 1),
+                    "approximateArrivalTimestamp": t.ingestion_timestamp.isoformat(),
+                    "shardId": "file",
+                }
+            )
+            for k, t in enumerate(trades[first : first + FILE_RECORDS])
+        ]
+        (folder / f"part-{index:05d}.json").write_text("\n".join(lines) + "\n")
+
+
+def drain(spark: Any, config: Any, files: Path | None = None) -> dict[str, Any]:
+    """Drain the configured stream (or ``files``) through every detector; wall seconds and totals."""
+    from pyspark.sql import DataFrame
+    from pyspark.sql import functions as F
+
+    from coattail_framework.pipeline import PipelineRunner
+
+    class FileRunner(PipelineRunner):
+        """The same queries, reading the records from JSON files instead of Kinesis."""
+
+        def _records(self) -> DataFrame:
+            schema = (
+                "data string, streamName string, partitionKey string, sequenceNumber string, "
+                "approximateArrivalTimestamp timestamp, shardId string"
+            )
+            frames = spark.readStream.schema(schema).option("maxFilesPerTrigger", PER_TRIGGER // FILE_RECORDS)
+            return frames.json(str(files)).withColumn("data", F.col("data").cast("binary"))
+
+    runner = (FileRunner if files is not None else PipelineRunner)(spark, config)
+    started = time.perf_counter()
+    stats = runner.run(drain=True, handle_signals=False).snapshot()
+    seconds = time.perf_counter() - started
+    read = stats["input_rows"].get("ingest", 0)
+    if read != EVENTS or stats["table_rows"].get("raw_trades", 0) != EVENTS:
+        raise RuntimeError(f"the drain did not ingest every event: {json.dumps(stats)}")
+    return {
+        "events": read,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(read / seconds),
+        "batches": stats["batches"],
+        "alerts": stats["alerts"],
+    }
+
+
+def run() -> dict[str, Any]:
+    """Run every configuration; returns the figures (see the module docstring)."""
+    os.environ.update(FAKE_AWS)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    import pyspark
+
+    from coattail_framework.localstack import create_resources, local_config, start_local_stack
+    from coattail_framework.spark import local_session
+
+    results: dict[str, Any] = {"events_per_run": EVENTS, "max_records_per_trigger": PER_TRIGGER}
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        start_local_stack(bench_config(1, 1, "warmup"), Path(scratch) / "s") as stack,
+    ):
+        root = Path(scratch)
+        spark = local_session("coattail-bench")
+        spark.sparkContext.setLogLevel("ERROR")
+        spark.range(1000).selectExpr("sum(id)").collect()
+        time.sleep(1.0)
+        idle = sample()
+        results["memory_idle_session_mib"] = {
+            key: round(v / 1024, 1) for key, v in idle.items() if key.endswith(("python", "jvm", "workers"))
+        }
+        runs = [("kinesis", DEFAULT_SHARDS, DEFAULT_SYMBOLS, False), ("files", DEFAULT_SHARDS, DEFAULT_SYMBOLS, True)]
+        runs += [(f"shards-{n}", n, DEFAULT_SYMBOLS, False) for n in SHARDS if n != DEFAULT_SHARDS]
+        runs += [(f"symbols-{n}", DEFAULT_SHARDS, n, False) for n in SYMBOLS if n != DEFAULT_SYMBOLS]
+        with MemorySampler() as memory:
+            for name, shards, symbols, from_files in runs:
+                config = local_config(bench_config(symbols, shards, name), root / name, stack.endpoint_url)
+                create_resources(config)
+                trades = synthetic_trades(symbols, EVENTS)
+                files = None
+                if from_files:
+                    files = root / name / "records"
+                    write_files(files, trades)
+                else:
+                    put_trades(stack.endpoint_url, config.kinesis.stream_name, trades)
+                figures = drain(spark, config, files)
+                results[name] = {"shards": shards, "symbols": symbols, **figures}
+                print(f"bench_pipeline: {name}: {figures['events_per_s']} events/s", file=sys.stderr, flush=True)
+        results["memory_peak_mib"] = memory.peaks()
+        spark.stop()
+    results["pyspark"] = pyspark.__version__
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
