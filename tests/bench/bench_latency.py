@@ -182,7 +182,9 @@ def run() -> dict[str, Any]:
         runner = PipelineRunner(spark, stack.config)
         runner.start()
         time.sleep(15)  # the queries' first (empty) batches: start-up is not part of the figure
-        stop, sent, seen = threading.Event(), [], {}
+        stop = threading.Event()
+        sent: list[int] = []
+        seen: dict[str, float] = {}
         poller = threading.Thread(target=poll_alerts, args=(stack.endpoint_url, "bench-latency", stop, seen))
         producer_stop = threading.Event()
         producer = threading.Thread(target=produce, args=(stack.endpoint_url, "bench-latency", producer_stop, sent))
@@ -198,7 +200,7 @@ def run() -> dict[str, Any]:
         arrived = arrivals(stack.endpoint_url, "bench-latency")
         spark.stop()
     latencies = [seen_at - arrived[trade_id] for trade_id, seen_at in seen.items() if trade_id in arrived]
-    whales_sent = sum(1 for n in range(sent[0]) if n % WHALE_EVERY == WHALE_EVERY - 1)
+    whales_sent = len([n for n in range(sent[0]) if n % WHALE_EVERY == WHALE_EVERY - 1])
     return {
         "rate_events_per_s": RATE,
         "seconds": SECONDS,

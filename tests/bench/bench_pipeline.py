@@ -136,7 +136,8 @@ def drain(spark: Any, config: Any, files: Path | None = None) -> dict[str, Any]:
                 "approximateArrivalTimestamp timestamp, shardId string"
             )
             frames = spark.readStream.schema(schema).option("maxFilesPerTrigger", PER_TRIGGER // FILE_RECORDS)
-            return frames.json(str(files)).withColumn("data", F.col("data").cast("binary"))
+            records: DataFrame = frames.json(str(files)).withColumn("data", F.col("data").cast("binary"))
+            return records
 
     runner = (FileRunner if files is not None else PipelineRunner)(spark, config)
     started = time.perf_counter()

@@ -81,7 +81,7 @@ class FaultyBinanceConnector(BinanceConnector):
 
 
 class FaultyCoinbaseConnector(CoinbaseConnector):
-    simulator_class = DisconnectingCoinbaseSimulator
+    simulator_class = DisconnectingCoinbaseSimulator  # type: ignore[assignment]
 
 
 class FailingPutsClient:
@@ -119,7 +119,7 @@ class FailingPutsClient:
 
 def recorded_event_ids(path: Path, connector: BinanceConnector | CoinbaseConnector) -> list[str]:
     """Event ids of every trade in a recording, through the connector's pure ``normalize``."""
-    ids = []
+    ids: list[str] = []
     for message in read_recording(path):
         decoded = json.loads(message.payload)
         ids.extend(event.event_id for event in connector.normalize(decoded))

@@ -45,7 +45,7 @@ SLICE_START = datetime(2024, 8, 8, 23, 54, 15, tzinfo=timezone.utc)
 SLICE_SECONDS = 90
 KILLS = 3
 CHILD_TIMEOUT_SECONDS = 300
-BASE = {
+BASE: dict[str, Any] = {
     "symbols": {"BTC/USDT": {"binance": "BTCUSDT", "binance-usdm": "BTCUSDT"}},
     "exchanges": {"binance": {"connector": "binance"}, "binance-usdm": {"connector": "binance"}},
     "modules": {
