@@ -1,18 +1,15 @@
-"""``python -m coattail_stream_job.replay replay | demo | drain`` (what ``nox -s replay`` / ``demo`` run).
+"""``python -m coattail_stream_job.replay replay | demo`` (what ``nox -s replay`` / ``nox -s demo`` run).
 
     python -m coattail_stream_job.replay replay binance:tests/data/binance/ws/spot_btcusdt_20240808.gz --out out/
     python -m coattail_stream_job.replay demo --out demo-out/
-    python -m coattail_stream_job.replay drain --config config/features.yaml   # one drain of a running stack
 
-``drain`` runs the stream job once over what its stream holds (``COATTAIL_*`` variables
-point it at a stack another process owns); SIGTERM stops it after the current batch.
-Exit codes: 0 done, 2 configuration or replay error.
+Stage lines go to stdout as the run progresses. Exit codes: 0 done, 2 configuration or
+replay error (the message names the file or key and how to fix it).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -41,8 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out/)")
     demo.add_argument("--config", type=Path, default=DEFAULT_DEMO_CONFIG, help="default config/demo.yaml")
     demo.add_argument("--data", type=Path, default=Path("tests/data"), help="bundled recordings (default tests/data)")
-    drain = commands.add_parser("drain", help="run the stream job until its stream is drained, print the totals")
-    drain.add_argument("--config", type=Path, default=None, help="features.yaml (default: config/features.yaml)")
     return parser
 
 
@@ -67,10 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = str(args.config or "config/features.yaml")
         if args.command == "replay":
             pipeline.run_replay(config, args.recordings, args.out, config_path=source, progress=progress)
-        elif args.command == "demo":
-            pipeline.run_demo(config, args.data, args.out, config_path=source, progress=progress)
         else:
-            progress(json.dumps(pipeline.drain_once(config)))
+            pipeline.run_demo(config, args.data, args.out, config_path=source, progress=progress)
     except CoattailError as error:
         print(f"coattail replay {args.command}: {error}", file=sys.stderr)  # noqa: T201
         return 2

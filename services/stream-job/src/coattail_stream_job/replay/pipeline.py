@@ -260,21 +260,6 @@ def run_replay(
     return ReplayOutcome(summary, tables, alerts)
 
 
-def drain_once(config: CoattailConfig) -> dict[str, Any]:
-    """Run the stream job on ``config`` until its stream is drained (no local stack); returns the totals.
-
-    The fault-tolerance tests run this in a child process pointed at a stack the parent owns.
-    """
-    from coattail_framework.pipeline import PipelineRunner
-    from coattail_framework.spark import local_session
-
-    spark = local_session("coattail-drain")
-    try:
-        return PipelineRunner(spark, config).run(drain=True, handle_signals=True).snapshot()
-    finally:
-        spark.stop()
-
-
 DEMO_RECORDINGS = (
     "binance:binance/ws/spot_btcusdt_20240808.gz",
     "binance:binance/ws/spot_btcusdt_20240809.gz",
