@@ -102,7 +102,7 @@ async def test_server_errors_are_retried_then_reported(serve: Callable[[list[web
         assert (client.counters.retries, sleeps) == (2, [0.5, 1.0])
         assert client.counters.used_weight == 3 * 4  # no weight header: the client counts every request
 
-    base = await serve([web.Response(status=500, text="boom")] * 3)
+    base = await serve([web.Response(status=500, text="boom") for _ in range(3)])
     async with aiohttp.ClientSession() as session:
         client = AggTradesClient(session, base, max_retries=2, sleep=sleep)
         with pytest.raises(HistoryFetchError, match=r"gave up after 3 attempts: HTTP 500: boom"):
