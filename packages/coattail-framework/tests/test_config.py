@@ -178,3 +178,19 @@ def test_repository_default_configuration_loads() -> None:
     config = ConfigLoader(root / "config" / "features.yaml", environ={}).load()
     assert config.active_modules == ["volume-anomaly", "whale", "spread"]
     assert set(config.symbols.exchanges()) >= {"binance", "coinbase"}
+
+
+def test_kinesis_source_options_come_from_config(sample: Path) -> None:
+    from coattail_framework.kinesis import coattail_kinesis_options
+
+    environ = {"COATTAIL_KINESIS__MIN_POLL_INTERVAL_MS": "1250", "COATTAIL_AWS__ENDPOINT_URL": "http://127.0.0.1:9"}
+    options = coattail_kinesis_options(ConfigLoader(sample, environ=environ).load())
+    assert options == {
+        "streamName": "trades",
+        "region": "us-east-1",
+        "startingPosition": "TRIM_HORIZON",
+        "maxRecordsPerTrigger": "10000",
+        "minPollIntervalMs": "1250",
+        "idlePollIntervalMs": "2000",
+        "endpointUrl": "http://127.0.0.1:9",
+    }

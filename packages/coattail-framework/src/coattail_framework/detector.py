@@ -98,7 +98,7 @@ class BaseDetector(ABC, Generic[SettingsT]):
         Raises ``ConfigError`` naming the key path and the reason for a bad value.
         """
         raw: dict[str, Any] = dict(config.modules.get(self.module_name, {}))
-        raw.pop("distribution", None)
+        raw.pop("enabled", None)  # read by CoattailConfig.active_modules, not by the module
         try:
             self.settings = self.config_model.model_validate(raw)  # type: ignore[assignment]
         except ValidationError as error:

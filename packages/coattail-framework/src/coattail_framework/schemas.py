@@ -54,7 +54,7 @@ BASE_ALERT_RECORD = StructType(
 )
 """One alert. ``detected_at`` is the event time (UTC) at which the condition held, so a
 replay of the same trades gives the same record; ``ttl_epoch`` (seconds since the epoch)
-is filled by the alert router from ``alerts.ttl_days``; ``details`` is the module's
+is filled by the alert router from ``dynamodb.ttl_days``; ``details`` is the module's
 payload as a JSON object string."""
 
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")

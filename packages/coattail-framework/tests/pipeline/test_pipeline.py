@@ -30,7 +30,12 @@ BASE_CONFIG = CoattailConfig.model_validate(
     {
         "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}, "ETH/USDT": {"binance": "ETHUSDT"}},
         "exchanges": {"binance": {"connector": "binance"}},
-        "kinesis": {"shard_count": 2, "max_records_per_trigger": 1000},
+        "kinesis": {
+            "shard_count": 2,
+            "max_records_per_trigger": 1000,
+            "min_poll_interval_ms": 200,
+            "idle_poll_interval_ms": 500,
+        },
         "dynamodb": {"ttl_days": 30},
         "metrics": {"enabled": False},
         "quality": {"max_event_age_seconds": 300},

@@ -45,6 +45,12 @@ class KinesisConfig(_Section):
     starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] = "TRIM_HORIZON"
     starting_timestamp: datetime | None = None
     max_records_per_trigger: int = Field(10_000, ge=1)
+    min_poll_interval_ms: int = Field(1_000, ge=1)
+    """``coattail-kinesis``: each query reads a shard at most this often while behind. Every
+    query of the stream job reads every shard, and Kinesis allows 5 reads/s per shard shared
+    by all readers: keep (queries x 1000 / min_poll_interval_ms) at or below 5."""
+    idle_poll_interval_ms: int = Field(2_000, ge=1)
+    """``coattail-kinesis``: the read interval per shard once a query has caught up."""
     efo_consumer_name: str | None = None
     """Enhanced fan-out consumer name; only the ``aws-kinesis`` (EMR JVM) source uses it."""
 

@@ -42,6 +42,8 @@ def coattail_kinesis_options(config: CoattailConfig) -> dict[str, str]:
         "region": config.aws.region,
         "startingPosition": kinesis.starting_position,
         "maxRecordsPerTrigger": str(kinesis.max_records_per_trigger),
+        "minPollIntervalMs": str(kinesis.min_poll_interval_ms),
+        "idlePollIntervalMs": str(kinesis.idle_poll_interval_ms),
     }
     if config.aws.endpoint_url:
         options["endpointUrl"] = config.aws.endpoint_url
