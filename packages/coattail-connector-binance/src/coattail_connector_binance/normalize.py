@@ -44,6 +44,8 @@ TRADE_EVENTS: dict[str, str] = {"trade": "t", "aggTrade": "a"}
 """Trade event types and the field holding each one's id."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_FLOAT_EXACT_MS = 2**32 * 1000
+_from_timestamp = datetime.fromtimestamp
 _EXACT = Context(prec=80)
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{1,31}$")
 _BOOK_TICKER_KEYS = frozenset({"u", "s", "b", "B", "a", "A"})
@@ -52,7 +54,7 @@ _BOOK_TICKER_KEYS = frozenset({"u", "s", "b", "B", "a", "A"})
 def unwrap(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     """The payload of a combined-stream message (``data``), or the message itself."""
     data = raw.get("data")
-    if "stream" in raw and isinstance(data, Mapping):
+    if "stream" in raw and (type(data) is dict or isinstance(data, Mapping)):
         return data
     return raw
 
@@ -87,25 +89,32 @@ def normalize_message(
     """
     payload = unwrap(raw)
     event_type = payload.get("e")
-    if not isinstance(event_type, str) or event_type not in TRADE_EVENTS:
+    if not isinstance(event_type, str):
         return []
-    id_field = TRADE_EVENTS[event_type]
-    symbol = _symbol(payload)
-    trade_id = _integer(payload, id_field, event_type)
+    id_field = TRADE_EVENTS.get(event_type)
+    if id_field is None:
+        return []
+    symbol = payload.get("s")
+    if type(symbol) is not str or not _SYMBOL.match(symbol):
+        symbol = _symbol(payload)
+    trade_id = payload.get(id_field)
+    if type(trade_id) is not int or trade_id < 0:
+        trade_id = _integer(payload, id_field, event_type)
     price = _positive_decimal(payload, "p", "price", event_type)
     quantity = _positive_decimal(payload, "q", "quantity", event_type)
-    trade_ms = _integer(payload, "T", event_type)
+    trade_ms = payload.get("T")
+    if type(trade_ms) is not int or trade_ms < 0:
+        trade_ms = _integer(payload, "T", event_type)
     buyer_is_maker = payload.get("m")
-    if not isinstance(buyer_is_maker, bool):
+    if buyer_is_maker is not True and buyer_is_maker is not False:
         raise ValueError(
             f"binance {event_type} field 'm' (buyer is maker) must be true or false, got {buyer_is_maker!r}"
         )
-    timestamp = _EPOCH + timedelta(milliseconds=trade_ms)
     if received_at is None:
         event_ms = payload.get("E", trade_ms)
-        received_at = _EPOCH + timedelta(milliseconds=event_ms if _is_int(event_ms) else trade_ms)
+        received_at = _utc_from_ms(event_ms if _is_int(event_ms) else trade_ms)
     return [
-        TradeEvent(
+        TradeEvent.from_fields(
             event_id=f"{exchange}:{symbol}:{trade_id}",
             exchange=exchange,
             symbol=symbol,
@@ -113,9 +122,10 @@ def normalize_message(
             quantity=quantity,
             quote_volume=_EXACT.multiply(price, quantity),
             side="sell" if buyer_is_maker else "buy",
-            timestamp=timestamp,
+            timestamp=_utc_from_ms(trade_ms),
             ingestion_timestamp=received_at,
             trade_id=str(trade_id),
+            taker_order_id=None,
         )
     ]
 
@@ -124,6 +134,18 @@ def trade_id_of(payload: Mapping[str, Any]) -> int:
     """The id a trade payload is sequenced by (``t``, or ``a`` for aggTrade); assumes a valid trade."""
     value: int = payload[TRADE_EVENTS[payload["e"]]]
     return value
+
+
+def _utc_from_ms(ms: int) -> datetime:
+    """``ms`` milliseconds since the epoch as an aware UTC datetime, exact to the millisecond.
+
+    From 0 to 2**32 s (year 2106) the double ``ms / 1000`` is within 0.48 us of the true
+    instant, so ``fromtimestamp``'s rounding to the microsecond is exact; other times use
+    integer arithmetic (and raise ``OverflowError`` past year 9999).
+    """
+    if 0 <= ms < _FLOAT_EXACT_MS:
+        return _from_timestamp(ms / 1000, timezone.utc)
+    return _EPOCH + timedelta(0, 0, 0, ms)
 
 
 def _is_int(value: object) -> bool:

@@ -32,6 +32,8 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     field_validator,
 )
 
@@ -76,9 +78,89 @@ class TradeEvent(BaseModel):
     @field_validator("timestamp", "ingestion_timestamp")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is timezone.utc:
+            return value  # what astimezone(timezone.utc) returns for it: the same object
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("must be timezone-aware (UTC), got a naive datetime")
         return value.astimezone(timezone.utc)
+
+    @classmethod
+    def from_fields(
+        cls,
+        *,
+        event_id: str,
+        exchange: str,
+        symbol: str,
+        price: Decimal,
+        quantity: Decimal,
+        quote_volume: Decimal,
+        side: TakerSide,
+        timestamp: datetime,
+        ingestion_timestamp: datetime,
+        trade_id: str | None,
+        taker_order_id: str | None,
+    ) -> TradeEvent:
+        """``TradeEvent(...)`` with all eleven fields given: the same event or the same ``ValidationError``.
+
+        The connectors' hot path (producer process). Values that plainly satisfy every
+        constraint -- exact ``str``/``Decimal``/``datetime`` types, ``Decimal`` values whose
+        plain string has at most 37 characters (so at most 37 digits: well inside
+        ``max_digits=38``), times whose tzinfo is ``timezone.utc``, exchange and symbol ids
+        already seen valid -- are stored without running the validator, which would return
+        them unchanged; anything else goes through ``TradeEvent(...)`` and its validation.
+        """
+        if (
+            type(event_id) is str
+            and 0 < len(event_id) <= 256
+            and (exchange in _VALID_EXCHANGES or _remember_valid(exchange, _EXCHANGE_ID, _VALID_EXCHANGES))
+            and (symbol in _VALID_SYMBOLS or _remember_valid(symbol, _EXCHANGE_SYMBOL, _VALID_SYMBOLS))
+            and _plain_positive(price)
+            and _plain_positive(quantity)
+            and _plain_positive(quote_volume)
+            and (side == "buy" or side == "sell")
+            and type(side) is str
+            and type(timestamp) is datetime
+            and timestamp.tzinfo is timezone.utc
+            and type(ingestion_timestamp) is datetime
+            and ingestion_timestamp.tzinfo is timezone.utc
+            and (trade_id is None or (type(trade_id) is str and 0 < len(trade_id) <= 128))
+            and (taker_order_id is None or (type(taker_order_id) is str and 0 < len(taker_order_id) <= 128))
+        ):
+            event = _new_object(cls)
+            _set_attribute(
+                event,
+                "__dict__",
+                {
+                    "event_id": event_id,
+                    "exchange": exchange,
+                    "symbol": symbol,
+                    "price": price,
+                    "quantity": quantity,
+                    "quote_volume": quote_volume,
+                    "side": side,
+                    "timestamp": timestamp,
+                    "ingestion_timestamp": ingestion_timestamp,
+                    "trade_id": trade_id,
+                    "taker_order_id": taker_order_id,
+                },
+            )
+            _set_attribute(event, "__pydantic_fields_set__", set(_FIELD_NAMES))
+            _set_attribute(event, "__pydantic_extra__", None)
+            _set_attribute(event, "__pydantic_private__", None)
+            return event
+        return cls(
+            event_id=event_id,
+            exchange=exchange,
+            symbol=symbol,
+            price=price,
+            quantity=quantity,
+            quote_volume=quote_volume,
+            side=side,
+            timestamp=timestamp,
+            ingestion_timestamp=ingestion_timestamp,
+            trade_id=trade_id,
+            taker_order_id=taker_order_id,
+        )
 
     def to_json(self) -> str:
         """The wire form published to Kinesis (UTF-8 JSON, ISO 8601 UTC times)."""
@@ -88,3 +170,43 @@ class TradeEvent(BaseModel):
     def partition_key(self) -> str:
         """The Kinesis partition key: the symbol, so each symbol's trades stay in order."""
         return self.symbol
+
+
+# ``TradeEvent.from_fields`` support. It stores an instance the way ``model_construct`` does,
+# which is only right while the model has no private attributes and forbids extras.
+if TradeEvent.__private_attributes__ or TradeEvent.model_config.get("extra") != "forbid":
+    raise TypeError("TradeEvent.from_fields assumes no private attributes and extra='forbid': update it")
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+_FIELD_NAMES = frozenset(TradeEvent.model_fields)
+_EXCHANGE_ID: TypeAdapter[str] = TypeAdapter(ExchangeId)
+_EXCHANGE_SYMBOL: TypeAdapter[str] = TypeAdapter(ExchangeSymbol)
+_VALID_EXCHANGES: set[str] = set()
+_VALID_SYMBOLS: set[str] = set()
+_MAX_REMEMBERED = 65_536  # distinct ids kept per kind; past that, new ones are validated every time
+
+
+def _remember_valid(value: object, adapter: TypeAdapter[str], known: set[str]) -> bool:
+    """Whether ``value`` is a ``str`` the id's constraints accept; remembers it if so."""
+    if type(value) is not str:
+        return False
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError:
+        return False
+    if len(known) < _MAX_REMEMBERED:
+        known.add(value)
+    return True
+
+
+def _plain_positive(value: object) -> bool:
+    """A finite ``Decimal`` > 0 that ``PositiveDecimal`` accepts as it is.
+
+    A finite Decimal whose ``str`` has no exponent is written out digit by digit, so a string
+    of at most 37 characters holds at most 37 digits -- one below ``max_digits`` (rounding in
+    pydantic's ``normalize()`` can add one). Longer values take the validating path.
+    """
+    if type(value) is not Decimal or not value.is_finite() or not value > 0:
+        return False
+    text = str(value)
+    return len(text) <= 37 and "E" not in text
