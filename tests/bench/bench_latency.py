@@ -167,8 +167,8 @@ def run() -> dict[str, Any]:
 
     config = CoattailConfig.model_validate(
         {
-            "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}},
-            "exchanges": {"binance": {"connector": "binance"}},
+            "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}, "BTC/USD": {"coinbase": "BTC-USD"}},
+            "exchanges": {"binance": {"connector": "binance"}, "coinbase": {"connector": "coinbase"}},
             "kinesis": {"stream_name": "bench-latency", "shard_count": 1},
             "dynamodb": {"table_name": "bench-latency"},
             "streaming": {"trigger_seconds": 0.5},

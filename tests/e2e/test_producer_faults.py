@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from coattail_connector_binance import BinanceConnector
 from coattail_connector_binance.simulator import BinanceSimulator
 from coattail_connector_coinbase import CoinbaseConnector
@@ -126,6 +128,7 @@ def recorded_event_ids(path: Path, connector: BinanceConnector | CoinbaseConnect
     return ids
 
 
+@pytest.mark.timeout(300)
 def test_every_trade_reaches_kinesis_exactly_once_despite_disconnects_and_failed_puts(
     tmp_path: Path, write_slice: Callable[..., int], stream_records: Callable[[Any, str], list[dict[str, Any]]]
 ) -> None:
