@@ -184,7 +184,7 @@ def test_sigterm_stops_the_local_job_after_its_batch_with_exit_code_0(
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "TZ": "UTC"}
     command = [sys.executable, "-m", "coattail_stream_job.cli", "run", "--config", str(FEATURES), "--local"]
     with log.open("w") as stderr:
-        job = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+        job = subprocess.Popen(
             [*command, "--root", str(root)], stdout=subprocess.PIPE, stderr=stderr, env=env, text=True
         )
     try:
