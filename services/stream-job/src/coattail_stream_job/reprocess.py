@@ -34,6 +34,7 @@ plugins or snapshot.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -232,6 +233,8 @@ def stream_detectors(
     totals: ModuleTotals,
 ) -> str | None:
     """Run every detector over the staged files (one query each, concurrently); the first failure, else None."""
+    from pyspark.errors import StreamingQueryException
+
     from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 
     queries = []
@@ -247,7 +250,8 @@ def stream_detectors(
         queries.append(writer.trigger(availableNow=True).start())
     failure = None
     for query in queries:
-        query.awaitTermination()
+        with contextlib.suppress(StreamingQueryException):  # the failure is read from query.exception() below
+            query.awaitTermination()
         if failure is None and (error := query.exception()) is not None:
             failure = f"query {query.name} failed: {error}"
             for other in queries:
