@@ -31,6 +31,7 @@ from coattail_framework.sinks import IcebergSink
 from coattail_framework.sinks.router import ALERTS_PARTITION
 from coattail_framework.testing import trade
 from coattail_stream_job import cli
+from coattail_stream_job.comparison import compare_alerts
 from coattail_stream_job.timetravel import TimeTravelError, resolve_snapshot, stage_snapshot
 
 T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
@@ -234,3 +235,32 @@ def test_reprocess_reports_a_missing_snapshot_as_a_usage_error(
     argv = ["reprocess", "--as-of-snapshot", "42", "--config", str(catalog.config_file), "--local"]
     assert cli.main([*argv, "--root", str(catalog.root)]) == 2
     assert "has no snapshot 42" in capsys.readouterr().err
+
+
+def test_comparison_table_counts_by_module_and_severity_and_lists_one_sided_ids() -> None:
+    def alert(alert_id: str, severity: str, module_id: str = "MOD-002") -> dict[str, Any]:
+        return {
+            "alert_id": alert_id,
+            "module_id": module_id,
+            "severity": severity,
+            "exchange": "binance",
+            "symbol": "BTCUSDT",
+            "detected_at": _at(5),
+            "message": f"finding {alert_id}",
+        }
+
+    original = [alert("a", "medium"), alert("b", "high")]
+    reprocessed = [alert("a", "medium"), alert("c", "medium"), alert("d", "low", "MOD-003")]
+    assert compare_alerts(original, reprocessed).render().splitlines() == [
+        "module     severity   original  reprocessed  change",
+        "---------------------------------------------------",
+        "MOD-002    medium            1            2      +1",
+        "MOD-002    high              1            0      -1",
+        "MOD-003    low               0            1      +1",
+        "alerts in both: 1",
+        "only in original (1):",
+        "  b  MOD-002  high     2024-08-08T23:54:05+00:00  finding b",
+        "only in reprocessed (2):",
+        "  c  MOD-002  medium   2024-08-08T23:54:05+00:00  finding c",
+        "  d  MOD-003  low      2024-08-08T23:54:05+00:00  finding d",
+    ]
