@@ -47,6 +47,18 @@ SLICE_START = datetime(2024, 8, 8, 23, 54, 15, tzinfo=timezone.utc)
 SLICE_SECONDS = 60
 KILLS = 3
 CHILD_TIMEOUT_SECONDS = 300
+SUBMIT_ARGS = " ".join(
+    [
+        "--master local[2]",
+        "--conf spark.sql.shuffle.partitions=2",
+        "--conf spark.ui.enabled=false",
+        "--conf spark.driver.host=127.0.0.1",
+        "--conf spark.driver.bindAddress=127.0.0.1",
+        "pyspark-shell",
+    ]
+)
+"""How the job is submitted on this machine: ``run`` without ``--local`` takes Spark's settings
+from the submission (on EMR from ``submit``); here local[2] with 2 shuffle partitions."""
 BASE: dict[str, Any] = {
     "symbols": {"BTC/USDT": {"binance": "BTCUSDT", "binance-usdm": "BTCUSDT"}},
     "exchanges": {"binance": {"connector": "binance"}, "binance-usdm": {"connector": "binance"}},
@@ -127,6 +139,7 @@ def start_job(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "PYSPARK_PYTHON": sys.executable,
         "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "PYSPARK_SUBMIT_ARGS": SUBMIT_ARGS,
         "SPARK_LOCAL_IP": "127.0.0.1",
         "TZ": "UTC",
     }
@@ -148,7 +161,11 @@ def committed_batches(config: CoattailConfig) -> int:
 
 
 def wait(process: subprocess.Popen[bytes], log: Path) -> None:
-    code = process.wait(timeout=CHILD_TIMEOUT_SECONDS)
+    try:
+        code = process.wait(timeout=CHILD_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
     assert code == 0, f"stream job exited {code}; its output:\n{log.read_text()[-4000:]}"
 
 

@@ -5,7 +5,8 @@ Iceberg catalog, warehouse under the output folder), replays recordings through 
 exchange simulators and the real connectors into Kinesis (``coattail_producer.replay``),
 then drains the stream through the stream job with every configured detector and reads
 the sinks back into ``alerts.jsonl`` and ``summary.json``. ``pipeline.run_demo`` does
-that for the bundled recordings (plus the labelled ``synthetic`` Coinbase BTC-USD file)
-and ``report`` prints the summary table and writes ``report.html`` (charts from ``svg``). Run them with ``python -m coattail_stream_job.replay`` (or
-``nox -s replay`` / ``nox -s demo``); they need the ``spark`` and ``replay`` extras.
+that for the bundled recordings (plus the labelled ``synthetic`` Coinbase BTC-USD file);
+``report`` prints the summary table and writes ``report.html`` (charts from ``svg``).
+Run them with ``python -m coattail_stream_job.replay`` (or ``nox -s replay`` /
+``nox -s demo``); they need the ``spark`` and ``replay`` extras.
 """

@@ -140,11 +140,11 @@ def summary_table(
     return "\n".join(lines)
 
 
-def volume_chart(
+def volume_charts(
     tables: Mapping[str, Rows], alerts: Sequence[Mapping[str, Any]], synthetic: Mapping[str, Sequence[str]]
-) -> Chart:
-    """Quote volume per window per venue symbol, its baseline mean ± 2 std band, spikes (MOD-001 alerts) marked."""
-    chart = Chart("Volume per window", "quote volume per window", y_format="money")
+) -> list[Chart]:
+    """One chart per venue symbol: quote volume per window, baseline mean ± 2 std band, spikes (MOD-001 alerts)."""
+    charts = []
     spikes = {(a["exchange"], a["symbol"], a["detected_at"]) for a in alerts if a["module_id"] == "MOD-001"}
     keys = sorted({(r["exchange"], r["symbol"]) for r in tables.get("volume_aggregates", [])})
     for exchange, symbol in keys:
@@ -153,6 +153,8 @@ def volume_chart(
             key=lambda r: r["window_start"],
         )
         label = f"{exchange} {symbol}{_tag(synthetic, exchange, symbol)}"
+        chart = Chart(f"Volume per window: {label}", "quote volume per window", y_format="money")
+        charts.append(chart)
         band = [
             (
                 r["window_start"],
@@ -167,7 +169,7 @@ def volume_chart(
             if (exchange, symbol, r["window_end"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")) in spikes:
                 title = f"{label} {_time(r['window_start'])}: {money(r['quote_volume'])}, z={r['z_score']:.2f}"
                 chart.markers.append(Marker(label, r["window_start"], float(r["quote_volume"]), 6.0, title))
-    return chart
+    return charts
 
 
 def whale_chart(tables: Mapping[str, Rows], synthetic: Mapping[str, Sequence[str]]) -> Chart:
@@ -227,7 +229,7 @@ def html_report(
         body += [f"<tr>{''.join(f'<td>{esc(c)}</td>' for c in row)}</tr>" for row in rows]
         body.append("</table>")
     body.append("<h2>Per-window volume, baseline band (mean ± 2 std) and spikes</h2>")
-    body.append(volume_chart(tables, alerts, synthetic).render())
+    body += [chart.render() for chart in volume_charts(tables, alerts, synthetic)]
     body.append("<h2>Whale orders over time (marker size grows with notional)</h2>")
     body.append(whale_chart(tables, synthetic).render())
     body.append("<h2>Spreads per window</h2>")

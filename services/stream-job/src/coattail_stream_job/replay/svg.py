@@ -49,6 +49,16 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [first + i * step for i in range(int((high - first) / step) + 1)]
 
 
+TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+"""Time tick spacings in seconds (aligned to the epoch, so minute ticks fall on whole minutes)."""
+
+
+def _time_ticks(low: float, high: float, count: int = 8) -> list[float]:
+    step = next((s for s in TIME_STEPS if (high - low) / s <= count), TIME_STEPS[-1])
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) / step) + 1)]
+
+
 def money(value: float) -> str:
     """``$1.2M``-style label."""
     for bound, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
@@ -112,7 +122,7 @@ class Chart:
                 f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11">'
                 f"{html.escape(self._format(tick))}</text>"
             )
-        for tick in _ticks(t0, t1, 8):
+        for tick in _time_ticks(t0, t1):
             label = datetime.fromtimestamp(tick, tz=timezone.utc).strftime("%H:%M:%S" if t1 - t0 < 600 else "%H:%M")
             px = LEFT + (tick - t0) / (t1 - t0) * plot_w
             parts.append(
