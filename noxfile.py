@@ -127,7 +127,9 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON, tags=["typecheck"])
 def typecheck(session: nox.Session) -> None:
     """mypy (strict settings in mypy.ini) over every distribution's sources."""
-    session.install("mypy>=1.11", "pytest>=8", "types-PyYAML", "boto3-stubs[essential,kinesis,ssm,cloudwatch,emr-serverless]")
+    session.install(
+        "mypy>=1.11", "pytest>=8", "types-PyYAML", "boto3-stubs[essential,kinesis,ssm,cloudwatch,emr-serverless]"
+    )
     session.install(*(f"-e{path}" for path in DISTRIBUTIONS.values()), "pyspark==4.0.2", "pandas<3")
     sources = [str(path / "src") for path in DISTRIBUTIONS.values()]
     session.run("mypy", *sources, env={"MYPYPATH": os.pathsep.join(sources)})
@@ -184,3 +186,16 @@ def tests_integration(session: nox.Session) -> None:
     tests = ROOT / "tests" / "e2e"
     session.chdir(session.create_tmp())
     session.run("pytest", "--import-mode=importlib", "-p", "no:cacheprovider", str(tests), *session.posargs, env=env)
+
+
+@nox.session(name="package-emr", python=PYTHON, tags=["package"])
+def package_emr(session: nox.Session) -> None:
+    """The stream job's EMR Serverless archive: dist/stream-job-venv.tar.gz and dist/emr_entry.py.
+
+    Installs services/stream-job/requirements.lock (hashes) plus wheels of the stream job and
+    the plugins it pins into a Python 3.11 venv and packs it with venv-pack (PySpark excluded:
+    EMR provides it). ``-- --update-lock`` re-resolves the lock first; ``-- --python PATH``
+    picks the interpreter the archive's python links to (see docs/DEPLOY.md).
+    """
+    script = DISTRIBUTIONS["coattail-stream-job"] / "src" / "coattail_stream_job" / "packaging.py"
+    session.run("python", str(script), "--root", str(ROOT), "--output", str(ROOT / "dist"), *session.posargs)

@@ -164,6 +164,8 @@ def test_submit_uploads_the_artifacts_and_starts_the_run(
         "--conf spark.executor.cores=4",
         "--conf spark.executor.memory=14g",
         "--conf spark.dynamicAllocation.maxExecutors=8",
+        "--conf spark.sql.session.timeZone=UTC",
+        "--conf spark.sql.streaming.noDataMicroBatches.enabled=true",
     ]
     for name, value in environment.items():
         expected += [
@@ -275,6 +277,12 @@ def test_a_configuration_emr_cannot_run_is_refused_before_anything_is_uploaded(
     assert message in capsys.readouterr().err
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+def test_the_platform_settings_are_the_frameworks() -> None:
+    from coattail_framework.spark import PLATFORM_CONF
+
+    assert submit.PLATFORM_CONF == PLATFORM_CONF
 
 
 def test_the_emr_kinesis_source_adds_the_bundled_connector(files: dict[str, Path], bucket: str) -> None:

@@ -50,6 +50,12 @@ ICEBERG_RUNTIME_JAR = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
 KINESIS_CONNECTOR_JAR = "/usr/share/aws/kinesis/spark-sql-kinesis/lib/spark-streaming-sql-kinesis-connector.jar"
 """EMR's bundled spark-sql-kinesis-connector (format ``aws-kinesis``), EMR 7.1.0 and later."""
 ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+PLATFORM_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.streaming.noDataMicroBatches.enabled": "true",
+}
+"""``coattail_framework.spark.PLATFORM_CONF``, restated here because that module imports PySpark,
+which the machine running ``submit`` need not have (a test keeps the two equal)."""
 TERMINAL_STATES = ("SUCCESS", "FAILED", "CANCELLED")
 DEFAULT_PREFIX = "coattail/stream-job"
 _ENV_NAME = re.compile(r"^COATTAIL_[A-Z0-9_]+$")
@@ -208,7 +214,7 @@ def job_environment(
 
 
 def spark_conf(config: CoattailConfig, resources: Resources) -> dict[str, str]:
-    """Spark properties of the run: the job's Python, Iceberg on Glue, the Kinesis jar, sizing.
+    """Spark properties of the run: the job's Python, Iceberg on Glue, the Kinesis jar, sizing, UTC.
 
     Raises ``SubmitError`` when the configuration cannot run on EMR.
     """
@@ -246,6 +252,7 @@ def spark_conf(config: CoattailConfig, resources: Resources) -> dict[str, str]:
         "spark.executor.cores": str(resources.executor_cores),
         "spark.executor.memory": resources.executor_memory,
         "spark.dynamicAllocation.maxExecutors": str(resources.max_executors),
+        **PLATFORM_CONF,
     }
     for name, value in conf.items():
         _check_safe(name, value)
