@@ -49,6 +49,8 @@ _from_timestamp = datetime.fromtimestamp
 _EXACT = Context(prec=80)
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{1,31}$")
 _BOOK_TICKER_KEYS = frozenset({"u", "s", "b", "B", "a", "A"})
+_VALID_SYMBOLS: set[str] = set()  # symbols ``_SYMBOL`` accepted, so a trade skips the regex
+_MAX_VALID_SYMBOLS = 65_536
 
 
 def unwrap(raw: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -95,7 +97,7 @@ def normalize_message(
     if id_field is None:
         return []
     symbol = payload.get("s")
-    if type(symbol) is not str or not _SYMBOL.match(symbol):
+    if type(symbol) is not str or symbol not in _VALID_SYMBOLS:
         symbol = _symbol(payload)
     trade_id = payload.get(id_field)
     if type(trade_id) is not int or trade_id < 0:
@@ -159,6 +161,8 @@ def _symbol(payload: Mapping[str, Any]) -> str:
             f"binance {payload.get('e')} field 's' (symbol) must be an upper-case symbol "
             f"such as BTCUSDT, got {symbol!r}"
         )
+    if type(symbol) is str and len(_VALID_SYMBOLS) < _MAX_VALID_SYMBOLS:
+        _VALID_SYMBOLS.add(symbol)
     return symbol
 
 

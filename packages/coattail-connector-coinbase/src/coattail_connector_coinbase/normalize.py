@@ -55,6 +55,11 @@ NON_TRADE_TYPES = frozenset(
 
 _TAKER_SIDE: dict[str, TakerSide] = {"sell": "buy", "buy": "sell"}
 _EXACT = Context(prec=100)
+# The usual Coinbase form, 2021-04-17T16:43:30.244075Z: what ``_TIME`` accepts with exactly six
+# fraction digits, a Z, ASCII digits and hour 00-23, which ``datetime.fromisoformat`` (3.10+)
+# parses to the same value once the Z is spelled +00:00.
+_USUAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+_from_isoformat = datetime.fromisoformat
 _TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z")
 # TradeEvent fields back to the Coinbase field a validation error is about.
 _RAW_FIELD = {
@@ -74,6 +79,11 @@ def parse_time(value: object, field: str = "time") -> datetime:
     """
     if not isinstance(value, str):
         raise ValueError(f"{field} must be an ISO 8601 string, got {value!r}")
+    if _USUAL_TIME.fullmatch(value) is not None:
+        try:
+            return _from_isoformat(value[:26] + "+00:00")
+        except ValueError:
+            pass  # not a calendar date (e.g. February 30): the general path explains it
     match = _TIME.match(value)
     if match is None:
         raise ValueError(f"{field} must be ISO 8601 with a zone like 2021-04-17T16:43:30.244075Z, got {value!r}")
@@ -130,7 +140,7 @@ def _build(
     size = _decimal(raw, "size")
     timestamp = parse_time(raw.get("time"))
     try:
-        return TradeEvent(
+        return TradeEvent.from_fields(
             event_id=f"{exchange}:{product_id}:{trade_id}",
             exchange=exchange,
             symbol=product_id,

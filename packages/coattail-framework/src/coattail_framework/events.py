@@ -112,17 +112,26 @@ class TradeEvent(BaseModel):
         if (
             type(event_id) is str
             and 0 < len(event_id) <= 256
+            and type(exchange) is str
             and (exchange in _VALID_EXCHANGES or _remember_valid(exchange, _EXCHANGE_ID, _VALID_EXCHANGES))
+            and type(symbol) is str
             and (symbol in _VALID_SYMBOLS or _remember_valid(symbol, _EXCHANGE_SYMBOL, _VALID_SYMBOLS))
-            and _plain_positive(price)
-            and _plain_positive(quantity)
-            and _plain_positive(quote_volume)
-            and (side == "buy" or side == "sell")
+            and type(price) is Decimal
+            and price.is_finite()
+            and price > 0
+            and type(quantity) is Decimal
+            and quantity.is_finite()
+            and quantity > 0
+            and type(quote_volume) is Decimal
+            and quote_volume.is_finite()
+            and quote_volume > 0
+            and _plain_digits(str(price), str(quantity), str(quote_volume))
             and type(side) is str
+            and (side == "buy" or side == "sell")
             and type(timestamp) is datetime
-            and timestamp.tzinfo is timezone.utc
+            and timestamp.tzinfo is _UTC
             and type(ingestion_timestamp) is datetime
-            and ingestion_timestamp.tzinfo is timezone.utc
+            and ingestion_timestamp.tzinfo is _UTC
             and (trade_id is None or (type(trade_id) is str and 0 < len(trade_id) <= 128))
             and (taker_order_id is None or (type(taker_order_id) is str and 0 < len(taker_order_id) <= 128))
         ):
@@ -177,6 +186,7 @@ class TradeEvent(BaseModel):
 if TradeEvent.__private_attributes__ or TradeEvent.model_config.get("extra") != "forbid":
     raise TypeError("TradeEvent.from_fields assumes no private attributes and extra='forbid': update it")
 _new_object = object.__new__
+_UTC = timezone.utc
 _set_attribute = object.__setattr__
 _FIELD_NAMES = frozenset(TradeEvent.model_fields)
 _EXCHANGE_ID: TypeAdapter[str] = TypeAdapter(ExchangeId)
@@ -186,10 +196,8 @@ _VALID_SYMBOLS: set[str] = set()
 _MAX_REMEMBERED = 65_536  # distinct ids kept per kind; past that, new ones are validated every time
 
 
-def _remember_valid(value: object, adapter: TypeAdapter[str], known: set[str]) -> bool:
-    """Whether ``value`` is a ``str`` the id's constraints accept; remembers it if so."""
-    if type(value) is not str:
-        return False
+def _remember_valid(value: str, adapter: TypeAdapter[str], known: set[str]) -> bool:
+    """Whether the id's constraints accept ``value``; remembers it if so."""
     try:
         adapter.validate_python(value, strict=True)
     except ValidationError:
@@ -199,14 +207,16 @@ def _remember_valid(value: object, adapter: TypeAdapter[str], known: set[str]) -
     return True
 
 
-def _plain_positive(value: object) -> bool:
-    """A finite ``Decimal`` > 0 that ``PositiveDecimal`` accepts as it is.
+def _plain_digits(price: str, quantity: str, quote_volume: str) -> bool:
+    """Whether finite Decimals written as these strings are within ``max_digits=38`` as they are.
 
     A finite Decimal whose ``str`` has no exponent is written out digit by digit, so a string
     of at most 37 characters holds at most 37 digits -- one below ``max_digits`` (rounding in
     pydantic's ``normalize()`` can add one). Longer values take the validating path.
     """
-    if type(value) is not Decimal or not value.is_finite() or not value > 0:
-        return False
-    text = str(value)
-    return len(text) <= 37 and "E" not in text
+    return (
+        len(price) <= 37
+        and len(quantity) <= 37
+        and len(quote_volume) <= 37
+        and "E" not in price + quantity + quote_volume
+    )
