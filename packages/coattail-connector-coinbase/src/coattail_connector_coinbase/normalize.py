@@ -132,7 +132,9 @@ def _build(
 ) -> TradeEvent:
     if not isinstance(product_id, str):
         raise ValueError(f"product_id must be a string like BTC-USD, got {product_id!r}")
-    trade_id = _trade_id(raw)
+    trade_id = raw.get("trade_id")
+    if type(trade_id) is not int or trade_id <= 0:
+        trade_id = _trade_id(raw)
     maker_side = raw.get("side")
     if maker_side not in _TAKER_SIDE:
         raise ValueError(f"side must be 'buy' or 'sell' (the maker's side), got {maker_side!r}")

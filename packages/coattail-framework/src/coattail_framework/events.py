@@ -153,9 +153,9 @@ class TradeEvent(BaseModel):
                     "taker_order_id": taker_order_id,
                 },
             )
-            _set_attribute(event, "__pydantic_fields_set__", set(_FIELD_NAMES))
-            _set_attribute(event, "__pydantic_extra__", None)
-            _set_attribute(event, "__pydantic_private__", None)
+            _set_fields_set(event, set(_FIELD_NAMES))
+            _set_extra(event, None)
+            _set_private(event, None)
             return event
         return cls(
             event_id=event_id,
@@ -186,6 +186,9 @@ class TradeEvent(BaseModel):
 if TradeEvent.__private_attributes__ or TradeEvent.model_config.get("extra") != "forbid":
     raise TypeError("TradeEvent.from_fields assumes no private attributes and extra='forbid': update it")
 _new_object = object.__new__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__  # BaseModel's slots
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 _UTC = timezone.utc
 _set_attribute = object.__setattr__
 _FIELD_NAMES = frozenset(TradeEvent.model_fields)
