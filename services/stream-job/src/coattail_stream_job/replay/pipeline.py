@@ -2,9 +2,10 @@
 
 Runs in one process (the Spark driver): moto serves Kinesis, DynamoDB, S3 and CloudWatch
 on 127.0.0.1 from a thread, the producer's replay runs the exchange simulators and the
-unchanged connectors on an asyncio loop until every frame is published, then
-``PipelineRunner.run(drain=True)`` runs the ingest query and one query per configured
-detector until the stream is drained. Everything the run leaves is under ``out``:
+unchanged connectors on an asyncio loop until every frame is published, then the
+``PipelineRunner`` queries (ingest and one per configured detector, drain triggers) run
+until each has read every published event and closed its final watermark
+(``drain_replayed``). Everything the run leaves is under ``out``:
 
 - ``iceberg/`` — the SQLite catalog and the warehouse (``raw_trades``, every detector's
   table, ``alerts``); ``raw/dlq/`` — dead letters by reason; ``checkpoints/``;
@@ -211,6 +212,60 @@ def build_summary(
     }
 
 
+def _last_commit(config: CoattailConfig, query: str) -> int:
+    commits = Path(config.storage.checkpoint_root) / query / "commits"
+    return max((int(p.name) for p in commits.iterdir() if p.name.isdigit()), default=-1) if commits.is_dir() else -1
+
+
+def query_drained(query: Any, config: CoattailConfig, published: int) -> bool:
+    """True once ``query`` read ``published`` rows and, if it keeps event-time state, committed a batch after them.
+
+    That later batch is the no-data batch Spark runs for the final watermark: it emits the
+    last windows and orders. Decided from the query's own progress and its checkpoint's
+    commit log (local files in a replay), not from status messages.
+    """
+    if query.status["isTriggerActive"]:
+        return False
+    progress = list(query.recentProgress)
+    if sum(int(p["numInputRows"]) for p in progress) < published:
+        return False
+    last_data = max(int(p["batchId"]) for p in progress if int(p["numInputRows"]) > 0)
+    watermarked = any("watermark" in (p["eventTime"] or {}) for p in progress)
+    return not watermarked or _last_commit(config, query.name) > last_data
+
+
+def drain_replayed(runner: Any, published: int, timeout_seconds: float = 3600.0) -> dict[str, Any]:
+    """Run every query until it processed the ``published`` events of the replay, stop them; the totals.
+
+    ``PipelineRunner.run(drain=True)`` stops a query after two idle triggers; on a busy
+    machine it was seen to stop the detector queries right after the batch holding the
+    data, before the no-data batch that closes the final watermark (no module rows). A
+    replay knows how many events the stream holds, so it waits for exactly that.
+    """
+    queries = runner.start(drain=True)
+    deadline = time.monotonic() + timeout_seconds
+    pending = list(queries)
+    while pending and time.monotonic() < deadline:
+        failed = next((q for q in queries if not q.isActive and q.exception() is not None), None)
+        if failed is not None:
+            runner.stop(timeout_seconds=0)
+            raise ReplayError(f"stream job query {failed.name} failed: {failed.exception()}")
+        for query in [q for q in pending if query_drained(q, runner.config, published)]:
+            query.stop()
+            pending.remove(query)
+        time.sleep(0.2)
+    if pending:
+        runner.stop(timeout_seconds=0)
+        raise ReplayError(
+            f"queries {[q.name for q in pending]} did not drain {published} events in {timeout_seconds:.0f}s"
+        )
+    settle = time.monotonic() + 30
+    while time.monotonic() < settle and any(runner.stats.input_rows[q.name] < published for q in queries):
+        time.sleep(0.1)  # Spark delivers the last progress events to the listener asynchronously
+    snapshot: dict[str, Any] = runner.stats.snapshot()
+    return snapshot
+
+
 def run_replay(
     config: CoattailConfig,
     recordings: Sequence[str | Path],
@@ -247,7 +302,10 @@ def run_replay(
         spark = local_session("coattail-replay")
         spark.sparkContext.setLogLevel("ERROR")
         runner = PipelineRunner(spark, job_config)
-        stats = runner.run(drain=True, handle_signals=False).snapshot()
+        try:
+            stats = drain_replayed(runner, producer.published)
+        finally:
+            spark.stop()
         severities = {rule.name: rule.severity for rule in runner.checker.rules}
         clock.stage("sinks", "reading DynamoDB and Iceberg back")
         alerts = read_alert_items(job_config)
