@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal, InvalidOperation
@@ -56,8 +57,9 @@ NON_TRADE_TYPES = frozenset(
 _TAKER_SIDE: dict[str, TakerSide] = {"sell": "buy", "buy": "sell"}
 _EXACT = Context(prec=100)
 # The usual Coinbase form, 2021-04-17T16:43:30.244075Z: what ``_TIME`` accepts with exactly six
-# fraction digits, a Z, ASCII digits and hour 00-23, which ``datetime.fromisoformat`` (3.10+)
-# parses to the same value once the Z is spelled +00:00.
+# fraction digits, a Z, ASCII digits and hour 00-23, which ``datetime.fromisoformat`` parses to
+# the same value (Python 3.10 once the Z is spelled +00:00).
+_FROM_ISOFORMAT_READS_Z = sys.version_info >= (3, 11)
 _USUAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 _from_isoformat = datetime.fromisoformat
 _TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z")
@@ -81,7 +83,7 @@ def parse_time(value: object, field: str = "time") -> datetime:
         raise ValueError(f"{field} must be an ISO 8601 string, got {value!r}")
     if _USUAL_TIME.fullmatch(value) is not None:
         try:
-            return _from_isoformat(value[:26] + "+00:00")
+            return _from_isoformat(value if _FROM_ISOFORMAT_READS_Z else value[:26] + "+00:00")
         except ValueError:
             pass  # not a calendar date (e.g. February 30): the general path explains it
     match = _TIME.match(value)
@@ -101,8 +103,7 @@ def parse_time(value: object, field: str = "time") -> datetime:
     return parsed if tz is timezone.utc else parsed.astimezone(timezone.utc)
 
 
-def _decimal(raw: Mapping[str, Any], field: str) -> Decimal:
-    value = raw.get(field)
+def _decimal(value: object, field: str) -> Decimal:
     if not isinstance(value, str):
         raise ValueError(f"{field} must be a decimal string, got {value!r}")
     try:
@@ -138,8 +139,8 @@ def _build(
     maker_side = raw.get("side")
     if maker_side not in _TAKER_SIDE:
         raise ValueError(f"side must be 'buy' or 'sell' (the maker's side), got {maker_side!r}")
-    price = _decimal(raw, "price")
-    size = _decimal(raw, "size")
+    price = _decimal(raw.get("price"), "price")
+    size = _decimal(raw.get("size"), "size")
     timestamp = parse_time(raw.get("time"))
     try:
         return TradeEvent.from_fields(
