@@ -125,7 +125,12 @@ class TradeEvent(BaseModel):
             and type(quote_volume) is Decimal
             and quote_volume.is_finite()
             and quote_volume > 0
-            and _plain_digits(str(price), str(quantity), str(quote_volume))
+            # A finite Decimal whose str has no exponent is written out digit by digit: at most
+            # 37 characters is at most 37 digits, one below max_digits (whose normalize() can add one).
+            and len(price_text := str(price)) <= 37
+            and len(quantity_text := str(quantity)) <= 37
+            and len(volume_text := str(quote_volume)) <= 37
+            and "E" not in price_text + quantity_text + volume_text
             and type(side) is str
             and (side == "buy" or side == "sell")
             and type(timestamp) is datetime
@@ -208,18 +213,3 @@ def _remember_valid(value: str, adapter: TypeAdapter[str], known: set[str]) -> b
     if len(known) < _MAX_REMEMBERED:
         known.add(value)
     return True
-
-
-def _plain_digits(price: str, quantity: str, quote_volume: str) -> bool:
-    """Whether finite Decimals written as these strings are within ``max_digits=38`` as they are.
-
-    A finite Decimal whose ``str`` has no exponent is written out digit by digit, so a string
-    of at most 37 characters holds at most 37 digits -- one below ``max_digits`` (rounding in
-    pydantic's ``normalize()`` can add one). Longer values take the validating path.
-    """
-    return (
-        len(price) <= 37
-        and len(quantity) <= 37
-        and len(quote_volume) <= 37
-        and "E" not in price + quantity + quote_volume
-    )
