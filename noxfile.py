@@ -94,7 +94,9 @@ def _test_session(dist: str, spark: str | None) -> None:
         )
         target = f"{dist}[{extras}] @ {wheels[dist].as_uri()}" if extras else str(wheels[dist])
         find_links = [arg for d in locals_ for arg in ("--find-links", str(wheels[d].parent))]
-        session.install(target, *find_links, *(_spark_pins(spark) if spark else []))
+        # Local wheels keep their version between edits: never take them from uv's cache.
+        fresh = [arg for d in [dist, *locals_] for arg in ("--reinstall-package", d, "--refresh-package", d)]
+        session.install(target, *find_links, *fresh, *(_spark_pins(spark) if spark else []))
         env = {
             "PYSPARK_PYTHON": str(Path(session.bin) / "python"),
             "PYSPARK_DRIVER_PYTHON": str(Path(session.bin) / "python"),
