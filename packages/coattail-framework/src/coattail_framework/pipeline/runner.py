@@ -58,6 +58,7 @@ RAW_TRADES_PARTITION: Sequence[PartitionField] = (day("timestamp"), identity("ex
 INGEST_QUERY = "ingest"
 GRACEFUL_STOP_SECONDS = 60.0
 DRAIN_TRIGGER_SECONDS = 0.5
+DRAIN_SETTLE_SECONDS = 10.0
 WAITING_FOR_DATA = "Waiting for data to arrive"
 
 
@@ -120,12 +121,15 @@ class PipelineRunner:
         return writer.start()
 
     def _stop_when_drained(self) -> None:
-        """Stop each query once two triggers in a row found no new data and no batch to run.
+        """Stop each query once it is idle: two triggers in a row found no new data and ran no batch.
 
         One empty trigger is not enough: Spark may report "waiting for data" right after a
-        batch, before the trigger that runs the no-data batch for the moved watermark.
+        batch, before the trigger that runs the no-data batch for the moved watermark. So a
+        query that keeps event-time state must also have run a no-data batch after its last
+        data (or stayed idle for ``DRAIN_SETTLE_SECONDS``, when its watermark did not move).
         """
         waiting_at: dict[str, int] = {}
+        idle_since: dict[str, float] = {}
         triggered_since: set[str] = set()
         while any(query.isActive for query in self.queries) and not self._stopping.is_set():
             if self._failed() is not None:
@@ -139,12 +143,21 @@ class PipelineRunner:
                 if status["isTriggerActive"]:
                     triggered_since.add(query.name)
                 elif status["message"] == WAITING_FOR_DATA:
-                    if waiting_at.get(query.name) == batch and query.name in triggered_since:
-                        query.stop()
-                    elif waiting_at.get(query.name) != batch:
+                    if waiting_at.get(query.name) != batch:
                         waiting_at[query.name] = batch
+                        idle_since[query.name] = time.monotonic()
                         triggered_since.discard(query.name)
+                    elif query.name in triggered_since and self._closed_watermark(progress, idle_since[query.name]):
+                        query.stop()
             time.sleep(0.02)
+
+    @staticmethod
+    def _closed_watermark(progress: Any, idle_since: float) -> bool:
+        if progress is None or int(progress["numInputRows"]) == 0:
+            return True
+        if "watermark" not in (progress["eventTime"] or {}):
+            return True
+        return time.monotonic() - idle_since >= DRAIN_SETTLE_SECONDS
 
     def ingest_frame(self, records: DataFrame) -> DataFrame:
         """Parsed and quality-flagged trades, with the quality counts observed."""
