@@ -30,10 +30,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 RATE = int(os.environ.get("BENCH_LATENCY_RATE", "500"))
 SECONDS = int(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
@@ -104,11 +107,14 @@ def poll_alerts(endpoint: str, table: str, stop: threading.Event, seen: dict[str
     dynamodb = aws_client("dynamodb", region="us-east-1", endpoint_url=endpoint)
     while not stop.is_set():
         paginator = dynamodb.get_paginator("scan")
-        for page in paginator.paginate(TableName=table, ProjectionExpression="alert_id, details, module_id"):
-            now = time.time()
-            for item in page["Items"]:
-                if item["module_id"]["S"] == "MOD-002":
-                    seen.setdefault(json.loads(item["details"]["S"])["first_trade_id"], now)
+        try:
+            for page in paginator.paginate(TableName=table, ProjectionExpression="alert_id, details, module_id"):
+                now = time.time()
+                for item in page["Items"]:
+                    if item["module_id"]["S"] == "MOD-002":
+                        seen.setdefault(json.loads(item["details"]["S"])["first_trade_id"], now)
+        except ClientError as error:  # moto answers 500 now and then under concurrent writes: scan again
+            print(f"bench_latency: scan failed, retrying: {error}", file=sys.stderr)
         stop.wait(POLL_SECONDS)
 
 
@@ -155,6 +161,21 @@ def transport_floor(endpoint: str, stream: str) -> list[float]:
     return samples
 
 
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 0.1 s; raise naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def latest_batch(query: Any) -> int:
+    """The id of the query's last reported batch (-1 before its first)."""
+    progress = query.lastProgress
+    return -1 if progress is None else int(progress["batchId"])
+
+
 def run() -> dict[str, Any]:
     """Run the live job under the paced producer; returns the latency figures (see the module docstring)."""
     os.environ.update(FAKE_AWS)
@@ -180,8 +201,8 @@ def run() -> dict[str, Any]:
         spark = local_session("coattail-bench-latency")
         spark.sparkContext.setLogLevel("ERROR")
         runner = PipelineRunner(spark, stack.config)
-        runner.start()
-        time.sleep(15)  # the queries' first (empty) batches: start-up is not part of the figure
+        queries = runner.start()
+        wait_until(lambda: all(q.lastProgress is not None for q in queries), 300, "the queries' first triggers")
         stop = threading.Event()
         sent: list[int] = []
         seen: dict[str, float] = {}
@@ -193,13 +214,25 @@ def run() -> dict[str, Any]:
         time.sleep(SECONDS)
         producer_stop.set()
         producer.join()
-        time.sleep(8)  # whales of the last ~2 s never close (no later trade moves the watermark): not counted
+        # The whale query reads the last trades, then runs one no-data batch for the final watermark,
+        # which emits every order but those of the last ~2 s (no later trade moves the watermark past them).
+        whale = next(q for q in queries if q.name == "detector-whale")
+        wait_until(lambda: runner.stats.input_rows["detector-whale"] >= sent[0], 300, "the whale query to catch up")
+        last_data_batch = latest_batch(whale)
+        wait_until(lambda: latest_batch(whale) > last_data_batch, 300, "the whale query's no-data batch")
+        time.sleep(5 * POLL_SECONDS)
         stop.set()
         poller.join()
         runner.stop()
+        totals = runner.stats.snapshot()
         arrived = arrivals(stack.endpoint_url, "bench-latency")
         spark.stop()
     latencies = [seen_at - arrived[trade_id] for trade_id, seen_at in seen.items() if trade_id in arrived]
+    if not latencies:
+        raise RuntimeError(
+            f"no whale alert was seen ({sent[0]} trades sent, {len(arrived)} records read back); "
+            f"job totals: {json.dumps(totals)}"
+        )
     whales_sent = len([n for n in range(sent[0]) if n % WHALE_EVERY == WHALE_EVERY - 1])
     return {
         "rate_events_per_s": RATE,
