@@ -24,6 +24,7 @@ from coattail_framework.errors import ConfigError
 from coattail_framework.iceberg import to_arrow_schema
 from coattail_framework.recordings import RecordedMessage, read_recording
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
+from coattail_stream_job.arguments import utc_time
 from coattail_stream_job.history import cli
 from coattail_stream_job.history.checkpoint import IdRange, LoadCheckpoint
 from coattail_stream_job.history.client import AggTradesClient
@@ -47,7 +48,7 @@ def trade_frames() -> list[RecordedMessage]:
 
 @pytest.fixture(scope="module")
 def expected_ids(trade_frames: list[RecordedMessage]) -> list[int]:
-    start_ms, end_ms = (int(cli.utc_time(text).timestamp() * 1000) for text in (START, END))
+    start_ms, end_ms = (int(utc_time(text).timestamp() * 1000) for text in (START, END))
     trades = (json.loads(frame.payload)["data"] for frame in trade_frames)
     return sorted(trade["t"] for trade in trades if start_ms <= trade["T"] < end_ms)
 
@@ -107,7 +108,7 @@ async def test_s3_destination_partitions_checkpoint_and_crash_resume(
     config = CoattailConfig.model_validate({"aws": {"endpoint_url": s3_endpoint}})
     destination = f"s3://{bucket}/raw/history/aggtrades"
     rest = f"http://127.0.0.1:{simulator.port}"
-    start, end = cli.utc_time(START), cli.utc_time(END)
+    start, end = utc_time(START), utc_time(END)
     crashing = CrashingS3Store(destination, s3_filesystem(region="us-east-1", endpoint_url=s3_endpoint))
     async with aiohttp.ClientSession() as session:
         loader = HistoryLoader(AggTradesClient(session, rest), crashing, to_arrow_schema(UNIFIED_TRADE_EVENT))

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coattail_framework.errors import CoattailError
+from coattail_stream_job.arguments import positive_int, utc_time
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -74,31 +75,13 @@ class ReprocessError(CoattailError):
     """The reprocessing cannot start: no ``raw_trades`` table, or a bad argument."""
 
 
-def _utc_time(text: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time; use e.g. 2024-08-09T00:00:00Z") from None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``reprocess`` arguments."""
     as_of = parser.add_mutually_exclusive_group(required=True)
     as_of.add_argument("--as-of-snapshot", type=int, metavar="ID", help="raw_trades snapshot id to read")
     as_of.add_argument(
         "--as-of-time",
-        type=_utc_time,
+        type=utc_time,
         metavar="ISO8601",
         help="read raw_trades as it was at this time (UTC if no offset)",
     )
@@ -112,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rows-per-batch",
-        type=_positive,
+        type=positive_int,
         default=DEFAULT_ROWS_PER_BATCH,
         help=f"trades per micro-batch of the replayed snapshot (default {DEFAULT_ROWS_PER_BATCH})",
     )

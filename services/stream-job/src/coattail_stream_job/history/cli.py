@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+
+from coattail_stream_job.arguments import positive_int, utc_time
 
 EXIT_BANNED = 75
 """``EX_TEMPFAIL``: Binance banned this IP; a scheduler should retry after the ban."""
@@ -25,27 +26,6 @@ EXIT_INTERRUPTED = 130
 DEFAULT_BASE_URL = "https://api.binance.com"
 HISTORY_FOLDER = "history/aggtrades"
 """Where the history goes below ``storage.raw_zone`` when ``--out`` is not given."""
-
-
-def utc_time(text: str) -> datetime:
-    """An ISO 8601 time (``2024-08-08T23:54:00Z``, ``2024-08-08``) as an aware UTC datetime."""
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time; use e.g. 2024-08-08T23:54:00Z or 2024-08-08"
-        ) from None
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,11 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help=f"Binance REST base URL ({DEFAULT_BASE_URL})")
     parser.add_argument("--config", help="configuration file (default $COATTAIL_CONFIG, else config/features.yaml)")
     parser.add_argument(
-        "--rows-per-file", type=_positive, default=100_000, help="trades per Parquet file (default 100000)"
+        "--rows-per-file", type=positive_int, default=100_000, help="trades per Parquet file (default 100000)"
     )
     parser.add_argument(
         "--weight-per-minute",
-        type=_positive,
+        type=positive_int,
         default=6000,
         help="request weight this loader may use per minute, Binance's limit by default (6000)",
     )
