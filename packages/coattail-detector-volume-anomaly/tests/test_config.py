@@ -31,9 +31,7 @@ def test_defaults() -> None:
 
 
 def test_values_from_the_configuration() -> None:
-    settings = configured(
-        {"enabled": True, "baseline_windows": 8, "thresholds": {"high": 4}}
-    ).settings
+    settings = configured({"enabled": True, "baseline_windows": 8, "thresholds": {"high": 4}}).settings
     assert (settings.baseline_windows, settings.thresholds) == (8, SeverityTiers(high=4.0))
 
 
