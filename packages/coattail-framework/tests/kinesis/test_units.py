@@ -10,6 +10,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError
 
@@ -259,18 +260,65 @@ def test_the_driver_splits_the_cap_fairly_and_replay_matches_the_fetched_batch(
     assert set(start.values()) == {TRIM_HORIZON}
     end = reader.latestOffset(start, None)
     ranges = reader.partitions(start, end)
-    assert sum(len(r.rows) for r in ranges) == 300  # type: ignore[attr-defined]
+    assert sum(r.batch.num_rows for r in ranges) == 300  # type: ignore[attr-defined]
     executor_side = KinesisStreamReader(options)
     for shard_range in ranges:
         replay = type(shard_range)(shard_range.shard, shard_range.start, shard_range.end)
         replayed = list(executor_side.read(replay))
-        assert replayed == list(shard_range.rows)  # type: ignore[attr-defined]
+        assert pa.Table.from_batches(replayed).equals(pa.Table.from_batches([shard_range.batch]))  # type: ignore[attr-defined]
     reader.commit(end)
 
     api = _streaming_datasource_api()
     read_all = getattr(api, "ReadAllAvailable", None) or type("ReadAllAvailable", (), {})
     final = reader.latestOffset(end, read_all())
     rest = reader.partitions(end, final)
-    assert sum(len(r.rows) for r in rest) == 400  # type: ignore[attr-defined]
+    assert sum(r.batch.num_rows for r in rest) == 400  # type: ignore[attr-defined]
     assert reader.latestOffset(final, read_all()) == final
     reader.stop()
+
+
+def test_the_next_batch_is_prefetched_while_spark_runs_the_planned_one(
+    kinesis: Any, new_stream: Any, put_trades: Any, moto_endpoint: str
+) -> None:
+    stream = new_stream(1)
+    put_trades(stream, range(700))
+    options = KinesisSourceOptions(
+        stream_name=stream,
+        region="us-east-1",
+        endpoint_url=moto_endpoint,
+        max_records_per_trigger=300,
+        min_poll_interval_ms=1,
+    )
+    reader = KinesisStreamReader(options)
+    start = reader.initialOffset()
+    first_end = reader.latestOffset(start, None)
+    (planned,) = reader.partitions(start, first_end)
+    reader.commit(first_end)  # waits for the prefetch started by partitions()
+    (cursor,) = reader._state().cursors.values()
+    assert (planned.batch.num_rows, len(cursor.records)) == (300, 300)  # type: ignore[attr-defined]
+
+    counting = _CountingClient(reader._state().fetcher.client)
+    reader._state().fetcher.client = counting
+    second_end = reader.latestOffset(first_end, None)
+    assert counting.get_records_calls == 0, "the second batch should come from the prefetched records"
+    (second,) = reader.partitions(first_end, second_end)
+    sequences = second.batch.column("sequenceNumber").to_pylist()  # type: ignore[attr-defined]
+    assert len(sequences) == 300
+    assert is_after(sequences[0], first_end[planned.shard.shard_id])
+    assert sequences[-1] == second_end[planned.shard.shard_id]
+    reader.stop()
+
+
+class _CountingClient:
+    """A boto3 Kinesis client that counts its ``get_records`` calls."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.get_records_calls = 0
+
+    def get_records(self, **kwargs: Any) -> Any:
+        self.get_records_calls += 1
+        return self._client.get_records(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)

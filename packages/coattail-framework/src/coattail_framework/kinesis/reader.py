@@ -137,6 +137,14 @@ class ShardCursor:
             return self.records[quota - 1].sequence_number if quota else self.base
         return SHARD_END if self.ended else self.tail
 
+    def held_after(self, position: str) -> int:
+        """How many fetched records follow ``position`` (the base, or a fetched sequence number)."""
+        if position == self.base:
+            return len(self.records)
+        if not is_sequence(position):
+            return 0
+        return sum(1 for r in self.records if is_after(r.sequence_number, position))
+
     def between(self, start: str, end: str) -> list[KinesisRecord] | None:
         """The fetched records in (start, end], or None when the cursor does not hold them all."""
         if start != self.base and not (is_after(start, self.base) and not is_after(start, self.tail)):
