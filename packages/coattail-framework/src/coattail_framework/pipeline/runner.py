@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
@@ -46,10 +47,12 @@ from coattail_framework.partitioning import PartitionField, day, identity
 from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
 from coattail_framework.pipeline.parse import parse_trades, trade_columns
 from coattail_framework.quality import DataQualityChecker, write_dead_letters
-from coattail_framework.quality.checker import REASON
+from coattail_framework.quality.checker import FAILED_RULES, REASON
+from coattail_framework.quality.dlq import dead_letter_date, today_utc
 from coattail_framework.registry import ModuleRegistry
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_framework.sinks import AlertRouter
+from coattail_framework.sinks.iceberg import collect_arrow
 
 LOG = logging.getLogger(__name__)
 
@@ -60,6 +63,10 @@ GRACEFUL_STOP_SECONDS = 60.0
 DRAIN_TRIGGER_SECONDS = 0.5
 DRAIN_SETTLE_SECONDS = 10.0
 WAITING_FOR_DATA = "Waiting for data to arrive"
+_INVALID = "_dq_invalid"
+DeadLetterCounts = tuple[str, dict[tuple[str, str], int]]
+"""``(today, rows per (reason, dt))`` of a batch's invalid rows (see ``write_dead_letters``)."""
+_DLQ_DATE = "_dlq_date"
 
 
 def detector_query_name(detector: BaseDetector[Any]) -> str:
@@ -167,24 +174,65 @@ class PipelineRunner:
         return flagged
 
     def write_ingest_batch(self, batch: DataFrame, batch_id: int) -> None:
-        """Valid rows to ``raw_trades``, invalid rows to the DLQ (driver, per micro-batch)."""
+        """Valid rows to ``raw_trades``, invalid rows to the DLQ (driver, per micro-batch).
+
+        With the ``pyiceberg`` writer the batch is collected once (valid rows, plus the
+        reason and ``dt`` of invalid ones) and split on the driver: one Spark job, and the
+        DLQ writes run only when the batch holds invalid rows.
+        """
         batch = batch.persist()
         try:
             valid, invalid = DataQualityChecker.split(batch)
-            written = self.router.sink.append(
-                RAW_TRADES_TABLE,
-                UNIFIED_TRADE_EVENT,
-                RAW_TRADES_PARTITION,
-                trade_columns(valid),
-                batch_id=batch_id,
-                writer=INGEST_QUERY,
-            )
+            if self.router.sink.collects_to_driver:
+                written, counted = self._append_collected(batch, batch_id)
+            else:
+                written = self.router.sink.append(
+                    RAW_TRADES_TABLE,
+                    UNIFIED_TRADE_EVENT,
+                    RAW_TRADES_PARTITION,
+                    trade_columns(valid),
+                    batch_id=batch_id,
+                    writer=INGEST_QUERY,
+                )
+                counted = None
             self.stats.add("table_rows", RAW_TRADES_TABLE, written)
             dead = invalid.select(*UNIFIED_TRADE_EVENT.fieldNames(), "raw", "dq_failed_rules", "dq_warnings", REASON)
-            for reason, count in write_dead_letters(dead, self.config.storage.raw_zone, batch_id=batch_id).items():
+            raw_zone = self.config.storage.raw_zone
+            for reason, count in write_dead_letters(dead, raw_zone, batch_id=batch_id, counted=counted).items():
                 self.stats.add("dead_letters", reason, count)
         finally:
             batch.unpersist()
+
+    def _append_collected(
+        self, flagged: DataFrame, batch_id: int
+    ) -> tuple[int, tuple[str, dict[tuple[str, str], int]]]:
+        """Collect ``flagged`` once, append its valid rows; rows written and the invalid rows per (reason, dt)."""
+        today = today_utc()
+        is_invalid = F.size(F.col(FAILED_RULES)) > 0
+        collected = collect_arrow(
+            flagged.select(
+                *UNIFIED_TRADE_EVENT.fieldNames(),
+                is_invalid.alias(_INVALID),
+                F.when(is_invalid, F.col(FAILED_RULES)[0]).alias(REASON),
+                F.when(is_invalid, dead_letter_date(today)).alias(_DLQ_DATE),
+            )
+        )
+        invalid_mask = collected.column(_INVALID)
+        valid = collected.filter(pc.invert(invalid_mask))
+        outcome = self.router.sink.write_arrow(
+            RAW_TRADES_TABLE, UNIFIED_TRADE_EVENT, RAW_TRADES_PARTITION, valid, batch_id=batch_id, writer=INGEST_QUERY
+        )
+        groups = collected.filter(invalid_mask).group_by([REASON, _DLQ_DATE]).aggregate([(REASON, "count")])
+        counts = {
+            (reason, date): int(count)
+            for reason, date, count in zip(
+                groups.column(REASON).to_pylist(),
+                groups.column(_DLQ_DATE).to_pylist(),
+                groups.column(f"{REASON}_count").to_pylist(),
+                strict=True,
+            )
+        }
+        return outcome.rows, (today, counts)
 
     def detector_frame(self, detector: BaseDetector[Any], records: DataFrame) -> DataFrame:
         """The detector's module output over the valid trades of ``records``."""

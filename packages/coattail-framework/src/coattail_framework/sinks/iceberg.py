@@ -37,7 +37,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -118,16 +118,20 @@ def _check_columns(table: str, schema: StructType, rows: DataFrame) -> DataFrame
     return rows.select(*declared)
 
 
-def to_table_arrow(table: str, schema: StructType, rows: DataFrame) -> pa.Table:
-    """Collect ``rows`` to the driver as Arrow in the table's Arrow schema (driver).
+def collect_arrow(rows: DataFrame) -> pa.Table:
+    """``rows`` collected to the driver as Arrow (one Spark job)."""
+    if hasattr(rows, "toArrow"):
+        collected: pa.Table = rows.toArrow()
+        return collected
+    # PySpark 3.5 (EMR 7.x) has no DataFrame.toArrow.
+    return pa.Table.from_pandas(rows.toPandas(), preserve_index=False)
+
+
+def conform_arrow(table: str, schema: StructType, collected: pa.Table) -> pa.Table:
+    """``collected`` cast to the table's Arrow schema (driver).
 
     Raises ``IcebergWriteError`` when a column declared non-nullable holds nulls.
     """
-    selected = _check_columns(table, schema, rows)
-    if hasattr(selected, "toArrow"):
-        collected = selected.toArrow()
-    else:  # PySpark 3.5 (EMR 7.x) has no DataFrame.toArrow.
-        collected = pa.Table.from_pandas(selected.toPandas(), preserve_index=False)
     target = to_arrow_schema(schema)
     for field in target:
         if not field.nullable and collected.column(field.name).null_count:
@@ -137,6 +141,11 @@ def to_table_arrow(table: str, schema: StructType, rows: DataFrame) -> pa.Table:
             )
     columns = [collected.column(field.name).cast(field.type) for field in target]
     return pa.Table.from_arrays(columns, schema=target)
+
+
+def to_table_arrow(table: str, schema: StructType, rows: DataFrame) -> pa.Table:
+    """Collect ``rows`` to the driver as Arrow in the table's Arrow schema (driver); see ``conform_arrow``."""
+    return conform_arrow(table, schema, collect_arrow(_check_columns(table, schema, rows)))
 
 
 class IcebergSink:
@@ -187,6 +196,11 @@ class IcebergSink:
         """Append ``rows`` (exactly ``schema``'s columns) to ``table``; 0 when already committed."""
         return self.write_batch(table, schema, partition, rows, batch_id=batch_id, writer=writer).rows
 
+    @property
+    def collects_to_driver(self) -> bool:
+        """True with the ``pyiceberg`` writer: every append collects its rows to the driver."""
+        return self.iceberg.writer != "spark"
+
     def write_batch(
         self,
         table: str,
@@ -200,10 +214,30 @@ class IcebergSink:
         """``append``, also telling whether the batch was skipped as already committed."""
         if self.iceberg.writer == "spark":
             return self._spark_append(table, schema, partition, rows, batch_id=batch_id, writer=writer)
+        return self.write_arrow(
+            table, schema, partition, lambda: to_table_arrow(table, schema, rows), batch_id=batch_id, writer=writer
+        )
+
+    def write_arrow(
+        self,
+        table: str,
+        schema: StructType,
+        partition: Sequence[PartitionField],
+        rows: pa.Table | Callable[[], pa.Table],
+        *,
+        batch_id: int,
+        writer: str,
+    ) -> AppendOutcome:
+        """Append Arrow ``rows`` (or what the callable collects, only when needed) with pyiceberg (driver).
+
+        ``rows`` holds at least the declared columns; they are cast to the table's schema.
+        """
+        if not self.collects_to_driver:
+            raise IcebergWriteError("write_arrow appends with pyiceberg; iceberg.writer is 'spark': use write_batch")
         iceberg_table = self._load_or_create(table, schema, partition)
         if self._already_committed(iceberg_table, writer, batch_id):
             return AppendOutcome(0, skipped=True)
-        arrow = to_table_arrow(table, schema, rows)
+        arrow = rows() if callable(rows) else conform_arrow(table, schema, rows)
         if arrow.num_rows == 0:
             return AppendOutcome(0, skipped=False)
         properties = {WRITER_PROPERTY: writer, BATCH_ID_PROPERTY: str(batch_id)}
