@@ -124,5 +124,6 @@ class BaseDetector(ABC, Generic[SettingsT]):
         """Alerts from a static batch of module output rows (driver, once per micro-batch).
 
         Stateless and deterministic: returns ``BASE_ALERT_RECORD`` columns with
-        ``ttl_epoch`` null (the router fills it).
+        ``ttl_epoch`` null (the router fills it). Alerts derive from output rows: a batch
+        without output rows has no alerts, and the router does not call this for it.
         """

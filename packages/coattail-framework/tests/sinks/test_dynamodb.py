@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
 
-from coattail_framework.alerts import make_alert_id
+from coattail_framework.alerts import alert_frame, make_alert_id
 from coattail_framework.config.model import CoattailConfig
+from coattail_framework.detector import BaseDetector
 from coattail_framework.iceberg import open_catalog
+from coattail_framework.partitioning import PartitionField, day
 from coattail_framework.schemas import BASE_ALERT_RECORD
 from coattail_framework.sinks import AlertRouter, AlertWriteError, DynamoAlertWriter
 from coattail_framework.sinks.dynamodb import dynamodb_client
@@ -177,3 +181,94 @@ def test_alerts_with_other_columns_or_a_non_utc_session_are_refused(
             router.route(alerts, 0, writer="w")
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
+
+
+class NoSettings(BaseModel):
+    pass
+
+
+class BigOrders(BaseDetector[NoSettings]):
+    """Output rows are orders; an alert per order of at least $100K (severity by size)."""
+
+    config_model = NoSettings
+    module_id = "MOD-951"
+    module_name = "big-orders"
+    alert_types: Sequence[str] = ("big_order",)
+    output_table = "big_orders"
+    output_schema = StructType(
+        [
+            StructField("symbol", StringType(), False),
+            StructField("at", TimestampType(), False),
+            StructField("notional", DoubleType(), False),
+        ]
+    )
+    partition_spec: Sequence[PartitionField] = (day("at"),)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.build_alerts_calls = 0
+
+    def process(self, events: DataFrame) -> DataFrame:
+        return events
+
+    def build_alerts(self, output: DataFrame) -> DataFrame:
+        self.build_alerts_calls += 1
+        big = output.where(F.col("notional") >= 100_000)
+        return alert_frame(
+            big,
+            module_id=self.module_id,
+            alert_type="big_order",
+            id_parts=[F.col("symbol"), F.unix_micros(F.col("at"))],
+            symbol=F.col("symbol"),
+            exchange=F.lit("binance"),
+            severity=F.when(F.col("notional") >= 1_000_000, "high").otherwise("medium"),
+            detected_at=F.col("at"),
+            message=F.format_string("%s order of %.0f", F.col("symbol"), F.col("notional")),
+            details=[F.col("notional")],
+        )
+
+
+def test_a_detector_batch_writes_alerts_before_its_module_table_and_skips_alert_work_when_empty(
+    spark: SparkSession, sink_config: CoattailConfig, stored_alerts: Callable[[], dict[str, dict[str, Any]]]
+) -> None:
+    router = AlertRouter.from_config(sink_config)
+    detector = BigOrders()
+    order = [
+        ("BTCUSDT", utc("2024-08-08T23:58:01Z"), 2_500_000.0),
+        ("BTCUSDT", utc("2024-08-08T23:58:02Z"), 150_000.0),
+        ("ETHUSDT", utc("2024-08-08T23:58:03Z"), 9_000.0),
+    ]
+    commits: list[str] = []
+    write_arrow = router.sink.write_arrow
+
+    def recording(table: str, *args: Any, **kwargs: Any) -> Any:
+        commits.append(f"{table}:{len(stored_alerts())} alerts in DynamoDB")
+        return write_arrow(table, *args, **kwargs)
+
+    router.sink.write_arrow = recording  # type: ignore[method-assign]
+
+    empty = router.route_detector_batch(
+        detector, spark.createDataFrame([], detector.output_schema), 0, writer="detector-big-orders"
+    )
+    assert (empty.module_rows, empty.alerts, detector.build_alerts_calls) == (0, None, 0)
+
+    result = router.route_detector_batch(
+        detector, spark.createDataFrame(order, detector.output_schema), 1, writer="detector-big-orders"
+    )
+
+    assert result.module_rows == 3
+    assert result.alerts is not None
+    assert (result.alerts.written, result.alerts.iceberg_rows, result.alerts.by_severity) == (
+        2,
+        2,
+        {"high": 1, "medium": 1},
+    )
+    assert commits == [
+        "big_orders:0 alerts in DynamoDB",
+        "alerts:2 alerts in DynamoDB",
+        "big_orders:2 alerts in DynamoDB",
+    ]
+    assert sorted(a["symbol"] + ":" + a["severity"] for a in stored_alerts().values()) == [
+        "BTCUSDT:high",
+        "BTCUSDT:medium",
+    ]

@@ -241,25 +241,17 @@ class PipelineRunner:
         return detector.process(trade_columns(valid))
 
     def write_detector_batch(self, detector: BaseDetector[Any], output: DataFrame, batch_id: int) -> None:
-        """Module rows to Iceberg, alerts to DynamoDB and Iceberg (driver, per micro-batch)."""
-        name = detector_query_name(detector)
-        output = output.persist()
-        try:
-            rows = self.router.route_module_output(detector, output, batch_id, writer=name)
-            self.stats.add("table_rows", detector.output_table, rows)
-            alerts = detector.build_alerts(output).persist()
-            try:
-                result = self.router.route(alerts, batch_id, writer=name)
-                self.stats.add("table_rows", "alerts", result.iceberg_rows)
-                with self.stats.lock:
-                    self.stats.duplicates += result.duplicates
-                if not result.skipped:
-                    for row in alerts.groupBy("severity").agg(F.count(F.lit(1)).alias("n")).collect():
-                        self.stats.add("alerts", (detector.module_id, row["severity"]), int(row["n"]))
-            finally:
-                alerts.unpersist()
-        finally:
-            output.unpersist()
+        """Alerts to DynamoDB and Iceberg, then module rows to Iceberg (driver, per micro-batch)."""
+        result = self.router.route_detector_batch(detector, output, batch_id, writer=detector_query_name(detector))
+        self.stats.add("table_rows", detector.output_table, result.module_rows)
+        if result.alerts is None:
+            return
+        self.stats.add("table_rows", "alerts", result.alerts.iceberg_rows)
+        with self.stats.lock:
+            self.stats.duplicates += result.alerts.duplicates
+        if not result.alerts.skipped:
+            for severity, count in result.alerts.by_severity.items():
+                self.stats.add("alerts", (detector.module_id, severity), count)
 
     def start(self, *, drain: bool = False) -> list[StreamingQuery]:
         """Start the ingest query and one query per detector; returns them."""

@@ -14,7 +14,7 @@ from coattail_framework.sinks.iceberg import (
     IcebergSink,
     IcebergWriteError,
 )
-from coattail_framework.sinks.router import ALERTS_TABLE, AlertRouter, RouteResult
+from coattail_framework.sinks.router import ALERTS_TABLE, AlertRouter, DetectorBatchResult, RouteResult
 
 __all__ = [
     "ALERTS_TABLE",
@@ -22,6 +22,7 @@ __all__ = [
     "AlertWriteError",
     "AppendOutcome",
     "CompactionResult",
+    "DetectorBatchResult",
     "DynamoAlertWriter",
     "IcebergRuntimeMissingError",
     "IcebergSink",

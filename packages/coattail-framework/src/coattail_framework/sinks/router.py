@@ -5,29 +5,32 @@ Runs on the driver, inside each detector query's ``foreachBatch``. ``route`` fil
 the alerts to DynamoDB from the executors (conditional puts: a replay counts duplicates)
 and then appends the same records to the Iceberg table ``alerts`` (skipped when this
 writer already committed the batch). ``route_module_output`` appends a detector's output
-rows to its own table. A crash between the two stores is repaired by the replay Spark
-performs on restart; both writes are idempotent.
+rows to its own table. ``route_detector_batch`` does both for one micro-batch of a
+detector, hot path first: alerts reach DynamoDB before any Iceberg commit, and a batch
+without output rows (most batches of a live stream) costs one Spark job and no alert
+work. A crash between the stores is repaired by the replay Spark performs on restart;
+every write is idempotent.
 
 Example (driver, in ``foreachBatch``)::
 
     router = AlertRouter.from_config(config)
-    result = router.route(detector.build_alerts(output), batch_id, writer="detector-whale")
-    router.route_module_output(detector, output, batch_id, writer="detector-whale")
+    result = router.route_detector_batch(detector, output, batch_id, writer="detector-whale")
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from coattail_framework.partitioning import PartitionField, day
 from coattail_framework.schemas import BASE_ALERT_RECORD
 from coattail_framework.sinks.dynamodb import AlertWriteError, DynamoAlertWriter, dynamodb_rows
-from coattail_framework.sinks.iceberg import IcebergSink
+from coattail_framework.sinks.iceberg import IcebergSink, collect_arrow
 
 if TYPE_CHECKING:
     from coattail_framework.config.model import CoattailConfig
@@ -52,6 +55,19 @@ class RouteResult:
     throttled_retries: int
     iceberg_rows: int
     skipped: bool
+    by_severity: dict[str, int] = field(default_factory=dict)
+    """Alerts of the batch per severity (whether or not they were new)."""
+
+
+@dataclass(frozen=True)
+class DetectorBatchResult:
+    """What ``route_detector_batch`` did: module rows appended, and the alerts' ``RouteResult``.
+
+    ``alerts`` is None when the batch had no output rows (no alert work at all).
+    """
+
+    module_rows: int
+    alerts: RouteResult | None
 
 
 class AlertRouter:
@@ -94,10 +110,20 @@ class AlertRouter:
         """Write a static batch of ``BASE_ALERT_RECORD`` rows to DynamoDB, then to Iceberg ``alerts``."""
         routed = self.with_ttl(alerts).persist()
         try:
-            counts = self.dynamodb.write(dynamodb_rows(routed))
-            outcome = self.sink.write_batch(
-                ALERTS_TABLE, BASE_ALERT_RECORD, ALERTS_PARTITION, routed, batch_id=batch_id, writer=writer
-            )
+            if self.sink.collects_to_driver:
+                collected = collect_arrow(routed)
+                by_severity = _count_by(collected, "severity")
+                counts = self.dynamodb.write(dynamodb_rows(routed))
+                outcome = self.sink.write_arrow(
+                    ALERTS_TABLE, BASE_ALERT_RECORD, ALERTS_PARTITION, collected, batch_id=batch_id, writer=writer
+                )
+            else:
+                rows = routed.groupBy("severity").agg(F.count(F.lit(1)).alias("n")).collect()
+                by_severity = {row["severity"]: int(row["n"]) for row in rows}
+                counts = self.dynamodb.write(dynamodb_rows(routed))
+                outcome = self.sink.write_batch(
+                    ALERTS_TABLE, BASE_ALERT_RECORD, ALERTS_PARTITION, routed, batch_id=batch_id, writer=writer
+                )
         finally:
             routed.unpersist()
         return RouteResult(
@@ -106,7 +132,37 @@ class AlertRouter:
             throttled_retries=counts.retries,
             iceberg_rows=outcome.rows,
             skipped=outcome.skipped,
+            by_severity=by_severity,
         )
+
+    def route_detector_batch(
+        self, detector: BaseDetector[Any], output: DataFrame, batch_id: int, *, writer: str
+    ) -> DetectorBatchResult:
+        """One micro-batch of ``detector``'s output: alerts (DynamoDB, then Iceberg), then its module table.
+
+        ``detector.build_alerts`` runs only when the batch has output rows: a detector's
+        alerts derive from its output rows (see ``BaseDetector.build_alerts``).
+        """
+        output = output.persist()
+        try:
+            if self.sink.collects_to_driver:
+                rows = collect_arrow(output.select(*detector.output_schema.fieldNames()))
+                alerts = self.route(detector.build_alerts(output), batch_id, writer=writer) if rows.num_rows else None
+                module_rows = self.sink.write_arrow(
+                    detector.output_table,
+                    detector.output_schema,
+                    detector.partition_spec,
+                    rows,
+                    batch_id=batch_id,
+                    writer=writer,
+                ).rows
+            else:
+                has_rows = not output.isEmpty()
+                alerts = self.route(detector.build_alerts(output), batch_id, writer=writer) if has_rows else None
+                module_rows = self.route_module_output(detector, output, batch_id, writer=writer)
+        finally:
+            output.unpersist()
+        return DetectorBatchResult(module_rows=module_rows, alerts=alerts)
 
     def route_module_output(
         self, detector: BaseDetector[Any], output: DataFrame, batch_id: int, *, writer: str, table_suffix: str = ""
@@ -120,3 +176,9 @@ class AlertRouter:
             batch_id=batch_id,
             writer=writer,
         )
+
+
+def _count_by(table: pa.Table, column: str) -> dict[str, int]:
+    """Rows of ``table`` per value of ``column``."""
+    grouped = table.group_by(column).aggregate([(column, "count")])
+    return dict(zip(grouped.column(column).to_pylist(), grouped.column(f"{column}_count").to_pylist(), strict=True))
