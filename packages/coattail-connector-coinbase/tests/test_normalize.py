@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -100,6 +102,72 @@ def test_quote_volume_over_38_digits_is_rejected_by_name(by_trade: ByTrade) -> N
 
 
 @pytest.mark.parametrize(
+    ("time", "expected"),
+    [
+        ("2021-04-17T16:43:30.244075Z", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)),
+        ("2021-04-17T16:43:30Z", datetime(2021, 4, 17, 16, 43, 30, tzinfo=timezone.utc)),
+        ("2021-04-17T16:43:30+00:00", datetime(2021, 4, 17, 16, 43, 30, tzinfo=timezone.utc)),
+        ("2021-04-17T16:43:30.244075+00:00", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)),
+        ("2021-04-17T16:43:30.244075-00:00", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)),
+        ("2021-04-17T16:43:30.2Z", datetime(2021, 4, 17, 16, 43, 30, 200000, tzinfo=timezone.utc)),
+        ("2021-04-17T16:43:30.244075999Z", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)),
+        ("2021-04-17T12:13:30.244075-04:30", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)),
+        ("2020-02-29T23:59:59.999999Z", datetime(2020, 2, 29, 23, 59, 59, 999999, tzinfo=timezone.utc)),
+        ("2021-01-01T00:30:00.000000+01:00", datetime(2020, 12, 31, 23, 30, tzinfo=timezone.utc)),
+    ],
+)
+def test_time_forms_parse_to_the_same_utc_instant(time: str, expected: datetime, by_trade: ByTrade) -> None:
+    event = normalize_match({**by_trade("BAND-GBP", 881613), "time": time})
+    assert event.timestamp == expected
+    assert event.timestamp.tzinfo is timezone.utc
+    assert event.ingestion_timestamp is event.timestamp
+
+
+NOT_A_DATE = "time is not a valid date/time: {time!r} ({reason}"
+NOT_ISO = "time must be ISO 8601 with a zone like 2021-04-17T16:43:30.244075Z, got {time!r}"
+
+
+@pytest.mark.parametrize(
+    ("time", "error"),
+    [
+        ("2021-02-30T16:43:30.123456Z", NOT_A_DATE.replace("{reason}", "day is out of range for month")),
+        ("2021-02-29T16:43:30.123456Z", NOT_A_DATE.replace("{reason}", "day is out of range for month")),
+        ("2021-04-17T24:00:00.000000Z", NOT_A_DATE.replace("{reason}", "hour must be in 0..23")),
+        ("2021-04-17T16:43:30.244075", NOT_ISO),
+        ("2021-04-17 16:43:30.244075Z", NOT_ISO),
+        ("2021-04-17T16:43:30,244075Z", NOT_ISO),
+        ("2021-W15-6T16:43:30.244075Z", NOT_ISO),
+        ("20210417T164330.244075Z", NOT_ISO),
+        ("2021-04-17T16:43:30.1234567890Z", NOT_ISO),
+        ("2021-04-17T16:43:30.244075z", NOT_ISO),
+        ("2021-04-17T16:43:30.244075Z\n", NOT_ISO),
+        (1618677810, "time must be an ISO 8601 string, got {time!r}"),
+        (None, "time must be an ISO 8601 string, got {time!r}"),
+    ],
+)
+def test_invalid_time_is_rejected_with_the_reason(time: object, error: str, by_trade: ByTrade) -> None:
+    with pytest.raises(ValueError, match=re.escape(error.format(time=time))):
+        normalize_match({**by_trade("BAND-GBP", 881613), "time": time})
+
+
+def test_unusual_forms_of_every_recorded_match_give_the_same_event(recorded_matches: list[dict[str, Any]]) -> None:
+    """Messages off the usual form (offset time, string trade id, read-only mapping) give the same events."""
+    for message in recorded_matches:
+        event = normalize_match(message)
+        variants: list[Mapping[str, Any]] = [
+            {**message, "time": message["time"].replace("Z", "+00:00")},
+            {**message, "trade_id": str(message["trade_id"])},
+            MappingProxyType(message),
+        ]
+        for variant in variants:
+            other = normalize_match(variant)
+            assert repr(other) == repr(event)
+            assert other.model_dump_json() == event.model_dump_json()
+            assert other.model_fields_set == event.model_fields_set
+            assert other.timestamp.tzinfo is event.timestamp.tzinfo is timezone.utc
+
+
+@pytest.mark.parametrize(
     ("change", "field"),
     [
         ({"price": "abc"}, "price"),
@@ -116,6 +184,10 @@ def test_quote_volume_over_38_digits_is_rejected_by_name(by_trade: ByTrade) -> N
         ({"taker_order_id": ""}, "taker_order_id"),
         ({"product_id": "btc-usd"}, "product_id"),
         ({"product_id": None}, "product_id"),
+        ({"type": ["match"]}, "type"),
+        ({"side": ["sell"]}, "side"),
+        ({"trade_id": "\u00b2"}, "trade_id"),
+        ({"price": "1E+600000", "size": "1E+600000"}, "price: Decimal input should have no more than 38 digits"),
     ],
 )
 def test_invalid_match_names_the_field(
@@ -134,6 +206,8 @@ def test_invalid_match_names_the_field(
         {"type": "l2update", "product_id": "BTC-USD", "changes": []},
         {"type": "ticker", "product_id": "BTC-USD", "trade_id": 5, "price": "1"},
         {"type": "snapshot", "product_id": "BTC-USD", "bids": [], "asks": []},
+        {"type": ["match"], "product_id": "BTC-USD"},
+        {"product_id": "BTC-USD"},
     ],
 )
 def test_non_trade_messages_give_nothing(message: dict[str, Any]) -> None:

@@ -167,6 +167,33 @@ async def test_garbage_truncated_and_unknown_frames_are_counted_and_kept(
     assert connector.stats.reconnects == 0
 
 
+async def test_frames_with_non_string_type_or_absurd_fields_are_kept_and_the_feed_goes_on(
+    simulator: CoinbaseSimulator,
+    recorded_trade_keys: TradeKeys,
+    recorded_matches: Messages,
+    replay: Replay,
+) -> None:
+    (old_trade,) = [m for m in recorded_matches if m["product_id"] == "SKL-USD" and m["trade_id"] == 1568300]
+    odd_frames = [
+        {"type": ["match"], "product_id": "SKL-USD"},
+        {**old_trade, "type": "match", "side": []},
+        {**old_trade, "type": "match", "price": "1E+600000", "size": "1E+600000"},
+    ]
+    simulator.load([RecordedMessage(json.dumps(frame), None, 9100 + n) for n, frame in enumerate(odd_frames)])
+
+    events, connector = await replay(simulator)
+
+    _assert_complete(events, recorded_trade_keys)
+    assert [r.reason for r in connector.rejected] == [
+        "unknown message type ['match']",
+        "invalid match: side must be 'buy' or 'sell' (the maker's side), got []",
+        "invalid match: price: Decimal input should have no more than 38 digits in total, got Decimal('1E+600000')",
+    ]
+    assert [json.loads(r.payload) for r in connector.rejected] == odd_frames
+    assert connector.stats.malformed == 3
+    assert connector.stats.reconnects == 0
+
+
 async def test_stalled_feed_fails_health_check_and_is_recycled(
     simulator: CoinbaseSimulator, recorded_trade_keys: TradeKeys, replay: Replay
 ) -> None:

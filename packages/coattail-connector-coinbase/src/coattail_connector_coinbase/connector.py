@@ -100,7 +100,8 @@ class CoinbaseConnector(BaseConnector):
         Pure: ``ingestion_timestamp`` defaults to the trade's own time (``connect()`` passes
         the receive time). Raises ``ValueError`` naming the field for an invalid trade.
         """
-        if raw.get("type") not in TRADE_TYPES:
+        kind = raw.get("type")
+        if not isinstance(kind, str) or kind not in TRADE_TYPES:
             return []
         return [normalize_match(raw, exchange=self.settings.exchange, ingestion_timestamp=ingestion_timestamp)]
 
@@ -201,6 +202,8 @@ class CoinbaseConnector(BaseConnector):
         if not isinstance(message, dict):
             return self._reject("not a JSON object", text, received_at)
         kind = message.get("type")
+        if not isinstance(kind, str):
+            return self._reject(f"unknown message type {kind!r}", text, received_at)
         if kind == "heartbeat":
             return await self._heartbeat(message, text, received_at, rest)
         if kind == "error":

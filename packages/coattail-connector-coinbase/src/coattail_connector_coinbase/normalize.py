@@ -8,7 +8,9 @@ twice gets the same id. ``quote_volume`` is ``price * size`` computed exactly.
 
 The functions are pure: the ingestion time comes from the optional
 ``ingestion_timestamp`` argument and defaults to the trade's own time, so the same
-message always gives the same event.
+message always gives the same event. ``normalize_match`` builds a message in the usual
+form (the producer's hot loop) directly and checks any other field by field; both paths
+give the same event, and an invalid message always gets the checked path's error.
 
 Example::
 
@@ -54,14 +56,25 @@ NON_TRADE_TYPES = frozenset(
 )
 """Known Coinbase feed messages that carry no trade of their own."""
 
-_TAKER_SIDE: dict[str, TakerSide] = {"sell": "buy", "buy": "sell"}
-_EXACT = Context(prec=100)
-# The usual Coinbase form, 2021-04-17T16:43:30.244075Z: what ``_TIME`` accepts with exactly six
-# fraction digits, a Z, ASCII digits and hour 00-23, which ``datetime.fromisoformat`` parses to
-# the same value (Python 3.10 once the Z is spelled +00:00).
-_FROM_ISOFORMAT_READS_Z = sys.version_info >= (3, 11)
-_USUAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
-_from_isoformat = datetime.fromisoformat
+# Exact for every product of two valid (at most 38-digit) values; an absurd exponent gives
+# Infinity rather than raising decimal.Overflow, so validation names the field instead.
+_EXACT = Context(prec=100, traps=[InvalidOperation])
+_ZERO = Decimal(0)
+# Looked up once: an attribute of a pydantic model class costs ~90 ns to find per message.
+_exact_product = _EXACT.multiply
+_trade_event = TradeEvent.from_fields
+# The usual Coinbase form, 2021-04-17T16:43:30.244075Z: exactly six fraction digits, a Z,
+# ASCII digits and hour 00-23. ``datetime.fromisoformat`` parses it to the value the general
+# ``_TIME`` path gives (on Python 3.10 once the Z is spelled +00:00).
+_is_usual_time = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}\.[0-9]{6}Z").fullmatch
+if sys.version_info >= (3, 11):
+    _from_usual_time = datetime.fromisoformat
+else:
+
+    def _from_usual_time(value: str) -> datetime:
+        return datetime.fromisoformat(value[:26] + "+00:00")
+
+
 _TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z")
 # TradeEvent fields back to the Coinbase field a validation error is about.
 _RAW_FIELD = {
@@ -74,6 +87,64 @@ _RAW_FIELD = {
 }
 
 
+def normalize_match(
+    raw: Mapping[str, Any], *, exchange: str = "coinbase", ingestion_timestamp: datetime | None = None
+) -> TradeEvent:
+    """One websocket ``match`` / ``last_match`` message as a ``TradeEvent``.
+
+    Raises ``ValueError`` naming the field when the message cannot be a valid trade.
+    """
+    # The producer's hot loop. A message in the usual form -- every field present with its
+    # usual JSON type, the usual time form -- is built right here; anything else, valid or
+    # not, takes the checked path, which gives the same event or the error naming the field.
+    try:
+        kind, sequence, taker_order_id = raw["type"], raw["sequence"], raw["taker_order_id"]
+        product_id, trade_id, maker_side = raw["product_id"], raw["trade_id"], raw["side"]
+        price_text, size_text, time_text = raw["price"], raw["size"], raw["time"]
+    except KeyError:
+        return _checked_match(raw, exchange, ingestion_timestamp)
+    if (
+        (kind == "match" or kind == "last_match")
+        and type(sequence) is int
+        and sequence >= 0
+        and type(taker_order_id) is str
+        and taker_order_id
+        and type(product_id) is str
+        and type(trade_id) is int
+        and trade_id > 0
+        and (maker_side == "sell" or maker_side == "buy")
+        and type(price_text) is str
+        and type(size_text) is str
+        and type(time_text) is str
+        and _is_usual_time(time_text) is not None
+    ):
+        try:
+            price = Decimal(price_text)
+            size = Decimal(size_text)
+            timestamp = _from_usual_time(time_text)
+        except (InvalidOperation, ValueError):
+            return _checked_match(raw, exchange, ingestion_timestamp)
+        if price.is_finite() and price > _ZERO and size.is_finite() and size > _ZERO:
+            trade_text = str(trade_id)
+            try:
+                return _trade_event(
+                    event_id=f"{exchange}:{product_id}:{trade_text}",
+                    exchange=exchange,
+                    symbol=product_id,
+                    price=price,
+                    quantity=size,
+                    quote_volume=_exact_product(price, size),
+                    side="buy" if maker_side == "sell" else "sell",
+                    timestamp=timestamp,
+                    ingestion_timestamp=ingestion_timestamp or timestamp,
+                    trade_id=trade_text,
+                    taker_order_id=taker_order_id,
+                )
+            except ValidationError:
+                pass  # the checked path names the field
+    return _checked_match(raw, exchange, ingestion_timestamp)
+
+
 def parse_time(value: object, field: str = "time") -> datetime:
     """An ISO 8601 time with a zone (``2021-04-17T16:43:30.244075Z``) as an aware UTC datetime.
 
@@ -81,9 +152,9 @@ def parse_time(value: object, field: str = "time") -> datetime:
     """
     if not isinstance(value, str):
         raise ValueError(f"{field} must be an ISO 8601 string, got {value!r}")
-    if _USUAL_TIME.fullmatch(value) is not None:
+    if _is_usual_time(value) is not None:
         try:
-            return _from_isoformat(value if _FROM_ISOFORMAT_READS_Z else value[:26] + "+00:00")
+            return _from_usual_time(value)
         except ValueError:
             pass  # not a calendar date (e.g. February 30): the general path explains it
     match = _TIME.match(value)
@@ -115,16 +186,29 @@ def _decimal(value: object, field: str) -> Decimal:
     return number
 
 
-def _trade_id(raw: Mapping[str, Any]) -> int:
-    value = raw.get("trade_id")
+def _trade_id(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    if isinstance(value, str) and value.isdigit() and int(value) > 0:
+    if isinstance(value, str) and value.isdecimal() and int(value) > 0:
         return int(value)
     raise ValueError(f"trade_id must be a positive integer, got {value!r}")
 
 
-def _build(
+def _checked_match(raw: Mapping[str, Any], exchange: str, ingestion_timestamp: datetime | None) -> TradeEvent:
+    """``normalize_match`` for any message: every field checked in turn, the first bad one named."""
+    kind = raw.get("type")
+    if kind != "match" and kind != "last_match":
+        raise ValueError(f"type must be 'match' or 'last_match', got {kind!r}")
+    sequence = raw.get("sequence")
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
+        raise ValueError(f"sequence must be a non-negative integer, got {sequence!r}")
+    taker_order_id = raw.get("taker_order_id")
+    if not isinstance(taker_order_id, str) or not taker_order_id:
+        raise ValueError(f"taker_order_id must be a non-empty string, got {taker_order_id!r}")
+    return _checked_trade(raw.get("product_id"), raw, exchange, ingestion_timestamp, taker_order_id)
+
+
+def _checked_trade(
     product_id: object,
     raw: Mapping[str, Any],
     exchange: str,
@@ -133,11 +217,13 @@ def _build(
 ) -> TradeEvent:
     if not isinstance(product_id, str):
         raise ValueError(f"product_id must be a string like BTC-USD, got {product_id!r}")
-    trade_id = raw.get("trade_id")
-    if type(trade_id) is not int or trade_id <= 0:
-        trade_id = _trade_id(raw)
+    trade_id = _trade_id(raw.get("trade_id"))
     maker_side = raw.get("side")
-    if maker_side not in _TAKER_SIDE:
+    if maker_side == "sell":
+        side: TakerSide = "buy"
+    elif maker_side == "buy":
+        side = "sell"
+    else:
         raise ValueError(f"side must be 'buy' or 'sell' (the maker's side), got {maker_side!r}")
     price = _decimal(raw.get("price"), "price")
     size = _decimal(raw.get("size"), "size")
@@ -150,7 +236,7 @@ def _build(
             price=price,
             quantity=size,
             quote_volume=_EXACT.multiply(price, size),
-            side=_TAKER_SIDE[maker_side],
+            side=side,
             timestamp=timestamp,
             ingestion_timestamp=ingestion_timestamp or timestamp,
             trade_id=str(trade_id),
@@ -160,25 +246,6 @@ def _build(
         problem = error.errors()[0]
         field = str(problem["loc"][0]) if problem["loc"] else "message"
         raise ValueError(f"{_RAW_FIELD.get(field, field)}: {problem['msg']}, got {problem['input']!r}") from None
-
-
-def normalize_match(
-    raw: Mapping[str, Any], *, exchange: str = "coinbase", ingestion_timestamp: datetime | None = None
-) -> TradeEvent:
-    """One websocket ``match`` / ``last_match`` message as a ``TradeEvent``.
-
-    Raises ``ValueError`` naming the field when the message cannot be a valid trade.
-    """
-    kind = raw.get("type")
-    if kind not in TRADE_TYPES:
-        raise ValueError(f"type must be 'match' or 'last_match', got {kind!r}")
-    sequence = raw.get("sequence")
-    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 0:
-        raise ValueError(f"sequence must be a non-negative integer, got {sequence!r}")
-    taker_order_id = raw.get("taker_order_id")
-    if not isinstance(taker_order_id, str) or not taker_order_id:
-        raise ValueError(f"taker_order_id must be a non-empty string, got {taker_order_id!r}")
-    return _build(raw.get("product_id"), raw, exchange, ingestion_timestamp, taker_order_id)
 
 
 def normalize_rest_trade(
@@ -193,4 +260,4 @@ def normalize_rest_trade(
     REST trades carry ``trade_id``, ``price``, ``size``, ``side`` (the maker's, as on the
     websocket) and ``time`` but no order ids, so ``taker_order_id`` is None.
     """
-    return _build(product_id, raw, exchange, ingestion_timestamp, None)
+    return _checked_trade(product_id, raw, exchange, ingestion_timestamp, None)
