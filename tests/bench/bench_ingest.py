@@ -1,7 +1,7 @@
 """Ingest throughput: Kinesis source + parse + data quality + ``raw_trades`` (Iceberg), vs the same from files.
 
 The figure issue 4 sets a goal for (5,000 events/s sustained on local[2]). One process,
-one local[2] SparkSession, one in-process moto on 127.0.0.1. ``BENCH_INGEST_EVENTS``
+one local[2] SparkSession; moto in a child process on 127.0.0.1 (``aws_process``). ``BENCH_INGEST_EVENTS``
 synthetic trades (10 symbols on two venues, 1 % invalid: a negative price) are put into
 a fresh 2-shard stream, then drained by ``PipelineRunner`` with no detector: only the
 ingest query (parse, 12 quality rules, valid rows appended to ``raw_trades`` with
@@ -31,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from aws_process import moto_in_child_process
 from bench_pipeline import FAKE_AWS, FILE_RECORDS, bench_config, put_trades, synthetic_trades, write_files
 
 EVENTS = int(os.environ.get("BENCH_INGEST_EVENTS", "60000"))
@@ -102,7 +103,7 @@ def run() -> dict[str, Any]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     import pyspark
 
-    from coattail_framework.localstack import create_resources, local_config, start_local_stack
+    from coattail_framework.localstack import create_resources, local_config
     from coattail_framework.spark import local_session
 
     results: dict[str, Any] = {
@@ -114,7 +115,7 @@ def run() -> dict[str, Any]:
     }
     with (
         tempfile.TemporaryDirectory() as scratch,
-        start_local_stack(bench_config(1, 1, "ingest-warmup"), Path(scratch) / "s") as stack,
+        moto_in_child_process() as endpoint,
     ):
         root = Path(scratch)
         spark = local_session("coattail-bench-ingest")
@@ -125,14 +126,14 @@ def run() -> dict[str, Any]:
             base = base.model_copy(
                 update={"kinesis": base.kinesis.model_copy(update={"max_records_per_trigger": PER_TRIGGER})}
             )
-            config = local_config(base, root / name, stack.endpoint_url)
+            config = local_config(base, root / name, endpoint)
             create_resources(config)
             files = None
             if from_files:
                 files = root / name / "records"
                 write_files(files, trades)
             else:
-                put_trades(stack.endpoint_url, config.kinesis.stream_name, trades)
+                put_trades(endpoint, config.kinesis.stream_name, trades)
             results[name] = drain_ingest(spark, config, files)
             print(
                 f"bench_ingest: {name}: {results[name]['sustained_events_per_s']} events/s sustained",

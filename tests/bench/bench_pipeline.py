@@ -1,6 +1,6 @@
 """Stream job throughput (ingest + every detector) from Kinesis vs the same queries from local files; scaling.
 
-One process, one local[2] SparkSession, one in-process moto on 127.0.0.1. Each run puts
+One process, one local[2] SparkSession; moto in a child process on 127.0.0.1 (``aws_process``). Each run puts
 ``BENCH_PIPELINE_EVENTS`` synthetic trades (symbols quoted on Binance and Coinbase,
 event times 10 ms apart, 1 % whale-sized) into a fresh stream and drains it with
 ``PipelineRunner.run(drain=True)``: the ingest query (quality, raw_trades, DLQ) and the
@@ -30,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from aws_process import moto_in_child_process
 from procmem import MemorySampler, sample
 
 EVENTS = int(os.environ.get("BENCH_PIPELINE_EVENTS", "12000"))
@@ -162,13 +163,13 @@ def run() -> dict[str, Any]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     import pyspark
 
-    from coattail_framework.localstack import create_resources, local_config, start_local_stack
+    from coattail_framework.localstack import create_resources, local_config
     from coattail_framework.spark import local_session
 
     results: dict[str, Any] = {"events_per_run": EVENTS, "max_records_per_trigger": PER_TRIGGER}
     with (
         tempfile.TemporaryDirectory() as scratch,
-        start_local_stack(bench_config(1, 1, "warmup"), Path(scratch) / "s") as stack,
+        moto_in_child_process() as endpoint,
     ):
         root = Path(scratch)
         spark = local_session("coattail-bench")
@@ -184,7 +185,7 @@ def run() -> dict[str, Any]:
         runs += [(f"symbols-{n}", DEFAULT_SHARDS, n, False) for n in SYMBOLS if n != DEFAULT_SYMBOLS]
         with MemorySampler() as memory:
             for name, shards, symbols, from_files in runs:
-                config = local_config(bench_config(symbols, shards, name), root / name, stack.endpoint_url)
+                config = local_config(bench_config(symbols, shards, name), root / name, endpoint)
                 create_resources(config)
                 trades = synthetic_trades(symbols, EVENTS)
                 files = None
@@ -192,7 +193,7 @@ def run() -> dict[str, Any]:
                     files = root / name / "records"
                     write_files(files, trades)
                 else:
-                    put_trades(stack.endpoint_url, config.kinesis.stream_name, trades)
+                    put_trades(endpoint, config.kinesis.stream_name, trades)
                 figures = drain(spark, config, files)
                 results[name] = {"shards": shards, "symbols": symbols, **figures}
                 print(f"bench_pipeline: {name}: {figures['events_per_s']} events/s", file=sys.stderr, flush=True)

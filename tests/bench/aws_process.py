@@ -1,0 +1,57 @@
+"""The local AWS (moto) for benchmarks, in a process of its own, as AWS is for a deployed job.
+
+The embedded local stack (``coattail_framework.localstack.start_local_stack``) runs moto
+in-process, which is right for tests and the demo. In a benchmark of the stream job that
+would put every Kinesis, DynamoDB and S3 request the job makes — and the benchmark's own
+producer and DynamoDB poller — under the GIL of the Spark driver process, which also runs
+every ``foreachBatch`` handler: the figures would measure moto's contention with the job.
+Here moto's ``ThreadedMotoServer`` runs in a spawned child process on 127.0.0.1 (a free
+port); the benchmark creates its resources with ``localstack.create_resources``.
+
+    with moto_in_child_process() as endpoint_url:
+        config = local_config(config, root, endpoint_url)
+        create_resources(config)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.synchronize import Event
+from typing import Any
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 60.0
+
+
+def _serve(ports: Any, stop: Event) -> None:
+    """Child process: run moto on ``HOST`` until ``stop`` is set; report the port first."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+    server.start()
+    ports.put(server.get_host_and_port()[1])
+    stop.wait()
+    server.stop()
+
+
+@contextmanager
+def moto_in_child_process() -> Iterator[str]:
+    """Start moto in a spawned child process; yields its endpoint URL, stops it on exit."""
+    context = multiprocessing.get_context("spawn")
+    ports = context.Queue()
+    stop = context.Event()
+    child = context.Process(target=_serve, args=(ports, stop), name="coattail-bench-moto", daemon=True)
+    child.start()
+    try:
+        port = ports.get(timeout=START_TIMEOUT_S)
+        yield f"http://{HOST}:{port}"
+    finally:
+        stop.set()
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
