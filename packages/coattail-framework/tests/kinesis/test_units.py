@@ -232,6 +232,21 @@ def test_an_idle_shard_is_polled_at_the_idle_interval_only() -> None:
     assert client.get_records_calls == 2
 
 
+def test_a_caught_up_shard_does_not_hold_up_a_trigger_while_its_pacing_runs() -> None:
+    clock = FakeClock()
+    client = FakeKinesis(3, [])
+    reader = fetcher(client, clock)
+    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
+    reader.fill(cursor, 100, wait=False, max_calls=3)  # 3 records, caught up: next call 0.2 s later
+    assert (client.get_records_calls, cursor.caught_up, clock.slept) == (1, True, [])
+    client.records.append({**client.records[0], "SequenceNumber": "4"})
+    reader.fill(cursor, 100, wait=False, max_calls=3)
+    assert (client.get_records_calls, clock.slept) == (1, [])  # left for the next trigger
+    reader.fill(cursor, 100, wait=True, max_calls=None)  # a patient fill sleeps the pacing out
+    assert [r.sequence_number for r in cursor.records] == ["1", "2", "3", "4"]
+    assert (client.get_records_calls, clock.slept) == (2, [pytest.approx(0.2)])
+
+
 def test_replay_returns_exactly_the_range_and_gives_up_when_throttled_without_end() -> None:
     clock = FakeClock()
     reader = fetcher(FakeKinesis(10, []), clock)
@@ -293,7 +308,9 @@ def test_the_next_batch_is_prefetched_while_spark_runs_the_planned_one(
     start = reader.initialOffset()
     first_end = reader.latestOffset(start, None)
     (planned,) = reader.partitions(start, first_end)
-    reader.commit(first_end)  # waits for the prefetch started by partitions()
+    for prefetch in reader._state().prefetching:  # Spark runs the batch meanwhile
+        prefetch.result(timeout=30)
+    reader.commit(first_end)
     (cursor,) = reader._state().cursors.values()
     assert (planned.batch.num_rows, len(cursor.records)) == (300, 300)  # type: ignore[attr-defined]
 

@@ -231,7 +231,9 @@ class ShardFetcher:
         """Fetch until ``cursor`` holds ``want`` records (None: all) or the shard is caught up.
 
         ``wait``: sleep through backoff and idle pacing too, instead of leaving the shard for
-        the next trigger (the short pacing between two calls is always slept). ``max_calls``
+        the next trigger (the short pacing between two calls is slept, unless the last call
+        found the shard caught up: then what arrived since waits for the next trigger rather
+        than holding up the batch). ``max_calls``
         bounds the ``GetRecords`` calls (None: until done). Runs on the driver.
         """
         calls = 0
@@ -240,7 +242,7 @@ class ShardFetcher:
                 return
             delay = self.pacer.wait_s(cursor.shard.shard_id)
             if delay > 0:
-                if not wait and delay > self.pacer.min_interval_s:
+                if not wait and (delay > self.pacer.min_interval_s or cursor.caught_up):
                     return
                 self.pacer.sleep(delay)
             calls += 1
