@@ -232,21 +232,6 @@ def test_an_idle_shard_is_polled_at_the_idle_interval_only() -> None:
     assert client.get_records_calls == 2
 
 
-def test_a_caught_up_shard_does_not_hold_up_a_trigger_while_its_pacing_runs() -> None:
-    clock = FakeClock()
-    client = FakeKinesis(3, [])
-    reader = fetcher(client, clock)
-    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
-    reader.fill(cursor, 100, wait=False, max_calls=3)  # 3 records, caught up: next call 0.2 s later
-    assert (client.get_records_calls, cursor.caught_up, clock.slept) == (1, True, [])
-    client.records.append({**client.records[0], "SequenceNumber": "4"})
-    reader.fill(cursor, 100, wait=False, max_calls=3)
-    assert (client.get_records_calls, clock.slept) == (1, [])  # left for the next trigger
-    reader.fill(cursor, 100, wait=True, max_calls=None)  # a patient fill sleeps the pacing out
-    assert [r.sequence_number for r in cursor.records] == ["1", "2", "3", "4"]
-    assert (client.get_records_calls, clock.slept) == (2, [pytest.approx(0.2)])
-
-
 def test_replay_returns_exactly_the_range_and_gives_up_when_throttled_without_end() -> None:
     clock = FakeClock()
     reader = fetcher(FakeKinesis(10, []), clock)
@@ -290,52 +275,3 @@ def test_the_driver_splits_the_cap_fairly_and_replay_matches_the_fetched_batch(
     assert sum(r.batch.num_rows for r in rest) == 400  # type: ignore[attr-defined]
     assert reader.latestOffset(final, read_all()) == final
     reader.stop()
-
-
-def test_the_next_batch_is_prefetched_while_spark_runs_the_planned_one(
-    kinesis: Any, new_stream: Any, put_trades: Any, moto_endpoint: str
-) -> None:
-    stream = new_stream(1)
-    put_trades(stream, range(700))
-    options = KinesisSourceOptions(
-        stream_name=stream,
-        region="us-east-1",
-        endpoint_url=moto_endpoint,
-        max_records_per_trigger=300,
-        min_poll_interval_ms=1,
-    )
-    reader = KinesisStreamReader(options)
-    start = reader.initialOffset()
-    first_end = reader.latestOffset(start, None)
-    (planned,) = reader.partitions(start, first_end)
-    for prefetch in reader._state().prefetching:  # Spark runs the batch meanwhile
-        prefetch.result(timeout=30)
-    reader.commit(first_end)
-    (cursor,) = reader._state().cursors.values()
-    assert (planned.batch.num_rows, len(cursor.records)) == (300, 300)  # type: ignore[attr-defined]
-
-    counting = _CountingClient(reader._state().fetcher.client)
-    reader._state().fetcher.client = counting
-    second_end = reader.latestOffset(first_end, None)
-    assert counting.get_records_calls == 0, "the second batch should come from the prefetched records"
-    (second,) = reader.partitions(first_end, second_end)
-    sequences = second.batch.column("sequenceNumber").to_pylist()  # type: ignore[attr-defined]
-    assert len(sequences) == 300
-    assert is_after(sequences[0], first_end[planned.shard.shard_id])
-    assert sequences[-1] == second_end[planned.shard.shard_id]
-    reader.stop()
-
-
-class _CountingClient:
-    """A boto3 Kinesis client that counts its ``get_records`` calls."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.get_records_calls = 0
-
-    def get_records(self, **kwargs: Any) -> Any:
-        self.get_records_calls += 1
-        return self._client.get_records(**kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)

@@ -137,14 +137,6 @@ class ShardCursor:
             return self.records[quota - 1].sequence_number if quota else self.base
         return SHARD_END if self.ended else self.tail
 
-    def held_after(self, position: str) -> int:
-        """How many fetched records follow ``position`` (the base, or a fetched sequence number)."""
-        if position == self.base:
-            return len(self.records)
-        if not is_sequence(position):
-            return 0
-        return sum(1 for r in self.records if is_after(r.sequence_number, position))
-
     def between(self, start: str, end: str) -> list[KinesisRecord] | None:
         """The fetched records in (start, end], or None when the cursor does not hold them all."""
         if start != self.base and not (is_after(start, self.base) and not is_after(start, self.tail)):
@@ -231,9 +223,7 @@ class ShardFetcher:
         """Fetch until ``cursor`` holds ``want`` records (None: all) or the shard is caught up.
 
         ``wait``: sleep through backoff and idle pacing too, instead of leaving the shard for
-        the next trigger (the short pacing between two calls is slept, unless the last call
-        found the shard caught up: then what arrived since waits for the next trigger rather
-        than holding up the batch). ``max_calls``
+        the next trigger (the short pacing between two calls is always slept). ``max_calls``
         bounds the ``GetRecords`` calls (None: until done). Runs on the driver.
         """
         calls = 0
@@ -242,7 +232,7 @@ class ShardFetcher:
                 return
             delay = self.pacer.wait_s(cursor.shard.shard_id)
             if delay > 0:
-                if not wait and (delay > self.pacer.min_interval_s or cursor.caught_up):
+                if not wait and delay > self.pacer.min_interval_s:
                     return
                 self.pacer.sleep(delay)
             calls += 1

@@ -15,17 +15,9 @@ Where each method runs: ``KinesisDataSource.schema``/``streamReader`` and the re
 query; ``read`` runs on executors. ``latestOffset`` fetches the records of the next batch
 (one ``GetRecords`` sequence per shard) and ``partitions`` ships them to executors inside the
 input partitions as one Arrow record batch per shard, so a batch reads Kinesis once and
-executors convert nothing row by row. A batch replayed after a restart has no fetched
-records: its executors read the shard again between the checkpointed offsets, which returns
-exactly the same records (see ``offsets`` for the offset format).
-
-Prefetch: once ``partitions`` has planned a batch, a background thread of the driver's reader
-issues each shard's next ``GetRecords`` call (at most one per shard, within the pacing of
-``minPollIntervalMs``, never during idle pacing or throttling backoff) while Spark runs the
-batch, so a backlog is read while the previous batch is processed. The records it fetches
-wait in the shard's cursor for the next ``latestOffset``; ``latestOffset`` and ``commit``
-first wait for the call in flight (a pacing wait is cut short), so offsets never move
-under a running fetch.
+executors convert nothing row by row. A batch replayed after a restart has no
+fetched records: its executors read the shard again between the checkpointed offsets, which
+returns exactly the same records (see ``offsets`` for the offset format).
 
 PySpark lines: 4.2+ call ``latestOffset(start, limit)`` with Spark's read limit
 (``maxRecordsPerTrigger`` by default, ``ReadAllAvailable`` for Trigger.Once, meaning no cap) and
@@ -40,9 +32,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -150,8 +141,6 @@ class _DriverState:
     current: Positions | None = None
     arrived_by: datetime | None = None
     pool: ThreadPoolExecutor | None = None
-    prefetching: list[Future[None]] = field(default_factory=list)
-    settle: threading.Event = field(default_factory=threading.Event)
 
 
 class KinesisStreamReader(DataSourceStreamReader):
@@ -235,7 +224,6 @@ class KinesisStreamReader(DataSourceStreamReader):
         then the end this reader returned last (or the offset Spark restored on restart).
         """
         state = self._state()
-        self._settle()
         if start is not None:
             positions = parse_positions(start)
         elif state.current is not None:
@@ -306,46 +294,10 @@ class KinesisStreamReader(DataSourceStreamReader):
             for cursor in cursors:
                 fill(cursor)
             return
-        for future in [self._pool().submit(fill, cursor) for cursor in cursors]:
-            future.result()
-
-    def _pool(self) -> ThreadPoolExecutor:
-        state = self._state()
         if state.pool is None:
             state.pool = ThreadPoolExecutor(max_workers=MAX_FETCH_THREADS, thread_name_prefix="coattail-kinesis")
-        return state.pool
-
-    def _prefetch(self, cursors: Sequence[ShardCursor], beyond: dict[str, int], want: int) -> None:
-        """Start each shard's next ``GetRecords`` call in the background (see the module docstring).
-
-        ``beyond[shard_id]``: records the cursor already holds past the planned batch;
-        ``want``: records to hold past it per shard. Errors are left to the next trigger.
-        """
-        state = self._state()
-        state.settle.clear()
-        pacer = state.fetcher.pacer
-
-        def fetch(cursor: ShardCursor, limit: int) -> None:
-            delay = pacer.wait_s(cursor.shard.shard_id)
-            if delay > pacer.min_interval_s or state.settle.wait(delay):
-                return
-            try:
-                state.fetcher.fetch_once(cursor, limit, arrived_by=state.arrived_by)
-            except (ClientError, BotoCoreError) as error:
-                logger.debug("prefetch of Kinesis shard %s failed: %s", cursor.shard.shard_id, error)
-
-        for cursor in cursors:
-            missing = want - beyond.get(cursor.shard.shard_id, 0)
-            if missing > 0 and not (cursor.ended or cursor.exhausted):
-                state.prefetching.append(self._pool().submit(fetch, cursor, missing))
-
-    def _settle(self) -> None:
-        """Wait for the prefetch calls in flight; a prefetch still waiting for its pacing gives up."""
-        state = self._state()
-        state.settle.set()
-        for future in state.prefetching:
+        for future in [state.pool.submit(fill, cursor) for cursor in cursors]:
             future.result()
-        state.prefetching.clear()
 
     def partitions(self, start: dict[str, Any], end: dict[str, Any]) -> Sequence[InputPartition]:
         """Driver. One input partition per shard with records in (start, end]."""
@@ -355,29 +307,22 @@ class KinesisStreamReader(DataSourceStreamReader):
             state.current = end_positions
         known = {shard.shard_id: shard for shard in state.shards}
         ranges = []
-        beyond: dict[str, int] = {}
         for shard_id, last in end_positions.items():
             first = start_positions.get(shard_id, TRIM_HORIZON)
-            cursor = state.cursors.get(shard_id)
-            if cursor is not None and last != SHARD_END:
-                beyond[shard_id] = cursor.held_after(last)
             if first == last:
                 continue
+            cursor = state.cursors.get(shard_id)
             records = cursor.between(first, last) if cursor is not None else None
             if shard_id not in known:
                 known = {shard.shard_id: shard for shard in self._shards(force=True)}
             shard = cursor.shard if cursor is not None else known.get(shard_id, Shard(shard_id, (), None))
             batch = None if records is None else records_batch(records, self.source_options.stream_name)
             ranges.append(KinesisShardRange(shard=shard, start=first, end=last, batch=batch))
-        live = [state.cursors[shard_id] for shard_id in beyond]
-        if live:
-            self._prefetch(live, beyond, self.source_options.max_records_per_trigger)
         return ranges
 
     def commit(self, end: dict[str, Any]) -> None:
         """Driver. Spark processed everything up to ``end``: drop those fetched records."""
         state = self._state()
-        self._settle()
         for shard_id, position in parse_positions(end).items():
             cursor = state.cursors.get(shard_id)
             if cursor is None:
@@ -389,8 +334,6 @@ class KinesisStreamReader(DataSourceStreamReader):
 
     def stop(self) -> None:
         """Driver. Releases the fetch threads."""
-        if self._driver is not None:
-            self._settle()
         if self._driver is not None and self._driver.pool is not None:
             self._driver.pool.shutdown(wait=False)
             self._driver.pool = None
