@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aws_process import moto_in_child_process
-from bench_pipeline import FAKE_AWS, FILE_RECORDS, bench_config, put_trades, synthetic_trades, write_files
+from bench_pipeline import FAKE_AWS, bench_config, file_runner, put_trades, synthetic_trades, write_files
 
 EVENTS = int(os.environ.get("BENCH_INGEST_EVENTS", "60000"))
 PER_TRIGGER = int(os.environ.get("BENCH_INGEST_PER_TRIGGER", "10000"))
@@ -51,25 +51,9 @@ def with_invalid(trades: list[Any]) -> list[Any]:
 
 def drain_ingest(spark: Any, config: Any, files: Path | None) -> dict[str, Any]:
     """Drain the stream (or ``files``) through the ingest query alone; rates and per-batch timings."""
-    from pyspark.sql import DataFrame
-    from pyspark.sql import functions as F
-
     from coattail_framework.pipeline import PipelineRunner
 
-    class FileRunner(PipelineRunner):
-        """The same ingest query, reading the records from JSON files instead of Kinesis."""
-
-        def _records(self) -> DataFrame:
-            schema = (
-                "data string, streamName string, partitionKey string, sequenceNumber string, "
-                "approximateArrivalTimestamp timestamp, shardId string"
-            )
-            assert files is not None
-            frames = spark.readStream.schema(schema).option("maxFilesPerTrigger", PER_TRIGGER // FILE_RECORDS)
-            records: DataFrame = frames.json(str(files)).withColumn("data", F.col("data").cast("binary"))
-            return records
-
-    runner = (FileRunner if files is not None else PipelineRunner)(spark, config, detectors=[])
+    runner = (PipelineRunner if files is None else file_runner(files, PER_TRIGGER))(spark, config, detectors=[])
     started = time.perf_counter()
     stats = runner.run(drain=True, handle_signals=False).snapshot()
     seconds = time.perf_counter() - started

@@ -121,26 +121,35 @@ def write_files(folder: Path, trades: list[Any]) -> None:
         (folder / f"part-{index:05d}.json").write_text("\n".join(lines) + "\n")
 
 
-def drain(spark: Any, config: Any, files: Path | None = None) -> dict[str, Any]:
-    """Drain the configured stream (or ``files``) through every detector; wall seconds and totals."""
+def file_runner(files: Path, per_trigger: int) -> Any:
+    """A ``PipelineRunner`` class whose queries read the records from JSON ``files`` instead of Kinesis.
+
+    The files hold the Kinesis source's columns (``write_files``); ``per_trigger`` records per trigger.
+    """
     from pyspark.sql import DataFrame
     from pyspark.sql import functions as F
 
     from coattail_framework.pipeline import PipelineRunner
 
     class FileRunner(PipelineRunner):
-        """The same queries, reading the records from JSON files instead of Kinesis."""
-
         def _records(self) -> DataFrame:
             schema = (
                 "data string, streamName string, partitionKey string, sequenceNumber string, "
                 "approximateArrivalTimestamp timestamp, shardId string"
             )
-            frames = spark.readStream.schema(schema).option("maxFilesPerTrigger", PER_TRIGGER // FILE_RECORDS)
+            frames = self.spark.readStream.schema(schema).option("maxFilesPerTrigger", per_trigger // FILE_RECORDS)
             records: DataFrame = frames.json(str(files)).withColumn("data", F.col("data").cast("binary"))
             return records
 
-    runner = (FileRunner if files is not None else PipelineRunner)(spark, config)
+    return FileRunner
+
+
+def drain(spark: Any, config: Any, files: Path | None = None) -> dict[str, Any]:
+    """Drain the configured stream (or ``files``) through every detector; wall seconds and totals."""
+
+    from coattail_framework.pipeline import PipelineRunner
+
+    runner = (PipelineRunner if files is None else file_runner(files, PER_TRIGGER))(spark, config)
     started = time.perf_counter()
     stats = runner.run(drain=True, handle_signals=False).snapshot()
     seconds = time.perf_counter() - started
