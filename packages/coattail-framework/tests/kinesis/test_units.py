@@ -27,7 +27,13 @@ from coattail_framework.kinesis.offsets import (
     iterator_request,
     parse_positions,
 )
-from coattail_framework.kinesis.reader import MAX_THROTTLES_IN_A_ROW, ShardCursor, ShardFetcher
+from coattail_framework.kinesis.reader import (
+    MAX_THROTTLES_IN_A_ROW,
+    ShardCursor,
+    ShardFetcher,
+    kinesis_client,
+    utc_timestamp,
+)
 from coattail_framework.kinesis.shards import Shard, readable, reconcile
 from coattail_framework.kinesis.source import _streaming_datasource_api
 
@@ -275,3 +281,24 @@ def test_the_driver_splits_the_cap_fairly_and_replay_matches_the_fetched_batch(
     assert sum(r.batch.num_rows for r in rest) == 400  # type: ignore[attr-defined]
     assert reader.latestOffset(final, read_all()) == final
     reader.stop()
+
+
+def test_response_timestamps_are_utc_and_the_same_instant_as_botocore_parses(
+    kinesis: Any, new_stream: Any, put_trades: Any, moto_endpoint: str
+) -> None:
+    assert utc_timestamp(1767323045.25) == T0 + timedelta(microseconds=250_000)
+    assert utc_timestamp(1767323045) == T0
+    assert utc_timestamp("2026-01-02T03:04:05.250000Z") == T0 + timedelta(microseconds=250_000)
+    assert utc_timestamp("2026-01-02T05:04:05+02:00").tzinfo is timezone.utc
+
+    stream = new_stream(1)
+    put_trades(stream, range(3))
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    responses = []
+    for client in (kinesis, kinesis_client("us-east-1", moto_endpoint)):
+        iterator = client.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        responses.append(client.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
+    default, ours = ([r["ApproximateArrivalTimestamp"] for r in records] for records in responses)
+    assert len(ours) == 3
+    assert all(stamp.tzinfo is timezone.utc for stamp in ours)
+    assert ours == default

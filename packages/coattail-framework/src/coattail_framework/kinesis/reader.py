@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
+from botocore.utils import parse_timestamp
 
 from coattail_framework.kinesis.limits import (
     GET_RECORDS_MAX_RECORDS,
@@ -45,18 +46,34 @@ _clients: dict[tuple[str, str | None], Any] = {}
 _clients_lock = threading.Lock()
 
 
+def utc_timestamp(value: Any) -> datetime:
+    """A response timestamp as an aware UTC datetime (Kinesis sends epoch seconds as a JSON number).
+
+    botocore's default parser converts each one through the local time zone, which costs
+    two thirds of parsing a 10,000-record ``GetRecords`` response; the instant is the same.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc)
+    parsed: datetime = parse_timestamp(value)
+    return parsed.astimezone(timezone.utc)
+
+
 def kinesis_client(region: str, endpoint_url: str | None) -> Any:
     """This process's Kinesis client for ``region``/``endpoint_url`` (created on first use).
 
     Credentials come from boto3's default provider chain. botocore retries transient errors
     up to 3 attempts; throttling that survives them is paced per shard by the caller.
+    Timestamps in responses are parsed by ``utc_timestamp``.
     """
     key = (region, endpoint_url)
     with _clients_lock:
         if key not in _clients:
             import boto3
+            import botocore.session
 
-            _clients[key] = boto3.session.Session().client(
+            core = botocore.session.get_session()
+            core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=utc_timestamp)
+            _clients[key] = boto3.session.Session(botocore_session=core).client(
                 "kinesis", region_name=region, endpoint_url=endpoint_url, config=_CLIENT_CONFIG
             )
         return _clients[key]
