@@ -6,7 +6,8 @@ would put every Kinesis, DynamoDB and S3 request the job makes — and the bench
 producer and DynamoDB poller — under the GIL of the Spark driver process, which also runs
 every ``foreachBatch`` handler: the figures would measure moto's contention with the job.
 Here moto's ``ThreadedMotoServer`` runs in a spawned child process on 127.0.0.1 (a free
-port); the benchmark creates its resources with ``localstack.create_resources``.
+port), its Kinesis shards indexed as in the local stack (``coattail_framework.moto_kinesis``);
+the benchmark creates its resources with ``localstack.create_resources``.
 
     with moto_in_child_process() as endpoint_url:
         config = local_config(config, root, endpoint_url)
@@ -31,6 +32,9 @@ def _serve(ports: Any, stop: Event) -> None:
 
     from moto.server import ThreadedMotoServer
 
+    from coattail_framework.moto_kinesis import index_moto_kinesis_shards
+
+    index_moto_kinesis_shards()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
     server.start()

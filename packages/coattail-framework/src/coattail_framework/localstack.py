@@ -143,6 +143,9 @@ def start_local_stack(config: CoattailConfig, root: Path) -> LocalStack:
     """Start moto on 127.0.0.1 (free port), create the resources, return the running stack."""
     from moto.server import ThreadedMotoServer
 
+    from coattail_framework.moto_kinesis import index_moto_kinesis_shards
+
+    index_moto_kinesis_shards()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     credentials_set = _set_fake_credentials()
     server = ThreadedMotoServer(ip_address=HOST, port=0)
