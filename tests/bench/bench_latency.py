@@ -6,7 +6,7 @@ three detectors) runs on local[2] in this process; moto runs in a child process 
 puts trades with event time = now into a 1-shard stream, in three phases without a pause:
 ``STEADY_RATE`` trades/s for ``WARMUP_SECONDS`` (not measured: the JVM compiles Spark's code
 for the first minutes, using up to half a core), ``STEADY_RATE`` for ``SECONDS`` (the
-"steady" figure: a rate the job sustains on local[2]), then ``RATE`` for ``SECONDS`` (the
+"steady" figure: below what the job drains from one shard on local[2]), then ``RATE`` for ``SECONDS`` (the
 "goal" figure: issue 4's 500 events/s). One trade in ``WHALE_EVERY`` is a single $250K
 fill, which MOD-002 turns into one alert; each phase's figure covers its own whale trades.
 Every query reads the shard at most every ``POLL_INTERVAL_MS`` (four queries stay
@@ -53,7 +53,7 @@ from aws_process import moto_in_child_process, put_log_queue
 RATE = int(os.environ.get("BENCH_LATENCY_RATE", "500"))
 """The goal's rate (issue 4: p99 under 2 s at a steady 500 events/s)."""
 STEADY_RATE = int(os.environ.get("BENCH_LATENCY_STEADY_RATE", "200"))
-"""A rate the job sustains on local[2] (below the scaling table's drain rates)."""
+"""Below what the job drains from a 1-shard stream on local[2] (scaling table of docs/BENCHMARKS.md)."""
 SECONDS = int(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
 WARMUP_SECONDS = int(os.environ.get("BENCH_LATENCY_WARMUP_SECONDS", "30"))
 WHALE_EVERY = 50
