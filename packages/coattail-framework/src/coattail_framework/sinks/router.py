@@ -3,8 +3,7 @@
 Runs on the driver, inside each detector query's ``foreachBatch``. ``route`` fills
 ``ttl_epoch`` (``detected_at`` + ``dynamodb.ttl_days``, seconds since the epoch), writes
 the alerts to DynamoDB from the executors (conditional puts: a replay counts duplicates)
-and then appends the same records to the Iceberg table ``alerts`` (with the pyiceberg
-writer, the executors pass the records they wrote back to the driver: one Spark job) (skipped when this
+and then appends the same records to the Iceberg table ``alerts`` (skipped when this
 writer already committed the batch). ``route_module_output`` appends a detector's output
 rows to its own table. ``route_detector_batch`` does both for one micro-batch of a
 detector, hot path first: alerts reach DynamoDB before any Iceberg commit, and a batch
@@ -112,8 +111,9 @@ class AlertRouter:
         routed = self.with_ttl(alerts).persist()
         try:
             if self.sink.collects_to_driver:
-                collected, counts = self.dynamodb.write_through(routed)
+                collected = collect_arrow(routed)
                 by_severity = _count_by(collected, "severity")
+                counts = self.dynamodb.write(dynamodb_rows(routed))
                 outcome = self.sink.write_arrow(
                     ALERTS_TABLE, BASE_ALERT_RECORD, ALERTS_PARTITION, collected, batch_id=batch_id, writer=writer
                 )
