@@ -3,9 +3,8 @@
 Runs in whichever process hosts moto (the embedded local stack, the benchmarks' moto
 process). moto 5 keeps a shard's records in an insertion-ordered dict and, on every
 ``PutRecord``, copies all keys to find the last sequence number, and on every
-``GetRecords`` walks the shard from its first record. Both grow with the stream: after
-20,000 records moto used about half a core to serve a 200 trades/s producer and four
-readers, on the same two cores as the job it serves. ``index_moto_kinesis_shards``
+``GetRecords`` walks the shard from its first record. Both grow linearly with the
+stream, on the same cores as the job moto serves locally. ``index_moto_kinesis_shards``
 replaces those two methods of ``moto.kinesis.models.Shard`` with versions that return
 the same values (same records, same next position, same ``MillisBehindLatest``) from a
 sorted key list kept beside the dict. Real Kinesis is untouched: this only runs where moto does.
