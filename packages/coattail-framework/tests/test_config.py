@@ -126,6 +126,11 @@ def test_bad_ssm_value_names_the_parameter(sample: Path, moto_endpoint: str) -> 
             "environment COATTAIL_KINESIS__STREAM: kinesis.stream extra inputs are not permitted, got 'x'",
         ),
         (
+            {"COATTAIL_STREAMING__QUERY_TRIGGER_SECONDS": '{"whale": 0}'},
+            "environment COATTAIL_STREAMING__QUERY_TRIGGER_SECONDS: streaming.query_trigger_seconds value error, "
+            "whale: a trigger must be greater than 0 seconds, got 0.0",
+        ),
+        (
             {"COATTAIL_KINESIS__STARTING_POSITION": "AT_TIMESTAMP"},
             "environment COATTAIL_KINESIS__STARTING_POSITION: kinesis value error, starting_timestamp is required "
             "when starting_position is AT_TIMESTAMP",
@@ -194,3 +199,10 @@ def test_kinesis_source_options_come_from_config(sample: Path) -> None:
         "idlePollIntervalMs": "2000",
         "endpointUrl": "http://127.0.0.1:9",
     }
+
+
+def test_each_query_has_the_default_trigger_unless_it_has_its_own(sample: Path) -> None:
+    environ = {"COATTAIL_STREAMING__QUERY_TRIGGER_SECONDS": '{"ingest": 10, "whale": 0.5}'}
+    streaming = ConfigLoader(sample, environ=environ).load().streaming
+    assert (streaming.trigger_for("ingest"), streaming.trigger_for("whale")) == (10.0, 0.5)
+    assert streaming.trigger_for("volume-anomaly") == streaming.trigger_seconds == 1.0

@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.config.model import CoattailConfig
+from coattail_framework.errors import ConfigError
 from coattail_framework.iceberg import open_catalog
 from coattail_framework.localstack import LocalStack, start_local_stack
 from coattail_framework.pipeline import PipelineRunner
@@ -170,3 +171,41 @@ def test_crash_mid_batch_then_restart_writes_everything_once(spark: SparkSession
     assert sorted(r["alert_id"] for r in alerts) == sorted(item["alert_id"] for item in items)
     assert len(_table_rows(stack.config, "trade_counts")) == 2
     assert len(_table_rows(stack.config, "raw_trades")) == 6
+
+
+def _with_triggers(config: CoattailConfig, **streaming: Any) -> CoattailConfig:
+    return config.model_copy(update={"streaming": config.streaming.model_validate(streaming)})
+
+
+def test_each_query_runs_on_its_own_trigger(spark: SparkSession, stack: LocalStack) -> None:
+    config = _with_triggers(stack.config, trigger_seconds=2.0, query_trigger_seconds={"trade-count": 0.25})
+    runner = _runner(spark, config)
+    assert runner.trigger_seconds() == {"ingest": 2.0, "detector-trade-count": 0.25}
+    # min_poll_interval_ms is 200: ingest reads once per 2 s, the detector once per 0.25 s.
+    assert runner.reads_per_shard_second() == pytest.approx(0.5 + 4.0)
+    try:
+        queries = runner.start()
+        triggers = {q.name: q._jsq.streamingQuery().trigger().toString() for q in queries}
+    finally:
+        runner.stop(timeout_seconds=0)
+    assert triggers == {"ingest": "ProcessingTimeTrigger(2000)", "detector-trade-count": "ProcessingTimeTrigger(250)"}
+
+
+def test_triggers_that_exceed_the_shard_read_limit_are_reported(
+    spark: SparkSession, stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _with_triggers(stack.config, trigger_seconds=0.1)
+    runner = _runner(spark, config)
+    assert runner.reads_per_shard_second() == pytest.approx(10.0)  # two queries, each at most every 200 ms
+    try:
+        with caplog.at_level("WARNING", logger="coattail_framework.pipeline.runner"):
+            runner.start()
+    finally:
+        runner.stop(timeout_seconds=0)
+    assert "allow 10.0 GetRecords/s per shard, above Kinesis's 5" in caplog.text
+
+
+def test_a_trigger_for_a_query_the_job_does_not_run_is_refused(spark: SparkSession, stack: LocalStack) -> None:
+    config = _with_triggers(stack.config, query_trigger_seconds={"whale": 0.5})
+    with pytest.raises(ConfigError, match=r"names whale, which the stream job does not run; its queries are ingest, "):
+        _runner(spark, config)

@@ -97,6 +97,30 @@ def test_replayed_batch_writes_nothing_and_counts_duplicates(
     assert len(stored_alerts()) == 3
 
 
+def test_write_through_puts_every_row_and_returns_exactly_the_rows_with_counts(
+    spark: SparkSession, sink_config: CoattailConfig, stored_alerts: Callable[[], dict[str, dict[str, Any]]]
+) -> None:
+    writer = AlertRouter.from_config(sink_config).dynamodb
+    rows = [{**row, "ttl_epoch": 1_700_000_000 + n} for n, row in enumerate(ALERTS)]
+    alerts = frame(spark, rows).repartition(2)
+
+    collected, counts = writer.write_through(alerts)
+
+    assert (counts.written, counts.duplicates, counts.retries) == (3, 0, 0)
+    assert collected.schema.names == BASE_ALERT_RECORD.fieldNames()
+    assert sorted(collected.to_pylist(), key=lambda row: row["alert_id"]) == sorted(rows, key=lambda r: r["alert_id"])
+    assert stored_alerts() == {
+        row["alert_id"]: {**row, "detected_at": text, "ttl_epoch": Decimal(row["ttl_epoch"])}
+        for row, text in zip(
+            rows,
+            ["2024-08-08T23:58:01.123456Z", "2024-08-08T23:59:59.000001Z", "2024-08-09T00:00:00.000000Z"],
+            strict=True,
+        )
+    }
+    replayed, counts = writer.write_through(alerts)
+    assert (counts.written, counts.duplicates, replayed.num_rows) == (0, 3, 3)
+
+
 class ThrottlingClients:
     """Client factory whose clients raise a throttling error on the first ``failures`` puts."""
 

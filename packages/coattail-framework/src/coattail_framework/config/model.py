@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from coattail_framework.config.symbols import SymbolCatalog
 
@@ -46,9 +46,12 @@ class KinesisConfig(_Section):
     starting_timestamp: datetime | None = None
     max_records_per_trigger: int = Field(10_000, ge=1)
     min_poll_interval_ms: int = Field(1_000, ge=1)
-    """``coattail-kinesis``: each query reads a shard at most this often while behind. Every
+    """``coattail-kinesis``: least milliseconds between two reads of a shard by one query. A
+    query reads each shard once per batch, so at most once per max(its trigger, this). Every
     query of the stream job reads every shard, and Kinesis allows 5 reads/s per shard shared
-    by all readers: keep (queries x 1000 / min_poll_interval_ms) at or below 5."""
+    by all readers: the stream job warns at start when its queries' reads can add up to more
+    (``PipelineRunner.reads_per_shard_second``); reads beyond the limit are throttled and
+    backed off."""
     idle_poll_interval_ms: int = Field(2_000, ge=1)
     """``coattail-kinesis``: the read interval per shard once a query has caught up."""
     efo_consumer_name: str | None = None
@@ -89,9 +92,29 @@ class StorageConfig(_Section):
 
 
 class StreamingConfig(_Section):
-    """Micro-batch trigger of every streaming query, in seconds."""
+    """Micro-batch triggers of the stream job's queries, in seconds (processing time).
+
+    A query's trigger is its entry in ``query_trigger_seconds`` (keyed ``ingest`` or a module
+    name, e.g. ``whale``), else ``trigger_seconds``. A hot path (MOD-002 alerts) wants a short
+    trigger; windowed modules emit once per window and ``raw_trades`` commits once per
+    batch, so a longer trigger there costs no alert latency and leaves the cores (and the
+    stream's reads, see ``kinesis.min_poll_interval_ms``) to the hot path.
+    """
 
     trigger_seconds: float = Field(1.0, gt=0)
+    query_trigger_seconds: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("query_trigger_seconds")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for query, seconds in value.items():
+            if seconds <= 0:
+                raise ValueError(f"{query}: a trigger must be greater than 0 seconds, got {seconds}")
+        return value
+
+    def trigger_for(self, query: str) -> float:
+        """The trigger (seconds) of ``query``: ``ingest`` or a module name."""
+        return self.query_trigger_seconds.get(query, self.trigger_seconds)
 
 
 class QualityConfig(_Section):

@@ -11,7 +11,9 @@ module output rows to the detector's Iceberg table, alerts to DynamoDB and the I
 replays the last batch from the checkpoint writes nothing twice.
 
 Checkpoints live under ``storage.checkpoint_root/<query name>`` (S3 on EMR, a local
-folder by default). The trigger is ``streaming.trigger_seconds``. ``drain=True`` processes
+folder by default). Each query's trigger is ``streaming.trigger_for(<ingest or module
+name>)``: a short one for the hot path, longer ones where batches only feed windows or
+cold storage. ``drain=True`` processes
 what the stream holds, in bounded batches, then stops: with ``availableNow`` where the
 source supports it (PySpark 4.2+), else (4.0/4.1, where Spark would fall back to a single
 unbounded batch) with a short processing-time trigger, stopping each query once Spark
@@ -42,6 +44,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.detector import BaseDetector
+from coattail_framework.errors import ConfigError
 from coattail_framework.metrics import MetricsPublisher
 from coattail_framework.partitioning import PartitionField, day, identity
 from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
@@ -95,11 +98,38 @@ class PipelineRunner:
         self.checker = DataQualityChecker(
             spark, config, extra_rules=[rule for d in self.detectors for rule in d.quality_rules()]
         )
+        self._check_trigger_names()
         self.stats = PipelineStats()
         self.metrics = metrics or MetricsPublisher(config.metrics, config.aws)
         self.queries: list[StreamingQuery] = []
         self._listener: PipelineListener | None = None
         self._stopping = threading.Event()
+
+    def _check_trigger_names(self) -> None:
+        known = [INGEST_QUERY, *(detector.module_name for detector in self.detectors)]
+        unknown = sorted(set(self.config.streaming.query_trigger_seconds) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{self.config.source_of(('streaming', 'query_trigger_seconds'))}: streaming.query_trigger_seconds "
+                f"names {', '.join(unknown)}, which the stream job does not run; its queries are {', '.join(known)}"
+            )
+
+    def trigger_seconds(self) -> dict[str, float]:
+        """Each query's live trigger (seconds), by query name."""
+        streaming = self.config.streaming
+        triggers = {INGEST_QUERY: streaming.trigger_for(INGEST_QUERY)}
+        for detector in self.detectors:
+            triggers[detector_query_name(detector)] = streaming.trigger_for(detector.module_name)
+        return triggers
+
+    def reads_per_shard_second(self) -> float:
+        """Most ``GetRecords`` calls per second per shard the live queries make once caught up.
+
+        A caught-up query reads each shard once per batch, at most once per max(trigger,
+        ``kinesis.min_poll_interval_ms``).
+        """
+        floor_s = self.config.kinesis.min_poll_interval_ms / 1000
+        return sum(1 / max(trigger, floor_s) for trigger in self.trigger_seconds().values())
 
     def _records(self) -> DataFrame:
         from coattail_framework.kinesis import read_trade_stream
@@ -116,7 +146,7 @@ class PipelineRunner:
 
         return SUPPORTS_AVAILABLE_NOW
 
-    def _start(self, frame: DataFrame, name: str, handler: Any, drain: bool) -> StreamingQuery:
+    def _start(self, frame: DataFrame, name: str, handler: Any, drain: bool, trigger_seconds: float) -> StreamingQuery:
         writer = frame.writeStream.queryName(name).foreachBatch(handler)
         writer = writer.option("checkpointLocation", self._checkpoint(name))
         if drain and self._available_now():
@@ -124,7 +154,7 @@ class PipelineRunner:
         elif drain:
             writer = writer.trigger(processingTime=f"{DRAIN_TRIGGER_SECONDS} seconds")
         else:
-            writer = writer.trigger(processingTime=f"{self.config.streaming.trigger_seconds} seconds")
+            writer = writer.trigger(processingTime=f"{trigger_seconds} seconds")
         return writer.start()
 
     def _stop_when_drained(self) -> None:
@@ -255,10 +285,26 @@ class PipelineRunner:
 
     def start(self, *, drain: bool = False) -> list[StreamingQuery]:
         """Start the ingest query and one query per detector; returns them."""
+        from coattail_framework.kinesis.limits import GET_RECORDS_CALLS_PER_SECOND
+
+        triggers = self.trigger_seconds()
+        reads = self.reads_per_shard_second()
+        if not drain and self.config.kinesis.source == "coattail-kinesis" and reads > GET_RECORDS_CALLS_PER_SECOND:
+            LOG.warning(
+                "the queries' triggers (%s) and kinesis.min_poll_interval_ms (%d) allow %.1f GetRecords/s per shard, "
+                "above Kinesis's %d shared by all consumers: reads will be throttled; lengthen the triggers of "
+                "queries that do not need them (streaming.query_trigger_seconds)",
+                ", ".join(f"{name} {seconds:g} s" for name, seconds in triggers.items()),
+                self.config.kinesis.min_poll_interval_ms,
+                reads,
+                GET_RECORDS_CALLS_PER_SECOND,
+            )
         self._listener = PipelineListener(self.stats, self.metrics, None)
         self.spark.streams.addListener(self._listener)
         self.queries.append(
-            self._start(self.ingest_frame(self._records()), INGEST_QUERY, self.write_ingest_batch, drain)
+            self._start(
+                self.ingest_frame(self._records()), INGEST_QUERY, self.write_ingest_batch, drain, triggers[INGEST_QUERY]
+            )
         )
         for detector in self.detectors:
 
@@ -266,7 +312,8 @@ class PipelineRunner:
                 self.write_detector_batch(detector, batch, batch_id)
 
             frame = self.detector_frame(detector, self._records())
-            self.queries.append(self._start(frame, detector_query_name(detector), handler, drain))
+            name = detector_query_name(detector)
+            self.queries.append(self._start(frame, name, handler, drain, triggers[name]))
         LOG.info("started queries: %s", ", ".join(q.name for q in self.queries))
         return self.queries
 

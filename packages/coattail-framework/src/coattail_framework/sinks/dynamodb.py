@@ -30,11 +30,13 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, LongType, StructField, StructType
 
 from coattail_framework.aws.alert_table import KEY, SORT_ATTRIBUTE
 from coattail_framework.aws.clients import aws_client
@@ -49,6 +51,11 @@ TRANSIENT_CODES = frozenset({"InternalServerError", "ServiceUnavailable"})
 DUPLICATE_CODE = "ConditionalCheckFailedException"
 COUNTS_SCHEMA = "written long, duplicates long, retries long"
 """What each executor task returns to the driver: one row of counts per partition."""
+ITEM_TIME = "_item_detected_at"
+"""``write_through``: the column holding the item's ``detected_at`` string (not passed through)."""
+WRITTEN = "_dynamodb_written"
+RETRIES = "_dynamodb_retries"
+"""``write_through``: per alert, True if the item is new (False: a duplicate), and the retries spent."""
 
 _SINGLE_ATTEMPT = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=10)
 """botocore does not retry on its own: the writer retries (and counts) throttling itself."""
@@ -83,19 +90,23 @@ def dynamodb_rows(alerts: DataFrame) -> DataFrame:
 
     The string is formatted by Spark in the session time zone, which must be UTC.
     """
+    item_time = _item_time(alerts)
+    columns: list[Column] = [
+        item_time.alias(SORT_ATTRIBUTE) if name == SORT_ATTRIBUTE else F.col(name)
+        for name in BASE_ALERT_RECORD.fieldNames()
+    ]
+    return alerts.select(*columns)
+
+
+def _item_time(alerts: DataFrame) -> Column:
+    """``detected_at`` as the item's ISO 8601 UTC string; refuses a session time zone other than UTC."""
     zone = alerts.sparkSession.conf.get("spark.sql.session.timeZone")
     if zone not in ("UTC", "Etc/UTC", "Z", "+00:00"):
         raise AlertWriteError(
             f"spark.sql.session.timeZone is {zone!r}: DynamoDB alert times are formatted in the session time "
             "zone and must be UTC; build the session with coattail_framework.spark (PLATFORM_CONF) or set it to UTC"
         )
-    columns: list[Column] = [
-        F.date_format(F.col(SORT_ATTRIBUTE), DETECTED_AT_FORMAT).alias(SORT_ATTRIBUTE)
-        if name == SORT_ATTRIBUTE
-        else F.col(name)
-        for name in BASE_ALERT_RECORD.fieldNames()
-    ]
-    return alerts.select(*columns)
+    return F.date_format(F.col(SORT_ATTRIBUTE), DETECTED_AT_FORMAT)
 
 
 def alert_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +168,32 @@ class DynamoAlertWriter:
             retries=sum(row["retries"] for row in partitions),
         )
 
+    def write_through(self, alerts: DataFrame) -> tuple[pa.Table, WriteCounts]:
+        """Write ``alerts`` (``BASE_ALERT_RECORD`` rows) from the executors and collect them: one Spark job.
+
+        Returns the alert rows as Arrow (for the cold store) and the write counts. Driver call;
+        the puts run on the executors like ``write``'s.
+        """
+        from coattail_framework.sinks.iceberg import collect_arrow  # not on executors: it imports pyiceberg
+
+        names = BASE_ALERT_RECORD.fieldNames()
+        rows = alerts.select(*names, _item_time(alerts).alias(ITEM_TIME))
+        schema = StructType(
+            [
+                *(alerts.schema[name] for name in names),
+                StructField(WRITTEN, BooleanType(), nullable=False),
+                StructField(RETRIES, LongType(), nullable=False),
+            ]
+        )
+        collected = collect_arrow(rows.mapInArrow(_WriteThrough(self), schema))
+        written = int(pc.sum(collected.column(WRITTEN).cast(pa.int64())).as_py() or 0)
+        counts = WriteCounts(
+            written=written,
+            duplicates=collected.num_rows - written,
+            retries=int(pc.sum(collected.column(RETRIES)).as_py() or 0),
+        )
+        return collected.select(names), counts
+
     def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         """Write one partition's Arrow batches; yields one row of counts (executor)."""
         counts = self.write_rows(row for batch in batches for row in batch.to_pylist())
@@ -175,6 +212,10 @@ class DynamoAlertWriter:
             duplicates += 1 - new
             retries += attempts
         return WriteCounts(written, duplicates, retries)
+
+    def put_row(self, row: dict[str, Any]) -> tuple[int, int]:
+        """(1 if written else 0 for a duplicate, retries spent) for one row (any process)."""
+        return self._put(_client(self.client_factory, self.region, self.endpoint_url), alert_item(row))
 
     def _put(self, client: Any, item: dict[str, Any]) -> tuple[int, int]:
         """(1 if written else 0 for a duplicate, retries spent) for one item."""
@@ -205,3 +246,33 @@ class DynamoAlertWriter:
             f"attempts ({last_error}); the micro-batch will be replayed (writes are idempotent). If throttling "
             "persists, raise the table's capacity or use on-demand billing"
         )
+
+
+def _item_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with ``detected_at`` replaced by its item string from ``ITEM_TIME`` (and no ``ITEM_TIME``)."""
+    item_time = row.pop(ITEM_TIME)
+    return {**row, SORT_ATTRIBUTE: item_time}
+
+
+@dataclass(frozen=True)
+class _WriteThrough:
+    """``mapInArrow`` function of ``DynamoAlertWriter.write_through`` (runs on executors).
+
+    Puts each row's item (``detected_at`` taken from ``ITEM_TIME``) and yields the rows
+    without ``ITEM_TIME``, with ``WRITTEN`` and ``RETRIES``.
+    """
+
+    writer: DynamoAlertWriter
+
+    def __call__(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            outcomes = [self.writer.put_row(_item_row(row)) for row in batch.to_pylist()]
+            passed = [name for name in batch.schema.names if name != ITEM_TIME]
+            yield pa.RecordBatch.from_arrays(
+                [
+                    *(batch.column(name) for name in passed),
+                    pa.array([new == 1 for new, _ in outcomes], pa.bool_()),
+                    pa.array([retries for _, retries in outcomes], pa.int64()),
+                ],
+                names=[*passed, WRITTEN, RETRIES],
+            )

@@ -4,8 +4,9 @@ Runs on the driver, inside each detector query's ``foreachBatch``. ``route`` fil
 ``ttl_epoch`` (``detected_at`` + ``dynamodb.ttl_days``, seconds since the epoch), writes
 the alerts to DynamoDB from the executors (conditional puts: a replay counts duplicates)
 and then appends the same records to the Iceberg table ``alerts`` (skipped when this
-writer already committed the batch). ``route_module_output`` appends a detector's output
-rows to its own table. ``route_detector_batch`` does both for one micro-batch of a
+writer already committed the batch; with the pyiceberg writer the executors pass the
+records they wrote back to the driver, so both take one Spark job).
+``route_module_output`` appends a detector's output rows to its own table. ``route_detector_batch`` does both for one micro-batch of a
 detector, hot path first: alerts reach DynamoDB before any Iceberg commit, and a batch
 without output rows (most batches of a live stream) costs one Spark job and no alert
 work. A crash between the stores is repaired by the replay Spark performs on restart;
@@ -107,25 +108,29 @@ class AlertRouter:
         return alerts.select(*(ttl.alias(name) if name == "ttl_epoch" else F.col(name) for name in declared))
 
     def route(self, alerts: DataFrame, batch_id: int, *, writer: str) -> RouteResult:
-        """Write a static batch of ``BASE_ALERT_RECORD`` rows to DynamoDB, then to Iceberg ``alerts``."""
-        routed = self.with_ttl(alerts).persist()
-        try:
-            if self.sink.collects_to_driver:
-                collected = collect_arrow(routed)
-                by_severity = _count_by(collected, "severity")
-                counts = self.dynamodb.write(dynamodb_rows(routed))
-                outcome = self.sink.write_arrow(
-                    ALERTS_TABLE, BASE_ALERT_RECORD, ALERTS_PARTITION, collected, batch_id=batch_id, writer=writer
-                )
-            else:
+        """Write a static batch of ``BASE_ALERT_RECORD`` rows to DynamoDB, then to Iceberg ``alerts``.
+
+        With the ``pyiceberg`` writer the executors put the items and pass the rows they wrote
+        back to the driver for the Iceberg append: one Spark job, the hot store first.
+        """
+        routed = self.with_ttl(alerts)
+        if self.sink.collects_to_driver:
+            collected, counts = self.dynamodb.write_through(routed)
+            by_severity = _count_by(collected, "severity")
+            outcome = self.sink.write_arrow(
+                ALERTS_TABLE, BASE_ALERT_RECORD, ALERTS_PARTITION, collected, batch_id=batch_id, writer=writer
+            )
+        else:
+            routed = routed.persist()
+            try:
                 rows = routed.groupBy("severity").agg(F.count(F.lit(1)).alias("n")).collect()
                 by_severity = {row["severity"]: int(row["n"]) for row in rows}
                 counts = self.dynamodb.write(dynamodb_rows(routed))
                 outcome = self.sink.write_batch(
                     ALERTS_TABLE, BASE_ALERT_RECORD, ALERTS_PARTITION, routed, batch_id=batch_id, writer=writer
                 )
-        finally:
-            routed.unpersist()
+            finally:
+                routed.unpersist()
         return RouteResult(
             written=counts.written,
             duplicates=counts.duplicates,
