@@ -166,6 +166,7 @@ def test_submit_uploads_the_artifacts_and_starts_the_run(
         "--conf spark.dynamicAllocation.maxExecutors=8",
         "--conf spark.sql.session.timeZone=UTC",
         "--conf spark.sql.streaming.noDataMicroBatches.enabled=true",
+        "--conf spark.sql.constraintPropagation.enabled=false",
     ]
     for name, value in environment.items():
         expected += [

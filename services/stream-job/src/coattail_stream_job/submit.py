@@ -53,6 +53,7 @@ ICEBERG_EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExt
 PLATFORM_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.streaming.noDataMicroBatches.enabled": "true",
+    "spark.sql.constraintPropagation.enabled": "false",
 }
 """``coattail_framework.spark.PLATFORM_CONF``, restated here because that module imports PySpark,
 which the machine running ``submit`` need not have (a test keeps the two equal)."""
