@@ -205,7 +205,11 @@ def test_triggers_that_exceed_the_shard_read_limit_are_reported(
     assert "allow 10.0 GetRecords/s per shard, above Kinesis's 5" in caplog.text
 
 
-def test_a_trigger_for_a_query_the_job_does_not_run_is_refused(spark: SparkSession, stack: LocalStack) -> None:
-    config = _with_triggers(stack.config, query_trigger_seconds={"whale": 0.5})
-    with pytest.raises(ConfigError, match=r"names whale, which the stream job does not run; its queries are ingest, "):
+def test_a_trigger_for_an_unknown_query_is_refused_and_one_for_an_inactive_module_is_not(
+    spark: SparkSession, stack: LocalStack
+) -> None:
+    config = _with_triggers(stack.config, query_trigger_seconds={"wale": 0.5, "ingest": 3})
+    with pytest.raises(ConfigError, match=r"names wale, neither ingest nor a module; known: .*\bingest, .*\bwhale\b"):
         _runner(spark, config)
+    inactive = _with_triggers(stack.config, query_trigger_seconds={"spread": 10})  # a module of the tier, not run here
+    assert _runner(spark, inactive).trigger_seconds() == {"ingest": 1.0, "detector-trade-count": 1.0}

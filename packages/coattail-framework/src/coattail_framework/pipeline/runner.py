@@ -106,12 +106,14 @@ class PipelineRunner:
         self._stopping = threading.Event()
 
     def _check_trigger_names(self) -> None:
-        known = [INGEST_QUERY, *(detector.module_name for detector in self.detectors)]
-        unknown = sorted(set(self.config.streaming.query_trigger_seconds) - set(known))
+        """Refuse a ``query_trigger_seconds`` entry naming neither ingest nor a module of any tier (a typo)."""
+        modules = {name for tier in self.config.tiers.values() for name in tier}
+        known = {INGEST_QUERY, *modules, *(detector.module_name for detector in self.detectors)}
+        unknown = sorted(set(self.config.streaming.query_trigger_seconds) - known)
         if unknown:
             raise ConfigError(
                 f"{self.config.source_of(('streaming', 'query_trigger_seconds'))}: streaming.query_trigger_seconds "
-                f"names {', '.join(unknown)}, which the stream job does not run; its queries are {', '.join(known)}"
+                f"names {', '.join(unknown)}, neither ingest nor a module; known: {', '.join(sorted(known))}"
             )
 
     def trigger_seconds(self) -> dict[str, float]:
