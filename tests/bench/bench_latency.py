@@ -1,10 +1,10 @@
 """Trade-to-alert latency of the live stream job: Kinesis arrival of a whale trade -> its DynamoDB item.
 
 The stream job (``PipelineRunner.start()``, live, all three detectors) runs on local[2] in
-this process. The whale query (MOD-002, the hot path measured here) has the 0.5 s trigger;
-the ingest query and the windowed modules (MOD-001: 60 s windows, MOD-003: 30 s windows)
-run every ``COLD_TRIGGER_SECONDS`` (``streaming.query_trigger_seconds``), as in
-``config/features.yaml``: a shorter trigger would not make their output earlier. moto runs in a child process on
+this process, with the triggers and read pacing of ``config/features.yaml`` (``streaming``,
+``kinesis.min_poll_interval_ms``): the whale query (MOD-002, the hot path measured here) on
+a 0.5 s trigger, the ingest query and the windowed modules on longer ones (a shorter trigger
+would not make their output earlier). moto runs in a child process on
 127.0.0.1 (``aws_process``: AWS is not inside a deployed job's driver). A paced producer
 puts trades with event time = now into a 1-shard stream, in three phases without a pause:
 ``STEADY_RATE`` trades/s for ``WARMUP_SECONDS`` (not measured: the JVM compiles Spark's code
@@ -12,9 +12,8 @@ for the first minutes, using up to half a core), ``STEADY_RATE`` for ``SECONDS``
 "steady" figure: below what the job drains from one shard on local[2]), then ``RATE`` for ``SECONDS`` (the
 "goal" figure: issue 4's 500 events/s). One trade in ``WHALE_EVERY`` is a single $250K
 fill, which MOD-002 turns into one alert; each phase's figure covers its own whale trades.
-Every query reads the shard once per batch, at most every ``POLL_INTERVAL_MS``: 2 reads/s
-for the whale query and 0.1 for each of the three others, within Kinesis's 5 GetRecords/s
-per shard.
+Every query reads the shard once per batch (``PipelineRunner.reads_per_shard_second``
+is recorded in the output), within Kinesis's 5 GetRecords/s per shard.
 
 What is measured, per whale alert: ``item stored`` - ``arrival``, where
 - ``arrival`` = the trade record's Kinesis ``ApproximateArrivalTimestamp`` (read back
@@ -61,13 +60,8 @@ STEADY_RATE = int(os.environ.get("BENCH_LATENCY_STEADY_RATE", "200"))
 SECONDS = int(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
 WARMUP_SECONDS = int(os.environ.get("BENCH_LATENCY_WARMUP_SECONDS", "30"))
 WHALE_EVERY = 50
-TRIGGER_SECONDS = 0.5
-"""The whale query's trigger (issue 4: the latency goal holds with a 0.5 s trigger)."""
-COLD_TRIGGER_SECONDS = float(os.environ.get("BENCH_LATENCY_COLD_TRIGGER_S", "10"))
-"""Trigger of the ingest, volume-anomaly and spread queries."""
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config" / "features.yaml"
 WHALE_WATERMARK_S = float(os.environ.get("BENCH_LATENCY_WHALE_WATERMARK_S", "0.25"))
-POLL_INTERVAL_MS = 250
-"""As in ``config/features.yaml``; each query's trigger keeps its reads lower (see the module docstring)."""
 BASELINE_SAMPLES = 200
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -229,11 +223,13 @@ def run() -> dict[str, Any]:
     os.environ.update(FAKE_AWS)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from coattail_framework.config import ConfigLoader
     from coattail_framework.config.model import CoattailConfig
     from coattail_framework.localstack import create_resources, local_config
     from coattail_framework.pipeline import PipelineRunner
     from coattail_framework.spark import local_session
 
+    shipped = ConfigLoader(SHIPPED_CONFIG, environ={}).load()
     config = CoattailConfig.model_validate(
         {
             "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}, "BTC/USD": {"coinbase": "BTC-USD"}},
@@ -241,14 +237,11 @@ def run() -> dict[str, Any]:
             "kinesis": {
                 "stream_name": "bench-latency",
                 "shard_count": 1,
-                "min_poll_interval_ms": POLL_INTERVAL_MS,
-                "idle_poll_interval_ms": POLL_INTERVAL_MS,
+                "min_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
+                "idle_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
             },
             "dynamodb": {"table_name": "bench-latency"},
-            "streaming": {
-                "trigger_seconds": COLD_TRIGGER_SECONDS,
-                "query_trigger_seconds": {"whale": TRIGGER_SECONDS},
-            },
+            "streaming": shipped.streaming.model_dump(),
             "modules": {"whale": {"watermark_delay_seconds": WHALE_WATERMARK_S}},
             "metrics": {"enabled": False},
         }
@@ -302,10 +295,10 @@ def run() -> dict[str, Any]:
         "warmup_seconds": WARMUP_SECONDS,
         "goal": phase("goal", RATE),
         "steady": phase("steady", STEADY_RATE),
-        "trigger_seconds": TRIGGER_SECONDS,
-        "cold_trigger_seconds": COLD_TRIGGER_SECONDS,
+        "trigger_seconds": runner.trigger_seconds(),
+        "reads_per_shard_second": round(runner.reads_per_shard_second(), 2),
         "whale_watermark_delay_seconds": WHALE_WATERMARK_S,
-        "kinesis_poll_interval_ms": POLL_INTERVAL_MS,
+        "kinesis_min_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
         "batches_per_query": batches,
         "baseline_put_to_get_records": summary_ms(floor),
     }

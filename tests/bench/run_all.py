@@ -248,6 +248,13 @@ def _latency(r: dict[str, Any] | None, pipeline: dict[str, Any] | None) -> list[
         for name, b in per_query.items()
     ]
 
+    trigger_of = r.get("trigger_seconds", {})
+    triggers = (
+        ", ".join(f"{name} {seconds:g} s" for name, seconds in trigger_of.items())
+        if isinstance(trigger_of, dict)
+        else f"{trigger_of} s"
+    )
+
     def measured(phase: dict[str, Any]) -> str:
         ours = phase["trade_to_alert"]
         return (
@@ -260,9 +267,10 @@ def _latency(r: dict[str, Any] | None, pipeline: dict[str, Any] | None) -> list[
         "",
         "## What the latency figures measure",
         "",
-        f"The live stream job (trigger {r['trigger_seconds']} s, all three detectors, every query reading the shard "
-        f"at most every {r.get('kinesis_poll_interval_ms', '-')} ms so that four readers stay within Kinesis's 5 "
-        "GetRecords/s per shard) reads a 1-shard stream while a paced producer puts trades with event time = now, "
+        f"The live stream job (all three detectors; triggers of `config/features.yaml`: {triggers}; each query "
+        f"reads the shard once per batch, at most every {r.get('kinesis_min_poll_interval_ms', '-')} ms: "
+        f"{r.get('reads_per_shard_second', '-')} GetRecords/s in all, within Kinesis's 5 per shard) "
+        "reads a 1-shard stream while a paced producer puts trades with event time = now, "
         f"in three phases without a pause: {steady['rate_events_per_s']} trades/s for {r['warmup_seconds']} s (not "
         "measured: the JVM compiles Spark's code during the first minutes), "
         f"{steady['rate_events_per_s']} trades/s for {steady['seconds']} s (steady), then "
