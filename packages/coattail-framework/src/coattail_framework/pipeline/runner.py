@@ -77,6 +77,20 @@ def detector_query_name(detector: BaseDetector[Any]) -> str:
     return f"detector-{detector.module_name}"
 
 
+def last_executed_batch(progresses: Sequence[Any]) -> int:
+    """The id of the last batch that ran (-1 if none), from a query's ``recentProgress``.
+
+    A query's last progress can describe a trigger that ran no batch (no ``addBatch`` in
+    its ``durationMs``, e.g. the end of an ``availableNow`` run with event-time state). Spark
+    does not deliver that one to ``onQueryProgress``, so waiting for it would wait for the
+    listener's whole timeout (it made the whole job's drain from files take 30 s longer).
+    """
+    for progress in reversed(progresses):
+        if "addBatch" in (progress["durationMs"] or {}):
+            return int(progress["batchId"])
+    return -1
+
+
 class PipelineRunner:
     """Builds, starts and stops the ingest query and one query per active detector."""
 
@@ -347,7 +361,7 @@ class PipelineRunner:
             self.await_termination()
         finally:
             if self._listener is not None:
-                last = {q.name: int(q.lastProgress["batchId"]) for q in self.queries if q.lastProgress}
+                last = {q.name: batch for q in self.queries if (batch := last_executed_batch(q.recentProgress)) >= 0}
                 if not self._listener.wait_for(last):
                     LOG.warning("progress of the last batches not delivered in time; totals may be short")
                 self.spark.streams.removeListener(self._listener)

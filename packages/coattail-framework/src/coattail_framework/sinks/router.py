@@ -9,8 +9,8 @@ records they wrote back to the driver, so both take one Spark job).
 ``route_module_output`` appends a detector's output rows to its own table.
 ``route_detector_batch`` does both for one micro-batch of a detector, hot path first:
 alerts reach DynamoDB before any Iceberg commit, and a batch without output rows (most
-batches of a live stream) costs one Spark job and no alert work. A crash between the stores is repaired by the replay Spark performs on restart;
-every write is idempotent.
+batches of a live stream) costs one Spark job and no alert work. A crash between the
+stores is repaired by the replay Spark performs on restart; every write is idempotent.
 
 Example (driver, in ``foreachBatch``)::
 
