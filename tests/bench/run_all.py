@@ -98,9 +98,10 @@ def render(results: dict[str, dict[str, Any]], seconds: dict[str, float], host: 
         "|---|---|",
         *[f"| {key} | {value} |" for key, value in host.items()],
         "",
-        "The machine was shared with other work while this ran: figures are lower bounds of what "
-        "it can do and vary between runs. moto (the local AWS) has none of Kinesis's or DynamoDB's "
-        "service limits, so throughput figures bound the code's own cost, not a real stream's.",
+        "Each figure is from a single run; on this 2-core machine runs of the same code differ (ingest: 4,532 "
+        "and 4,833 events/s in two runs of session 4's code; latency p50: by 2-3 s). moto (the local AWS) has none "
+        "of Kinesis's or DynamoDB's service limits, so throughput figures bound the code's own cost, not a real "
+        "stream's.",
         "",
         "## Summary",
         "",
@@ -248,12 +249,7 @@ def _latency(r: dict[str, Any] | None, pipeline: dict[str, Any] | None) -> list[
         for name, b in per_query.items()
     ]
 
-    trigger_of = r.get("trigger_seconds", {})
-    triggers = (
-        ", ".join(f"{name} {seconds:g} s" for name, seconds in trigger_of.items())
-        if isinstance(trigger_of, dict)
-        else f"{trigger_of} s"
-    )
+    triggers = ", ".join(f"{name} {seconds:g} s" for name, seconds in r["trigger_seconds"].items())
 
     def measured(phase: dict[str, Any]) -> str:
         ours = phase["trade_to_alert"]
