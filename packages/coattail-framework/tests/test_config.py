@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from coattail_framework.config import ConfigLoader, SymbolCatalog
+from coattail_framework.config.model import SnapshotRetention
 from coattail_framework.errors import ConfigError
 
 SAMPLE = """
@@ -131,6 +132,12 @@ def test_bad_ssm_value_names_the_parameter(sample: Path, moto_endpoint: str) -> 
             "whale: a trigger must be greater than 0 seconds, got 0.0",
         ),
         (
+            {"COATTAIL_ICEBERG__MAINTENANCE__TABLE_RETENTION": '{"raw_trades": {"keep_hourly_days": -1}}'},
+            "environment COATTAIL_ICEBERG__MAINTENANCE__TABLE_RETENTION: "
+            "iceberg.maintenance.table_retention.raw_trades.keep_hourly_days input should be greater than or equal "
+            "to 0, got -1",
+        ),
+        (
             {"COATTAIL_KINESIS__STARTING_POSITION": "AT_TIMESTAMP"},
             "environment COATTAIL_KINESIS__STARTING_POSITION: kinesis value error, starting_timestamp is required "
             "when starting_position is AT_TIMESTAMP",
@@ -183,6 +190,9 @@ def test_repository_default_configuration_loads() -> None:
     config = ConfigLoader(root / "config" / "features.yaml", environ={}).load()
     assert config.active_modules == ["volume-anomaly", "whale", "spread"]
     assert set(config.symbols.exchanges()) >= {"binance", "coinbase"}
+    maintenance = config.iceberg.maintenance
+    assert maintenance.retention_for("alerts") == SnapshotRetention(keep_all_minutes=2, keep_hourly_days=0)
+    assert maintenance.retention_for("raw_trades") == SnapshotRetention(keep_all_minutes=30, keep_hourly_days=7)
 
 
 def test_kinesis_source_options_come_from_config(sample: Path) -> None:

@@ -53,6 +53,12 @@ if TYPE_CHECKING:
 DEFAULT_TABLE_PROPERTIES: Mapping[str, str] = {
     "format-version": "2",
     "write.parquet.compression-codec": "zstd",
+    # pyiceberg's appends add one manifest each, and every commit rewrites the list of all of
+    # them; merging (Java Iceberg's default, off in pyiceberg) keeps that list short.
+    "commit.manifest-merge.enabled": "true",
+    # A streaming table commits every few seconds: keep the last 100 metadata files, not all.
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "100",
 }
 PARTITION_FIELD_ID_START = 1000
 _CREATE_LOCK = threading.Lock()

@@ -418,8 +418,12 @@ def test_spark_writer_without_iceberg_runtime_is_a_clear_error(
         "  `fills` bigint\n"
         ") USING iceberg\n"
         "PARTITIONED BY (days(trade_time), symbol)\n"
-        "TBLPROPERTIES ('format-version' = '2', 'write.parquet.compression-codec' = 'zstd')"
+        "TBLPROPERTIES ('format-version' = '2', 'write.parquet.compression-codec' = 'zstd', "
+        "'commit.manifest-merge.enabled' = 'true', 'write.metadata.delete-after-commit.enabled' = 'true', "
+        "'write.metadata.previous-versions-max' = '100')"
     )
+    with pytest.raises(IcebergWriteError, match=r"CALL lake.system.expire_snapshots\(table => 'coattail.taker_orders'"):
+        sink.expire_snapshots("taker_orders")
     with pytest.raises(
         IcebergWriteError, match=r"CALL lake.system.rewrite_data_files\(table => 'coattail.taker_orders'\)"
     ):

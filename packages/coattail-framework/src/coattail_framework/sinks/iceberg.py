@@ -22,7 +22,13 @@ first retries a commit that lost a race itself (table property
 ``commit.retry.num-retries``, reusing the written files); when those retries run out
 (``CommitFailedException``) the sink refreshes the table, re-checks idempotency and
 appends again with capped, jittered backoff. Compaction snapshots carry no writer, so they do
-not disturb the check; expiring snapshots must keep each writer's latest one.
+not disturb the check.
+
+Snapshot expiry (``iceberg.maintenance``, ``sinks.retention``): after a successful append,
+at most every ``expire_every_seconds`` per table, the snapshots the table's retention does
+not keep are expired (each writer's latest always stays), so a table committed to every
+second keeps commits as cheap on its thirtieth day as on its first. A failed expiry is
+logged and retried later; it never fails the batch, whose rows are committed.
 
 Example (driver)::
 
@@ -39,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -51,6 +58,7 @@ from pyspark.sql.types import StructType
 from coattail_framework.errors import CoattailError
 from coattail_framework.iceberg import create_table_ddl, ensure_table, open_catalog, to_arrow_schema
 from coattail_framework.partitioning import PartitionField
+from coattail_framework.sinks.retention import WRITER_PROPERTY, ExpiryResult, expire_table_snapshots
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -58,7 +66,6 @@ if TYPE_CHECKING:
 
     from coattail_framework.config.model import CoattailConfig, IcebergConfig
 
-WRITER_PROPERTY = "coattail.writer"
 BATCH_ID_PROPERTY = "coattail.batch-id"
 OPERATION_PROPERTY = "coattail.operation"
 COMMIT_ATTEMPTS = 10
@@ -156,6 +163,7 @@ class IcebergSink:
         self._catalog: Catalog | None = None
         self._spark_tables: set[str] = set()
         self._lock = threading.Lock()
+        self._expiry_checked_at: dict[str, float] = {}
 
     @property
     def iceberg(self) -> IcebergConfig:
@@ -244,18 +252,76 @@ class IcebergSink:
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 iceberg_table.append(arrow, snapshot_properties=properties)
-                return AppendOutcome(arrow.num_rows, skipped=False)
             except CommitFailedException as error:
                 log.info("Iceberg %s: commit of %s batch %d lost a race (%s); retrying", table, writer, batch_id, error)
                 _backoff(attempt)
                 iceberg_table = iceberg_table.refresh()
                 if self._already_committed(iceberg_table, writer, batch_id):
                     return AppendOutcome(0, skipped=True)
+                continue
+            self._expire_if_due(table, iceberg_table)
+            return AppendOutcome(arrow.num_rows, skipped=False)
         raise IcebergWriteError(
             f"Iceberg table {self.iceberg.database}.{table}: {writer} batch {batch_id} lost {COMMIT_ATTEMPTS} commit "
             "races in a row (each after pyiceberg's own commit.retry.num-retries); too many writers append to this "
             "table at once: reduce them or lengthen the trigger"
         )
+
+    def expire_snapshots(self, table: str, *, now: datetime | None = None) -> ExpiryResult:
+        """Expire ``table``'s snapshots its retention does not keep at ``now`` (UTC; default: now). Driver.
+
+        The retention is ``iceberg.maintenance.retention_for(table)``; a commit that loses a
+        race to an append is retried on the refreshed table. With ``iceberg.writer: spark``
+        run Iceberg's ``expire_snapshots`` procedure on EMR instead.
+        """
+        if not self.collects_to_driver:
+            raise IcebergWriteError(
+                f"expire_snapshots() commits with pyiceberg; with iceberg.writer: spark run "
+                f"CALL {self.iceberg.catalog_name}.system.expire_snapshots(table => '{self.iceberg.database}.{table}', "
+                "retain_last => 1) on EMR"
+            )
+        iceberg_table = self.catalog.load_table((self.iceberg.database, table))
+        return self._expire(table, iceberg_table, now or datetime.now(timezone.utc))
+
+    def _expire(self, table: str, iceberg_table: Table, now: datetime) -> ExpiryResult:
+        retention = self.iceberg.maintenance.retention_for(table)
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                return expire_table_snapshots(iceberg_table, retention, now=now)
+            except CommitFailedException:
+                _backoff(attempt)
+                iceberg_table = iceberg_table.refresh()
+        raise IcebergWriteError(
+            f"Iceberg table {self.iceberg.database}.{table}: snapshot expiry lost {COMMIT_ATTEMPTS} commit races "
+            "to concurrent appends"
+        )
+
+    def _expire_if_due(self, table: str, iceberg_table: Table) -> None:
+        """After an append: expire ``table``'s snapshots if its last check is ``expire_every_seconds`` old."""
+        maintenance = self.iceberg.maintenance
+        if not maintenance.enabled:
+            return
+        checked_now = time.monotonic()
+        with self._lock:
+            checked = self._expiry_checked_at.get(table)
+            if checked is not None and checked_now - checked < maintenance.expire_every_seconds:
+                return
+            self._expiry_checked_at[table] = checked_now
+        try:
+            result = self._expire(table, iceberg_table, datetime.now(timezone.utc))
+        except Exception as error:  # noqa: BLE001 - the batch is committed; the next check retries
+            log.warning("Iceberg %s: snapshot expiry failed (%s); retried after the next append", table, error)
+            with self._lock:
+                self._expiry_checked_at.pop(table, None)
+            return
+        if result.expired:
+            log.info(
+                "Iceberg %s: expired %d snapshots, kept %d (%d manifest lists deleted)",
+                table,
+                result.expired,
+                result.kept,
+                result.manifest_lists_deleted,
+            )
 
     def committed_batch(self, table: str, writer: str) -> int | None:
         """The highest batch id ``writer`` committed to ``table`` (its latest snapshot's); None if none."""
