@@ -52,6 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aws_process import moto_in_child_process, put_log_queue
+from bench_pipeline import shipped_config
 
 RATE = int(os.environ.get("BENCH_LATENCY_RATE", "500"))
 """The goal's rate (issue 4: p99 under 2 s at a steady 500 events/s)."""
@@ -60,7 +61,6 @@ STEADY_RATE = int(os.environ.get("BENCH_LATENCY_STEADY_RATE", "200"))
 SECONDS = int(os.environ.get("BENCH_LATENCY_SECONDS", "30"))
 WARMUP_SECONDS = int(os.environ.get("BENCH_LATENCY_WARMUP_SECONDS", "30"))
 WHALE_EVERY = 50
-SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config" / "features.yaml"
 WHALE_WATERMARK_S = float(os.environ.get("BENCH_LATENCY_WHALE_WATERMARK_S", "0.25"))
 BASELINE_SAMPLES = 200
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -223,13 +223,12 @@ def run() -> dict[str, Any]:
     os.environ.update(FAKE_AWS)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from coattail_framework.config import ConfigLoader
     from coattail_framework.config.model import CoattailConfig
     from coattail_framework.localstack import create_resources, local_config
     from coattail_framework.pipeline import PipelineRunner
     from coattail_framework.spark import local_session
 
-    shipped = ConfigLoader(SHIPPED_CONFIG, environ={}).load()
+    shipped = shipped_config()
     config = CoattailConfig.model_validate(
         {
             "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}, "BTC/USD": {"coinbase": "BTC-USD"}},

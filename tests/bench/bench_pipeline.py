@@ -40,11 +40,24 @@ SHARDS = (1, 2, 4)
 SYMBOLS = (1, 10, 50)
 DEFAULT_SHARDS, DEFAULT_SYMBOLS = 2, 10
 T0 = datetime(2024, 8, 8, 23, 0, tzinfo=timezone.utc)
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config" / "features.yaml"
+"""The repository's configuration: the benchmarks read Kinesis with its pacing and its triggers."""
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
+def shipped_config() -> Any:
+    """``config/features.yaml`` as loaded without environment overrides."""
+    from coattail_framework.config import ConfigLoader
+
+    return ConfigLoader(SHIPPED_CONFIG, environ={}).load()
+
+
 def bench_config(symbols: int, shards: int, name: str) -> Any:
-    """The benchmark's configuration: ``symbols`` instruments on binance and coinbase, all modules."""
+    """The benchmark's configuration: ``symbols`` instruments on binance and coinbase, all modules.
+
+    Kinesis is read with the shipped ``kinesis.min_poll_interval_ms`` (the least time between
+    two reads of a shard by one query).
+    """
     from coattail_framework.config.model import CoattailConfig
 
     return CoattailConfig.model_validate(
@@ -53,7 +66,12 @@ def bench_config(symbols: int, shards: int, name: str) -> Any:
                 f"S{n:02d}/USDT": {"binance": f"S{n:02d}USDT", "coinbase": f"S{n:02d}-USD"} for n in range(symbols)
             },
             "exchanges": {"binance": {"connector": "binance"}, "coinbase": {"connector": "coinbase"}},
-            "kinesis": {"stream_name": f"bench-{name}", "shard_count": shards, "max_records_per_trigger": PER_TRIGGER},
+            "kinesis": {
+                "stream_name": f"bench-{name}",
+                "shard_count": shards,
+                "max_records_per_trigger": PER_TRIGGER,
+                "min_poll_interval_ms": shipped_config().kinesis.min_poll_interval_ms,
+            },
             "dynamodb": {"table_name": f"bench-{name}"},
             "metrics": {"enabled": False},
             "quality": {"max_event_age_seconds": 600},
