@@ -30,6 +30,7 @@ MODULES = (
     "bench_producer",
     "bench_kinesis_source",
     "bench_ingest",
+    "bench_iceberg_commits",
     "bench_pipeline",
     "bench_latency",
 )
@@ -160,6 +161,19 @@ def render(results: dict[str, dict[str, Any]], seconds: dict[str, float], host: 
                 _n(ours["sustained_events_per_s"]),
                 f"{_n(base['sustained_events_per_s'])} (same query from local JSON files)",
                 f"{r['kinesis_vs_files']:.2f}",
+            )
+        )
+    if "bench_iceberg_commits" in results:
+        r = results["bench_iceberg_commits"]
+        ours, base = r["with_expiry"], r["without_expiry"]
+        rows.append(
+            (
+                f"Iceberg append (pyiceberg, {r['rows_per_commit']} rows), median ms of the last {r['window']} of "
+                f"{r['commits']} appends (first {r['window']}: {ours['first_median_ms']:.0f} / "
+                f"{base['first_median_ms']:.0f})",
+                f"{ours['last_median_ms']:.0f} (snapshot expiry; {ours['snapshots_at_end']} snapshots at the end)",
+                f"{base['last_median_ms']:.0f} (no expiry; {base['snapshots_at_end']} snapshots)",
+                f"{ours['last_median_ms'] / max(base['last_median_ms'], 1e-9):.2f}",
             )
         )
     if "bench_pipeline" in results:
