@@ -241,6 +241,7 @@ def run() -> dict[str, Any]:
             },
             "dynamodb": {"table_name": "bench-latency"},
             "streaming": shipped.streaming.model_dump(),
+            "iceberg": {"maintenance": shipped.iceberg.maintenance.model_dump()},
             "modules": {"whale": {"watermark_delay_seconds": WHALE_WATERMARK_S}},
             "metrics": {"enabled": False},
         }

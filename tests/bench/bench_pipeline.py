@@ -72,6 +72,7 @@ def bench_config(symbols: int, shards: int, name: str) -> Any:
                 "max_records_per_trigger": PER_TRIGGER,
                 "min_poll_interval_ms": shipped_config().kinesis.min_poll_interval_ms,
             },
+            "iceberg": {"maintenance": shipped_config().iceberg.maintenance.model_dump()},
             "dynamodb": {"table_name": f"bench-{name}"},
             "metrics": {"enabled": False},
             "quality": {"max_event_age_seconds": 600},

@@ -15,24 +15,26 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.config import ConfigLoader
-from coattail_framework.config.model import CoattailConfig
+from coattail_framework.config.model import CoattailConfig, SnapshotRetention
 from coattail_framework.events import TakerSide, TradeEvent
 from coattail_framework.iceberg import open_catalog
 from coattail_framework.localstack import local_config
 from coattail_framework.pipeline.runner import RAW_TRADES_PARTITION
 from coattail_framework.schemas import BASE_ALERT_RECORD, UNIFIED_TRADE_EVENT
 from coattail_framework.sinks import IcebergSink
+from coattail_framework.sinks.retention import expire_table_snapshots
 from coattail_framework.sinks.router import ALERTS_PARTITION
 from coattail_framework.testing import trade
 from coattail_stream_job import cli
 from coattail_stream_job.comparison import compare_alerts
-from coattail_stream_job.timetravel import TimeTravelError, resolve_snapshot, stage_snapshot
+from coattail_stream_job.timetravel import TimeTravelError, pinned, resolve_snapshot, stage_snapshot
 
 T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
 CONFIG_YAML = """
@@ -226,7 +228,37 @@ def test_reprocess_applies_current_thresholds_to_the_older_snapshot(
         _whale_alert_id(20, "buy", 105),
     ]
     assert {name: _table(catalog.config, name).current_snapshot().snapshot_id for name in originals} == originals
+    assert set(_table(catalog.config, "raw_trades").metadata.refs) == {"main"}, "the staging pin is released"
     assert not list((catalog.root / "checkpoints" / "reprocess").iterdir()), "the staging folder is removed"
+
+
+def test_a_pinned_snapshot_outlives_expiry_until_released(tmp_path: Path) -> None:
+    config = local_config(CoattailConfig(), tmp_path / "stack", "http://127.0.0.1")
+    sink = IcebergSink(config)
+    for batch_id in range(3):
+        event = _binance(batch_id, 200 + batch_id, "1").model_dump()
+        row = event | {"price": 60_000.0, "quantity": 1.0, "quote_volume": 60_000.0}
+        rows = pa.Table.from_pylist([row])
+        sink.write_arrow(
+            "raw_trades", UNIFIED_TRADE_EVENT, RAW_TRADES_PARTITION, rows, batch_id=batch_id, writer="ingest"
+        )
+    table = _table(config, "raw_trades")
+    first, second, third = (s.snapshot_id for s in table.snapshots())
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    keep_latest_only = SnapshotRetention(keep_all_minutes=0)
+
+    with pinned(table, first, tag="coattail-reprocess-test"):
+        assert set(table.refresh().metadata.refs) == {"main", "coattail-reprocess-test"}
+        assert expire_table_snapshots(table, keep_latest_only, now=later).expired == 1
+        assert [s.snapshot_id for s in table.refresh().snapshots()] == [first, third]
+        assert table.scan(snapshot_id=first).to_arrow().num_rows == 1  # still readable while pinned
+
+    assert set(table.refresh().metadata.refs) == {"main"}
+    assert expire_table_snapshots(table, keep_latest_only, now=later).expired == 1
+    assert [s.snapshot_id for s in table.refresh().snapshots()] == [third]
+    missing = pytest.raises(TimeTravelError, match=rf"snapshot {second} no longer exists \(expired\)")
+    with missing, pinned(table, second, tag="coattail-reprocess-missing"):
+        pass
 
 
 def test_reprocess_reports_a_missing_snapshot_as_a_usage_error(

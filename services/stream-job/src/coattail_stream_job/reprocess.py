@@ -120,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     from coattail_framework.config import ConfigLoader
     from coattail_framework.registry import ModuleRegistry
     from coattail_framework.sinks import AlertRouter
-    from coattail_stream_job.timetravel import remove_folder, resolve_snapshot, stage_snapshot, utc
+    from coattail_stream_job.timetravel import pinned, remove_folder, resolve_snapshot, stage_snapshot, utc
 
     if args.root is not None and not args.local:
         raise ReprocessError("--root only applies with --local (the folder of the embedded local stack)")
@@ -135,7 +135,8 @@ def main(args: argparse.Namespace) -> int:
     run = f"snapshot-{snapshot.snapshot_id}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
     scratch = f"{config.storage.checkpoint_root.rstrip('/')}/reprocess/{run}"
     LOG.info("reprocessing raw_trades snapshot %d with %s", snapshot.snapshot_id, [d.module_name for d in detectors])
-    staged = stage_snapshot(raw_trades, snapshot.snapshot_id, f"{scratch}/input", rows_per_file=args.rows_per_batch)
+    with pinned(raw_trades, snapshot.snapshot_id, tag=f"coattail-reprocess-{run}"):
+        staged = stage_snapshot(raw_trades, snapshot.snapshot_id, f"{scratch}/input", rows_per_file=args.rows_per_batch)
     replace_tables(catalog, config.iceberg.database, [f"{d.output_table}{TABLE_SUFFIX}" for d in detectors])
     replace_tables(catalog, config.iceberg.database, [ALERTS_REPROCESSED])
     totals = ModuleTotals()

@@ -11,7 +11,8 @@ instant moved. Files are named and stamped in order: Spark's file source, read w
 ``maxFilesPerTrigger=1``, turns them into micro-batches in trade-time order.
 
 The folder may be local or ``s3://`` (pyarrow's file systems; on S3 the order rests on
-sequential uploads and names).
+sequential uploads and names). ``pinned`` tags the snapshot while it is staged, so the
+stream job's snapshot expiry cannot remove it halfway.
 
 Example::
 
@@ -23,7 +24,9 @@ Example::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time as clock
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -33,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, LessThan
 from pyiceberg.transforms import DayTransform
 
@@ -52,6 +56,10 @@ SORT_KEYS = [
 ]
 FILE_STAMP_BASE = 1_000_000_000
 """Modification time (seconds since the epoch) of the first staged file; each next file gets one more."""
+
+
+PIN_ATTEMPTS = 10
+"""Commits of a pin's tag tried before giving up (each after a concurrent commit won)."""
 
 
 class TimeTravelError(CoattailError):
@@ -172,6 +180,41 @@ def stage_snapshot(table: Table, snapshot_id: int, folder: str, *, rows_per_file
             first = first or times[0].as_py()
             last = times[-1].as_py()
     return StagedSnapshot(folder, files, rows, first, last)
+
+
+@contextmanager
+def pinned(table: Table, snapshot_id: int, *, tag: str) -> Iterator[None]:
+    """Tag ``snapshot_id`` as ``tag`` while the block reads it (driver): expiry keeps tagged snapshots.
+
+    The stream job expires ``raw_trades`` snapshots older than its retention
+    (``iceberg.maintenance``) and deletes their manifest lists; ``stage_snapshot`` reads a
+    snapshot one day at a time, so without the tag a long staging could lose its snapshot
+    halfway. The tag is removed when the block ends; a process killed inside the block
+    leaves it (remove it with ``table.manage_snapshots().remove_tag(tag).commit()``).
+    """
+
+    def create() -> None:
+        if table.snapshot_by_id(snapshot_id) is None:  # checked again after a refresh
+            raise TimeTravelError(f"snapshot {snapshot_id} no longer exists (expired); pick a later one")
+        table.manage_snapshots().create_tag(snapshot_id, tag).commit()
+
+    _commit_with_retries(table, create)
+    try:
+        yield
+    finally:
+        _commit_with_retries(table, lambda: table.manage_snapshots().remove_tag(tag).commit())
+
+
+def _commit_with_retries(table: Table, commit: Callable[[], None]) -> None:
+    """Run ``commit``; when a concurrent commit (an append) won, refresh ``table`` and run it again."""
+    for attempt in range(PIN_ATTEMPTS):
+        try:
+            commit()
+            return
+        except CommitFailedException:
+            clock.sleep(min(0.05 * 2**attempt, 2.0))
+            table.refresh()
+    raise TimeTravelError(f"could not commit a tag on {table.name()} in {PIN_ATTEMPTS} attempts: too many writers")
 
 
 def remove_folder(folder: str) -> None:
