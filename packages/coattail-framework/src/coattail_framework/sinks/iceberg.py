@@ -26,9 +26,9 @@ not disturb the check.
 
 Snapshot expiry (``iceberg.maintenance``, ``sinks.retention``): after a successful append,
 at most every ``expire_every_seconds`` per table, the snapshots the table's retention does
-not keep are expired (each writer's latest always stays), so a table committed to every
-second keeps commits as cheap on its thirtieth day as on its first. A failed expiry is
-logged and retried later; it never fails the batch, whose rows are committed.
+not keep are expired (each writer's latest always stays), so a commit's cost is bounded by
+the snapshots the retention keeps, not by the table's age. A failed expiry is logged and
+retried later; it never fails the batch, whose rows are committed.
 
 Example (driver)::
 
