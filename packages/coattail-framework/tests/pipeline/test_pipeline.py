@@ -18,7 +18,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from coattail_framework.alerts import make_alert_id
-from coattail_framework.config.model import CoattailConfig
+from coattail_framework.config.model import CoattailConfig, SnapshotRetention
 from coattail_framework.errors import ConfigError
 from coattail_framework.iceberg import open_catalog
 from coattail_framework.localstack import LocalStack, start_local_stack
@@ -218,6 +218,26 @@ def test_a_trigger_for_an_unknown_query_is_refused_and_one_for_an_inactive_modul
         _runner(spark, config)
     inactive = _with_triggers(stack.config, query_trigger_seconds={"spread": 10})  # a module of the tier, not run here
     assert _runner(spark, inactive).trigger_seconds() == {"ingest": 1.0, "detector-trade-count": 1.0}
+
+
+def test_a_retention_for_a_table_the_job_does_not_write_is_reported(
+    spark: SparkSession, stack: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    def with_retention(*tables: str) -> CoattailConfig:
+        maintenance = stack.config.iceberg.maintenance.model_copy(
+            update={"table_retention": {table: SnapshotRetention(keep_hourly_days=7) for table in tables}}
+        )
+        iceberg = stack.config.iceberg.model_copy(update={"maintenance": maintenance})
+        return stack.config.model_copy(update={"iceberg": iceberg})
+
+    with caplog.at_level("WARNING", logger="coattail_framework.pipeline.runner"):
+        _runner(spark, with_retention("raw_trades", "alerts", "trade_counts"))
+        assert "table_retention" not in caplog.text
+        _runner(spark, with_retention("raw_trade", "trade_counts"))
+    assert (
+        "iceberg.maintenance.table_retention names raw_trade, which this job does not write "
+        "(it writes alerts, raw_trades, trade_counts)" in caplog.text
+    )
 
 
 def test_the_last_executed_batch_skips_a_final_trigger_that_ran_no_batch() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import Table
 from pyspark.sql import types as st
 
 from coattail_framework.config.model import CoattailConfig, IcebergMaintenanceConfig, SnapshotRetention
@@ -145,14 +146,19 @@ def test_expiry_keeps_every_row_and_each_writers_exactly_once_check(sink_config:
     assert table.refresh().scan().to_arrow().num_rows == 33
 
 
+def appended(config: CoattailConfig, batches: int) -> Table:
+    """``orders`` after ``batches`` appends of 3 rows by writer ``a`` through one sink."""
+    sink = IcebergSink(config)
+    for batch_id in range(batches):
+        sink.write_arrow("orders", ORDERS, PARTITION, batch(10 * batch_id), batch_id=batch_id, writer="a")
+    return open_catalog(config.iceberg, config.aws).load_table(("coattail", "orders"))
+
+
 def test_an_append_expires_the_tables_snapshots_when_due(sink_config: CoattailConfig) -> None:
     config = with_maintenance(sink_config, expire_every_seconds=0, retention=SnapshotRetention(keep_all_minutes=0))
-    sink = IcebergSink(config)
 
-    for batch_id in range(5):
-        sink.write_arrow("orders", ORDERS, PARTITION, batch(10 * batch_id), batch_id=batch_id, writer="a")
+    table = appended(config, 5)
 
-    table = open_catalog(config.iceberg, config.aws).load_table(("coattail", "orders"))
     assert len(table.snapshots()) == 1
     assert batch_ids(table) == ["4"]
     assert table.scan().to_arrow().num_rows == 15
@@ -162,12 +168,9 @@ def test_an_append_expires_the_tables_snapshots_when_due(sink_config: CoattailCo
 
 def test_expiry_waits_expire_every_seconds_between_checks_of_a_table(sink_config: CoattailConfig) -> None:
     config = with_maintenance(sink_config, expire_every_seconds=3600, retention=SnapshotRetention(keep_all_minutes=0))
-    sink = IcebergSink(config)
 
-    for batch_id in range(4):
-        sink.write_arrow("orders", ORDERS, PARTITION, batch(10 * batch_id), batch_id=batch_id, writer="a")
+    table = appended(config, 4)
 
-    table = open_catalog(config.iceberg, config.aws).load_table(("coattail", "orders"))
     assert len(table.snapshots()) == 4  # checked after the first append only, when it was alone
 
 

@@ -54,7 +54,7 @@ from coattail_framework.quality.checker import FAILED_RULES, REASON
 from coattail_framework.quality.dlq import dead_letter_date, today_utc
 from coattail_framework.registry import ModuleRegistry
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
-from coattail_framework.sinks import AlertRouter
+from coattail_framework.sinks import ALERTS_TABLE, AlertRouter
 from coattail_framework.sinks.iceberg import collect_arrow
 
 LOG = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ class PipelineRunner:
             spark, config, extra_rules=[rule for d in self.detectors for rule in d.quality_rules()]
         )
         self._check_trigger_names()
+        self._check_retention_tables()
         self.stats = PipelineStats()
         self.metrics = metrics or MetricsPublisher(config.metrics, config.aws)
         self.queries: list[StreamingQuery] = []
@@ -128,6 +129,23 @@ class PipelineRunner:
             raise ConfigError(
                 f"{self.config.source_of(('streaming', 'query_trigger_seconds'))}: streaming.query_trigger_seconds "
                 f"names {', '.join(unknown)}, neither ingest nor a module; known: {', '.join(sorted(known))}"
+            )
+
+    def _check_retention_tables(self) -> None:
+        """Warn about ``iceberg.maintenance.table_retention`` entries for tables this job does not write.
+
+        A warning, not an error: the same file may configure tables of modules this job does
+        not run. A misspelt name would otherwise leave its table on the default retention silently.
+        """
+        written = {RAW_TRADES_TABLE, ALERTS_TABLE, *(detector.output_table for detector in self.detectors)}
+        unknown = sorted(set(self.config.iceberg.maintenance.table_retention) - written)
+        if unknown:
+            LOG.warning(
+                "%s: iceberg.maintenance.table_retention names %s, which this job does not write (it writes %s); "
+                "those entries apply to no table here",
+                self.config.source_of(("iceberg", "maintenance", "table_retention")),
+                ", ".join(unknown),
+                ", ".join(sorted(written)),
             )
 
     def trigger_seconds(self) -> dict[str, float]:
