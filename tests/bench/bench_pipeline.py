@@ -56,10 +56,11 @@ def bench_config(symbols: int, shards: int, name: str) -> Any:
     """The benchmark's configuration: ``symbols`` instruments on binance and coinbase, all modules.
 
     Kinesis is read with the shipped ``kinesis.min_poll_interval_ms`` (the least time between
-    two reads of a shard by one query).
+    two reads of a shard by one query) and tables are kept with the shipped ``iceberg.maintenance``.
     """
     from coattail_framework.config.model import CoattailConfig
 
+    shipped = shipped_config()
     return CoattailConfig.model_validate(
         {
             "symbols": {
@@ -70,9 +71,9 @@ def bench_config(symbols: int, shards: int, name: str) -> Any:
                 "stream_name": f"bench-{name}",
                 "shard_count": shards,
                 "max_records_per_trigger": PER_TRIGGER,
-                "min_poll_interval_ms": shipped_config().kinesis.min_poll_interval_ms,
+                "min_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
             },
-            "iceberg": {"maintenance": shipped_config().iceberg.maintenance.model_dump()},
+            "iceberg": {"maintenance": shipped.iceberg.maintenance.model_dump()},
             "dynamodb": {"table_name": f"bench-{name}"},
             "metrics": {"enabled": False},
             "quality": {"max_event_age_seconds": 600},
