@@ -1,4 +1,4 @@
-"""MOD-002 on a stream: hand-computed whale orders, alerts, late and split fills."""
+"""MOD-002 on a stream: hand-computed whale orders, alerts, late and split fills; the early path."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pyspark.sql import Row, SparkSession
 from coattail_detector_whale import WHALE_TRADES, WhaleDetector
 from coattail_framework.alerts import as_parts, make_alert_id
 from coattail_framework.config import CoattailConfig
-from coattail_framework.testing import run_detector_stream, trade
+from coattail_framework.testing import run_detector_stream, run_early_stream, trade
 from coattail_framework.testing.stream import EventLike
 
 T0 = datetime(2024, 8, 8, 23, 57, 53, 61_000, tzinfo=timezone.utc)
@@ -234,3 +234,95 @@ def test_an_order_split_across_batches_is_one_row_and_late_fills_are_dropped(
     ]
     assert [a.severity for a in run.alerts] == ["medium"]
     assert [len(run.outputs_by_batch[batch]) for batch in sorted(run.outputs_by_batch)] == [0, 0, 1, 0, 0]
+
+
+# The early path (WhaleDetector.early_alerts through the job's early-query handler)
+
+
+def by_id(alerts: list[Row]) -> dict[str, dict[str, Any]]:
+    return {alert.alert_id: alert.asDict() for alert in alerts}
+
+
+def messages(alerts: list[Row]) -> list[str]:
+    return sorted(alert.message for alert in alerts)
+
+
+def test_early_alerts_are_the_stateful_alerts_of_proven_orders(spark: SparkSession, tmp_path: Path) -> None:
+    stateful = by_id(run_detector_stream(spark, whale_detector(), whale_batches(), tmp_path / "stateful").alerts)
+    early = run_early_stream(spark, whale_detector(), whale_batches(), tmp_path / "early")
+
+    # Batch 0: the SELL order 103-104 (neighbours 102 and 105 are other orders) and Coinbase ord-2
+    # (9002 between ord-1's 9001 and 9003). Not proven: 100-102 (no trade before 100 in the batch),
+    # 105 (no trade after it yet: carried), ord-1 (its fills are two runs), the fill without an id.
+    assert messages(early.alerts_by_batch[0]) == [
+        "BTC-USD coinbase: taker SELL order $120,000 in 1 fill, +0.0 bps impact",
+        "BTCUSDT binance: taker SELL order $599,850 in 2 fills, +5.0 bps impact",
+    ]
+    # Batch 1: trade 106 follows the carried 105, which the carried 104 precedes: 105 is proven.
+    assert messages(early.alerts_by_batch[1]) == [
+        "BTCUSDT binance: taker BUY order $120,000 in 1 fill, +0.0 bps impact"
+    ]
+    assert len(early.alerts) == 3
+    for alert_id, alert in by_id(early.alerts).items():
+        assert stateful[alert_id] == alert
+
+
+def test_the_last_order_of_a_batch_waits_for_its_successor(spark: SparkSession, tmp_path: Path) -> None:
+    batches: list[list[EventLike]] = [
+        [trade(T0, 60000, 0.1, trade_id=1, side="sell"), trade(at(0.1), 60000, 3.0, trade_id=2)],
+        [trade(at(0.2), 60000, 2.0, trade_id=3)],  # a new order (other time): 2 is complete
+        [trade(at(0.2), 60000, 1.0, trade_id=4)],  # 4 continues 3 (same time and side)
+        [trade(at(0.3), 60000, 0.1, trade_id=5, side="sell")],
+        [trade(at(5), 60000, 0.1, trade_id=6)],  # moves the stateful query's watermark past both orders
+    ]
+    run = run_early_stream(spark, whale_detector(), batches, tmp_path)
+
+    assert [messages(run.alerts_by_batch[batch]) for batch in range(5)] == [
+        [],
+        ["BTCUSDT binance: taker BUY order $180,000 in 1 fill, +0.0 bps impact"],
+        [],  # 3-4 may go on
+        ["BTCUSDT binance: taker BUY order $180,000 in 2 fills, +0.0 bps impact"],
+        [],
+    ]
+    stateful = run_detector_stream(spark, whale_detector(), batches, tmp_path / "stateful")
+    assert by_id(run.alerts) == by_id(stateful.alerts)
+    assert len(stateful.alerts_by_batch[4]) == 0  # the stateful query emits them one batch later
+
+
+def test_a_batch_of_one_trade_alerts_nothing(spark: SparkSession, tmp_path: Path) -> None:
+    run = run_early_stream(spark, whale_detector(), [[trade(T0, 60000, 5.0, trade_id=7)]], tmp_path)
+
+    assert run.alerts == []
+
+
+def test_gaps_duplicates_and_unnumbered_fills_leave_orders_to_the_stateful_query(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    batch: list[EventLike] = [
+        trade(T0, 60000, 0.1, trade_id=10, side="sell"),
+        trade(at(0.1), 60000, 3.0, trade_id=12),  # 11 missing: the order may have begun with it
+        trade(at(0.2), 60000, 0.1, trade_id=13, side="sell"),
+        trade(at(0.3), 60000, 3.0, trade_id=14),  # proven: 13 and 15 are other orders
+        trade(at(0.4), 60000, 0.1, trade_id=15, side="sell"),
+        trade(at(0.5), 60000, 3.0, trade_id=16),  # a fill without an id shares its group key
+        raw(at(0.5), 60000, 1.0),
+        trade(at(0.6), 60000, 0.1, trade_id=17, side="sell"),
+        trade(at(0.7), 60000, 3.0, trade_id=18),  # delivered twice
+        trade(at(0.7), 60000, 3.0, trade_id=18),
+        trade(at(0.8), 60000, 0.1, trade_id=19, side="sell"),
+    ]
+    run = run_early_stream(spark, whale_detector(), [batch], tmp_path)
+
+    assert [(a.message, a.detected_at) for a in run.alerts] == [
+        ("BTCUSDT binance: taker BUY order $180,000 in 1 fill, +0.0 bps impact", at(0.3).replace(tzinfo=None))
+    ]
+
+
+def test_a_carry_is_dropped_when_the_early_query_restarts(spark: SparkSession, tmp_path: Path) -> None:
+    first = [trade(T0, 60000, 0.1, trade_id=1, side="sell"), trade(at(0.1), 60000, 3.0, trade_id=2)]
+    second = [trade(at(0.2), 60000, 0.1, trade_id=3, side="sell")]
+
+    before = run_early_stream(spark, whale_detector(), [first], tmp_path / "run")
+    after = run_early_stream(spark, whale_detector(), [first, second], tmp_path / "run")
+
+    assert before.alerts == after.alerts == []  # 2 is left to the stateful query

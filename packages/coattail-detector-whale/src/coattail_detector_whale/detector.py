@@ -38,9 +38,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from coattail_detector_whale.config import WhaleConfig
+from coattail_detector_whale.early import CARRY, RUN, UNPROVEN, mark_runs
+from coattail_detector_whale.orders import GROUP_KEY, fill_struct, order_figures, split_runs
 from coattail_detector_whale.schema import WHALE_TRADES
 from coattail_framework.alerts import alert_frame
-from coattail_framework.detector import BaseDetector
+from coattail_framework.detector import BaseDetector, EarlyAlerts
 from coattail_framework.errors import ConfigError
 from coattail_framework.partitioning import PartitionField, day
 from coattail_framework.quality.rules import QualityRule
@@ -50,60 +52,6 @@ if TYPE_CHECKING:
     from coattail_framework.config.model import CoattailConfig
 
 TAKER_SIDES = ("buy", "sell")
-INTEGER_TRADE_ID = r"^[0-9]{1,18}$"
-BPS = 10_000.0
-_GROUP_KEY = ("exchange", "symbol", "side", EVENT_TIME_COLUMN, "taker_order_id")
-
-
-def _fill() -> Column:
-    """One fill as a struct whose natural order is the fill order: numbered fills first, by id."""
-    trade_no = F.when(F.col("trade_id").rlike(INTEGER_TRADE_ID), F.col("trade_id").cast("long"))
-    return F.struct(
-        trade_no.isNull().alias("unnumbered"),
-        trade_no.alias("trade_no"),
-        F.col("trade_id"),
-        F.col("price"),
-        F.col("quantity"),
-        F.coalesce(F.col("quote_volume"), F.col("price") * F.col("quantity")).alias("quote_volume"),
-    )
-
-
-def _runs(fills: Column, split_on_id_gaps: Column) -> Column:
-    """The sorted ``fills`` of one group cut into taker orders (array of fill arrays)."""
-    count = F.size(fills)
-
-    def starts_order(position: Column) -> Column:
-        current = F.get(fills, position - 1)["trade_no"]
-        previous = F.get(fills, position - 2)["trade_no"]
-        gap = current.isNotNull() & previous.isNotNull() & (current != previous + 1)
-        return (position == 1) | (split_on_id_gaps & gap)
-
-    starts = F.filter(F.sequence(F.lit(1), count), starts_order)
-    return F.transform(
-        starts,
-        lambda start, index: F.slice(fills, start, F.coalesce(F.get(starts, index + 1), count + 1) - start),
-    )
-
-
-def _order(run: Column, side: Column) -> Column:
-    """The ``WHALE_TRADES`` figures of one run of fills (first and last by fill order)."""
-    first, last = F.get(run, 0), F.element_at(run, -1)
-    notional = F.aggregate(run, F.lit(0.0), lambda total, fill: total + fill["quote_volume"])
-    base_quantity = F.aggregate(run, F.lit(0.0), lambda total, fill: total + fill["quantity"])
-    against_taker = F.when(side == "buy", F.lit(1.0)).otherwise(F.lit(-1.0))
-    # + 0.0 turns the -0.0 of an unmoved sell into 0.0
-    impact = (last["price"] - first["price"]) / first["price"] * BPS * against_taker + F.lit(0.0)
-    return F.struct(
-        notional.alias("notional"),
-        base_quantity.alias("base_quantity"),
-        F.size(run).cast("long").alias("fill_count"),
-        first["trade_id"].alias("first_trade_id"),
-        last["trade_id"].alias("last_trade_id"),
-        first["price"].alias("first_price"),
-        last["price"].alias("last_price"),
-        (notional / base_quantity).alias("vwap_price"),
-        impact.alias("price_impact_bps"),
-    )
 
 
 class WhaleDetector(BaseDetector[WhaleConfig]):
@@ -143,28 +91,51 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
             ),
         )
 
-    def process(self, events: DataFrame) -> DataFrame:
-        """Whale orders from valid trades; fills of non-USD instruments or without a side are skipped."""
-        fills = events.where(
+    def _fills(self, events: DataFrame) -> DataFrame:
+        """The fills MOD-002 evaluates: USD-quoted instruments, a taker side, positive price and quantity."""
+        return events.where(
             F.col(EVENT_TIME_COLUMN).isNotNull()
             & F.concat_ws(":", F.col("exchange"), F.col("symbol")).isin(*self._usd_pairs)
             & F.col("side").isin(*TAKER_SIDES)
             & (F.col("price") > 0)
             & (F.col("quantity") > 0)
         )
+
+    def _order_rows(self, orders: DataFrame) -> DataFrame:
+        """``WHALE_TRADES`` rows of ``orders`` (group key columns + an ``order`` struct) above the minimum."""
+        columns = {name: F.col(name) for name in GROUP_KEY} | {"order_time": F.col(EVENT_TIME_COLUMN)}
+        return orders.where(F.col("order.notional") >= F.lit(self.settings.min_notional_usd)).select(
+            *(columns.get(name, F.col(f"order.{name}")).alias(name) for name in WHALE_TRADES.fieldNames())
+        )
+
+    def process(self, events: DataFrame) -> DataFrame:
+        """Whale orders from valid trades; fills of non-USD instruments or without a side are skipped."""
         delay_ms = round(self.settings.watermark_delay_seconds * 1000)
         groups = (
-            fills.withWatermark(EVENT_TIME_COLUMN, f"{delay_ms} milliseconds")
-            .groupBy(*_GROUP_KEY)
-            .agg(F.array_sort(F.collect_list(_fill())).alias("fills"))
+            self._fills(events)
+            .withWatermark(EVENT_TIME_COLUMN, f"{delay_ms} milliseconds")
+            .groupBy(*GROUP_KEY)
+            .agg(F.array_sort(F.collect_list(fill_struct())).alias("fills"))
         )
-        runs = _runs(F.col("fills"), split_on_id_gaps=F.col("taker_order_id").isNull())
-        orders = groups.select(
-            *_GROUP_KEY, F.explode(F.transform(runs, lambda run: _order(run, F.col("side")))).alias("order")
-        ).where(F.col("order.notional") >= F.lit(self.settings.min_notional_usd))
-        columns = {name: F.col(name) for name in _GROUP_KEY} | {"order_time": F.col(EVENT_TIME_COLUMN)}
-        return orders.select(
-            *(columns.get(name, F.col(f"order.{name}")).alias(name) for name in WHALE_TRADES.fieldNames())
+        runs = split_runs(F.col("fills"), split_on_id_gaps=F.col("taker_order_id").isNull())
+        return self._order_rows(
+            groups.select(
+                *GROUP_KEY, F.explode(F.transform(runs, lambda run: order_figures(run, F.col("side")))).alias("order")
+            )
+        )
+
+    def early_alerts(self, trades: DataFrame) -> EarlyAlerts:
+        """Alerts on the orders of one micro-batch that its own trades prove complete (see ``early``)."""
+        marked = mark_runs(self._fills(trades))
+        orders = (
+            marked.where(~F.col(UNPROVEN))
+            .groupBy(*GROUP_KEY, RUN)
+            .agg(F.array_sort(F.collect_list(fill_struct())).alias("fills"))
+            .select(*GROUP_KEY, order_figures(F.col("fills"), F.col("side")).alias("order"))
+        )
+        return EarlyAlerts(
+            alerts=self.build_alerts(self._order_rows(orders)),
+            carry=marked.where(F.col(CARRY)).select(*trades.columns),
         )
 
     def build_alerts(self, output: DataFrame) -> DataFrame:

@@ -5,6 +5,13 @@ module output rows and alerts. The stream job runs one streaming query per detec
 ``process(events)`` builds the (stateful) plan on the driver; every micro-batch of its
 output goes, on the driver, through ``build_alerts`` and then the alert router.
 
+Optional hot path: a detector that can prove some of its alerts from one micro-batch of
+trades alone overrides ``early_alerts``; the stream job then runs a second, stateless
+query for it on a short trigger (ADR-024). Its alerts reach DynamoDB in the batch that
+read the trades instead of after the stateful query's watermark has passed them; the
+stateful query still writes every output row and alert (the early ones again, as counted
+duplicates of the same deterministic alert ids).
+
 Example (a minimal stateless detector)::
 
     class BigFill(BaseDetector):
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -42,6 +50,21 @@ if TYPE_CHECKING:
     from coattail_framework.quality.rules import QualityRule
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class EarlyAlerts:
+    """What ``BaseDetector.early_alerts`` found in one micro-batch (static DataFrames, driver).
+
+    ``alerts``: ``BASE_ALERT_RECORD`` rows (``ttl_epoch`` null), each identical to the alert
+    the stateful query emits later for the same finding (same id, same content).
+    ``carry``: trade rows, with the columns of the ``trades`` given, that the next
+    micro-batch needs to prove what this one could not (e.g. an order whose last fill has
+    no successor yet); the runner prepends them to the next batch of the same run.
+    """
+
+    alerts: DataFrame
+    carry: DataFrame
 
 
 class BaseDetector(ABC, Generic[SettingsT]):
@@ -118,6 +141,22 @@ class BaseDetector(ABC, Generic[SettingsT]):
         the detector declares its own watermark on ``timestamp`` from its settings. The
         result has exactly ``output_schema``'s columns.
         """
+
+    def early_alerts(self, trades: DataFrame) -> EarlyAlerts | None:
+        """Alerts provable from ``trades`` alone, before the stateful query emits them (driver).
+
+        ``trades``: one static micro-batch of valid trades (``UNIFIED_TRADE_EVENT``
+        columns) plus the previous batch's ``carry`` when the runner still holds it (not
+        after a restart: what cannot be proven then is left to the stateful query). Must
+        alert only on findings the stateful query will emit identically, never on a
+        partial one. The default (None) means the detector has no early path.
+        """
+        return None
+
+    @property
+    def has_early_alerts(self) -> bool:
+        """Whether this detector overrides ``early_alerts`` (the runner starts its early query)."""
+        return type(self).early_alerts is not BaseDetector.early_alerts
 
     @abstractmethod
     def build_alerts(self, output: DataFrame) -> DataFrame:

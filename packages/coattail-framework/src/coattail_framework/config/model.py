@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from coattail_framework.config.symbols import SymbolCatalog
 
 Tier = Literal["small", "medium", "large"]
+EARLY_SUFFIX = "-early"
+"""``streaming.query_trigger_seconds`` key of a module's early query: ``<module name>-early``."""
 
 
 class _Section(BaseModel):
@@ -138,6 +140,9 @@ class StreamingConfig(_Section):
 
     trigger_seconds: float = Field(1.0, gt=0)
     query_trigger_seconds: dict[str, float] = Field(default_factory=dict)
+    early_alerts: bool = True
+    """Run an early query beside each active detector that has one (``BaseDetector.early_alerts``);
+    its trigger is keyed ``<module name>-early``, else the module's own."""
 
     @field_validator("query_trigger_seconds")
     @classmethod
@@ -148,8 +153,12 @@ class StreamingConfig(_Section):
         return value
 
     def trigger_for(self, query: str) -> float:
-        """The trigger (seconds) of ``query``: ``ingest`` or a module name."""
-        return self.query_trigger_seconds.get(query, self.trigger_seconds)
+        """The trigger (seconds) of ``query``: ``ingest``, a module name or ``<module name>-early``."""
+        if query in self.query_trigger_seconds:
+            return self.query_trigger_seconds[query]
+        if query.endswith(EARLY_SUFFIX):
+            return self.trigger_for(query.removesuffix(EARLY_SUFFIX))
+        return self.trigger_seconds
 
 
 class QualityConfig(_Section):

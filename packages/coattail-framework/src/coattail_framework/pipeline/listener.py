@@ -34,6 +34,8 @@ class PipelineStats:
     quality: Counter[str] = field(default_factory=Counter)
     table_rows: Counter[str] = field(default_factory=Counter)
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    early_alerts: Counter[str] = field(default_factory=Counter)
+    """New DynamoDB items put by early queries, by module id (also counted in ``alerts`` by the stateful query)."""
     dead_letters: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -53,6 +55,7 @@ class PipelineStats:
                 "quality": dict(self.quality),
                 "table_rows": dict(self.table_rows),
                 "alerts": {f"{module}/{severity}": n for (module, severity), n in sorted(self.alerts.items())},
+                "early_alerts": dict(self.early_alerts),
                 "dead_letters": dict(self.dead_letters),
                 "duplicates": self.duplicates,
             }

@@ -42,11 +42,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
-from coattail_framework.config.model import CoattailConfig
+from coattail_framework.config.model import EARLY_SUFFIX, CoattailConfig
 from coattail_framework.detector import BaseDetector
 from coattail_framework.errors import ConfigError
 from coattail_framework.metrics import MetricsPublisher
 from coattail_framework.partitioning import PartitionField, day, identity
+from coattail_framework.pipeline.early import EarlyAlertHandler, early_query_name
 from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
 from coattail_framework.pipeline.parse import parse_trades, trade_columns
 from coattail_framework.quality import DataQualityChecker, write_dead_letters
@@ -123,12 +124,14 @@ class PipelineRunner:
     def _check_trigger_names(self) -> None:
         """Refuse a ``query_trigger_seconds`` entry naming neither ingest nor a module of any tier (a typo)."""
         modules = {name for tier in self.config.tiers.values() for name in tier}
-        known = {INGEST_QUERY, *modules, *(detector.module_name for detector in self.detectors)}
+        modules |= {detector.module_name for detector in self.detectors}
+        known = {INGEST_QUERY, *modules, *(f"{module}{EARLY_SUFFIX}" for module in modules)}
         unknown = sorted(set(self.config.streaming.query_trigger_seconds) - known)
         if unknown:
             raise ConfigError(
                 f"{self.config.source_of(('streaming', 'query_trigger_seconds'))}: streaming.query_trigger_seconds "
-                f"names {', '.join(unknown)}, neither ingest nor a module; known: {', '.join(sorted(known))}"
+                f"names {', '.join(unknown)}, neither ingest nor a module or its early query; "
+                f"known: {', '.join(sorted(known))}"
             )
 
     def _check_retention_tables(self) -> None:
@@ -154,7 +157,15 @@ class PipelineRunner:
         triggers = {INGEST_QUERY: streaming.trigger_for(INGEST_QUERY)}
         for detector in self.detectors:
             triggers[detector_query_name(detector)] = streaming.trigger_for(detector.module_name)
+        for detector in self.early_detectors():
+            triggers[early_query_name(detector)] = streaming.trigger_for(f"{detector.module_name}{EARLY_SUFFIX}")
         return triggers
+
+    def early_detectors(self) -> list[BaseDetector[Any]]:
+        """The active detectors whose early query runs (``streaming.early_alerts`` and an early path)."""
+        if not self.config.streaming.early_alerts:
+            return []
+        return [detector for detector in self.detectors if detector.has_early_alerts]
 
     def reads_per_shard_second(self) -> float:
         """Most ``GetRecords`` calls per second per shard the live queries make once caught up.
@@ -300,9 +311,12 @@ class PipelineRunner:
 
     def detector_frame(self, detector: BaseDetector[Any], records: DataFrame) -> DataFrame:
         """The detector's module output over the valid trades of ``records``."""
-        flagged = self.checker.flag(parse_trades(records))
-        valid, _ = DataQualityChecker.split(flagged)
-        return detector.process(trade_columns(valid))
+        return detector.process(self.valid_trades(records))
+
+    def valid_trades(self, records: DataFrame) -> DataFrame:
+        """The valid trades of ``records`` (``UNIFIED_TRADE_EVENT`` columns): input of detectors and early queries."""
+        valid, _ = DataQualityChecker.split(self.checker.flag(parse_trades(records)))
+        return trade_columns(valid)
 
     def write_detector_batch(self, detector: BaseDetector[Any], output: DataFrame, batch_id: int) -> None:
         """Alerts to DynamoDB and Iceberg, then module rows to Iceberg (driver, per micro-batch)."""
@@ -348,6 +362,10 @@ class PipelineRunner:
             frame = self.detector_frame(detector, self._records())
             name = detector_query_name(detector)
             self.queries.append(self._start(frame, name, handler, drain, triggers[name]))
+        for detector in self.early_detectors():
+            early = EarlyAlertHandler(self.spark, detector, self.router.put_alerts, self.stats)
+            name = early_query_name(detector)
+            self.queries.append(self._start(self.valid_trades(self._records()), name, early, drain, triggers[name]))
         LOG.info("started queries: %s", ", ".join(q.name for q in self.queries))
         return self.queries
 

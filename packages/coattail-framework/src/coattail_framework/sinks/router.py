@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from coattail_framework.partitioning import PartitionField, day
 from coattail_framework.schemas import BASE_ALERT_RECORD
-from coattail_framework.sinks.dynamodb import AlertWriteError, DynamoAlertWriter, dynamodb_rows
+from coattail_framework.sinks.dynamodb import AlertWriteError, DynamoAlertWriter, WriteCounts, dynamodb_rows
 from coattail_framework.sinks.iceberg import IcebergSink, collect_arrow
 
 if TYPE_CHECKING:
@@ -139,6 +139,14 @@ class AlertRouter:
             skipped=outcome.skipped,
             by_severity=by_severity,
         )
+
+    def put_alerts(self, alerts: DataFrame) -> WriteCounts:
+        """Conditionally put a static batch of ``BASE_ALERT_RECORD`` rows into DynamoDB only (driver call).
+
+        The early queries' path: the hot store at once; the stateful query that later emits
+        the same alerts routes them to both stores (``route``), its puts counted as duplicates.
+        """
+        return self.dynamodb.write(dynamodb_rows(self.with_ttl(alerts)))
 
     def route_detector_batch(
         self, detector: BaseDetector[Any], output: DataFrame, batch_id: int, *, writer: str

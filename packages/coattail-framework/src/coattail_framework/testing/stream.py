@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql.streaming.query import StreamingQuery
 
 from coattail_framework.events import TradeEvent
 from coattail_framework.iceberg import to_arrow_schema
@@ -106,6 +107,42 @@ def run_detector_stream(
         .option("checkpointLocation", str(workdir / "checkpoint"))
         .start()
     )
+    return _finish(query, detector, run)
+
+
+def run_early_stream(
+    spark: SparkSession,
+    detector: BaseDetector[Any],
+    batches: Sequence[Sequence[EventLike]],
+    workdir: Path,
+) -> DetectorRun:
+    """Stream ``batches`` through the job's early-query handler; collects the alerts it would put.
+
+    The carry between batches is the job's own (``EarlyAlertHandler``); ``outputs_by_batch``
+    stays empty (an early query writes no module rows).
+    """
+    from coattail_framework.pipeline.early import EarlyAlertHandler
+    from coattail_framework.sinks.dynamodb import WriteCounts
+
+    events = event_stream(spark, write_event_batches(batches, workdir / "input"))
+    run = DetectorRun()
+    batch_ids = iter(range(len(batches)))
+
+    def collect(alerts: DataFrame) -> WriteCounts:
+        rows = alerts.collect()
+        run.alerts_by_batch[next(batch_ids)] = rows
+        return WriteCounts(written=len(rows))
+
+    query = (
+        events.writeStream.foreachBatch(EarlyAlertHandler(spark, detector, collect))
+        .trigger(availableNow=True)
+        .option("checkpointLocation", str(workdir / "checkpoint"))
+        .start()
+    )
+    return _finish(query, detector, run)
+
+
+def _finish(query: StreamingQuery, detector: BaseDetector[Any], run: DetectorRun) -> DetectorRun:
     query.awaitTermination()
     if (error := query.exception()) is not None:
         raise RuntimeError(f"detector {detector.module_name} stream failed: {error}")

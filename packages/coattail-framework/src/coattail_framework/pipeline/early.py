@@ -1,0 +1,102 @@
+"""The early query of a detector: alerts its micro-batch proves, put to DynamoDB at once.
+
+Runs on the Spark driver, as the ``foreachBatch`` handler of a stateless streaming query
+(``early-<module name>``) that reads the same stream as the detector's stateful query, on
+its own checkpoint and trigger (ADR-024). Per micro-batch: the batch's valid trades plus
+the rows the previous batch carried -> ``detector.early_alerts`` -> conditional puts of
+its alerts (DynamoDB only, from the executors; the stateful query writes every alert to
+Iceberg ``alerts`` and puts the same ids again, counted as duplicates) -> the new carry,
+collected to the driver.
+
+The carry lives in driver memory, for the next batch of the same run only: after a
+restart, or when a batch id was skipped, it is dropped and the stateful query alone
+covers what the carry would have proven. Nothing is lost either way.
+
+Example (what ``PipelineRunner.start`` does)::
+
+    handler = EarlyAlertHandler(spark, detector, router.put_alerts, stats)
+    frame.writeStream.foreachBatch(handler).option("checkpointLocation", ...).start()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+
+from coattail_framework.sinks.iceberg import collect_arrow
+
+if TYPE_CHECKING:
+    from coattail_framework.detector import BaseDetector
+    from coattail_framework.pipeline.listener import PipelineStats
+    from coattail_framework.sinks.dynamodb import WriteCounts
+
+LOG = logging.getLogger(__name__)
+
+
+def early_query_name(detector: BaseDetector[Any]) -> str:
+    """The early query's name (and checkpoint folder) of ``detector``."""
+    return f"early-{detector.module_name}"
+
+
+class EarlyAlertHandler:
+    """``foreachBatch`` handler of one detector's early query; holds the carry between batches.
+
+    ``put_alerts`` writes a static batch of alert rows to the hot store and returns its
+    counts (``AlertRouter.put_alerts`` in the job); ``stats``, when given, totals them.
+    """
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        detector: BaseDetector[Any],
+        put_alerts: Callable[[DataFrame], WriteCounts],
+        stats: PipelineStats | None = None,
+    ) -> None:
+        self.spark = spark
+        self.detector = detector
+        self.put_alerts = put_alerts
+        self.stats = stats
+        self._carry: pa.Table | None = None
+        self._carry_batch = -1
+
+    @property
+    def carried_rows(self) -> int:
+        """Trade rows held for the next batch."""
+        return 0 if self._carry is None else self._carry.num_rows
+
+    def _with_carry(self, batch: DataFrame, batch_id: int) -> DataFrame:
+        """``batch`` plus the previous batch's carry, when this batch directly follows it."""
+        carry, self._carry = self._carry, None
+        if carry is None or carry.num_rows == 0:
+            return batch
+        if batch_id != self._carry_batch + 1:
+            LOG.info(
+                "%s: batch %d does not follow batch %d; %d carried trades dropped (the stateful query covers them)",
+                early_query_name(self.detector),
+                batch_id,
+                self._carry_batch,
+                carry.num_rows,
+            )
+            return batch
+        return batch.unionByName(self.spark.createDataFrame(carry.to_pylist(), schema=batch.schema))
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        """Put the alerts ``batch`` (with the carry) proves; keep the new carry (driver)."""
+        trades = self._with_carry(batch, batch_id).persist()
+        try:
+            found = self.detector.early_alerts(trades)
+            if found is None:
+                return
+            counts = self.put_alerts(found.alerts)
+            self._carry, self._carry_batch = collect_arrow(found.carry), batch_id
+        finally:
+            trades.unpersist()
+        if self.stats is None:
+            return
+        self.stats.add("early_alerts", self.detector.module_id, counts.written)
+        with self.stats.lock:
+            self.stats.duplicates += counts.duplicates
