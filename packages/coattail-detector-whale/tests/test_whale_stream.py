@@ -251,18 +251,14 @@ def test_early_alerts_are_the_stateful_alerts_of_proven_orders(spark: SparkSessi
     stateful = by_id(run_detector_stream(spark, whale_detector(), whale_batches(), tmp_path / "stateful").alerts)
     early = run_early_stream(spark, whale_detector(), whale_batches(), tmp_path / "early")
 
-    # Batch 0: the SELL order 103-104 (neighbours 102 and 105 are other orders) and Coinbase ord-2
-    # (9002 between ord-1's 9001 and 9003). Not proven: 100-102 (no trade before 100 in the batch),
-    # 105 (no trade after it yet: carried), ord-1 (its fills are two runs), the fill without an id.
+    # Batch 0: Coinbase ord-2 (9002 between ord-1's 9001 and 9003) only. Not proven: ord-1 (its fills
+    # are two runs), and every Binance order: BTCUSDT has a fill without an id in the batch, which
+    # the stateful query could add to any order of its group key (so BTCUSDT carries nothing either).
     assert messages(early.alerts_by_batch[0]) == [
         "BTC-USD coinbase: taker SELL order $120,000 in 1 fill, +0.0 bps impact",
-        "BTCUSDT binance: taker SELL order $599,850 in 2 fills, +5.0 bps impact",
     ]
-    # Batch 1: trade 106 follows the carried 105, which the carried 104 precedes: 105 is proven.
-    assert messages(early.alerts_by_batch[1]) == [
-        "BTCUSDT binance: taker BUY order $120,000 in 1 fill, +0.0 bps impact"
-    ]
-    assert len(early.alerts) == 3
+    assert early.alerts_by_batch[1] == []  # 106 alone: 105 was not carried
+    assert len(early.alerts) == 1
     for alert_id, alert in by_id(early.alerts).items():
         assert stateful[alert_id] == alert
 
@@ -295,17 +291,14 @@ def test_a_batch_of_one_trade_alerts_nothing(spark: SparkSession, tmp_path: Path
     assert run.alerts == []
 
 
-def test_gaps_duplicates_and_unnumbered_fills_leave_orders_to_the_stateful_query(
-    spark: SparkSession, tmp_path: Path
-) -> None:
+def test_gaps_and_duplicates_leave_orders_to_the_stateful_query(spark: SparkSession, tmp_path: Path) -> None:
     batch: list[EventLike] = [
         trade(T0, 60000, 0.1, trade_id=10, side="sell"),
         trade(at(0.1), 60000, 3.0, trade_id=12),  # 11 missing: the order may have begun with it
         trade(at(0.2), 60000, 0.1, trade_id=13, side="sell"),
         trade(at(0.3), 60000, 3.0, trade_id=14),  # proven: 13 and 15 are other orders
         trade(at(0.4), 60000, 0.1, trade_id=15, side="sell"),
-        trade(at(0.5), 60000, 3.0, trade_id=16),  # a fill without an id shares its group key
-        raw(at(0.5), 60000, 1.0),
+        trade(at(0.5), 60000, 0.5, trade_id=16),  # proven, but $30,000
         trade(at(0.6), 60000, 0.1, trade_id=17, side="sell"),
         trade(at(0.7), 60000, 3.0, trade_id=18),  # delivered twice
         trade(at(0.7), 60000, 3.0, trade_id=18),
@@ -316,6 +309,23 @@ def test_gaps_duplicates_and_unnumbered_fills_leave_orders_to_the_stateful_query
     assert [(a.message, a.detected_at) for a in run.alerts] == [
         ("BTCUSDT binance: taker BUY order $180,000 in 1 fill, +0.0 bps impact", at(0.3).replace(tzinfo=None))
     ]
+
+
+def test_a_fill_without_an_id_stops_the_early_path_of_its_instrument(spark: SparkSession, tmp_path: Path) -> None:
+    first: list[EventLike] = [
+        trade(T0, 60000, 0.1, trade_id=1, side="sell"),
+        trade(at(0.1), 60000, 3.0, trade_id=2),  # proven by 1 and 3, but the stateful query may add the
+        trade(at(0.2), 60000, 0.1, trade_id=3, side="sell"),
+        raw(at(0.1), 60000, 1.0),  # fill without an id to 2's order (it does: $240,000 in 2 fills)
+        trade(at(0.3), 60000, 3.0, trade_id=4),  # last order: not carried either
+        trade(T0, 60000, 3.0, exchange="coinbase", symbol="BTC-USD", trade_id=50, side="sell"),
+        trade(T0, 60000, 3.0, exchange="coinbase", symbol="BTC-USD", trade_id=51),  # other instrument: proven
+        trade(T0, 60000, 3.0, exchange="coinbase", symbol="BTC-USD", trade_id=52, side="sell"),
+    ]
+    second: list[EventLike] = [trade(at(0.4), 60000, 0.1, trade_id=5, side="sell")]
+    run = run_early_stream(spark, whale_detector(), [first, second], tmp_path)
+
+    assert [a.message for a in run.alerts] == ["BTC-USD coinbase: taker BUY order $180,000 in 1 fill, +0.0 bps impact"]
 
 
 def test_a_carry_is_dropped_when_the_early_query_restarts(spark: SparkSession, tmp_path: Path) -> None:

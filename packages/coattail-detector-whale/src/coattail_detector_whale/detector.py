@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from pyspark.sql import Column, DataFrame
@@ -38,10 +39,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from coattail_detector_whale.config import WhaleConfig
-from coattail_detector_whale.early import CARRY, RUN, UNPROVEN, mark_runs
+from coattail_detector_whale.early import EarlyOrders
 from coattail_detector_whale.orders import GROUP_KEY, fill_struct, order_figures, split_runs
 from coattail_detector_whale.schema import WHALE_TRADES
-from coattail_framework.alerts import alert_frame
+from coattail_framework.alerts import alert_columns, select_alerts
 from coattail_framework.detector import BaseDetector, EarlyAlerts
 from coattail_framework.errors import ConfigError
 from coattail_framework.partitioning import PartitionField, day
@@ -66,9 +67,12 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
     partition_spec: Sequence[PartitionField] = (day("order_time"),)
 
     _usd_pairs: tuple[str, ...] = ()
+    _built: _Expressions | None = None
+    _early: EarlyOrders | None = None
 
     def on_configured(self, config: CoattailConfig) -> None:
         """Keep the (exchange, symbol) pairs quoted in a currency counted as USD."""
+        self._built = self._early = None
         quotes = set(self.settings.usd_quote_currencies)
         pairs = config.symbols.pairs()
         self._usd_pairs = tuple(
@@ -91,22 +95,21 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
             ),
         )
 
+    @property
+    def _expressions(self) -> _Expressions:
+        """This configuration's column expressions (built on first use: reused by every micro-batch)."""
+        if self._built is None:
+            self._built = _Expressions.build(self.settings, self._usd_pairs)
+        return self._built
+
     def _fills(self, events: DataFrame) -> DataFrame:
         """The fills MOD-002 evaluates: USD-quoted instruments, a taker side, positive price and quantity."""
-        return events.where(
-            F.col(EVENT_TIME_COLUMN).isNotNull()
-            & F.concat_ws(":", F.col("exchange"), F.col("symbol")).isin(*self._usd_pairs)
-            & F.col("side").isin(*TAKER_SIDES)
-            & (F.col("price") > 0)
-            & (F.col("quantity") > 0)
-        )
+        return events.where(self._expressions.evaluated_fill)
 
     def _order_rows(self, orders: DataFrame) -> DataFrame:
         """``WHALE_TRADES`` rows of ``orders`` (group key columns + an ``order`` struct) above the minimum."""
-        columns = {name: F.col(name) for name in GROUP_KEY} | {"order_time": F.col(EVENT_TIME_COLUMN)}
-        return orders.where(F.col("order.notional") >= F.lit(self.settings.min_notional_usd)).select(
-            *(columns.get(name, F.col(f"order.{name}")).alias(name) for name in WHALE_TRADES.fieldNames())
-        )
+        expressions = self._expressions
+        return orders.where(expressions.whale_order).select(*expressions.order_row)
 
     def process(self, events: DataFrame) -> DataFrame:
         """Whale orders from valid trades; fills of non-USD instruments or without a side are skipped."""
@@ -126,20 +129,30 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
 
     def early_alerts(self, trades: DataFrame) -> EarlyAlerts:
         """Alerts on the orders of one micro-batch that its own trades prove complete (see ``early``)."""
-        marked = mark_runs(self._fills(trades))
-        orders = (
-            marked.where(~F.col(UNPROVEN))
-            .groupBy(*GROUP_KEY, RUN)
-            .agg(F.array_sort(F.collect_list(fill_struct())).alias("fills"))
-            .select(*GROUP_KEY, order_figures(F.col("fills"), F.col("side")).alias("order"))
-        )
-        return EarlyAlerts(
-            alerts=self.build_alerts(self._order_rows(orders)),
-            carry=marked.where(F.col(CARRY)).select(*trades.columns),
-        )
+        if self._early is None or self._early.columns != tuple(trades.columns):
+            self._early = EarlyOrders(trades.columns, self.settings.min_notional_usd)
+        instruments = self._early.instruments(self._fills(trades))
+        figures = self._early.orders(instruments).select(*GROUP_KEY, self._expressions.order_of_fills)
+        return EarlyAlerts(alerts=self.build_alerts(self._order_rows(figures)), carry=self._early.carry(instruments))
 
     def build_alerts(self, output: DataFrame) -> DataFrame:
         """``whale_trade`` alerts: one per order strictly above the mildest severity bound."""
+        return select_alerts(output, self._expressions.alerts)
+
+
+@dataclass(frozen=True)
+class _Expressions:
+    """MOD-002's column expressions for one configuration (unresolved: valid on every batch)."""
+
+    evaluated_fill: Column
+    whale_order: Column
+    order_row: tuple[Column, ...]
+    order_of_fills: Column
+    alerts: tuple[Column, ...]
+
+    @classmethod
+    def build(cls, settings: WhaleConfig, usd_pairs: Sequence[str]) -> _Expressions:
+        """The expressions of ``settings`` over the ``usd_pairs`` (``exchange:symbol``)."""
         notional = F.col("notional")
         fills_word = F.when(F.col("fill_count") == 1, F.lit("fill")).otherwise(F.lit("fills"))
         message = F.format_string(
@@ -152,23 +165,36 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
             fills_word,
             F.format_string("%+.1f", F.col("price_impact_bps")),
         )
-        details: list[Column] = [F.col(name) for name in WHALE_TRADES.fieldNames()]
-        return alert_frame(
-            output,
-            module_id=self.module_id,
-            alert_type="whale_trade",
-            id_parts=[
-                F.col("exchange"),
-                F.col("symbol"),
-                F.col("side"),
-                F.unix_micros(F.col("order_time")),
-                F.col("first_trade_id"),
-                F.col("taker_order_id"),
-            ],
-            symbol=F.col("symbol"),
-            exchange=F.col("exchange"),
-            severity=self.settings.thresholds.column(notional),
-            detected_at=F.col("order_time"),
-            message=message,
-            details=details,
+        order_columns = {name: F.col(name) for name in GROUP_KEY} | {"order_time": F.col(EVENT_TIME_COLUMN)}
+        return cls(
+            evaluated_fill=(
+                F.col(EVENT_TIME_COLUMN).isNotNull()
+                & F.concat_ws(":", F.col("exchange"), F.col("symbol")).isin(*usd_pairs)
+                & F.col("side").isin(*TAKER_SIDES)
+                & (F.col("price") > 0)
+                & (F.col("quantity") > 0)
+            ),
+            whale_order=F.col("order.notional") >= F.lit(settings.min_notional_usd),
+            order_row=tuple(
+                order_columns.get(name, F.col(f"order.{name}")).alias(name) for name in WHALE_TRADES.fieldNames()
+            ),
+            order_of_fills=order_figures(F.col("fills"), F.col("side")).alias("order"),
+            alerts=alert_columns(
+                module_id=WhaleDetector.module_id,
+                alert_type="whale_trade",
+                id_parts=[
+                    F.col("exchange"),
+                    F.col("symbol"),
+                    F.col("side"),
+                    F.unix_micros(F.col("order_time")),
+                    F.col("first_trade_id"),
+                    F.col("taker_order_id"),
+                ],
+                symbol=F.col("symbol"),
+                exchange=F.col("exchange"),
+                severity=settings.thresholds.column(notional),
+                detected_at=F.col("order_time"),
+                message=message,
+                details=[F.col(name) for name in WHALE_TRADES.fieldNames()],
+            ),
         )

@@ -97,6 +97,34 @@ def as_parts(values: Sequence[object]) -> tuple[str, ...]:
     return tuple("" if value is None else str(value) for value in values)
 
 
+def alert_columns(
+    *,
+    module_id: str,
+    alert_type: str,
+    id_parts: Sequence[Column],
+    symbol: Column,
+    exchange: Column,
+    severity: Column,
+    detected_at: Column,
+    message: Column,
+    details: Sequence[Column],
+) -> tuple[Column, ...]:
+    """The ``BASE_ALERT_RECORD`` columns of ``alert_frame``, to build once and select on every batch (driver)."""
+    columns = {
+        "alert_id": alert_id_column(module_id, *id_parts),
+        "alert_type": F.lit(alert_type),
+        "module_id": F.lit(module_id),
+        "symbol": symbol,
+        "exchange": exchange,
+        "severity": severity,
+        "detected_at": detected_at,
+        "message": message,
+        "ttl_epoch": F.lit(None).cast("long"),
+        "details": F.to_json(F.struct(*details)),
+    }
+    return tuple(columns[field.name].cast(field.dataType).alias(field.name) for field in BASE_ALERT_RECORD)
+
+
 def alert_frame(
     rows: DataFrame,
     *,
@@ -115,17 +143,20 @@ def alert_frame(
     Rows whose ``severity`` is null (below every threshold) are dropped. ``details``
     columns are serialized as one JSON object; ``ttl_epoch`` is left null for the router.
     """
-    columns = {
-        "alert_id": alert_id_column(module_id, *id_parts),
-        "alert_type": F.lit(alert_type),
-        "module_id": F.lit(module_id),
-        "symbol": symbol,
-        "exchange": exchange,
-        "severity": severity,
-        "detected_at": detected_at,
-        "message": message,
-        "ttl_epoch": F.lit(None).cast("long"),
-        "details": F.to_json(F.struct(*details)),
-    }
-    selected = rows.select(*(columns[field.name].cast(field.dataType).alias(field.name) for field in BASE_ALERT_RECORD))
-    return selected.where(F.col("severity").isNotNull())
+    columns = alert_columns(
+        module_id=module_id,
+        alert_type=alert_type,
+        id_parts=id_parts,
+        symbol=symbol,
+        exchange=exchange,
+        severity=severity,
+        detected_at=detected_at,
+        message=message,
+        details=details,
+    )
+    return select_alerts(rows, columns)
+
+
+def select_alerts(rows: DataFrame, columns: Sequence[Column]) -> DataFrame:
+    """``rows`` projected on ``alert_columns`` output, without the rows below every severity."""
+    return rows.select(*columns).where(F.col("severity").isNotNull())

@@ -25,7 +25,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyspark
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
 from coattail_framework.sinks.iceberg import collect_arrow
 
@@ -40,6 +42,17 @@ LOG = logging.getLogger(__name__)
 def early_query_name(detector: BaseDetector[Any]) -> str:
     """The early query's name (and checkpoint folder) of ``detector``."""
     return f"early-{detector.module_name}"
+
+
+def _arrow_frame(spark: SparkSession, table: pa.Table, schema: StructType) -> DataFrame:
+    """A DataFrame of the (small) Arrow ``table`` with ``schema``.
+
+    PySpark 4 takes the Arrow table itself (about 0.1 s for a count of a few rows, against
+    0.3 s from Python rows, which need a Python worker); 3.5 goes through pandas.
+    """
+    if int(pyspark.__version__.split(".")[0]) >= 4:
+        return spark.createDataFrame(table).select(*schema.fieldNames())
+    return spark.createDataFrame(table.to_pandas(), schema=schema)
 
 
 class EarlyAlertHandler:
@@ -82,7 +95,7 @@ class EarlyAlertHandler:
                 carry.num_rows,
             )
             return batch
-        return batch.unionByName(self.spark.createDataFrame(carry.to_pylist(), schema=batch.schema))
+        return batch.unionByName(_arrow_frame(self.spark, carry, batch.schema))
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         """Put the alerts ``batch`` (with the carry) proves; keep the new carry (driver)."""
