@@ -300,6 +300,8 @@ def run() -> dict[str, Any]:
         "whale_watermark_delay_seconds": WHALE_WATERMARK_S,
         "kinesis_min_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
         "batches_per_query": batches,
+        "alerts_put_first_by_early_query": totals["early_alerts"],
+        "alert_puts_found_present": totals["duplicates"],
         "baseline_put_to_get_records": summary_ms(floor),
     }
 

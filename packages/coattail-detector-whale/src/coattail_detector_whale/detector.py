@@ -133,7 +133,11 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
             self._early = EarlyOrders(trades.columns, self.settings.min_notional_usd)
         instruments = self._early.instruments(self._fills(trades))
         figures = self._early.orders(instruments).select(*GROUP_KEY, self._expressions.order_of_fills)
-        return EarlyAlerts(alerts=self.build_alerts(self._order_rows(figures)), carry=self._early.carry(instruments))
+        return EarlyAlerts(
+            alerts=self.build_alerts(self._order_rows(figures)),
+            carry=self._early.carry(instruments),
+            shared=instruments,
+        )
 
     def build_alerts(self, output: DataFrame) -> DataFrame:
         """``whale_trade`` alerts: one per order strictly above the mildest severity bound."""

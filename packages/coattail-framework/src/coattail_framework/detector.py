@@ -61,10 +61,13 @@ class EarlyAlerts:
     ``carry``: trade rows, with the columns of the ``trades`` given, that the next
     micro-batch needs to prove what this one could not (e.g. an order whose last fill has
     no successor yet); the runner prepends them to the next batch of the same run.
+    ``shared``: the plan both derive from, if any; the runner persists it for the batch, so
+    the second of the two Spark jobs reads it instead of recomputing it.
     """
 
     alerts: DataFrame
     carry: DataFrame
+    shared: DataFrame | None = None
 
 
 class BaseDetector(ABC, Generic[SettingsT]):

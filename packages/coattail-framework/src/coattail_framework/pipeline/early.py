@@ -98,16 +98,21 @@ class EarlyAlertHandler:
         return batch.unionByName(_arrow_frame(self.spark, carry, batch.schema))
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        """Put the alerts ``batch`` (with the carry) proves; keep the new carry (driver)."""
-        trades = self._with_carry(batch, batch_id).persist()
+        """Put the alerts ``batch`` (with the carry) proves; keep the new carry (driver).
+
+        Two Spark jobs: the puts (reading the batch), then the carry (from the persisted
+        ``shared`` plan when the detector names one).
+        """
+        found = self.detector.early_alerts(self._with_carry(batch, batch_id))
+        if found is None:
+            return
+        shared = found.shared.persist() if found.shared is not None else None
         try:
-            found = self.detector.early_alerts(trades)
-            if found is None:
-                return
             counts = self.put_alerts(found.alerts)
             self._carry, self._carry_batch = collect_arrow(found.carry), batch_id
         finally:
-            trades.unpersist()
+            if shared is not None:
+                shared.unpersist()
         if self.stats is None:
             return
         self.stats.add("early_alerts", self.detector.module_id, counts.written)
