@@ -214,7 +214,9 @@ def test_a_trigger_for_an_unknown_query_is_refused_and_one_for_an_inactive_modul
     spark: SparkSession, stack: LocalStack
 ) -> None:
     config = _with_triggers(stack.config, query_trigger_seconds={"wale": 0.5, "ingest": 3})
-    with pytest.raises(ConfigError, match=r"names wale, neither ingest nor a module; known: .*\bingest, .*\bwhale\b"):
+    with pytest.raises(
+        ConfigError, match=r"names wale, neither ingest nor a module or its early query; known: .*\bingest, .*\bwhale\b"
+    ):
         _runner(spark, config)
     inactive = _with_triggers(stack.config, query_trigger_seconds={"spread": 10})  # a module of the tier, not run here
     assert _runner(spark, inactive).trigger_seconds() == {"ingest": 1.0, "detector-trade-count": 1.0}

@@ -1,0 +1,189 @@
+"""Early queries: a detector's early alerts reach DynamoDB once, beside its stateful query; the carry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+import boto3
+import pyarrow as pa
+import pytest
+from pydantic import BaseModel, ConfigDict
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from coattail_framework.alerts import alert_frame, make_alert_id
+from coattail_framework.config.model import CoattailConfig
+from coattail_framework.detector import BaseDetector, EarlyAlerts
+from coattail_framework.iceberg import open_catalog, to_arrow_schema
+from coattail_framework.localstack import LocalStack, start_local_stack
+from coattail_framework.partitioning import day
+from coattail_framework.pipeline import PipelineRunner
+from coattail_framework.pipeline.early import EarlyAlertHandler
+from coattail_framework.schemas import UNIFIED_TRADE_EVENT
+from coattail_framework.sinks.dynamodb import WriteCounts
+from coattail_framework.testing import trade
+from coattail_framework.testing.detectors import TradeCountDetector
+
+T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
+MIN_USD = 100_000
+
+
+class BigTradeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BigTradeDetector(BaseDetector[BigTradeSettings]):
+    """One alert per trade of at least $100K: stateless, so its early path alerts the same trades at once."""
+
+    module_id = "MOD-T02"
+    module_name = "big-trade"
+    alert_types = ("big_trade",)
+    output_table = "big_trades"
+    output_schema = UNIFIED_TRADE_EVENT
+    partition_spec = (day("timestamp"),)
+    config_model: ClassVar[type[BaseModel]] = BigTradeSettings
+
+    def process(self, events: DataFrame) -> DataFrame:
+        return events.where(F.col("quote_volume") >= MIN_USD)
+
+    def build_alerts(self, output: DataFrame) -> DataFrame:
+        return alert_frame(
+            output,
+            module_id=self.module_id,
+            alert_type="big_trade",
+            id_parts=[F.col("event_id")],
+            symbol=F.col("symbol"),
+            exchange=F.col("exchange"),
+            severity=F.lit("high"),
+            detected_at=F.col("timestamp"),
+            message=F.col("event_id"),
+            details=[F.col("quote_volume")],
+        )
+
+    def early_alerts(self, trades: DataFrame) -> EarlyAlerts:
+        return EarlyAlerts(alerts=self.build_alerts(self.process(trades)), carry=trades.limit(0))
+
+
+class CarryRecorder(BaseDetector[BigTradeSettings]):
+    """Records the event ids each early batch received; carries the batch's last trade."""
+
+    module_id = "MOD-T03"
+    module_name = "carry-recorder"
+    alert_types = ("none",)
+    output_table = "none"
+    output_schema = UNIFIED_TRADE_EVENT
+    partition_spec = ()
+    config_model: ClassVar[type[BaseModel]] = BigTradeSettings
+    received: ClassVar[list[list[str]]] = []
+
+    def process(self, events: DataFrame) -> DataFrame:
+        return events
+
+    def build_alerts(self, output: DataFrame) -> DataFrame:
+        return BigTradeDetector().build_alerts(output.limit(0))
+
+    def early_alerts(self, trades: DataFrame) -> EarlyAlerts:
+        self.received.append(sorted(row.event_id for row in trades.select("event_id").collect()))
+        last = trades.orderBy(F.col("trade_id").cast("long").desc()).limit(1)
+        return EarlyAlerts(alerts=self.build_alerts(trades), carry=last, shared=trades)
+
+
+def _frame(spark: SparkSession, *trade_ids: int) -> DataFrame:
+    rows = [trade(T0, 60_000, "0.1", trade_id=n).model_dump(mode="python") for n in trade_ids]
+    for row in rows:
+        for name in ("price", "quantity", "quote_volume"):
+            row[name] = float(row[name])
+    table = pa.Table.from_pylist(rows, schema=to_arrow_schema(UNIFIED_TRADE_EVENT))
+    return spark.createDataFrame(table.to_pandas(), schema=UNIFIED_TRADE_EVENT)
+
+
+def test_the_carry_joins_the_next_batch_only(spark: SparkSession) -> None:
+    detector = CarryRecorder()
+    detector.configure(CoattailConfig())
+    CarryRecorder.received.clear()
+    handler = EarlyAlertHandler(spark, detector, lambda alerts: WriteCounts(written=alerts.count()))
+
+    handler(_frame(spark, 1, 2), 0)
+    handler(_frame(spark, 3), 1)  # 2 carried into batch 1
+    handler(_frame(spark, 4), 3)  # batch 2 never came (a restart): 3's carry is dropped
+    handler(_frame(spark, 5), 4)
+
+    assert CarryRecorder.received == [
+        ["binance:BTCUSDT:1", "binance:BTCUSDT:2"],
+        ["binance:BTCUSDT:2", "binance:BTCUSDT:3"],
+        ["binance:BTCUSDT:4"],
+        ["binance:BTCUSDT:4", "binance:BTCUSDT:5"],
+    ]
+    assert handler.carried_rows == 1
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[LocalStack]:
+    config = CoattailConfig.model_validate(
+        {
+            "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}},
+            "exchanges": {"binance": {"connector": "binance"}},
+            "kinesis": {"stream_name": "trades-early", "shard_count": 1, "min_poll_interval_ms": 200},
+            "dynamodb": {"table_name": "alerts-early"},
+            "metrics": {"enabled": False},
+            "streaming": {"query_trigger_seconds": {"big-trade-early": 0.25, "big-trade": 2}},
+        }
+    )
+    with start_local_stack(config, tmp_path / "stack") as running:
+        yield running
+
+
+def _runner(spark: SparkSession, config: CoattailConfig, *detectors: BaseDetector[Any]) -> PipelineRunner:
+    for detector in detectors:
+        detector.configure(config)
+    return PipelineRunner(spark, config, detectors=list(detectors))
+
+
+def test_early_alerts_are_put_once_and_the_stateful_query_stores_every_alert(
+    spark: SparkSession, stack: LocalStack
+) -> None:
+    amounts = [0.5, 2.0, 0.1, 1.7, 3.0]  # BTC at $60,000: trades 2, 4 and 5 are at least $100K
+    records = [
+        {
+            "Data": trade(T0 + timedelta(seconds=n), 60_000, str(btc), trade_id=n).to_json().encode(),
+            "PartitionKey": "BTCUSDT",
+        }
+        for n, btc in enumerate(amounts, start=1)
+    ]
+    kinesis = boto3.client("kinesis", region_name="us-east-1", endpoint_url=stack.endpoint_url)
+    kinesis.put_records(StreamName=stack.config.kinesis.stream_name, Records=records)
+
+    runner = _runner(spark, stack.config, BigTradeDetector(), TradeCountDetector())
+    assert runner.trigger_seconds() == {
+        "ingest": 1.0,
+        "detector-big-trade": 2.0,
+        "detector-trade-count": 1.0,
+        "early-big-trade": 0.25,
+    }
+    stats = runner.run(drain=True, handle_signals=False)
+
+    expected = sorted(make_alert_id("MOD-T02", f"binance:BTCUSDT:{n}") for n in (2, 4, 5))
+    table = boto3.resource("dynamodb", region_name="us-east-1", endpoint_url=stack.endpoint_url).Table(
+        stack.config.dynamodb.table_name
+    )
+    items = [item for item in table.scan()["Items"] if item["module_id"] == "MOD-T02"]
+    assert sorted(item["alert_id"] for item in items) == expected
+    assert stats.input_rows["early-big-trade"] == 5
+    # Each alert is put twice (early query, stateful query; in a drain either may come first):
+    # one new item, one duplicate.
+    assert stats.duplicates == 3
+    assert stats.alerts[("MOD-T02", "high")] == 3
+    catalog = open_catalog(stack.config.iceberg, stack.config.aws)
+    stored = catalog.load_table((stack.config.iceberg.database, "alerts")).scan().to_arrow().to_pylist()
+    assert sorted(row["alert_id"] for row in stored if row["module_id"] == "MOD-T02") == expected
+
+
+def test_early_queries_can_be_switched_off(spark: SparkSession, stack: LocalStack) -> None:
+    streaming = stack.config.streaming.model_copy(update={"early_alerts": False})
+    runner = _runner(spark, stack.config.model_copy(update={"streaming": streaming}), BigTradeDetector())
+
+    assert runner.early_detectors() == []
+    assert runner.trigger_seconds() == {"ingest": 1.0, "detector-big-trade": 2.0}
