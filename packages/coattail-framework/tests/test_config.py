@@ -216,3 +216,7 @@ def test_each_query_has_the_default_trigger_unless_it_has_its_own(sample: Path) 
     streaming = ConfigLoader(sample, environ=environ).load().streaming
     assert (streaming.trigger_for("ingest"), streaming.trigger_for("whale")) == (10.0, 0.5)
     assert streaming.trigger_for("volume-anomaly") == streaming.trigger_seconds == 1.0
+    # an early query without its own entry runs on its module's trigger
+    assert (streaming.trigger_for("whale-early"), streaming.trigger_for("spread-early")) == (0.5, 1.0)
+    own = ConfigLoader(sample, environ={"COATTAIL_STREAMING__QUERY_TRIGGER_SECONDS": '{"whale-early": 0.25}'}).load()
+    assert (own.streaming.trigger_for("whale-early"), own.streaming.trigger_for("whale")) == (0.25, 1.0)
