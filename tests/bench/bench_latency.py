@@ -2,10 +2,10 @@
 
 The stream job (``PipelineRunner.start()``, live, all three detectors) runs on local[2] in
 this process, with the triggers and read pacing of ``config/features.yaml`` (``streaming``,
-``kinesis.min_poll_interval_ms``): the whale query (MOD-002, the hot path measured here) on
-a 0.5 s trigger, the ingest query and the windowed modules on longer ones (a shorter trigger
-would not make their output earlier). moto runs in a child process on
-127.0.0.1 (``aws_process``: AWS is not inside a deployed job's driver). A paced producer
+``kinesis.min_poll_interval_ms``): the early whale query (MOD-002's early alerts, ADR-024: the
+hot path measured here) on a 0.5 s trigger, the stateful whale query, the ingest query and
+the windowed modules on longer ones (a shorter trigger would not make their output earlier).
+moto runs in a child process on 127.0.0.1 (``aws_process``: AWS is not inside a deployed job's driver). A paced producer
 puts trades with event time = now into a 1-shard stream, in three phases without a pause:
 ``STEADY_RATE`` trades/s for ``WARMUP_SECONDS`` (not measured: the JVM compiles Spark's code
 for the first minutes, using up to half a core), ``STEADY_RATE`` for ``SECONDS`` (the
@@ -23,10 +23,12 @@ What is measured, per whale alert: ``item stored`` - ``arrival``, where
   (``aws_process``, ``put_log``). Both are taken in moto's process, on one clock. No poller
   queries the table: the 20 Hz poller used before took about a quarter of moto's busy time
   (py-spy), on the two cores the job has.
-The whale module emits an order once the watermark (max event time of the previous
-batch minus its ``watermark_delay_seconds``, set here to ``WHALE_WATERMARK_S``: the fills
-of one taker order share one trade time and one partition key) passes its trade time, so
-every figure includes that delay plus at least one trigger after the batch that read it.
+The early whale query puts an order's alert in the batch that read it when that batch holds
+the trades just before and after the order (else one batch later: the order is carried).
+The stateful whale query emits every order once the watermark (max event time of the
+previous batch minus its ``watermark_delay_seconds``, set here to ``WHALE_WATERMARK_S``)
+passes its trade time; its put of an alert the early query made is a duplicate, so each
+figure is the first put. ``alerts_put_first_by_early_query`` counts the early query's.
 Baseline, same run: bare boto3 ``put_record`` then ``get_records`` polled every 10 ms
 until the record is visible (the transport floor: moto's put-to-readable time).
 
