@@ -18,7 +18,12 @@ into runs and the order figures are stateless array expressions on each emitted 
 fills are sorted first (rows of a group arrive in no particular order). Native Spark only:
 the same plan runs on PySpark 3.5 and 4.x in append output mode.
 
-``process`` and ``build_alerts`` build plans on the driver; executors run them.
+Early path (``early_alerts``, ``early.py``, ADR-024): the stream job's stateless early query
+alerts in the batch that read an order when that batch proves it complete (the trades with
+the ids just before and after it are in the batch); the order figures come from the same
+expressions (``orders.py``), so the alert equals the one this stateful plan emits later.
+
+``process``, ``early_alerts`` and ``build_alerts`` build plans on the driver; executors run them.
 
 Example::
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Sequence
+from typing import TypedDict, Unpack
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pyspark.sql import Column, DataFrame
@@ -97,64 +98,44 @@ def as_parts(values: Sequence[object]) -> tuple[str, ...]:
     return tuple("" if value is None else str(value) for value in values)
 
 
-def alert_columns(
-    *,
-    module_id: str,
-    alert_type: str,
-    id_parts: Sequence[Column],
-    symbol: Column,
-    exchange: Column,
-    severity: Column,
-    detected_at: Column,
-    message: Column,
-    details: Sequence[Column],
-) -> tuple[Column, ...]:
+class AlertSpec(TypedDict):
+    """How a module's output rows become ``BASE_ALERT_RECORD`` columns (``alert_columns``, ``alert_frame``)."""
+
+    module_id: str
+    alert_type: str
+    id_parts: Sequence[Column]
+    symbol: Column
+    exchange: Column
+    severity: Column
+    detected_at: Column
+    message: Column
+    details: Sequence[Column]
+
+
+def alert_columns(**spec: Unpack[AlertSpec]) -> tuple[Column, ...]:
     """The ``BASE_ALERT_RECORD`` columns of ``alert_frame``, to build once and select on every batch (driver)."""
     columns = {
-        "alert_id": alert_id_column(module_id, *id_parts),
-        "alert_type": F.lit(alert_type),
-        "module_id": F.lit(module_id),
-        "symbol": symbol,
-        "exchange": exchange,
-        "severity": severity,
-        "detected_at": detected_at,
-        "message": message,
+        "alert_id": alert_id_column(spec["module_id"], *spec["id_parts"]),
+        "alert_type": F.lit(spec["alert_type"]),
+        "module_id": F.lit(spec["module_id"]),
+        "symbol": spec["symbol"],
+        "exchange": spec["exchange"],
+        "severity": spec["severity"],
+        "detected_at": spec["detected_at"],
+        "message": spec["message"],
         "ttl_epoch": F.lit(None).cast("long"),
-        "details": F.to_json(F.struct(*details)),
+        "details": F.to_json(F.struct(*spec["details"])),
     }
     return tuple(columns[field.name].cast(field.dataType).alias(field.name) for field in BASE_ALERT_RECORD)
 
 
-def alert_frame(
-    rows: DataFrame,
-    *,
-    module_id: str,
-    alert_type: str,
-    id_parts: Sequence[Column],
-    symbol: Column,
-    exchange: Column,
-    severity: Column,
-    detected_at: Column,
-    message: Column,
-    details: Sequence[Column],
-) -> DataFrame:
+def alert_frame(rows: DataFrame, **spec: Unpack[AlertSpec]) -> DataFrame:
     """``BASE_ALERT_RECORD`` rows from module output ``rows`` (driver; builds a plan).
 
     Rows whose ``severity`` is null (below every threshold) are dropped. ``details``
     columns are serialized as one JSON object; ``ttl_epoch`` is left null for the router.
     """
-    columns = alert_columns(
-        module_id=module_id,
-        alert_type=alert_type,
-        id_parts=id_parts,
-        symbol=symbol,
-        exchange=exchange,
-        severity=severity,
-        detected_at=detected_at,
-        message=message,
-        details=details,
-    )
-    return select_alerts(rows, columns)
+    return select_alerts(rows, alert_columns(**spec))
 
 
 def select_alerts(rows: DataFrame, columns: Sequence[Column]) -> DataFrame:

@@ -4,9 +4,9 @@ Runs on the Spark driver, as the ``foreachBatch`` handler of a stateless streami
 (``early-<module name>``) that reads the same stream as the detector's stateful query, on
 its own checkpoint and trigger (ADR-024). Per micro-batch: the batch's valid trades plus
 the rows the previous batch carried -> ``detector.early_alerts`` -> conditional puts of
-its alerts (DynamoDB only, from the executors; the stateful query writes every alert to
-Iceberg ``alerts`` and puts the same ids again, counted as duplicates) -> the new carry,
-collected to the driver.
+its alerts (DynamoDB only, from the driver: ``AlertRouter.put_alerts``; the stateful query
+writes every alert to Iceberg ``alerts`` and puts the same ids again, counted as
+duplicates) -> the new carry, collected to the driver.
 
 The carry lives in driver memory, for the next batch of the same run only: after a
 restart, or when a batch id was skipped, it is dropped and the stateful query alone

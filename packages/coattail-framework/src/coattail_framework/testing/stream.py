@@ -118,8 +118,9 @@ def run_early_stream(
 ) -> DetectorRun:
     """Stream ``batches`` through the job's early-query handler; collects the alerts it would put.
 
-    The carry between batches is the job's own (``EarlyAlertHandler``); ``outputs_by_batch``
-    stays empty (an early query writes no module rows).
+    The carry between batches is the job's own (``EarlyAlertHandler``). ``alerts_by_batch``
+    holds one entry per put, in batch order (the handler puts once per batch when the
+    detector has an early path); ``outputs_by_batch`` stays empty (no module rows).
     """
     from coattail_framework.pipeline.early import EarlyAlertHandler
     from coattail_framework.sinks.dynamodb import WriteCounts
