@@ -27,22 +27,33 @@ METADATA_COLUMNS = ("raw", "parse_ok", "kinesis_arrival", "kinesis_sequence", "k
 
 
 def parse_trades(records: DataFrame) -> DataFrame:
-    """Trade rows (``UNIFIED_TRADE_EVENT`` columns) plus ``METADATA_COLUMNS``."""
+    """Trade rows (``UNIFIED_TRADE_EVENT`` columns) plus ``METADATA_COLUMNS``.
+
+    The payload is parsed by a generator (``inline_outer`` over a one-element array) rather
+    than a projection: Catalyst pushes a filter through a projection by substituting its
+    expressions, so every later filter on a trade column (the quality split, a detector's
+    own filters) would parse the JSON once per column it reads (47 ``from_json`` in the
+    valid-trade plan, 3.5x the cost of one parse: 600 vs 170 ms per 5,000 trades, measured).
+    A filter on generated columns stays above the generator: one parse per record.
+    """
     raw = F.col("data").cast("string")
+    payload = F.from_json(raw, _PAYLOAD_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})
     parsed = records.select(
         raw.alias("raw"),
-        F.from_json(raw, _PAYLOAD_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}).alias("p"),
         F.col("approximateArrivalTimestamp").alias("kinesis_arrival"),
         F.col("sequenceNumber").alias("kinesis_sequence"),
         F.col("shardId").alias("kinesis_shard"),
+        F.inline_outer(F.array(payload)),
     )
     fields = [
-        F.col(f"p.{field.name}").cast(field.dataType).alias(field.name)
+        F.col(field.name).cast(field.dataType).alias(field.name)
         if isinstance(field.dataType, TimestampType)
-        else F.col(f"p.{field.name}").alias(field.name)
+        else F.col(field.name)
         for field in UNIFIED_TRADE_EVENT.fields
     ]
-    parse_ok = F.col("p").isNotNull() & F.col(f"p.{_CORRUPT}").isNull()
+    # A null payload parses to null (no row fields); anything else that is not a TradeEvent
+    # object keeps its text in the corrupt-record column.
+    parse_ok = F.col("raw").isNotNull() & F.col(_CORRUPT).isNull()
     return parsed.select(
         *fields,
         "raw",
