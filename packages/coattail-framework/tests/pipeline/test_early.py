@@ -22,6 +22,7 @@ from coattail_framework.localstack import LocalStack, start_local_stack
 from coattail_framework.partitioning import day
 from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.pipeline.early import EarlyAlertHandler
+from coattail_framework.pipeline.listener import PipelineStats
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_framework.sinks.dynamodb import WriteCounts
 from coattail_framework.testing import trade
@@ -117,6 +118,44 @@ def test_the_carry_joins_the_next_batch_only(spark: SparkSession) -> None:
         ["binance:BTCUSDT:4"],
         ["binance:BTCUSDT:4", "binance:BTCUSDT:5"],
     ]
+    assert handler.carried_rows == 1
+
+
+def test_a_failed_early_batch_is_logged_counted_and_the_query_goes_on(
+    spark: SparkSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    detector = CarryRecorder()
+    detector.configure(CoattailConfig())
+    CarryRecorder.received.clear()
+    puts: list[int] = []
+
+    def put_alerts(alerts: DataFrame) -> WriteCounts:
+        if len(puts) == 1:
+            puts.append(-1)
+            raise RuntimeError("DynamoDB unavailable")
+        puts.append(alerts.count())
+        return WriteCounts(written=0)
+
+    stats = PipelineStats()
+    handler = EarlyAlertHandler(spark, detector, put_alerts, stats)
+
+    handler(_frame(spark, 1, 2), 0)
+    handler(_frame(spark, 3), 1)  # raises: logged, counted, the carry (3) dropped
+    handler(_frame(spark, 4), 2)
+
+    assert CarryRecorder.received == [
+        ["binance:BTCUSDT:1", "binance:BTCUSDT:2"],
+        ["binance:BTCUSDT:2", "binance:BTCUSDT:3"],
+        ["binance:BTCUSDT:4"],
+    ]
+    assert puts == [0, -1, 0]
+    assert stats.snapshot()["early_failures"] == {"MOD-T03": 1}
+    failed = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [r.getMessage() for r in failed] == [
+        "early-carry-recorder: batch 1 failed; its orders are left to the detector's stateful query"
+    ]
+    assert failed[0].exc_info is not None
+    assert str(failed[0].exc_info[1]) == "DynamoDB unavailable"
     assert handler.carried_rows == 1
 
 

@@ -101,11 +101,34 @@ class EarlyAlertHandler:
         """Put the alerts ``batch`` (with the carry) proves; keep the new carry (driver).
 
         Two Spark jobs: the puts (reading the batch), then the carry (from the persisted
-        ``shared`` plan when the detector names one).
+        ``shared`` plan when the detector names one). The early path is best effort: an
+        exception is logged with its stack and counted (``PipelineStats.early_failures``),
+        the carry is dropped and the query goes on; the detector's stateful query still
+        alerts every order of the batch, later.
         """
+        try:
+            counts = self._put_proven(batch, batch_id)
+        except Exception:
+            self._carry = None
+            LOG.exception(
+                "%s: batch %d failed; its orders are left to the detector's stateful query",
+                early_query_name(self.detector),
+                batch_id,
+            )
+            if self.stats is not None:
+                self.stats.add("early_failures", self.detector.module_id, 1)
+            return
+        if counts is None or self.stats is None:
+            return
+        self.stats.add("early_alerts", self.detector.module_id, counts.written)
+        with self.stats.lock:
+            self.stats.duplicates += counts.duplicates
+
+    def _put_proven(self, batch: DataFrame, batch_id: int) -> WriteCounts | None:
+        """The puts' counts (None when the detector has no early path for this batch)."""
         found = self.detector.early_alerts(self._with_carry(batch, batch_id))
         if found is None:
-            return
+            return None
         shared = found.shared.persist() if found.shared is not None else None
         try:
             counts = self.put_alerts(found.alerts)
@@ -113,8 +136,4 @@ class EarlyAlertHandler:
         finally:
             if shared is not None:
                 shared.unpersist()
-        if self.stats is None:
-            return
-        self.stats.add("early_alerts", self.detector.module_id, counts.written)
-        with self.stats.lock:
-            self.stats.duplicates += counts.duplicates
+        return counts

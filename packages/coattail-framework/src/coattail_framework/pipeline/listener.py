@@ -36,6 +36,8 @@ class PipelineStats:
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
     early_alerts: Counter[str] = field(default_factory=Counter)
     """New DynamoDB items put by early queries, by module id (also counted in ``alerts`` by the stateful query)."""
+    early_failures: Counter[str] = field(default_factory=Counter)
+    """Early-query batches that raised, by module id (logged; the stateful query covers their orders)."""
     dead_letters: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -56,6 +58,7 @@ class PipelineStats:
                 "table_rows": dict(self.table_rows),
                 "alerts": {f"{module}/{severity}": n for (module, severity), n in sorted(self.alerts.items())},
                 "early_alerts": dict(self.early_alerts),
+                "early_failures": dict(self.early_failures),
                 "dead_letters": dict(self.dead_letters),
                 "duplicates": self.duplicates,
             }
