@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 
 from coattail_framework.config.model import CoattailConfig
+from coattail_framework.kinesis.source import KINESIS_SCHEMA
 from coattail_framework.pipeline.parse import parse_trades
 from coattail_framework.quality import DataQualityChecker
 from coattail_framework.testing import trade
@@ -15,16 +16,12 @@ ARRIVAL = datetime(2024, 8, 8, 23, 54, 16, tzinfo=timezone.utc)
 CONFIG = CoattailConfig.model_validate(
     {"symbols": {"BTC/USDT": {"binance": "BTCUSDT"}}, "exchanges": {"binance": {"connector": "binance"}}}
 )
-RECORDS_SCHEMA = (
-    "data binary, streamName string, partitionKey string, sequenceNumber string, "
-    "approximateArrivalTimestamp timestamp, shardId string"
-)
 
 
 def records(spark: SparkSession, payloads: list[bytes | None]) -> DataFrame:
     """Kinesis source rows holding ``payloads``; sequence numbers 1, 2, ... in order."""
     rows = [(payload, "s", "k", str(n), ARRIVAL, "shardId-0") for n, payload in enumerate(payloads, start=1)]
-    return spark.createDataFrame(rows, RECORDS_SCHEMA)
+    return spark.createDataFrame(rows, KINESIS_SCHEMA)
 
 
 def test_payloads_parse_or_keep_their_text(spark: SparkSession) -> None:
