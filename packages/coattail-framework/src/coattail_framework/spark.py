@@ -24,6 +24,9 @@ PLATFORM_CONF: dict[str, str] = {
     # micro-batch's plan; with the quality rules and detector filters it was most of the
     # per-batch planning (queryPlanning 110-190 ms -> about 25 ms per whale batch, ADR-022).
     "spark.sql.constraintPropagation.enabled": "false",
+    # Python workers forked from a daemon that reads Spark's zip archives once: PySpark 4.0/4.1
+    # re-read pyspark.zip's directory before every task (worker_daemon, ADR-026).
+    "spark.python.daemon.module": "coattail_framework.worker_daemon",
 }
 LOCAL_CONF: dict[str, str] = {
     "spark.driver.host": "127.0.0.1",

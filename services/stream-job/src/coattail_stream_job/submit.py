@@ -54,6 +54,7 @@ PLATFORM_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.streaming.noDataMicroBatches.enabled": "true",
     "spark.sql.constraintPropagation.enabled": "false",
+    "spark.python.daemon.module": "coattail_framework.worker_daemon",
 }
 """``coattail_framework.spark.PLATFORM_CONF``, restated here because that module imports PySpark,
 which the machine running ``submit`` need not have (a test keeps the two equal)."""
