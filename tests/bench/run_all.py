@@ -31,6 +31,7 @@ MODULES = (
     "bench_kinesis_source",
     "bench_ingest",
     "bench_iceberg_commits",
+    "bench_python_tasks",
     "bench_pipeline",
     "bench_latency",
 )
@@ -174,6 +175,19 @@ def render(results: dict[str, dict[str, Any]], seconds: dict[str, float], host: 
                 f"{ours['last_median_ms']:.0f} (snapshot expiry; {ours['snapshots_at_end']} snapshots at the end)",
                 f"{base['last_median_ms']:.0f} (no expiry; {base['snapshots_at_end']} snapshots)",
                 f"{ours['last_median_ms'] / max(base['last_median_ms'], 1e-9):.2f}",
+            )
+        )
+    if "bench_python_tasks" in results:
+        r = results["bench_python_tasks"]
+        ours, base = r["worker_daemon"], r["pyspark_daemon"]
+        rows.append(
+            (
+                f"Python worker CPU ms per small job ({r['tasks_per_job']} mapInArrow tasks, median of "
+                f"{len(r['rounds']['worker_daemon'])} alternating runs of {r['jobs']} jobs; wall ms per job "
+                f"{ours['wall_ms_per_job']:.0f} / {base['wall_ms_per_job']:.0f})",
+                f"{ours['worker_cpu_ms_per_job']:.0f} (coattail_framework.worker_daemon)",
+                f"{base['worker_cpu_ms_per_job']:.0f} (pyspark.daemon)",
+                f"{ours['worker_cpu_ms_per_job'] / max(base['worker_cpu_ms_per_job'], 1e-9):.2f}",
             )
         )
     if "bench_pipeline" in results:

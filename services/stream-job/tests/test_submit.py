@@ -167,6 +167,7 @@ def test_submit_uploads_the_artifacts_and_starts_the_run(
         "--conf spark.sql.session.timeZone=UTC",
         "--conf spark.sql.streaming.noDataMicroBatches.enabled=true",
         "--conf spark.sql.constraintPropagation.enabled=false",
+        "--conf spark.python.daemon.module=coattail_framework.worker_daemon",
     ]
     for name, value in environment.items():
         expected += [

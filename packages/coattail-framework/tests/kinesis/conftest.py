@@ -51,18 +51,10 @@ def kinesis(moto_endpoint: str) -> Any:
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
-    """The one local[2] SparkSession of the run (UTC, 2 shuffle partitions, no UI)."""
-    from pyspark.sql import SparkSession
+    """The one local[2] SparkSession of the run: the platform's local session (UTC, 2 shuffle partitions, no UI)."""
+    from coattail_framework.spark import local_session
 
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("coattail-kinesis-tests")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .getOrCreate()
-    )
+    session = local_session("coattail-kinesis-tests")
     session.sparkContext.setLogLevel("ERROR")
     from coattail_framework.kinesis import register
 
