@@ -19,6 +19,7 @@ from coattail_framework.config.model import CoattailConfig
 from coattail_framework.detector import BaseDetector, EarlyAlerts
 from coattail_framework.iceberg import open_catalog, to_arrow_schema
 from coattail_framework.localstack import LocalStack, start_local_stack
+from coattail_framework.metrics import MetricsPublisher
 from coattail_framework.partitioning import day
 from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.pipeline.early import EarlyAlertHandler
@@ -122,7 +123,7 @@ def test_the_carry_joins_the_next_batch_only(spark: SparkSession) -> None:
 
 
 def test_a_failed_early_batch_is_logged_counted_and_the_query_goes_on(
-    spark: SparkSession, caplog: pytest.LogCaptureFixture
+    spark: SparkSession, caplog: pytest.LogCaptureFixture, moto_endpoint: str
 ) -> None:
     detector = CarryRecorder()
     detector.configure(CoattailConfig())
@@ -137,7 +138,11 @@ def test_a_failed_early_batch_is_logged_counted_and_the_query_goes_on(
         return WriteCounts(written=0)
 
     stats = PipelineStats()
-    handler = EarlyAlertHandler(spark, detector, put_alerts, stats)
+    config = CoattailConfig.model_validate(
+        {"metrics": {"namespace": "CoatTailEarlyFailureTest"}, "aws": {"endpoint_url": moto_endpoint}}
+    )
+    metrics = MetricsPublisher(config.metrics, config.aws)
+    handler = EarlyAlertHandler(spark, detector, put_alerts, stats, metrics)
 
     handler(_frame(spark, 1, 2), 0)
     handler(_frame(spark, 3), 1)  # raises: logged, counted, the carry (3) dropped
@@ -150,6 +155,12 @@ def test_a_failed_early_batch_is_logged_counted_and_the_query_goes_on(
     ]
     assert puts == [0, -1, 0]
     assert stats.snapshot()["early_failures"] == {"MOD-T03": 1}
+    cloudwatch = boto3.client("cloudwatch", region_name=config.aws.region, endpoint_url=moto_endpoint)
+    published = cloudwatch.list_metrics(Namespace="CoatTailEarlyFailureTest")["Metrics"]
+    assert [(m["MetricName"], m["Dimensions"]) for m in published] == [
+        ("early_failures", [{"Name": "query", "Value": "early-carry-recorder"}])
+    ]
+    assert metrics.failed_publishes == 0
     failed = [r for r in caplog.records if r.levelname == "ERROR"]
     assert [r.getMessage() for r in failed] == [
         "early-carry-recorder: batch 1 failed; its orders are left to the detector's stateful query"

@@ -33,10 +33,15 @@ from coattail_framework.sinks.iceberg import collect_arrow
 
 if TYPE_CHECKING:
     from coattail_framework.detector import BaseDetector
+    from coattail_framework.metrics import MetricsPublisher
     from coattail_framework.pipeline.listener import PipelineStats
     from coattail_framework.sinks.dynamodb import WriteCounts
 
 LOG = logging.getLogger(__name__)
+
+
+EARLY_FAILURES_METRIC = "early_failures"
+"""CloudWatch metric (Count, dimension ``query``) of early batches that raised."""
 
 
 def early_query_name(detector: BaseDetector[Any]) -> str:
@@ -59,7 +64,8 @@ class EarlyAlertHandler:
     """``foreachBatch`` handler of one detector's early query; holds the carry between batches.
 
     ``put_alerts`` writes a static batch of alert rows to the hot store and returns its
-    counts (``AlertRouter.put_alerts`` in the job); ``stats``, when given, totals them.
+    counts (``AlertRouter.put_alerts`` in the job); ``stats``, when given, totals them;
+    ``metrics``, when given, receives ``early_failures`` for each batch that raised.
     """
 
     def __init__(
@@ -68,11 +74,13 @@ class EarlyAlertHandler:
         detector: BaseDetector[Any],
         put_alerts: Callable[[DataFrame], WriteCounts],
         stats: PipelineStats | None = None,
+        metrics: MetricsPublisher | None = None,
     ) -> None:
         self.spark = spark
         self.detector = detector
         self.put_alerts = put_alerts
         self.stats = stats
+        self.metrics = metrics
         self._carry: pa.Table | None = None
         self._carry_batch = -1
 
@@ -102,9 +110,9 @@ class EarlyAlertHandler:
 
         Two Spark jobs: the puts (reading the batch), then the carry (from the persisted
         ``shared`` plan when the detector names one). The early path is best effort: an
-        exception is logged with its stack and counted (``PipelineStats.early_failures``),
-        the carry is dropped and the query goes on; the detector's stateful query still
-        alerts every order of the batch, later.
+        exception is logged with its stack and counted (``PipelineStats.early_failures`` and
+        the CloudWatch metric ``early_failures``), the carry is dropped and the query goes on;
+        the detector's stateful query still alerts every order of the batch, later.
         """
         try:
             counts = self._put_proven(batch, batch_id)
@@ -117,6 +125,8 @@ class EarlyAlertHandler:
             )
             if self.stats is not None:
                 self.stats.add("early_failures", self.detector.module_id, 1)
+            if self.metrics is not None:
+                self.metrics.publish({EARLY_FAILURES_METRIC: 1}, dimensions={"query": early_query_name(self.detector)})
             return
         if counts is None or self.stats is None:
             return

@@ -363,7 +363,7 @@ class PipelineRunner:
             name = detector_query_name(detector)
             self.queries.append(self._start(frame, name, handler, drain, triggers[name]))
         for detector in self.early_detectors():
-            early = EarlyAlertHandler(self.spark, detector, self.router.put_alerts, self.stats)
+            early = EarlyAlertHandler(self.spark, detector, self.router.put_alerts, self.stats, self.metrics)
             name = early_query_name(detector)
             self.queries.append(self._start(self.valid_trades(self._records()), name, early, drain, triggers[name]))
         LOG.info("started queries: %s", ", ".join(q.name for q in self.queries))
