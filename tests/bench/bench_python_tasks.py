@@ -4,7 +4,7 @@ Each run is a fresh local[2] session in a child process (the daemon module is fi
 Spark starts) that runs ``JOBS`` jobs of two Python tasks each (``mapInArrow`` over 200
 rows in 2 partitions: the shape of the early query's per-batch jobs) after ``WARMUP``
 jobs. Figures per job: wall milliseconds on the driver, and CPU milliseconds of the Python
-worker processes (utime + stime from ``/proc``, Linux). The baseline is Spark's own
+worker processes under this run's Spark JVM (utime + stime from ``/proc``, Linux). The baseline is Spark's own
 ``pyspark.daemon``; runs alternate (baseline, ours, baseline, ours) and the median of the
 rounds is reported, because this machine's speed drifts within minutes.
 
@@ -20,8 +20,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
+
+from procmem import PROC, spark_processes
 
 JOBS = int(os.environ.get("BENCH_PYTHON_TASK_JOBS", "60"))
 WARMUP = 5
@@ -31,16 +32,12 @@ CHILD_FLAG = "--child"
 
 
 def _worker_cpu_seconds() -> float:
-    """CPU seconds (user + system) of this machine's ``pyspark.worker`` processes, from ``/proc``."""
+    """CPU seconds (user + system) of the Python workers of this process's Spark JVM, from ``/proc``."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in spark_processes()[1]:
         try:
-            if b"pyspark.worker" not in (entry / "cmdline").read_bytes():
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / ticks

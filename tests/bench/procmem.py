@@ -61,12 +61,19 @@ def _descendants(pid: int, tree: dict[int, list[int]]) -> list[int]:
     return found
 
 
-def sample(root: int | None = None) -> dict[str, int]:
-    """One sample of the tree under ``root`` (default: this process): KiB per group."""
+def spark_processes(root: int | None = None) -> tuple[list[int], list[int]]:
+    """The Spark JVMs under ``root`` (default: this process) and the Python workers under them."""
     root = root or os.getpid()
     tree = _children()
     jvms = [pid for pid in _descendants(root, tree) if "java" in _cmdline(pid).split(" ", 1)[0]]
     workers = [pid for jvm in jvms for pid in _descendants(jvm, tree) if "python" in _cmdline(pid)]
+    return jvms, workers
+
+
+def sample(root: int | None = None) -> dict[str, int]:
+    """One sample of the tree under ``root`` (default: this process): KiB per group."""
+    root = root or os.getpid()
+    jvms, workers = spark_processes(root)
     return {
         "driver_python": _rss_kib(root),
         "jvm": sum(_rss_kib(pid) for pid in jvms),
