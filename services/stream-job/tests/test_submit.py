@@ -3,7 +3,7 @@
 moto records the job run as started (jobDriver, configurationOverrides) and reports every
 run as SUCCESS; a failed run is made by setting the run's state in moto's backend (moto
 keeps it in this process), so ``--wait`` reads FAILED and its stateDetails over the wire.
-The archive here is a stand-in file: test_package.py builds and runs the real one.
+The archive here is a stand-in file: tests/e2e/test_emr_archive.py builds and runs the real one.
 """
 
 from __future__ import annotations

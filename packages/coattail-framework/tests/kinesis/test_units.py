@@ -7,6 +7,8 @@ which raises the real botocore errors; everything else runs against moto.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -302,3 +304,42 @@ def test_response_timestamps_are_utc_and_the_same_instant_as_botocore_parses(
     assert len(ours) == 3
     assert all(stamp.tzinfo is timezone.utc for stamp in ours)
     assert ours == default
+
+
+def test_a_read_delay_reads_what_arrived_during_the_wait_and_available_now_does_not_wait(
+    new_stream: Any, put_trades: Any, moto_endpoint: str
+) -> None:
+    stream = new_stream(1)
+    put_trades(stream, range(10))
+    options = KinesisSourceOptions.from_spark(
+        {
+            "streamname": stream,
+            "region": "us-east-1",
+            "endpointurl": moto_endpoint,
+            "readdelayms": "600",
+            "minpollintervalms": "1",
+            "idlepollintervalms": "1",
+        }
+    )
+    assert options.read_delay_ms == 600
+    reader = KinesisStreamReader(options)
+    start = reader.initialOffset()
+    late = threading.Timer(0.2, put_trades, args=(stream, range(10, 15)))  # arrives while the trigger waits
+    late.start()
+    began = time.monotonic()
+    end = reader.latestOffset(start, None)
+    waited = time.monotonic() - began
+    late.join()
+    assert waited >= 0.6
+    assert sum(r.batch.num_rows for r in reader.partitions(start, end)) == 15  # type: ignore[attr-defined]
+    reader.commit(end)
+
+    put_trades(stream, range(15, 20))
+    reader.prepareForTriggerAvailableNow()
+    began = time.monotonic()
+    final = reader.latestOffset(end, None)
+    assert time.monotonic() - began < 0.6
+    assert sum(r.batch.num_rows for r in reader.partitions(end, final)) == 5  # type: ignore[attr-defined]
+    reader.stop()
+    with pytest.raises(ConfigError, match="option readdelayms"):
+        KinesisSourceOptions.from_spark({"streamname": "t", "region": "r", "readdelayms": "-1"})

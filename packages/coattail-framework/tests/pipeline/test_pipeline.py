@@ -196,6 +196,34 @@ def test_each_query_runs_on_its_own_trigger(spark: SparkSession, stack: LocalSta
     assert triggers == {"ingest": "ProcessingTimeTrigger(2000)", "detector-trade-count": "ProcessingTimeTrigger(250)"}
 
 
+def test_queries_on_one_interval_take_turns_within_it(
+    spark: SparkSession, stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _with_triggers(stack.config, trigger_seconds=2.0)
+    runner = _runner(spark, config)
+    assert runner.read_delays() == {"ingest": 0.0, "detector-trade-count": 1.0}
+    apart = _with_triggers(stack.config, trigger_seconds=2.0, query_trigger_seconds={"trade-count": 0.5})
+    assert _runner(spark, apart).read_delays() == {"ingest": 0.0, "detector-trade-count": 0.0}
+    off = _with_triggers(stack.config, trigger_seconds=2.0, stagger_triggers=False)
+    assert _runner(spark, off).read_delays() == {"ingest": 0.0, "detector-trade-count": 0.0}
+    jvm_source = config.model_copy(update={"kinesis": config.kinesis.model_copy(update={"source": "aws-kinesis"})})
+    assert _runner(spark, jvm_source).read_delays() == {"ingest": 0.0, "detector-trade-count": 0.0}
+
+    read = runner._records
+    asked: list[float] = []
+
+    def records(read_delay_seconds: float = 0.0) -> DataFrame:
+        asked.append(read_delay_seconds)
+        return read(read_delay_seconds)
+
+    monkeypatch.setattr(runner, "_records", records)
+    try:
+        runner.start()
+    finally:
+        runner.stop(timeout_seconds=0)
+    assert asked == [0.0, 1.0]  # ingest, then the detector: the source's readDelayMs (test_units)
+
+
 def test_triggers_that_exceed_the_shard_read_limit_are_reported(
     spark: SparkSession, stack: LocalStack, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -143,6 +143,11 @@ class StreamingConfig(_Section):
     early_alerts: bool = True
     """Run an early query beside each active detector that has one (``BaseDetector.early_alerts``);
     its trigger is keyed ``<module name>-early``, else the module's own."""
+    stagger_triggers: bool = True
+    """Spread the live queries that share a trigger interval evenly over it (``coattail-kinesis``
+    source): Spark starts processing-time batches at multiples of the interval since the epoch,
+    so without this every query on 10 s would plan and run its batch at the same instant, on
+    the cores the hot path needs (ADR-027). A query alone on its interval starts on time."""
 
     @field_validator("query_trigger_seconds")
     @classmethod

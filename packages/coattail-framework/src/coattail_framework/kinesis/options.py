@@ -13,6 +13,9 @@ Spark hands a Python data source its options with lower-cased keys, as strings:
 ``minpollintervalms``  least milliseconds between two ``GetRecords`` of one shard (default 200,
                        Kinesis's 5 calls/s; raise it when other consumers share the stream)
 ``idlepollintervalms`` least milliseconds between polls of a shard found caught up (default 1,000)
+``readdelayms``        milliseconds each trigger waits before it reads (default 0): shifts this
+                       query's batches within its trigger interval, away from other queries on
+                       the same interval (``PipelineRunner.read_delays``); not in ``availableNow``
 =====================  =========================================================================
 """
 
@@ -35,6 +38,7 @@ OPTION_NAMES = {
     "maxrecordspertrigger": "max_records_per_trigger",
     "minpollintervalms": "min_poll_interval_ms",
     "idlepollintervalms": "idle_poll_interval_ms",
+    "readdelayms": "read_delay_ms",
 }
 
 
@@ -51,6 +55,7 @@ class KinesisSourceOptions(BaseModel):
     max_records_per_trigger: int = Field(10_000, ge=1)
     min_poll_interval_ms: int = Field(200, ge=1)
     idle_poll_interval_ms: int = Field(1_000, ge=1)
+    read_delay_ms: int = Field(0, ge=0)
 
     @field_validator("starting_position", mode="before")
     @classmethod

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -222,8 +223,12 @@ class KinesisStreamReader(DataSourceStreamReader):
 
         ``start`` and ``limit`` come from PySpark 4.2+; 4.0/4.1 pass neither, and the start is
         then the end this reader returned last (or the offset Spark restored on restart).
+        Waits ``readDelayMs`` first (not in an ``availableNow`` run): the batch then reads what
+        arrived by the end of the wait.
         """
         state = self._state()
+        if self.source_options.read_delay_ms and state.arrived_by is None:
+            time.sleep(self.source_options.read_delay_ms / 1000)
         if start is not None:
             positions = parse_positions(start)
         elif state.current is not None:

@@ -76,12 +76,18 @@ def aws_kinesis_options(config: CoattailConfig) -> dict[str, str]:
     return options
 
 
-def read_trade_stream(spark: SparkSession, config: CoattailConfig) -> DataFrame:
+def read_trade_stream(spark: SparkSession, config: CoattailConfig, read_delay_ms: int = 0) -> DataFrame:
     """The raw records of the trade stream: ``data``, ``streamName``, ``partitionKey``,
-    ``sequenceNumber``, ``approximateArrivalTimestamp`` (UTC instant) and ``shardId``."""
+    ``sequenceNumber``, ``approximateArrivalTimestamp`` (UTC instant) and ``shardId``.
+
+    ``read_delay_ms``: ``coattail-kinesis``'s ``readDelayMs`` (ignored by ``aws-kinesis``).
+    """
     if config.kinesis.source == FORMAT_NAME:
         register(spark)
-        return spark.readStream.format(FORMAT_NAME).options(**coattail_kinesis_options(config)).load()
+        options = coattail_kinesis_options(config)
+        if read_delay_ms:
+            options["readDelayMs"] = str(read_delay_ms)
+        return spark.readStream.format(FORMAT_NAME).options(**options).load()
     raw = spark.readStream.format(EMR_FORMAT_NAME).options(**aws_kinesis_options(config)).load()
     return raw.select(
         "data",

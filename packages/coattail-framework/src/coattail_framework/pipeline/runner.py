@@ -176,10 +176,32 @@ class PipelineRunner:
         floor_s = self.config.kinesis.min_poll_interval_ms / 1000
         return sum(1 / max(trigger, floor_s) for trigger in self.trigger_seconds().values())
 
-    def _records(self) -> DataFrame:
+    def read_delays(self) -> dict[str, float]:
+        """Seconds each live query's source waits on every trigger before reading, by query name.
+
+        Spark starts a processing-time batch at the next multiple of its interval since the
+        epoch, so queries with the same trigger all plan and run at the same instant. With
+        ``streaming.stagger_triggers`` (``coattail-kinesis`` only) the n queries on one
+        interval T wait 0, T/n, 2T/n, ... in start order: four cold queries on 10 s take their
+        turns instead of holding both cores together while the hot path waits (ADR-027). A
+        query alone on its interval waits for nothing.
+        """
+        triggers = self.trigger_seconds()
+        if not self.config.streaming.stagger_triggers or self.config.kinesis.source != "coattail-kinesis":
+            return dict.fromkeys(triggers, 0.0)
+        by_interval: dict[float, list[str]] = {}
+        for name, seconds in triggers.items():
+            by_interval.setdefault(seconds, []).append(name)
+        return {
+            name: index * seconds / len(names)
+            for seconds, names in by_interval.items()
+            for index, name in enumerate(names)
+        }
+
+    def _records(self, read_delay_seconds: float = 0.0) -> DataFrame:
         from coattail_framework.kinesis import read_trade_stream
 
-        return read_trade_stream(self.spark, self.config)
+        return read_trade_stream(self.spark, self.config, read_delay_ms=round(read_delay_seconds * 1000))
 
     def _checkpoint(self, name: str) -> str:
         return f"{self.config.storage.checkpoint_root.rstrip('/')}/{name}"
@@ -347,26 +369,26 @@ class PipelineRunner:
                 reads,
                 GET_RECORDS_CALLS_PER_SECOND,
             )
+        delays = dict.fromkeys(triggers, 0.0) if drain else self.read_delays()
         self._listener = PipelineListener(self.stats, self.metrics, None)
         self.spark.streams.addListener(self._listener)
-        self.queries.append(
-            self._start(
-                self.ingest_frame(self._records()), INGEST_QUERY, self.write_ingest_batch, drain, triggers[INGEST_QUERY]
-            )
-        )
+        ingest = self.ingest_frame(self._records(delays[INGEST_QUERY]))
+        self.queries.append(self._start(ingest, INGEST_QUERY, self.write_ingest_batch, drain, triggers[INGEST_QUERY]))
         for detector in self.detectors:
 
             def handler(batch: DataFrame, batch_id: int, detector: BaseDetector[Any] = detector) -> None:
                 self.write_detector_batch(detector, batch, batch_id)
 
-            frame = self.detector_frame(detector, self._records())
             name = detector_query_name(detector)
+            frame = self.detector_frame(detector, self._records(delays[name]))
             self.queries.append(self._start(frame, name, handler, drain, triggers[name]))
         for detector in self.early_detectors():
             early = EarlyAlertHandler(self.spark, detector, self.router.put_alerts, self.stats, self.metrics)
             name = early_query_name(detector)
-            self.queries.append(self._start(self.valid_trades(self._records()), name, early, drain, triggers[name]))
-        LOG.info("started queries: %s", ", ".join(q.name for q in self.queries))
+            frame = self.valid_trades(self._records(delays[name]))
+            self.queries.append(self._start(frame, name, early, drain, triggers[name]))
+        started = [f"{q.name} (every {triggers[q.name]:g} s, reads {delays[q.name]:g} s in)" for q in self.queries]
+        LOG.info("started queries: %s", ", ".join(started))
         return self.queries
 
     def _failed(self) -> StreamingQuery | None:

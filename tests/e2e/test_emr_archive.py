@@ -36,7 +36,7 @@ from coattail_framework.localstack import FAKE_CREDENTIALS, environment_override
 from coattail_framework.recordings import read_recording
 from coattail_stream_job.packaging import LOCK_PATH, PROVIDED_BY_EMR, build_archive, normalize
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 RECORDING = ROOT / "tests" / "data" / "binance" / "ws" / "spot_btcusdt_20240808.gz"
 TRADES = 40
 
