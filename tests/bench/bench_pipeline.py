@@ -152,7 +152,8 @@ def file_runner(files: Path, per_trigger: int) -> Any:
     from coattail_framework.pipeline import PipelineRunner
 
     class FileRunner(PipelineRunner):
-        def _records(self) -> DataFrame:
+        def _records(self, read_delay_seconds: float = 0.0) -> DataFrame:
+            # Drains only: a drain staggers nothing (read_delay_seconds is 0).
             schema = (
                 "data string, streamName string, partitionKey string, sequenceNumber string, "
                 "approximateArrivalTimestamp timestamp, shardId string"
