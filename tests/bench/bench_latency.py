@@ -298,6 +298,7 @@ def run() -> dict[str, Any]:
         "goal": phase("goal", RATE),
         "steady": phase("steady", STEADY_RATE),
         "trigger_seconds": runner.trigger_seconds(),
+        "read_delay_seconds": runner.read_delays(),
         "reads_per_shard_second": round(runner.reads_per_shard_second(), 2),
         "whale_watermark_delay_seconds": WHALE_WATERMARK_S,
         "kinesis_min_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
