@@ -13,7 +13,8 @@ replays the last batch from the checkpoint writes nothing twice.
 Checkpoints live under ``storage.checkpoint_root/<query name>`` (S3 on EMR, a local
 folder by default). Each query's trigger is ``streaming.trigger_for(<ingest or module
 name>)``: a short one for the hot path, longer ones where batches only feed windows or
-cold storage. ``drain=True`` processes
+cold storage; live queries on the same interval take turns within it (``read_delays``,
+ADR-027). ``drain=True`` processes
 what the stream holds, in bounded batches, then stops: with ``availableNow`` where the
 source supports it (PySpark 4.2+), else (4.0/4.1, where Spark would fall back to a single
 unbounded batch) with a short processing-time trigger, stopping each query once Spark
