@@ -6,7 +6,8 @@ and needs only the standard library and ``uv`` on PATH, so it also runs as a pla
 1. Builds wheels of ``coattail-stream-job`` and every sibling distribution it depends on
    (declared ``dependencies`` only: the plugins it pins exactly, the framework).
 2. Installs the third-party packages from ``services/stream-job/requirements.lock``
-   (``uv pip compile`` output, pinned with hashes) into a fresh venv of EMR's Python
+   (``uv pip compile`` output, pinned with hashes, resolved within the monorepo lock
+   ``locks/pyspark-4.0.2.txt`` so it pins the versions every test ran with) into a fresh venv of EMR's Python
    (3.11 for emr-spark-8.0.0), then the local wheels without dependencies, and checks that
    every declared requirement is met (``uv pip check``).
 3. Refuses the result if PySpark or py4j got in: EMR provides both, from its own Spark.
@@ -17,7 +18,7 @@ The venv's ``bin/python`` is a link to the interpreter that built it: build on t
 that runs it (inside the EMR image, see docs/DEPLOY.md) so the link resolves there.
 
     python -m coattail_stream_job.packaging --root . --output dist            # from the lock
-    python -m coattail_stream_job.packaging --root . --output dist --update-lock
+    python -m coattail_stream_job.packaging --root . --lock-only   # the lock only (`nox -s lock`)
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ import tomllib
 
 STREAM_JOB = "coattail-stream-job"
 LOCK_PATH = Path("services/stream-job/requirements.lock")
-"""The lock, relative to the repository root."""
+"""The archive's lock (with hashes), relative to the repository root."""
+MONOREPO_LOCK = Path("locks/pyspark-4.0.2.txt")
+"""The monorepo lock of EMR's PySpark line (emr-spark-8.0.0 runs Spark 4.0.2), relative to the
+root: the archive's lock is resolved within it, and the wheels are built with its back-ends."""
 ARCHIVE_NAME = "stream-job-venv.tar.gz"
 ENTRY_POINT = Path(__file__).with_name("emr_entry.py")
 EMR_PYTHON = "3.11"
@@ -49,7 +53,7 @@ EMR_PYTHON_SIDE = ("pandas>=2.2,<3",)
 for the pandas API (``applyInPandasWithState``); pyarrow<26 is pinned by the job itself."""
 PROVIDED_BY_EMR = ("pyspark", "py4j")
 VENV_PACK = "venv-pack==0.2.0"
-LOCK_COMMAND = "nox -s package-emr -- --update-lock"
+LOCK_COMMAND = "nox -s lock"
 
 log = logging.getLogger(__name__)
 
@@ -135,23 +139,26 @@ def _uv() -> str:
     return uv
 
 
-def build_wheels(distributions: dict[str, Path], out: Path) -> dict[str, Path]:
-    """Build one wheel per distribution into ``out``: name -> wheel."""
+def build_wheels(distributions: dict[str, Path], out: Path, *, constraints: Path) -> dict[str, Path]:
+    """Build one wheel per distribution into ``out``: name -> wheel (build back-ends from ``constraints``)."""
     uv = _uv()
     wheels: dict[str, Path] = {}
     for name, folder in distributions.items():
         target = out / name
-        _run(uv, "build", "--quiet", "--wheel", "--out-dir", target, folder)
+        _run(uv, "build", "--quiet", "--wheel", "--build-constraints", constraints, "--out-dir", target, folder)
         (wheel,) = target.glob("*.whl")
         wheels[name] = wheel
     return wheels
 
 
-def compile_lock(wheels: dict[str, Path], lock: Path, *, python_version: str = EMR_PYTHON) -> None:
+def compile_lock(
+    wheels: dict[str, Path], lock: Path, *, constraints: Path, python_version: str = EMR_PYTHON
+) -> None:
     """Resolve the third-party requirements of ``wheels`` (plus ``EMR_PYTHON_SIDE``) into ``lock``.
 
     Local distributions are resolved from the wheels and left out of the lock: they are
-    installed from freshly built wheels. Pins carry hashes; the target is Linux, ``python_version``.
+    installed from freshly built wheels. Versions are those of ``constraints`` (the monorepo
+    lock); pins carry hashes; the target is Linux, ``python_version``.
     """
     with tempfile.TemporaryDirectory(prefix="coattail-lock-") as scratch:
         requirements = Path(scratch) / "requirements.in"
@@ -170,6 +177,8 @@ def compile_lock(wheels: dict[str, Path], lock: Path, *, python_version: str = E
             "--python-platform",
             "linux",
             "--generate-hashes",
+            "--constraint",
+            constraints,
             "--custom-compile-command",
             LOCK_COMMAND,
             *excluded,
@@ -195,6 +204,23 @@ def _installed(python: Path) -> dict[str, str]:
     return installed
 
 
+def _monorepo_lock(root: Path) -> Path:
+    constraints = root / MONOREPO_LOCK
+    if not constraints.is_file():
+        raise PackagingError(f"{constraints} does not exist; create it with `{LOCK_COMMAND}`")
+    return constraints
+
+
+def update_lock(root: Path) -> Path:
+    """Re-resolve ``services/stream-job/requirements.lock`` within the monorepo lock; returns its path."""
+    root = root.resolve()
+    constraints = _monorepo_lock(root)
+    with tempfile.TemporaryDirectory(prefix="coattail-emr-lock-") as scratch:
+        wheels = build_wheels(shipped_distributions(root), Path(scratch), constraints=constraints)
+        compile_lock(wheels, root / LOCK_PATH, constraints=constraints)
+    return root / LOCK_PATH
+
+
 def build_archive(
     root: Path,
     output: Path,
@@ -212,12 +238,13 @@ def build_archive(
     root = root.resolve()
     output = output.resolve()
     lock = root / LOCK_PATH
+    constraints = _monorepo_lock(root)
     uv = _uv()
     with tempfile.TemporaryDirectory(prefix="coattail-emr-build-") as scratch:
         build = Path(scratch)
-        wheels = build_wheels(shipped_distributions(root), build / "wheels")
+        wheels = build_wheels(shipped_distributions(root), build / "wheels", constraints=constraints)
         if update_lock:
-            compile_lock(wheels, lock)
+            compile_lock(wheels, lock, constraints=constraints)
         if not lock.is_file():
             raise PackagingError(f"{lock} does not exist; create it with `{LOCK_COMMAND}`")
         venv = build / "venv"
@@ -278,9 +305,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("dist"), help="output folder (default: dist)")
     parser.add_argument("--python", default=EMR_PYTHON, help=f"interpreter or version for the venv ({EMR_PYTHON})")
     parser.add_argument("--update-lock", action="store_true", help="re-resolve requirements.lock before building")
+    parser.add_argument("--lock-only", action="store_true", help="re-resolve requirements.lock, build nothing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if args.lock_only:
+            print(f"lock        {update_lock(args.root)}")  # noqa: T201
+            return 0
         artifacts = build_archive(args.root, args.output, python=args.python, update_lock=args.update_lock)
     except PackagingError as error:
         print(f"package-emr: {error}", file=sys.stderr)  # noqa: T201
