@@ -217,13 +217,14 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
         find_links = [arg for d in locals_ for arg in ("--find-links", str(wheels[d].parent))]
         # Local wheels keep their version between edits: never take them from uv's cache.
         fresh = [arg for d in [dist, *locals_] for arg in ("--reinstall-package", d, "--refresh-package", d)]
-        overrides: list[str] = []
-        if moto is not None:
-            override = Path(session.create_tmp()) / "overrides.txt"
-            override.write_text(f"moto=={moto}\n")
-            overrides = ["--overrides", str(override)]
         pins = _spark_pins(session, line) if line else _locked()
-        session.install(target, *find_links, *fresh, *pins, *overrides)
+        if moto is not None:
+            # The lock with its moto pin replaced (uv's --overrides do not override constraints).
+            lock = Path(pins[pins.index("--constraint") + 1])
+            changed = re.sub(r"^moto==\S+", f"moto=={moto}", lock.read_text(), flags=re.M)
+            pins[pins.index("--constraint") + 1] = str(Path(session.create_tmp()) / lock.name)
+            Path(pins[pins.index("--constraint") + 1]).write_text(changed)
+        session.install(target, *find_links, *fresh, *pins)
         env = {
             "PYSPARK_PYTHON": str(Path(session.bin) / "python"),
             "PYSPARK_DRIVER_PYTHON": str(Path(session.bin) / "python"),
