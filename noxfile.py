@@ -225,10 +225,14 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
             pins[pins.index("--constraint") + 1] = str(Path(session.create_tmp()) / lock.name)
             Path(pins[pins.index("--constraint") + 1]).write_text(changed)
         session.install(target, *find_links, *fresh, *pins)
+        constraints = pins[pins.index("--constraint") + 1]
         env = {
             "PYSPARK_PYTHON": str(Path(session.bin) / "python"),
             "PYSPARK_DRIVER_PYTHON": str(Path(session.bin) / "python"),
             "SPARK_LOCAL_IP": "127.0.0.1",
+            # Tests that install into venvs of their own (the registry's clean-venv test) use the lock too.
+            "UV_CONSTRAINT": constraints,
+            "UV_BUILD_CONSTRAINT": constraints,
         }
         tests = DISTRIBUTIONS[dist] / "tests"
         paths = [str(tests / path) for path in only] or [str(tests)]
