@@ -19,7 +19,10 @@ what the stream holds, in bounded batches, then stops: with ``availableNow`` whe
 source supports it (PySpark 4.2+), else (4.0/4.1, where Spark would fall back to a single
 unbounded batch) with a short processing-time trigger, stopping each query once Spark
 reports two triggers in a row with no new data and no batch to run — after the no-data
-batch that emits what the final watermark closed.
+batch that emits what the final watermark closed. When a drain ends, ``check_drained``
+verifies that every query read each shard past every record that arrived before the drain
+started, and raises ``DrainIncompleteError`` (stream, shards, counts) when one did not
+(``pipeline.completeness``; skipped, and logged, with the ``aws-kinesis`` source).
 
 Example::
 
@@ -35,6 +38,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from types import FrameType
 from typing import Any
 
@@ -48,6 +52,13 @@ from coattail_framework.detector import BaseDetector
 from coattail_framework.errors import ConfigError
 from coattail_framework.metrics import MetricsPublisher
 from coattail_framework.partitioning import PartitionField, day, identity
+from coattail_framework.pipeline.completeness import (
+    DrainCheck,
+    DrainedQuery,
+    check_drain,
+    end_positions,
+    starting_position,
+)
 from coattail_framework.pipeline.early import EarlyAlertHandler, early_query_name
 from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
 from coattail_framework.pipeline.parse import parse_trades, trade_columns
@@ -121,6 +132,9 @@ class PipelineRunner:
         self.queries: list[StreamingQuery] = []
         self._listener: PipelineListener | None = None
         self._stopping = threading.Event()
+        self._drain_started_at: datetime | None = None
+        self.drain_check: DrainCheck | None = None
+        """What the last drain left unread per query and shard (set by ``check_drained``)."""
 
     def _check_trigger_names(self) -> None:
         """Refuse a ``query_trigger_seconds`` entry naming neither ingest nor a module of any tier (a typo)."""
@@ -371,6 +385,7 @@ class PipelineRunner:
                 GET_RECORDS_CALLS_PER_SECOND,
             )
         delays = dict.fromkeys(triggers, 0.0) if drain else self.read_delays()
+        self._drain_started_at = datetime.now(timezone.utc) if drain else None
         self._listener = PipelineListener(self.stats, self.metrics, None)
         self.spark.streams.addListener(self._listener)
         ingest = self.ingest_frame(self._records(delays[INGEST_QUERY]))
@@ -424,7 +439,48 @@ class PipelineRunner:
                 if not self._listener.wait_for(last):
                     LOG.warning("progress of the last batches not delivered in time; totals may be short")
                 self.spark.streams.removeListener(self._listener)
+        if drain:
+            self.check_drained()
         return self.stats
+
+    def check_drained(self) -> DrainCheck | None:
+        """After a drain: raise ``DrainIncompleteError`` if a query left records it was asked to read.
+
+        Asked to read: every record that arrived before ``start(drain=True)`` (driver clock,
+        UTC), after the query's checkpointed start. Each query's end is its last batch's end
+        offset; its rows read are the listener's totals. Records that arrived later are not
+        required. Also raises when the drain was stopped early (SIGTERM) with records left.
+        Returns None, after logging it, where the check is not possible: the ``aws-kinesis``
+        source's offsets are the JVM connector's own.
+        """
+        if self._drain_started_at is None:
+            raise RuntimeError("check_drained needs a drain: call start(drain=True) or run(drain=True) first")
+        kinesis = self.config.kinesis
+        if kinesis.source != "coattail-kinesis":
+            LOG.warning(
+                "drain completeness not checked: the %s source's offsets are not readable here; "
+                "compare the rows read (%s) with the stream yourself",
+                kinesis.source,
+                dict(self.stats.input_rows),
+            )
+            return None
+        from coattail_framework.kinesis.reader import kinesis_client
+
+        drained = {
+            query.name: DrainedQuery(end_positions(query.recentProgress), self.stats.input_rows[query.name])
+            for query in self.queries
+        }
+        check = check_drain(
+            kinesis_client(self.config.aws.region, self.config.aws.endpoint_url),
+            kinesis.stream_name,
+            drained,
+            started_at=self._drain_started_at,
+            default_position=starting_position(kinesis.starting_position, kinesis.starting_timestamp),
+        )
+        self.drain_check = check
+        check.raise_if_incomplete()
+        LOG.info("drain of %s complete: %s", kinesis.stream_name, check.describe())
+        return check
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop every query after its current micro-batch (main thread only)."""

@@ -1,0 +1,179 @@
+"""A drain never reports success with records it was asked to read left unread (``pipeline.completeness``).
+
+Runs on the local stack (moto's server in this process, a two-shard stream) with the
+framework's TradeCountDetector; moto's ``Shard.get_records`` is patched where a shard must
+look empty to the source.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from pyspark.sql import SparkSession
+
+from coattail_framework.config.model import CoattailConfig
+from coattail_framework.kinesis.offsets import TRIM_HORIZON
+from coattail_framework.localstack import LocalStack, start_local_stack
+from coattail_framework.pipeline import PipelineRunner
+from coattail_framework.pipeline.completeness import DrainedQuery, DrainIncompleteError, check_drain, end_positions
+from coattail_framework.testing import trade
+from coattail_framework.testing.detectors import TradeCountDetector
+
+T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
+BASE_CONFIG = CoattailConfig.model_validate(
+    {
+        "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}},
+        "exchanges": {"binance": {"connector": "binance"}},
+        "kinesis": {
+            "shard_count": 2,
+            "max_records_per_trigger": 1000,
+            "min_poll_interval_ms": 200,
+            "idle_poll_interval_ms": 500,
+        },
+        "metrics": {"enabled": False},
+        "quality": {"max_event_age_seconds": 300},
+    }
+)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+    suffix = request.node.name.replace("_", "-")[:40]
+    config = BASE_CONFIG.model_copy(
+        update={
+            "kinesis": BASE_CONFIG.kinesis.model_copy(update={"stream_name": f"drain-{suffix}"}),
+            "dynamodb": BASE_CONFIG.dynamodb.model_copy(update={"table_name": f"alerts-{suffix}"}),
+        }
+    )
+    with start_local_stack(config, tmp_path / "stack") as running:
+        yield running
+
+
+def _kinesis(stack: LocalStack) -> Any:
+    return boto3.client("kinesis", region_name="us-east-1", endpoint_url=stack.endpoint_url)
+
+
+def _put_trades(stack: LocalStack, count: int, first_id: int = 1) -> Counter[str]:
+    """``count`` valid trades, one partition key each (both shards get some); records per shard."""
+    records = [
+        {
+            "Data": trade(T0 + timedelta(seconds=i), 60_000 + i, "0.5", trade_id=first_id + i).to_json().encode(),
+            "PartitionKey": f"key-{first_id + i}",
+        }
+        for i in range(count)
+    ]
+    response = _kinesis(stack).put_records(StreamName=stack.config.kinesis.stream_name, Records=records)
+    assert response["FailedRecordCount"] == 0
+    return Counter(entry["ShardId"] for entry in response["Records"])
+
+
+def _runner(spark: SparkSession, config: CoattailConfig) -> PipelineRunner:
+    detector = TradeCountDetector()
+    detector.configure(config)
+    return PipelineRunner(spark, config, detectors=[detector])
+
+
+def _shard_reads_nothing(monkeypatch: pytest.MonkeyPatch, shard_id: str) -> Callable[[], None]:
+    """Make moto answer every GetRecords of ``shard_id`` with no record and caught up; returns the undo."""
+    from moto.kinesis.models import Shard
+
+    original = Shard.get_records
+
+    def get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
+        if self.shard_id == shard_id:
+            return [], int(last_sequence_id), 0
+        return original(self, last_sequence_id, limit)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Shard, "get_records", get_records)
+    return lambda: monkeypatch.setattr(Shard, "get_records", original)
+
+
+def test_a_complete_drain_passes_with_exact_counts(spark: SparkSession, stack: LocalStack) -> None:
+    per_shard = _put_trades(stack, 20)
+    assert len(per_shard) == 2
+    runner = _runner(spark, stack.config)
+    runner.run(drain=True, handle_signals=False)
+    check = runner.drain_check
+    assert check is not None
+    assert check.complete
+    assert check.held is None
+    assert {q.name: q.rows_read for q in check.queries} == {"ingest": 20, "detector-trade-count": 20}
+    assert {q.name: q.unread for q in check.queries} == {
+        "ingest": dict.fromkeys(per_shard, 0),
+        "detector-trade-count": dict.fromkeys(per_shard, 0),
+    }
+
+
+def test_a_drain_that_read_nothing_from_one_shard_fails_with_the_counts(
+    spark: SparkSession, stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    per_shard = _put_trades(stack, 20)
+    silent, other = sorted(per_shard)
+    restore = _shard_reads_nothing(monkeypatch, silent)
+    runner = _runner(spark, stack.config)
+    stop_queries = runner.await_termination
+
+    def await_termination() -> None:
+        stop_queries()
+        restore()  # the shard answers again once the queries stopped: only the check can notice
+
+    monkeypatch.setattr(runner, "await_termination", await_termination)
+    with pytest.raises(DrainIncompleteError) as failure:
+        runner.run(drain=True, handle_signals=False)
+    message = str(failure.value)
+    stream = stack.config.kinesis.stream_name
+    assert f"Kinesis stream {stream!r}: the drain ended with records unread" in message
+    assert (
+        f"the stream held 20 record(s) that arrived before the drain started "
+        f"({silent}: {per_shard[silent]}, {other}: {per_shard[other]})" in message
+    )
+    for query in ("ingest", "detector-trade-count"):
+        assert (
+            f"query {query} read {per_shard[other]} row(s) and left {per_shard[silent]} unread "
+            f"({silent}: {per_shard[silent]} after {TRIM_HORIZON})" in message
+        )
+
+
+def test_records_that_arrived_after_the_drain_started_are_not_required(stack: LocalStack) -> None:
+    kinesis = _kinesis(stack)
+    stream = stack.config.kinesis.stream_name
+    before = _put_trades(stack, 6)
+    started_at = datetime.now(timezone.utc)
+    after = _put_trades(stack, 4, first_id=100)
+    shards = sorted(set(before) | set(after))
+    last = {
+        shard: kinesis.get_records(
+            ShardIterator=kinesis.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType=TRIM_HORIZON)[
+                "ShardIterator"
+            ]
+        )["Records"][before[shard] - 1]["SequenceNumber"]
+        for shard in before
+    }
+    queries = {"caught-up": DrainedQuery(last, 6), "never-ran": DrainedQuery(None, 0)}
+    check = check_drain(kinesis, stream, queries, started_at=started_at, default_position=TRIM_HORIZON)
+    assert {q.name: q.unread for q in check.queries} == {
+        "caught-up": dict.fromkeys(shards, 0),
+        "never-ran": {shard: before[shard] for shard in shards},
+    }
+    assert check.held == {shard: before[shard] for shard in shards}
+    nothing_required = check_drain(
+        kinesis, stream, {"latest": DrainedQuery(None, 0)}, started_at=started_at, default_position=None
+    )
+    assert nothing_required.complete
+
+
+def test_the_end_offset_is_read_from_the_last_progress_that_has_one() -> None:
+    progresses = [
+        {"batchId": 0, "sources": [{"endOffset": '{"shardId-000000000000": "12"}'}]},
+        {"batchId": 1, "sources": [{"endOffset": {"shardId-000000000000": "15", "shardId-000000000001": "SHARD_END"}}]},
+        {"batchId": 2, "sources": []},
+    ]
+    assert end_positions(progresses) == {"shardId-000000000000": "15", "shardId-000000000001": "SHARD_END"}
+    assert end_positions(progresses[:1]) == {"shardId-000000000000": "12"}
+    assert end_positions([]) is None
