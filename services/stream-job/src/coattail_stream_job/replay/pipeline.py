@@ -35,11 +35,11 @@ import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.config.model import CoattailConfig
@@ -51,11 +51,19 @@ LOG = logging.getLogger(__name__)
 OWNED_PATHS = ("iceberg", "raw", "checkpoints", "alerts.jsonl", "summary.json", "report.html")
 """What a replay writes under its output folder (removed first: every replay starts empty)."""
 
+STOP_GRACE_SECONDS = 10.0
+"""Once the limit passed: how long the running stage may take to stop (queries end their batch, producer tasks)."""
+
 Progress = Callable[[str], None]
+T = TypeVar("T")
 
 
 class ReplayError(CoattailError):
     """The replay could not publish every recorded trade or the stream job failed."""
+
+
+class TimeLimitError(ReplayError):
+    """The run's time limit passed; the message names the stage that did not finish."""
 
 
 @dataclass
@@ -69,17 +77,29 @@ class ReplayOutcome:
 
 @dataclass
 class StageClock:
-    """Prints ``[  12.3s] stage`` lines and keeps each stage's wall time (seconds)."""
+    """Prints ``[  12.3s] stage`` lines, keeps each stage's wall time (seconds) and the run's time limit.
+
+    ``limit_seconds`` (None: no limit) counts from the clock's start; each stage asks
+    ``remaining()`` to bound its waits and ``check()`` between steps, which raises
+    ``TimeLimitError`` naming the running stage. ``clock`` is injectable for tests.
+    """
 
     progress: Progress
-    started: float = field(default_factory=time.monotonic)
+    limit_seconds: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(init=False)
     stages: dict[str, float] = field(default_factory=dict)
     _current: tuple[str, float] | None = None
 
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
     def stage(self, name: str, detail: str = "") -> None:
-        """Close the running stage and open ``name``."""
+        """Close the running stage and open ``name``; ``TimeLimitError`` if the limit passed while it ran."""
+        if self._current is not None:
+            self.check()
         self.finish()
-        now = time.monotonic()
+        now = self.clock()
         self._current = (name, now)
         self.progress(f"[{now - self.started:7.1f}s] {name}{': ' + detail if detail else ''}")
 
@@ -87,13 +107,50 @@ class StageClock:
         """Close the running stage."""
         if self._current is not None:
             name, since = self._current
-            self.stages[name] = round(time.monotonic() - since, 3)
+            self.stages[name] = round(self.clock() - since, 3)
             self._current = None
 
     @property
     def total(self) -> float:
         """Seconds since the clock started."""
-        return round(time.monotonic() - self.started, 3)
+        return round(self.clock() - self.started, 3)
+
+    def remaining(self) -> float:
+        """Seconds left before the limit (infinite without one; <= 0 once it passed)."""
+        if self.limit_seconds is None:
+            return float("inf")
+        return self.limit_seconds - (self.clock() - self.started)
+
+    def time_limit_error(self, unfinished: str = "") -> TimeLimitError:
+        """The error for the running stage: which stage, for how long, and how to give it more time."""
+        name, since = self._current if self._current is not None else ("before the first stage", self.started)
+        return TimeLimitError(
+            f"time limit of {self.limit_seconds:g} s passed during stage {name!r} (running for "
+            f"{self.clock() - since:.1f} s){': ' + unfinished if unfinished else ''}; it was stopped. "
+            "Raise --time-limit if the machine is slow, or look above for errors that kept it from finishing"
+        )
+
+    def check(self) -> None:
+        """Raise ``TimeLimitError`` naming the running stage once the limit has passed."""
+        if self.remaining() <= 0:
+            raise self.time_limit_error()
+
+
+async def within_limit(clock: StageClock, work: Awaitable[T], *, poll_seconds: float = 0.1) -> T:
+    """``work``'s result, or, once ``clock``'s limit passes, ``work`` cancelled and ``TimeLimitError``.
+
+    The cancelled work gets ``STOP_GRACE_SECONDS`` to run its cleanup (the producer replay
+    stops its simulators in a ``finally``); tasks it leaves are cancelled by ``asyncio.run``.
+    """
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        remaining = clock.remaining()
+        if remaining <= 0:
+            task.cancel()
+            await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+            raise clock.time_limit_error()
+        await asyncio.wait({task}, timeout=min(poll_seconds, remaining))
+    return task.result()
 
 
 def replay_config(config: CoattailConfig, venues: Sequence[str], published: int | None = None) -> CoattailConfig:
@@ -234,34 +291,39 @@ def query_drained(query: Any, config: CoattailConfig, published: int) -> bool:
     return not watermarked or _last_commit(config, query.name) > last_data
 
 
-def drain_replayed(runner: Any, published: int, timeout_seconds: float = 3600.0) -> dict[str, Any]:
+def drain_replayed(
+    runner: Any, published: int, clock: StageClock, *, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
     """Run every query until it processed the ``published`` events of the replay, stop them; the totals.
 
     ``PipelineRunner.run(drain=True)`` stops a query after two idle triggers; on a busy
     machine it was seen to stop the detector queries right after the batch holding the
     data, before the no-data batch that closes the final watermark (no module rows). A
-    replay knows how many events the stream holds, so it waits for exactly that.
+    replay knows how many events the stream holds, so it waits for exactly that, then
+    ``runner.check_drained()`` confirms that no shard was left behind. When ``clock``'s time
+    limit passes first, the queries are stopped (each may finish its batch within
+    ``STOP_GRACE_SECONDS``) and ``TimeLimitError`` names the queries still pending.
     """
     queries = runner.start(drain=True)
-    deadline = time.monotonic() + timeout_seconds
     pending = list(queries)
-    while pending and time.monotonic() < deadline:
+    while pending:
         failed = next((q for q in queries if not q.isActive and q.exception() is not None), None)
         if failed is not None:
             runner.stop(timeout_seconds=0)
             raise ReplayError(f"stream job query {failed.name} failed: {failed.exception()}")
+        if clock.remaining() <= 0:
+            runner.stop(timeout_seconds=STOP_GRACE_SECONDS)
+            read = {q.name: runner.stats.input_rows[q.name] for q in pending}
+            raise clock.time_limit_error(f"queries had read {read} of {published} published event(s)")
         for query in [q for q in pending if query_drained(q, runner.config, published)]:
             query.stop()
             pending.remove(query)
-        time.sleep(0.2)
-    if pending:
-        runner.stop(timeout_seconds=0)
-        raise ReplayError(
-            f"queries {[q.name for q in pending]} did not drain {published} events in {timeout_seconds:.0f}s"
-        )
-    settle = time.monotonic() + 30
-    while time.monotonic() < settle and any(runner.stats.input_rows[q.name] < published for q in queries):
-        time.sleep(0.1)  # Spark delivers the last progress events to the listener asynchronously
+        sleep(0.2)
+    settle = min(30.0, clock.remaining())
+    settle_until = clock.clock() + settle
+    while clock.clock() < settle_until and any(runner.stats.input_rows[q.name] < published for q in queries):
+        sleep(0.1)  # Spark delivers the last progress events to the listener asynchronously
+    runner.check_drained()
     snapshot: dict[str, Any] = runner.stats.snapshot()
     return snapshot
 
@@ -273,8 +335,13 @@ def run_replay(
     *,
     config_path: str = "",
     progress: Progress = print,
+    clock: StageClock | None = None,
 ) -> ReplayOutcome:
-    """Replay ``recordings`` through the whole pipeline into ``out`` (see the module docstring)."""
+    """Replay ``recordings`` through the whole pipeline into ``out`` (see the module docstring).
+
+    ``clock`` carries the stage lines and the run's time limit (default: no limit); each
+    stage is stopped when the limit passes and ``TimeLimitError`` names it.
+    """
     from coattail_framework.localstack import start_local_stack
     from coattail_framework.pipeline import PipelineRunner
     from coattail_framework.spark import local_session
@@ -283,13 +350,13 @@ def run_replay(
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     clear_outputs(out)
-    clock = StageClock(progress)
+    clock = clock or StageClock(progress)
     names = [str(recording) for recording in recordings]
     venues = [name.partition(":")[0] for name in names if ":" in name]
     clock.stage("local stack", f"moto on 127.0.0.1, Iceberg catalog under {out / 'iceberg'}")
     with start_local_stack(replay_config(config, venues), out) as stack:
         clock.stage("producer replay", f"{len(names)} recording(s) through the simulators and connectors")
-        producer = asyncio.run(replay(stack.config, names))
+        producer = asyncio.run(within_limit(clock, replay(stack.config, names)))
         report = producer.as_dict()
         progress(
             f"          published {producer.published} event(s) from "
@@ -303,13 +370,14 @@ def run_replay(
         spark.sparkContext.setLogLevel("ERROR")
         runner = PipelineRunner(spark, job_config)
         try:
-            stats = drain_replayed(runner, producer.published)
+            stats = drain_replayed(runner, producer.published, clock)
         finally:
             spark.stop()
         severities = {rule.name: rule.severity for rule in runner.checker.rules}
         clock.stage("sinks", "reading DynamoDB and Iceberg back")
         alerts = read_alert_items(job_config)
         tables = read_tables(job_config)
+        clock.check()
         clock.finish()
         summary = build_summary(stats, report, tables, alerts, clock, names, config_path, severities)
     (out / "alerts.jsonl").write_text("".join(json.dumps(alert, sort_keys=False) + "\n" for alert in alerts))
@@ -330,10 +398,21 @@ DEMO_RECORDINGS = (
 
 
 def run_demo(
-    config: CoattailConfig, data: Path, out: Path, *, config_path: str = "", progress: Progress = print
+    config: CoattailConfig,
+    data: Path,
+    out: Path,
+    *,
+    config_path: str = "",
+    progress: Progress = print,
+    clock: StageClock | None = None,
 ) -> ReplayOutcome:
-    """Replay the bundled recordings plus the labelled synthetic Coinbase BTC-USD file; print and write the report."""
+    """Replay the bundled recordings plus the labelled synthetic Coinbase BTC-USD file; print and write the report.
+
+    ``clock``: as in ``run_replay``; its limit covers the synthetic input and the report too.
+    """
     from coattail_stream_job.replay import report, synthetic
+
+    clock = clock or StageClock(progress)
 
     recordings = []
     for entry in DEMO_RECORDINGS:
@@ -342,6 +421,7 @@ def run_demo(
             raise ReplayError(f"{data / relative}: bundled recording not found; pass --data with the tests/data folder")
         recordings.append(f"{venue}:{data / relative}")
     plan = synthetic.SyntheticPlan()
+    clock.stage("synthetic input", "Coinbase BTC-USD from the Binance BTCUSDT recordings")
     synthetic_file = synthetic.write_coinbase_btc_usd(
         [data / "binance/ws/spot_btcusdt_20240808.gz", data / "binance/ws/spot_btcusdt_20240809.gz"],
         out.resolve() / "synthetic",
@@ -349,8 +429,14 @@ def run_demo(
     )
     progress(f"SYNTHETIC input: {synthetic_file} — {plan.describe()}")
     outcome = run_replay(
-        config, [*recordings, f"coinbase:{synthetic_file}"], out, config_path=config_path, progress=progress
+        config,
+        [*recordings, f"coinbase:{synthetic_file}"],
+        out,
+        config_path=config_path,
+        progress=progress,
+        clock=clock,
     )
+    clock.stage("report", f"{out.resolve() / 'report.html'}")
     summary, tables, alerts = outcome.summary, outcome.tables, outcome.alerts
     labels = {"coinbase": [synthetic.PRODUCT]}
     summary["synthetic"] = {"files": [str(synthetic_file)], "venues": labels, "description": plan.describe()}
@@ -361,5 +447,6 @@ def run_demo(
         "(2024-08-08/09), Coinbase 2021 altcoin feed (its products are not configured: dead letters)."
     ]
     (out / "report.html").write_text(report.html_report(summary, tables, alerts, synthetic=labels, notes=notes))
+    clock.finish()
     progress(f"report: {out.resolve() / 'report.html'}")
     return outcome
