@@ -41,8 +41,6 @@ from coattail_framework.config import ConfigLoader
 from coattail_framework.errors import CoattailError
 
 LOG = logging.getLogger("coattail_api.cli")
-MOTO_CREDENTIALS = {"aws_access_key_id": "local-moto", "aws_secret_access_key": "local-moto"}
-"""moto accepts any credentials; these sign requests to the in-process server only."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,13 +89,13 @@ def serve(arguments: argparse.Namespace) -> None:
 
     with ExitStack() as stack:
         endpoint = settings.endpoint_url
-        credentials: dict[str, str] = {}
+        own_moto = arguments.local and not arguments.endpoint_url
         if arguments.local:
             endpoint = arguments.endpoint_url or stack.enter_context(_moto_endpoint())
-            credentials = {} if arguments.endpoint_url else MOTO_CREDENTIALS
             settings = settings.model_copy(update={"endpoint_url": endpoint})
-        client = aws_client("dynamodb", region=settings.region, endpoint_url=endpoint, **credentials)
-        if credentials:
+        # A local endpoint without credentials in the environment gets moto's dummy ones (aws_client).
+        client = aws_client("dynamodb", region=settings.region, endpoint_url=endpoint)
+        if own_moto:
             ensure_table(client, settings.table_name)
         server = LocalApiServer(
             create_handler(settings, dynamodb_client=client),

@@ -48,9 +48,9 @@ SsmClientFactory = Callable[[str, str | None], Any]
 
 
 def _default_ssm_client(region: str, endpoint_url: str | None) -> Any:
-    import boto3
+    from coattail_framework.aws.clients import aws_client
 
-    return boto3.client("ssm", region_name=region, endpoint_url=endpoint_url)
+    return aws_client("ssm", region=region, endpoint_url=endpoint_url)
 
 
 def _parse_scalar(text: str) -> Any:

@@ -1,0 +1,45 @@
+"""``coattail-api serve --local --endpoint-url`` in a shell without AWS credentials answers from the local stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .test_local_server import free_port, get, stop, wait_healthy
+
+
+def no_aws_environment(home: Path) -> dict[str, str]:
+    """This environment without ``AWS_*`` or ``COATTAIL_*`` variables, and a HOME with no ``.aws`` folder."""
+    environ = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "COATTAIL_"))}
+    return environ | {"HOME": str(home)}
+
+
+def test_serve_local_with_an_endpoint_needs_no_credentials(
+    kit: Any, moto_endpoint: str, alert_table: str, tmp_path: Path
+) -> None:
+    rows = kit.volume_spikes(3)
+    kit.write_alerts(alert_table, moto_endpoint, rows)
+    config = kit.write_config(tmp_path, alert_table, "http://127.0.0.1:9")
+    home = tmp_path / "home"
+    home.mkdir()
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "coattail-api"), "serve", "--local", "--endpoint-url", moto_endpoint]
+    process = subprocess.Popen(
+        [*command, "--config", str(config), "--port", str(port)],
+        env=no_aws_environment(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_healthy(process, f"http://127.0.0.1:{port}")
+        status, _, body = get(f"http://127.0.0.1:{port}/alerts?symbol=BTCUSDT")
+        one_status, _, one = get(f"http://127.0.0.1:{port}/alerts/{rows[0].alert_id}")
+    finally:
+        stop(process)
+
+    assert status == 200, body
+    assert sorted(alert["alert_id"] for alert in body["alerts"]) == sorted(row.alert_id for row in rows)
+    assert (one_status, one["alert_id"]) == (200, rows[0].alert_id)

@@ -1,0 +1,60 @@
+"""``coattail-stream-job run --local`` in a shell without AWS credentials, and without the ``local`` extra."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+FEATURES = Path(__file__).resolve().parents[3] / "config" / "features.yaml"
+RUN_TIMEOUT_S = 600
+
+
+def no_aws_environment(home: Path) -> dict[str, str]:
+    """This environment without ``AWS_*`` or ``COATTAIL_*`` variables, and a HOME with no ``.aws`` folder."""
+    environ = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "COATTAIL_"))}
+    python = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "TZ": "UTC"}
+    return environ | python | {"HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1"}
+
+
+def test_run_local_drain_needs_no_credentials(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    command = [sys.executable, "-m", "coattail_stream_job.cli", "run", "--config", str(FEATURES), "--local", "--drain"]
+
+    done = subprocess.run(
+        [*command, "--root", str(tmp_path / "stack")],
+        env=no_aws_environment(home),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "NoCredentialsError" not in done.stderr
+    assert json.loads(done.stdout)["table_rows"]["raw_trades"] == 0
+
+
+WITHOUT_MOTO = """
+import sys
+sys.modules["moto"] = None  # as in an install without the local extra
+from coattail_stream_job.cli import main
+sys.exit(main(["run", "--local", "--config", sys.argv[1]]))
+"""
+
+
+def test_run_local_without_moto_names_the_extra_to_install(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_MOTO, str(FEATURES)],
+        env=no_aws_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "pip install 'coattail-stream-job[local]'" in done.stderr
