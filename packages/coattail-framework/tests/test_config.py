@@ -207,8 +207,22 @@ def test_kinesis_source_options_come_from_config(sample: Path) -> None:
         "maxRecordsPerTrigger": "10000",
         "minPollIntervalMs": "1250",
         "idlePollIntervalMs": "2000",
+        "readFailureMaxAttempts": "10",
+        "readFailureMaxSeconds": "60.0",
         "endpointUrl": "http://127.0.0.1:9",
     }
+
+
+def test_kinesis_read_failure_limits_must_be_positive(sample: Path) -> None:
+    environ = {"COATTAIL_KINESIS__READ_FAILURE_MAX_ATTEMPTS": "0", "COATTAIL_KINESIS__READ_FAILURE_MAX_SECONDS": "-1"}
+    with pytest.raises(ConfigError) as error:
+        ConfigLoader(sample, environ=environ).load()
+    assert str(error.value).splitlines() == [
+        "environment COATTAIL_KINESIS__READ_FAILURE_MAX_ATTEMPTS: kinesis.read_failure_max_attempts "
+        "input should be greater than 0, got 0",
+        "environment COATTAIL_KINESIS__READ_FAILURE_MAX_SECONDS: kinesis.read_failure_max_seconds "
+        "input should be greater than 0, got -1",
+    ]
 
 
 def test_each_query_has_the_default_trigger_unless_it_has_its_own(sample: Path) -> None:

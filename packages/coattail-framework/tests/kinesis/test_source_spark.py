@@ -6,6 +6,7 @@ Each query here costs seconds, so the scenarios are few and each checks several 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -252,3 +253,49 @@ def test_available_now_splits_a_backlog_into_bounded_batches(
     # PySpark 4.2+ runs the whole backlog in one availableNow run (then one empty run to see
     # that nothing is left); 4.0/4.1 fall back to one batch per availableNow run.
     assert runs == (2 if SUPPORTS_AVAILABLE_NOW else 4)
+
+
+def test_a_shard_whose_get_records_keeps_failing_stops_the_query_naming_the_shard(
+    spark: SparkSession,
+    kinesis: Any,
+    new_stream: Any,
+    put_trades: Any,
+    moto_endpoint: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from moto.kinesis.models import Shard as MotoShard
+
+    stream = new_stream(1)
+    (shard,) = [s["ShardId"] for s in kinesis.list_shards(StreamName=stream)["Shards"]]
+    put_trades(stream, range(10))
+
+    def broken(self: Any, last_sequence_id: str, limit: int | None) -> Any:
+        raise RuntimeError("moto's GetRecords is broken")
+
+    monkeypatch.setattr(MotoShard, "get_records", broken)  # every GetRecords answers HTTP 500
+    caplog.set_level(logging.CRITICAL, logger="werkzeug")  # which moto logs with a traceback each
+    options = source_options(moto_endpoint, stream, readFailureMaxAttempts="3", readFailureMaxSeconds="30")
+    sink = BatchSink()
+    query = (
+        spark.readStream.format(FORMAT_NAME)
+        .options(**options)
+        .load()
+        .writeStream.foreachBatch(sink)
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .trigger(processingTime="200 milliseconds")
+        .start()
+    )
+    began = time.monotonic()
+    try:
+        with pytest.raises(StreamingQueryException) as failure:
+            query.awaitTermination(60)
+    finally:
+        query.stop()
+
+    assert time.monotonic() - began < 30
+    message = str(failure.value)
+    assert f"Kinesis stream '{stream}', shard {shard}: GetRecords failed 3 times in a row" in message
+    assert "An error occurred (500)" in message
+    assert sink.ids() == []

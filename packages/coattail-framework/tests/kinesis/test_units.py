@@ -1,7 +1,7 @@
-"""Offsets, shard lineage, options, EMR option mapping, pacing and replay: no Spark session.
+"""Offsets, shard lineage, options, EMR option mapping, pacing, read failures and replay: no Spark session.
 
-Throttling and iterator expiry cannot be produced by moto, so those tests use ``FakeKinesis``,
-which raises the real botocore errors; everything else runs against moto.
+Throttling, iterator expiry and failing reads cannot be produced by moto on demand, so those
+tests use ``FakeKinesis``, which raises the real botocore errors; everything else runs against moto.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from coattail_framework.config import CoattailConfig
 from coattail_framework.config.model import AwsConfig, KinesisConfig
 from coattail_framework.errors import ConfigError
-from coattail_framework.kinesis import KinesisSourceOptions, KinesisStreamReader, aws_kinesis_options
-from coattail_framework.kinesis.limits import ShardPacer
+from coattail_framework.kinesis import KinesisSourceOptions, KinesisStreamReader, aws_kinesis_options, source
+from coattail_framework.kinesis.limits import ReadFailureLimit, ShardPacer
 from coattail_framework.kinesis.offsets import (
     SHARD_END,
     TRIM_HORIZON,
@@ -31,6 +31,7 @@ from coattail_framework.kinesis.offsets import (
 )
 from coattail_framework.kinesis.reader import (
     MAX_THROTTLES_IN_A_ROW,
+    KinesisReadError,
     ShardCursor,
     ShardFetcher,
     kinesis_client,
@@ -143,31 +144,49 @@ class FakeClock:
         self.now += seconds
 
 
-def client_error(code: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code}}, "GetRecords")
+def client_error(code: str, status: int = 400, operation: str = "GetRecords") -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, operation
+    )
+
+
+Failure = str | Exception | None
+"""A scripted answer: an error code, an exception to raise, or None for a normal answer."""
+
+
+def raise_scripted(failures: list[Failure], operation: str) -> None:
+    failure = failures.pop(0) if failures else None
+    if isinstance(failure, Exception):
+        raise failure
+    if failure is not None:
+        raise client_error(failure, 500 if failure in {"InternalFailure", "ServiceUnavailable"} else 400, operation)
 
 
 class FakeKinesis:
-    """GetShardIterator/GetRecords over records 1..n of one shard, failing as scripted."""
+    """ListShards/GetShardIterator/GetRecords over records 1..n of one shard, failing as scripted."""
 
-    def __init__(self, count: int, failures: list[str]) -> None:
+    def __init__(self, count: int, failures: list[Failure], iterator_failures: list[Failure] | None = None) -> None:
         self.records = [
             {"SequenceNumber": str(n), "PartitionKey": "k", "Data": b"%d" % n, "ApproximateArrivalTimestamp": T0}
             for n in range(1, count + 1)
         ]
         self.failures = failures
+        self.iterator_failures = iterator_failures or []
         self.iterator_requests: list[dict[str, Any]] = []
         self.get_records_calls = 0
 
+    def list_shards(self, **request: Any) -> dict[str, Any]:
+        return {"Shards": [{"ShardId": "shardId-000000000000"}]}
+
     def get_shard_iterator(self, **request: Any) -> dict[str, str]:
         self.iterator_requests.append(request)
+        raise_scripted(self.iterator_failures, "GetShardIterator")
         after = int(request.get("StartingSequenceNumber", 0))
         return {"ShardIterator": str(after)}
 
     def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:  # noqa: N803
         self.get_records_calls += 1
-        if self.failures:
-            raise client_error(self.failures.pop(0))
+        raise_scripted(self.failures, "GetRecords")
         after = int(ShardIterator)
         batch = [r for r in self.records if int(r["SequenceNumber"]) > after][:Limit]
         last = int(batch[-1]["SequenceNumber"]) if batch else after
@@ -175,8 +194,8 @@ class FakeKinesis:
         return {"Records": batch, "NextShardIterator": str(last), "MillisBehindLatest": behind}
 
 
-def fetcher(client: FakeKinesis, clock: FakeClock) -> ShardFetcher:
-    return ShardFetcher(client, "trades", ShardPacer(clock=clock, sleep=clock.sleep))
+def fetcher(client: FakeKinesis, clock: FakeClock, limit: ReadFailureLimit | None = None) -> ShardFetcher:
+    return ShardFetcher(client, "trades", ShardPacer(clock=clock, sleep=clock.sleep), limit)
 
 
 def test_throttling_backs_off_exponentially_and_a_patient_fill_gets_the_records() -> None:
@@ -343,3 +362,145 @@ def test_a_read_delay_reads_what_arrived_during_the_wait_and_available_now_does_
     reader.stop()
     with pytest.raises(ConfigError, match="option readdelayms"):
         KinesisSourceOptions.from_spark({"streamname": "t", "region": "r", "readdelayms": "-1"})
+
+
+def test_a_source_whose_every_get_records_answers_500_stops_within_the_configured_attempts(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    client = FakeKinesis(5, ["InternalFailure"] * 100)
+    monkeypatch.setattr(source, "kinesis_client", lambda region, endpoint_url: client)
+    monkeypatch.setattr(source, "ShardPacer", lambda **pacing: ShardPacer(**pacing, clock=clock, sleep=clock.sleep))
+    options = KinesisSourceOptions.from_spark(
+        {"streamname": "trades", "region": "us-east-1", "readfailuremaxattempts": "4", "readfailuremaxseconds": "600"}
+    )
+    reader = KinesisStreamReader(options)
+    start = reader.initialOffset()
+    caplog.set_level(logging.WARNING)
+    for _trigger in range(3):
+        assert reader.latestOffset(start, None) == start  # the shard is backed off; the query goes on
+        clock.now += 10.0  # past the longest backoff (capped at 10 s)
+    with pytest.raises(KinesisReadError) as failure:
+        reader.latestOffset(start, None)
+    assert client.get_records_calls == 4
+    message = str(failure.value)
+    assert "Kinesis stream 'trades', shard shardId-000000000000: GetRecords failed 4 times in a row" in message
+    assert "readFailureMaxAttempts 4" in message
+    assert "InternalFailure" in message
+    assert caplog.text.count("GetRecords failed (") == 3
+    reader.stop()
+
+
+def test_a_shard_failing_for_longer_than_the_configured_seconds_stops_before_the_attempts_run_out() -> None:
+    clock = FakeClock()
+    connection_lost = EndpointConnectionError(endpoint_url="https://kinesis.us-east-1.amazonaws.com")
+    client = FakeKinesis(5, [connection_lost] * 100)
+    reader = fetcher(client, clock, ReadFailureLimit(max_attempts=100, max_seconds=5.0))
+    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
+    began = clock.now
+    with pytest.raises(KinesisReadError, match=r"readFailureMaxAttempts 100, readFailureMaxSeconds 5\)") as failure:
+        reader.fill(cursor, 10, wait=True, max_calls=None)
+    assert 3 <= client.get_records_calls < 100
+    assert 5.0 <= clock.now - began < 5.0 + 10.0  # one backoff (capped at 10 s) past the limit at most
+    assert f"GetRecords failed {client.get_records_calls} times in a row over {clock.now - began:.1f} s" in str(
+        failure.value
+    )
+    assert "Could not connect to the endpoint URL" in str(failure.value)
+
+
+def test_a_failing_get_shard_iterator_is_named_in_the_error() -> None:
+    clock = FakeClock()
+    client = FakeKinesis(5, [], iterator_failures=["ServiceUnavailable"] * 10)
+    reader = fetcher(client, clock, ReadFailureLimit(max_attempts=2, max_seconds=60.0))
+    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
+    with pytest.raises(KinesisReadError, match=r"'trades', shard s: GetShardIterator failed 2 times.*Unavailable"):
+        reader.fill(cursor, 10, wait=True, max_calls=None)
+    assert client.get_records_calls == 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "AccessDeniedException",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSInvalidStateException",
+        "KMSNotFoundException",
+        "KMSOptInRequired",
+        "ValidationException",
+        "InvalidArgumentException",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+        NoCredentialsError(),
+    ],
+)
+def test_an_error_no_retry_can_fix_stops_at_the_first_call(error: Failure) -> None:
+    clock = FakeClock()
+    client = FakeKinesis(5, [error] * 10)
+    reader = fetcher(client, clock)
+    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
+    with pytest.raises(KinesisReadError, match="'trades', shard s: GetRecords failed and a retry cannot fix it"):
+        reader.fill(cursor, 10, wait=True, max_calls=None)
+    assert client.get_records_calls == 1
+    assert clock.slept == []
+
+
+def test_a_success_between_failures_starts_the_count_over() -> None:
+    clock = FakeClock()
+    failing_twice_then_reading = ["InternalFailure", "InternalFailure", None] * 3
+    client = FakeKinesis(6, failing_twice_then_reading)
+    reader = fetcher(client, clock, ReadFailureLimit(max_attempts=3, max_seconds=60.0))
+    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
+    for want in (2, 4, 6):
+        reader.fill(cursor, want, wait=True, max_calls=None)
+        assert reader.pacer.failing("s") == (0, 0.0)
+    assert [r.sequence_number for r in cursor.records] == ["1", "2", "3", "4", "5", "6"]
+    assert client.get_records_calls == 9
+    client.failures = ["InternalFailure"] * 3
+    client.records.append({**client.records[0], "SequenceNumber": "7"})
+    cursor.caught_up = False
+    with pytest.raises(KinesisReadError, match="failed 3 times in a row"):
+        reader.fill(cursor, 7, wait=True, max_calls=None)
+
+
+def test_the_driver_stops_a_shard_throttled_max_throttles_in_a_row_and_a_read_in_between_resets_it() -> None:
+    clock = FakeClock()
+    client = FakeKinesis(5, ["ProvisionedThroughputExceededException"] * (MAX_THROTTLES_IN_A_ROW - 1) + [None])
+    reader = fetcher(client, clock, ReadFailureLimit(max_attempts=2, max_seconds=1.0))  # throttles are not failures
+    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
+    while not cursor.records:  # one trigger after another, as the driver polls
+        reader.fill(cursor, 10, wait=False, max_calls=3)
+        clock.now += 11.0
+    assert client.get_records_calls == MAX_THROTTLES_IN_A_ROW
+    client.failures = ["LimitExceededException"] * MAX_THROTTLES_IN_A_ROW
+    client.records.append({**client.records[0], "SequenceNumber": "6"})
+    cursor.caught_up = False
+    for _trigger in range(MAX_THROTTLES_IN_A_ROW - 1):
+        reader.fill(cursor, 10, wait=False, max_calls=3)
+        clock.now += 11.0
+    with pytest.raises(KinesisReadError, match=f"GetRecords throttled {MAX_THROTTLES_IN_A_ROW} times in a row"):
+        reader.fill(cursor, 10, wait=False, max_calls=3)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("readfailuremaxattempts", "0"),
+        ("readfailuremaxattempts", "-3"),
+        ("readfailuremaxattempts", "ten"),
+        ("readfailuremaxseconds", "0"),
+        ("readfailuremaxseconds", "-0.5"),
+    ],
+)
+def test_read_failure_options_refuse_bad_values_by_name(option: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"coattail-kinesis: option {option}: "):
+        KinesisSourceOptions.from_spark({"streamname": "t", "region": "r", option: value})
+
+
+def test_read_failure_options_are_read_case_insensitively_with_their_defaults() -> None:
+    defaults = KinesisSourceOptions.from_spark({"streamname": "t", "region": "r"})
+    assert (defaults.read_failure_max_attempts, defaults.read_failure_max_seconds) == (10, 60.0)
+    options = KinesisSourceOptions.from_spark(
+        {"streamname": "t", "region": "r", "readFailureMaxAttempts": "3", "READFAILUREMAXSECONDS": "2.5"}
+    )
+    assert (options.read_failure_max_attempts, options.read_failure_max_seconds) == (3, 2.5)

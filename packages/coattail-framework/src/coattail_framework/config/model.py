@@ -56,6 +56,14 @@ class KinesisConfig(_Section):
     backed off."""
     idle_poll_interval_ms: int = Field(2_000, ge=1)
     """``coattail-kinesis``: the read interval per shard once a query has caught up."""
+    read_failure_max_attempts: int = Field(10, gt=0)
+    """``coattail-kinesis``: failed reads of one shard in a row (HTTP 5xx, lost connections;
+    throttling aside) after which the query stops with an error naming the shard. A successful
+    read starts the count over; errors no retry can fix (access denied, KMS key, missing stream,
+    credentials) stop the query at once."""
+    read_failure_max_seconds: float = Field(60.0, gt=0)
+    """``coattail-kinesis``: seconds from the first of a shard's failed reads in a row after which
+    the query stops, whichever of this and ``read_failure_max_attempts`` comes first."""
     efo_consumer_name: str | None = None
     """Enhanced fan-out consumer name; only the ``aws-kinesis`` (EMR JVM) source uses it."""
 

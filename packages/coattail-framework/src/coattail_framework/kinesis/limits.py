@@ -5,7 +5,9 @@ shared by every consumer of the stream, returns at most 10,000 records (10 MiB) 
 a shard iterator expires 5 minutes after it was issued. ``ShardPacer`` keeps, per shard, the
 earliest moment the next ``GetRecords`` may go out: ``min_interval_s`` after a call that found
 records or a backlog, ``idle_interval_s`` after a call that found the shard caught up, and an
-exponential backoff after ``ProvisionedThroughputExceededException``.
+exponential backoff after a throttled call (``ProvisionedThroughputExceededException``) or a
+failed one (HTTP 5xx, a lost connection). ``ReadFailureLimit`` says when a shard that keeps
+failing stops the query; ``is_fatal`` names the errors no retry can fix.
 
 Times are ``time.monotonic()`` seconds. A pacer lives in one process (the driver's reader, or
 one executor task) and is safe to use from several threads, one shard per thread.
@@ -19,7 +21,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
 
 GET_RECORDS_MAX_RECORDS = 10_000
 """Most records one ``GetRecords`` call may return."""
@@ -39,6 +48,31 @@ THROTTLING_ERRORS = frozenset(
     }
 )
 EXPIRED_ITERATOR_ERRORS = frozenset({"ExpiredIteratorException"})
+FATAL_ERRORS = frozenset(
+    {
+        "AccessDeniedException",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSInvalidStateException",
+        "KMSNotFoundException",
+        "KMSOptInRequired",
+        "ValidationException",
+        "InvalidArgumentException",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+    }
+)
+"""Error codes no retry can fix: permissions, the stream's KMS key, a bad request, a missing
+stream, unknown or expired credentials. ``KMSThrottlingException`` is a throttle, not here."""
+FATAL_CLIENT_ERRORS = (NoCredentialsError, PartialCredentialsError, NoRegionError, ParamValidationError)
+"""botocore errors raised before any request is sent (no credentials or region, a bad parameter)."""
+
+READ_FAILURE_MAX_ATTEMPTS = 10
+"""Default of ``ReadFailureLimit.max_attempts``."""
+READ_FAILURE_MAX_SECONDS = 60.0
+"""Default of ``ReadFailureLimit.max_seconds``."""
 
 
 def error_code(error: ClientError) -> str:
@@ -56,18 +90,50 @@ def is_expired_iterator(error: ClientError) -> bool:
     return error_code(error) in EXPIRED_ITERATOR_ERRORS
 
 
+def is_fatal(error: ClientError | BotoCoreError) -> bool:
+    """True when retrying cannot fix the error (``FATAL_ERRORS``, ``FATAL_CLIENT_ERRORS``): fail at once.
+
+    Every other error but throttling and an expired iterator (HTTP 5xx such as ``InternalFailure``
+    or ``ServiceUnavailable``, connection errors, codes not listed) is retried within ``ReadFailureLimit``.
+    """
+    if isinstance(error, ClientError):
+        return error_code(error) in FATAL_ERRORS
+    return isinstance(error, FATAL_CLIENT_ERRORS)
+
+
+@dataclass(frozen=True)
+class ReadFailureLimit:
+    """When a shard's failing reads stop the query: ``max_attempts`` failed calls in a row, or
+    ``max_seconds`` (``ShardPacer`` clock) since the first of them, whichever comes first.
+
+    A successful ``GetRecords`` starts the count over. Throttled calls are not counted here
+    (``reader.MAX_THROTTLES_IN_A_ROW`` bounds them). Each call is already up to 3 HTTP attempts
+    (botocore's standard retry mode).
+    """
+
+    max_attempts: int = READ_FAILURE_MAX_ATTEMPTS
+    max_seconds: float = READ_FAILURE_MAX_SECONDS
+
+    def reached(self, failures_in_a_row: int, failing_for_s: float) -> bool:
+        """True when a shard with this many failures in a row, over this many seconds, must stop."""
+        return failures_in_a_row >= self.max_attempts or failing_for_s >= self.max_seconds
+
+
 @dataclass
 class _ShardPace:
     next_call_at: float = 0.0
     throttled_in_a_row: int = 0
+    failed_in_a_row: int = 0
+    failing_since: float | None = None
 
 
 class ShardPacer:
     """When each shard may next be polled with ``GetRecords``.
 
     ``min_interval_s`` defaults to 0.2 s (the 5 calls/s limit); raise it when other consumers
-    share the stream. ``backoff_base_s`` doubles per consecutive throttle up to
-    ``backoff_max_s``, with jitter in [50 %, 100 %] so that shards and consumers spread out.
+    share the stream. ``backoff_base_s`` doubles per consecutive throttle (or per consecutive
+    failure) up to ``backoff_max_s``, with jitter in [50 %, 100 %] so that shards and consumers
+    spread out.
     """
 
     def __init__(
@@ -105,14 +171,26 @@ class ShardPacer:
     def polled(self, shard_id: str, *, idle: bool) -> None:
         """Record a successful ``GetRecords``; ``idle`` when it found the shard caught up and empty."""
         pace = self._pace(shard_id)
-        pace.throttled_in_a_row = 0
+        pace.throttled_in_a_row = pace.failed_in_a_row = 0
+        pace.failing_since = None
         pace.next_call_at = self.clock() + (self.idle_interval_s if idle else self.min_interval_s)
 
     def throttled(self, shard_id: str) -> float:
         """Record a throttled call; returns the backoff (seconds) before the shard's next call."""
         pace = self._pace(shard_id)
         pace.throttled_in_a_row += 1
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (pace.throttled_in_a_row - 1))
+        return self._back_off(pace, pace.throttled_in_a_row)
+
+    def failed(self, shard_id: str) -> float:
+        """Record a failed call a retry may fix; returns the backoff (seconds) before the shard's next call."""
+        pace = self._pace(shard_id)
+        pace.failed_in_a_row += 1
+        if pace.failing_since is None:
+            pace.failing_since = self.clock()
+        return self._back_off(pace, pace.failed_in_a_row)
+
+    def _back_off(self, pace: _ShardPace, in_a_row: int) -> float:
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** (in_a_row - 1))
         backoff = ceiling * (0.5 + random.random() / 2)
         pace.next_call_at = self.clock() + backoff
         return backoff
@@ -120,3 +198,9 @@ class ShardPacer:
     def throttled_in_a_row(self, shard_id: str) -> int:
         """Consecutive throttled calls on ``shard_id`` since its last successful call."""
         return self._pace(shard_id).throttled_in_a_row
+
+    def failing(self, shard_id: str) -> tuple[int, float]:
+        """Failed calls on ``shard_id`` since its last successful call, and seconds since the first of them."""
+        pace = self._pace(shard_id)
+        since = pace.failing_since
+        return pace.failed_in_a_row, 0.0 if since is None else self.clock() - since

@@ -16,6 +16,10 @@ Spark hands a Python data source its options with lower-cased keys, as strings:
 ``readdelayms``        milliseconds each trigger waits before it reads (default 0): shifts this
                        query's batches within its trigger interval, away from other queries on
                        the same interval (``PipelineRunner.read_delays``); not in ``availableNow``
+``readfailuremaxattempts``  failed reads of one shard in a row (``GetShardIterator``/``GetRecords``,
+                       throttling aside) that stop the query (default 10, > 0)
+``readfailuremaxseconds``   seconds a shard's reads may keep failing before the query stops
+                       (default 60, > 0); whichever limit comes first (``limits.ReadFailureLimit``)
 =====================  =========================================================================
 """
 
@@ -28,6 +32,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from coattail_framework.errors import ConfigError
+from coattail_framework.kinesis.limits import READ_FAILURE_MAX_ATTEMPTS, READ_FAILURE_MAX_SECONDS
 
 OPTION_NAMES = {
     "streamname": "stream_name",
@@ -39,6 +44,8 @@ OPTION_NAMES = {
     "minpollintervalms": "min_poll_interval_ms",
     "idlepollintervalms": "idle_poll_interval_ms",
     "readdelayms": "read_delay_ms",
+    "readfailuremaxattempts": "read_failure_max_attempts",
+    "readfailuremaxseconds": "read_failure_max_seconds",
 }
 
 
@@ -56,6 +63,8 @@ class KinesisSourceOptions(BaseModel):
     min_poll_interval_ms: int = Field(200, ge=1)
     idle_poll_interval_ms: int = Field(1_000, ge=1)
     read_delay_ms: int = Field(0, ge=0)
+    read_failure_max_attempts: int = Field(READ_FAILURE_MAX_ATTEMPTS, gt=0)
+    read_failure_max_seconds: float = Field(READ_FAILURE_MAX_SECONDS, gt=0)
 
     @field_validator("starting_position", mode="before")
     @classmethod

@@ -3,9 +3,13 @@
 ``ShardCursor`` is the driver's read state of one shard between micro-batches: the records
 fetched after the batch's start position and the iterator that continues after them.
 ``ShardFetcher`` issues the calls: it renews expired iterators from the last sequence number
-read (``AFTER_SEQUENCE_NUMBER``), backs off when throttled and paces polls per shard
+read (``AFTER_SEQUENCE_NUMBER``), backs off when throttled or failing and paces polls per shard
 (``limits.ShardPacer``). The driver uses ``fill``; executors use ``read_range`` to replay a
 batch between two offsets, which returns exactly the records the batch was planned with.
+
+A shard that cannot be read stops the query with ``KinesisReadError``: at once when no retry
+can fix the error (``limits.is_fatal``), after ``limits.ReadFailureLimit`` for other failures,
+after ``MAX_THROTTLES_IN_A_ROW`` throttled calls.
 
 boto3 clients are created lazily, once per process (``kinesis_client``), and never stored on
 an object Spark pickles.
@@ -13,6 +17,7 @@ an object Spark pickles.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,21 +25,28 @@ from datetime import datetime, timezone
 from typing import Any
 
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
 from coattail_framework.kinesis.limits import (
     GET_RECORDS_MAX_RECORDS,
     ITERATOR_RENEW_AFTER_S,
+    ReadFailureLimit,
     ShardPacer,
     is_expired_iterator,
+    is_fatal,
     is_throttling,
 )
 from coattail_framework.kinesis.offsets import SHARD_END, is_after, is_sequence, iterator_request
 from coattail_framework.kinesis.shards import Shard
 
+logger = logging.getLogger(__name__)
+
 MAX_THROTTLES_IN_A_ROW = 30
-"""Consecutive throttled calls after which a replay gives up (about 4 minutes of backoff)."""
+"""Consecutive throttled calls of one shard after which the driver or a replay gives up (about
+4 minutes of backoff)."""
+THROTTLES_BETWEEN_WARNINGS = 10
+"""A shard throttled this many times in a row is logged (throttling is routine, a streak is not)."""
 
 _CLIENT_CONFIG = BotoConfig(
     retries={"max_attempts": 3, "mode": "standard"},
@@ -167,13 +179,20 @@ class ShardCursor:
         return [r for r in self.records if is_after(r.sequence_number, start) and not is_after(r.sequence_number, end)]
 
 
+class KinesisReadError(RuntimeError):
+    """A shard cannot be read; the message names the stream, the shard, the call and the last error."""
+
+
 class ShardFetcher:
     """``GetRecords`` against one stream, paced per shard. One per process and stream."""
 
-    def __init__(self, client: Any, stream_name: str, pacer: ShardPacer) -> None:
+    def __init__(
+        self, client: Any, stream_name: str, pacer: ShardPacer, failure_limit: ReadFailureLimit | None = None
+    ) -> None:
         self.client = client
         self.stream_name = stream_name
         self.pacer = pacer
+        self.failure_limit = failure_limit or ReadFailureLimit()
 
     def _iterator(self, cursor: ShardCursor) -> str:
         now = self.pacer.clock()
@@ -188,23 +207,29 @@ class ShardFetcher:
         """One ``GetRecords`` call appending at most ``limit`` records to ``cursor``.
 
         Renews an expired iterator from the last sequence number read and retries once.
-        Returns False when throttled (the pacer then holds the shard back). ``arrived_by``
-        (UTC) stops at the first record that arrived later and marks the cursor exhausted.
+        Returns False when throttled or failed (the pacer then holds the shard back); raises
+        ``KinesisReadError`` when the failure is fatal or the shard failed too long (``_failed``).
+        ``arrived_by`` (UTC) stops at the first record that arrived later and marks the cursor
+        exhausted.
         """
         limit = max(1, min(limit, GET_RECORDS_MAX_RECORDS))
         shard_id = cursor.shard.shard_id
         for _attempt in range(2):
+            operation = "GetShardIterator"
             try:
-                response = self.client.get_records(ShardIterator=self._iterator(cursor), Limit=limit)
+                iterator = self._iterator(cursor)
+                operation = "GetRecords"
+                response = self.client.get_records(ShardIterator=iterator, Limit=limit)
                 break
             except ClientError as error:
                 if is_expired_iterator(error):
                     cursor.iterator = None
                     continue
-                if is_throttling(error):
-                    self.pacer.throttled(shard_id)
-                    return False
-                raise
+                self._failed(shard_id, operation, error)
+                return False
+            except BotoCoreError as error:
+                self._failed(shard_id, operation, error)
+                return False
         else:
             raise RuntimeError(
                 f"Kinesis shard {shard_id} of stream {self.stream_name}: a freshly issued shard iterator expired "
@@ -227,6 +252,45 @@ class ShardFetcher:
             and ((not fetched and cursor.caught_up) or (is_sequence(cursor.tail) and int(cursor.tail) >= int(ending)))
         )
         return True
+
+    def _failed(self, shard_id: str, operation: str, error: ClientError | BotoCoreError) -> None:
+        """Back off after a failed call; raise ``KinesisReadError`` when it is fatal or the streak too long."""
+        where = f"Kinesis stream {self.stream_name!r}, shard {shard_id}: {operation}"
+        cause = " ".join(str(error).split())[:300]  # one line: a 5xx may carry a whole HTML page
+        if is_fatal(error):
+            raise KinesisReadError(
+                f"{where} failed and a retry cannot fix it: {cause}; check the credentials, the IAM "
+                "permissions, the stream's KMS key, streamName and region"
+            ) from error
+        if isinstance(error, ClientError) and is_throttling(error):
+            self.pacer.throttled(shard_id)
+            throttles = self.pacer.throttled_in_a_row(shard_id)
+            if throttles >= MAX_THROTTLES_IN_A_ROW:
+                raise KinesisReadError(
+                    f"{where} throttled {throttles} times in a row (last: {cause}); reduce the consumers "
+                    "of this stream or add shards"
+                ) from error
+            if throttles % THROTTLES_BETWEEN_WARNINGS == 0:
+                logger.warning("%s throttled %d times in a row; backing off", where, throttles)
+            return
+        backoff = self.pacer.failed(shard_id)
+        failures, seconds = self.pacer.failing(shard_id)
+        limit = self.failure_limit
+        if limit.reached(failures, seconds):
+            raise KinesisReadError(
+                f"{where} failed {failures} times in a row over {seconds:.1f} s (limits: readFailureMaxAttempts "
+                f"{limit.max_attempts}, readFailureMaxSeconds {limit.max_seconds:g}); last error: {cause}"
+            ) from error
+        logger.warning(
+            "%s failed (%d in a row over %.1f s; the query stops at %d or %g s); retrying in %.1f s: %s",
+            where,
+            failures,
+            seconds,
+            limit.max_attempts,
+            limit.max_seconds,
+            backoff,
+            cause,
+        )
 
     def fill(
         self,
@@ -260,17 +324,12 @@ class ShardFetcher:
     def read_range(self, shard: Shard, start: str, end: str) -> Iterator[KinesisRecord]:
         """The records in (start, end] of ``shard``, in order; runs on executors for replay.
 
-        ``end`` is a sequence number or ``SHARD_END``. Sleeps through pacing and throttling;
-        raises when throttled ``MAX_THROTTLES_IN_A_ROW`` times in a row or when the shard no
-        longer holds records up to ``end`` (expired beyond the retention period).
+        ``end`` is a sequence number or ``SHARD_END``. Sleeps through pacing, throttling and
+        failures; raises ``KinesisReadError`` as ``fetch_once`` does, and RuntimeError when the
+        shard no longer holds records up to ``end`` (expired beyond the retention period).
         """
         cursor = ShardCursor(shard=shard, base=start)
         while not cursor.ended and (end == SHARD_END or is_after(end, cursor.tail)):
-            if self.pacer.throttled_in_a_row(shard.shard_id) >= MAX_THROTTLES_IN_A_ROW:
-                raise RuntimeError(
-                    f"Kinesis shard {shard.shard_id} of stream {self.stream_name}: throttled "
-                    f"{MAX_THROTTLES_IN_A_ROW} times in a row; reduce the consumers of this stream or add shards"
-                )
             self.pacer.wait(shard.shard_id)
             if not self.fetch_once(cursor, GET_RECORDS_MAX_RECORDS):
                 continue

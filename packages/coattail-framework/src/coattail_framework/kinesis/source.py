@@ -44,7 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType, TimestampType
 
-from coattail_framework.kinesis.limits import ShardPacer, error_code
+from coattail_framework.kinesis.limits import ReadFailureLimit, ShardPacer, error_code
 from coattail_framework.kinesis.offsets import (
     SHARD_END,
     TRIM_HORIZON,
@@ -106,6 +106,16 @@ SUPPORTS_AVAILABLE_NOW = hasattr(_streaming_datasource_api(), "SupportsTriggerAv
 """True on PySpark 4.2+, where Trigger.AvailableNow runs bounded batches with this source."""
 
 
+def shard_fetcher(options: KinesisSourceOptions, pacer: ShardPacer) -> ShardFetcher:
+    """This process's fetcher for the stream of ``options`` (driver or executor), paced by ``pacer``."""
+    return ShardFetcher(
+        kinesis_client(options.region, options.endpoint_url),
+        options.stream_name,
+        pacer,
+        ReadFailureLimit(options.read_failure_max_attempts, options.read_failure_max_seconds),
+    )
+
+
 def records_batch(records: Sequence[KinesisRecord], stream_name: str) -> pa.RecordBatch:
     """``records`` as one Arrow batch with ``ARROW_SCHEMA`` (the source's columns, in order)."""
     return pa.RecordBatch.from_arrays(
@@ -162,8 +172,7 @@ class KinesisStreamReader(DataSourceStreamReader):
             pacer = ShardPacer(
                 min_interval_s=opts.min_poll_interval_ms / 1000, idle_interval_s=opts.idle_poll_interval_ms / 1000
             )
-            client = kinesis_client(opts.region, opts.endpoint_url)
-            self._driver = _DriverState(fetcher=ShardFetcher(client, opts.stream_name, pacer))
+            self._driver = _DriverState(fetcher=shard_fetcher(opts, pacer))
         return self._driver
 
     def _shards(self, *, force: bool = False) -> list[Shard]:
@@ -282,18 +291,13 @@ class KinesisStreamReader(DataSourceStreamReader):
 
         def fill(cursor: ShardCursor) -> None:
             want = None if allowance is None else allowance[cursor.shard.shard_id]
-            try:
-                state.fetcher.fill(
-                    cursor,
-                    want,
-                    wait=patient,
-                    max_calls=None if patient else MAX_CALLS_PER_SHARD_PER_TRIGGER,
-                    arrived_by=state.arrived_by,
-                )
-            except (ClientError, BotoCoreError) as error:
-                if patient or (isinstance(error, ClientError) and error_code(error) == "ResourceNotFoundException"):
-                    raise
-                logger.warning("Kinesis shard %s skipped this trigger: %s", cursor.shard.shard_id, error)
+            state.fetcher.fill(
+                cursor,
+                want,
+                wait=patient,
+                max_calls=None if patient else MAX_CALLS_PER_SHARD_PER_TRIGGER,
+                arrived_by=state.arrived_by,
+            )
 
         if len(cursors) <= 1:
             for cursor in cursors:
@@ -353,8 +357,7 @@ class KinesisStreamReader(DataSourceStreamReader):
                 yield partition.batch
             return
         opts = self.source_options
-        pacer = ShardPacer(min_interval_s=opts.min_poll_interval_ms / 1000)
-        fetcher = ShardFetcher(kinesis_client(opts.region, opts.endpoint_url), opts.stream_name, pacer)
+        fetcher = shard_fetcher(opts, ShardPacer(min_interval_s=opts.min_poll_interval_ms / 1000))
         pending: list[KinesisRecord] = []
         for record in fetcher.read_range(partition.shard, partition.start, partition.end):
             pending.append(record)

@@ -44,6 +44,8 @@ def coattail_kinesis_options(config: CoattailConfig) -> dict[str, str]:
         "maxRecordsPerTrigger": str(kinesis.max_records_per_trigger),
         "minPollIntervalMs": str(kinesis.min_poll_interval_ms),
         "idlePollIntervalMs": str(kinesis.idle_poll_interval_ms),
+        "readFailureMaxAttempts": str(kinesis.read_failure_max_attempts),
+        "readFailureMaxSeconds": str(kinesis.read_failure_max_seconds),
     }
     if config.aws.endpoint_url:
         options["endpointUrl"] = config.aws.endpoint_url
