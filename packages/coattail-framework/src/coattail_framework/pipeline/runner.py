@@ -237,7 +237,9 @@ class PipelineRunner:
             writer = writer.trigger(processingTime=f"{DRAIN_TRIGGER_SECONDS} seconds")
         else:
             writer = writer.trigger(processingTime=f"{trigger_seconds} seconds")
-        return writer.start()
+        from coattail_framework.spark import start_query  # retries a start whose source process was late
+
+        return start_query(writer)
 
     def _stop_when_drained(self) -> None:
         """Stop each query once it is idle: two triggers in a row found no new data and ran no batch.
