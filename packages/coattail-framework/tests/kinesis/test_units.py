@@ -504,3 +504,39 @@ def test_read_failure_options_are_read_case_insensitively_with_their_defaults() 
         {"streamname": "t", "region": "r", "readFailureMaxAttempts": "3", "READFAILUREMAXSECONDS": "2.5"}
     )
     assert (options.read_failure_max_attempts, options.read_failure_max_seconds) == (3, 2.5)
+
+
+def test_a_list_shards_that_keeps_failing_stops_the_query_and_a_success_resets_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock()
+    client = FakeKinesis(5, [])
+    listings: list[Failure] = []
+
+    def list_shards(**request: Any) -> dict[str, Any]:
+        raise_scripted(listings, "ListShards")
+        return {"Shards": [{"ShardId": "shardId-000000000000"}]}
+
+    monkeypatch.setattr(client, "list_shards", list_shards)
+    monkeypatch.setattr(source, "kinesis_client", lambda region, endpoint_url: client)
+    monkeypatch.setattr(source, "ShardPacer", lambda **pacing: ShardPacer(**pacing, clock=clock, sleep=clock.sleep))
+    options = KinesisSourceOptions.from_spark(
+        {"streamname": "trades", "region": "us-east-1", "readfailuremaxattempts": "3", "readfailuremaxseconds": "600"}
+    )
+    reader = KinesisStreamReader(options)
+    start = reader.initialOffset()
+    listings.extend(["InternalFailure"] * 2)
+    for _trigger in range(2):  # re-listing fails: the previous list is read, the listing backs off
+        clock.now += 11.0
+        reader.latestOffset(start, None)
+    clock.now += 11.0
+    reader.latestOffset(start, None)  # a listing that works starts the count over
+    assert listings == []
+    listings.extend(["InternalFailure"] * 3)
+    for _trigger in range(2):
+        clock.now += 11.0
+        reader.latestOffset(start, None)
+    clock.now += 11.0
+    with pytest.raises(KinesisReadError, match=r"Kinesis stream 'trades': ListShards failed 3 times in a row"):
+        reader.latestOffset(start, None)
+    reader.stop()

@@ -208,7 +208,7 @@ class ShardFetcher:
 
         Renews an expired iterator from the last sequence number read and retries once.
         Returns False when throttled or failed (the pacer then holds the shard back); raises
-        ``KinesisReadError`` when the failure is fatal or the shard failed too long (``_failed``).
+        ``KinesisReadError`` when the failure is fatal or the shard failed too long (``failed_call``).
         ``arrived_by`` (UTC) stops at the first record that arrived later and marks the cursor
         exhausted.
         """
@@ -225,10 +225,10 @@ class ShardFetcher:
                 if is_expired_iterator(error):
                     cursor.iterator = None
                     continue
-                self._failed(shard_id, operation, error)
+                self.failed_call(shard_id, operation, error)
                 return False
             except BotoCoreError as error:
-                self._failed(shard_id, operation, error)
+                self.failed_call(shard_id, operation, error)
                 return False
         else:
             raise RuntimeError(
@@ -253,9 +253,14 @@ class ShardFetcher:
         )
         return True
 
-    def _failed(self, shard_id: str, operation: str, error: ClientError | BotoCoreError) -> None:
-        """Back off after a failed call; raise ``KinesisReadError`` when it is fatal or the streak too long."""
-        where = f"Kinesis stream {self.stream_name!r}, shard {shard_id}: {operation}"
+    def failed_call(self, shard_id: str | None, operation: str, error: ClientError | BotoCoreError) -> None:
+        """Back off after a failed call; raise ``KinesisReadError`` when it is fatal or the streak too long.
+
+        ``shard_id`` None: a call about the whole stream (``ListShards``), paced and limited
+        under the operation's name like a shard.
+        """
+        where = f"Kinesis stream {self.stream_name!r}" + (f", shard {shard_id}" if shard_id else "") + f": {operation}"
+        shard_id = shard_id or operation
         cause = " ".join(str(error).split())[:300]  # one line: a 5xx may carry a whole HTML page
         if is_fatal(error):
             raise KinesisReadError(

@@ -89,6 +89,7 @@ REPLAY_BATCH_RECORDS = 10_000
 
 SHARD_DISCOVERY_INTERVAL_S = 1.0
 """``ListShards`` runs at most this often (seconds), even when Spark polls faster."""
+LIST_SHARDS = "ListShards"
 MAX_CALLS_PER_SHARD_PER_TRIGGER = 3
 """``GetRecords`` calls per shard per micro-batch when the trigger does not wait for data."""
 MAX_FETCH_THREADS = 16
@@ -176,23 +177,32 @@ class KinesisStreamReader(DataSourceStreamReader):
         return self._driver
 
     def _shards(self, *, force: bool = False) -> list[Shard]:
+        """The stream's shards, listed at most every ``SHARD_DISCOVERY_INTERVAL_S``.
+
+        A failed re-listing keeps the previous list, backs off and counts against the read
+        failure limits like a shard's reads (``ShardFetcher.failed_call``): a ``ListShards``
+        that keeps failing stops the query instead of hiding new shards forever.
+        """
         state = self._state()
-        now = state.fetcher.pacer.clock()
-        if force or state.listed_at is None or now - state.listed_at >= SHARD_DISCOVERY_INTERVAL_S:
+        fetcher = state.fetcher
+        now = fetcher.pacer.clock()
+        due = force or state.listed_at is None or now - state.listed_at >= SHARD_DISCOVERY_INTERVAL_S
+        if due and (state.listed_at is None or fetcher.pacer.wait_s(LIST_SHARDS) == 0):
             try:
-                state.shards = list_shards(state.fetcher.client, self.source_options.stream_name)
+                state.shards = list_shards(fetcher.client, self.source_options.stream_name)
                 state.listed_at = now
+                fetcher.pacer.polled(LIST_SHARDS, idle=False)
             except ClientError as error:
                 if error_code(error) == "ResourceNotFoundException" or state.listed_at is None:
                     raise RuntimeError(
                         f"coattail-kinesis: cannot list the shards of stream {self.source_options.stream_name!r} "
                         f"in {self.source_options.region}: {error}; check streamName, region and endpointUrl"
                     ) from error
-                logger.warning("ListShards failed (%s); using the shard list of the previous batch", error)
+                fetcher.failed_call(None, LIST_SHARDS, error)
             except BotoCoreError as error:
                 if state.listed_at is None:
                     raise
-                logger.warning("ListShards failed (%s); using the shard list of the previous batch", error)
+                fetcher.failed_call(None, LIST_SHARDS, error)
         return state.shards
 
     def initialOffset(self) -> dict[str, str]:  # noqa: N802
