@@ -28,6 +28,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
+from coattail_framework.aws.clients import aws_client
 from coattail_framework.kinesis.limits import (
     GET_RECORDS_MAX_RECORDS,
     ITERATOR_RENEW_AFTER_S,
@@ -85,8 +86,9 @@ def kinesis_client(region: str, endpoint_url: str | None) -> Any:
 
             core = botocore.session.get_session()
             core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=utc_timestamp)
-            _clients[key] = boto3.session.Session(botocore_session=core).client(
-                "kinesis", region_name=region, endpoint_url=endpoint_url, config=_CLIENT_CONFIG
+            session = boto3.session.Session(botocore_session=core)
+            _clients[key] = aws_client(
+                "kinesis", region=region, endpoint_url=endpoint_url, config=_CLIENT_CONFIG, session=session
             )
         return _clients[key]
 
