@@ -122,11 +122,11 @@ def shipped_distributions(root: Path) -> dict[str, Path]:
     return dict(sorted(shipped.items()))
 
 
-def _run(*command: str | Path) -> str:
-    """Run a build command; its output is returned, a failure raised with the command's stderr."""
+def _run(*command: str | Path, cwd: Path | None = None) -> str:
+    """Run a build command (in ``cwd``); its output is returned, a failure raised with the command's stderr."""
     arguments = [str(part) for part in command]
     log.info("$ %s", " ".join(arguments))
-    completed = subprocess.run(arguments, capture_output=True, text=True, check=False)  # noqa: S603
+    completed = subprocess.run(arguments, capture_output=True, text=True, check=False, cwd=cwd)  # noqa: S603
     if completed.returncode != 0:
         raise PackagingError(f"`{' '.join(arguments)}` failed ({completed.returncode}):\n{completed.stderr.strip()}")
     return completed.stdout
@@ -165,25 +165,30 @@ def compile_lock(
         lines = [f"{name} @ {wheel.resolve().as_uri()}" for name, wheel in wheels.items()]
         requirements.write_text("\n".join([*lines, *EMR_PYTHON_SIDE]) + "\n")
         excluded = [arg for name in wheels for arg in ("--no-emit-package", name)]
+        # Relative paths in a scratch folder: the lock's annotations name no temporary folder.
+        locked = Path(scratch) / "locks" / constraints.name
+        locked.parent.mkdir()
+        shutil.copyfile(constraints, locked)
         lock.parent.mkdir(parents=True, exist_ok=True)
         _run(
             _uv(),
             "pip",
             "compile",
             "--quiet",
-            requirements,
+            requirements.name,
             "--python-version",
             python_version,
             "--python-platform",
             "linux",
             "--generate-hashes",
             "--constraint",
-            constraints,
+            locked.relative_to(scratch),
             "--custom-compile-command",
             LOCK_COMMAND,
             *excluded,
             "--output-file",
-            lock,
+            lock.resolve(),
+            cwd=requirements.parent,
         )
     for provided in PROVIDED_BY_EMR:
         if re.search(rf"^{provided}==", lock.read_text(), flags=re.MULTILINE):

@@ -74,7 +74,8 @@ def utc_timestamp(value: Any) -> datetime:
 def kinesis_client(region: str, endpoint_url: str | None) -> Any:
     """This process's Kinesis client for ``region``/``endpoint_url`` (created on first use).
 
-    Credentials come from boto3's default provider chain. botocore retries transient errors
+    Credentials come from boto3's default provider chain (dummy ones for a loopback endpoint
+    when the chain finds none: ``aws.clients.aws_client``). botocore retries transient errors
     up to 3 attempts; throttling that survives them is paced per shard by the caller.
     Timestamps in responses are parsed by ``utc_timestamp``.
     """
