@@ -151,9 +151,7 @@ def build_wheels(distributions: dict[str, Path], out: Path, *, constraints: Path
     return wheels
 
 
-def compile_lock(
-    wheels: dict[str, Path], lock: Path, *, constraints: Path, python_version: str = EMR_PYTHON
-) -> None:
+def compile_lock(wheels: dict[str, Path], lock: Path, *, constraints: Path, python_version: str = EMR_PYTHON) -> None:
     """Resolve the third-party requirements of ``wheels`` (plus ``EMR_PYTHON_SIDE``) into ``lock``.
 
     Local distributions are resolved from the wheels and left out of the lock: they are
