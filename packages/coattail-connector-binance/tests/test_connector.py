@@ -131,17 +131,16 @@ async def test_garbage_and_truncated_frames_are_kept_and_the_gap_filled(
     assert _ids(events) == list(range(FIRST, FIRST + 300))
     assert connector.stats.malformed == 5
     assert (connector.stats.gaps, connector.stats.backfilled) == (1, 2)
-    reasons = [message.reason for message in connector.quarantine.messages]
-    assert reasons[0].startswith("invalid JSON")
-    assert reasons[1].startswith("unknown message")
-    assert "'p'" in reasons[2]
-    assert all(reason.startswith("invalid JSON") for reason in reasons[3:])
-    raws = [message.raw for message in connector.quarantine.messages]
+    held = connector.quarantine.frames()
+    assert [frame.reason for frame in held] == ["json", "unknown_message", "field", "json", "json"]
+    assert connector.quarantine.counts == {"json": 3, "unknown_message": 1, "field": 1}
+    assert "'p'" in held[2].detail
+    raws = [frame.payload for frame in held]
     assert raws[:3] == ["this is not json", '{"surprise":true}', invalid_trade]
     bare = [json.dumps(json.loads(frame.payload)["data"], separators=(",", ":")) for frame in frames[100:102]]
     assert raws[3:] == [text[: len(text) // 2] for text in bare]  # /ws/ clients get bare payloads
     kept = [json.loads(line) for line in dead_letters.read_text().splitlines()]
-    assert [record["raw"] for record in kept] == raws
+    assert [record["payload"] for record in kept] == raws
 
 
 async def test_stalled_server_fails_health_check_and_is_recycled(

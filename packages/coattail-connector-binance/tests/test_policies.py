@@ -6,7 +6,7 @@ import asyncio
 import importlib.metadata
 import json
 import random
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,6 @@ from coattail_connector_binance import (
     stream_names,
     stream_url,
 )
-from coattail_connector_binance.quarantine import Quarantine
 from coattail_connector_binance.sequencing import TradeSequence, Verdict
 from coattail_framework.errors import ConfigError
 from coattail_framework.registry import ModuleRegistry
@@ -131,7 +130,7 @@ def test_connector_is_published_as_an_entry_point() -> None:
     assert connector_class.simulator_class.__name__ == "BinanceSimulator"
     assert BinanceConnector().stats.as_dict() == {
         "messages": 0, "trades": 0, "malformed": 0, "reconnects": 0, "gaps": 0, "duplicates_dropped": 0,
-        "backfilled": 0,
+        "backfilled": 0, "non_market_trades": 0, "suspect_ids": 0, "resyncs": 0, "backfill_failures": 0,
     }  # fmt: skip
 
 
@@ -147,13 +146,39 @@ def test_trade_sequence() -> None:
     assert sequence.last("BTCUSDT") is None
 
 
-def test_quarantine_keeps_a_bounded_deque_and_appends_to_a_file(tmp_path: Path) -> None:
-    path = tmp_path / "dead" / "binance.jsonl"
-    quarantine = Quarantine(keep=2, path=path, log_interval_s=60.0, source="binance")
+def test_an_absurd_id_is_held_and_cleared_by_the_next_plausible_one() -> None:
+    sequence = TradeSequence(max_jump=1000, resync_after_frames=3, resync_after_s=30.0)
     at = datetime(2024, 8, 8, tzinfo=timezone.utc)
+    sequence.advance("BTCUSDT", 100)
+    assert sequence.check("BTCUSDT", 10**15) == Verdict("jump")
+    assert sequence.check("BTCUSDT", 100 - 1002) == Verdict("jump")
+    assert sequence.hold("BTCUSDT", 10**15, at) == Verdict("suspect")
+    assert sequence.held("BTCUSDT") == 1
+    assert sequence.check("BTCUSDT", 101) == Verdict("next")
+    sequence.advance("BTCUSDT", 101)
+    assert (sequence.held("BTCUSDT"), sequence.last("BTCUSDT")) == (0, 101)
+
+
+def test_ids_that_keep_jumping_resync_after_a_bounded_number_of_frames_or_seconds() -> None:
+    sequence = TradeSequence(max_jump=1000, resync_after_frames=3, resync_after_s=30.0)
+    at = datetime(2024, 8, 8, tzinfo=timezone.utc)
+    sequence.advance("BTCUSDT", 100)
+    assert sequence.hold("BTCUSDT", 50_000, at) == Verdict("suspect")
+    assert sequence.hold("BTCUSDT", 50_001, at) == Verdict("suspect")
+    assert sequence.hold("BTCUSDT", 50_002, at) == Verdict("resync", 50_000, 50_001)
+    sequence.advance("ETHUSDT", 100)
+    assert sequence.hold("ETHUSDT", 70_000, at) == Verdict("suspect")
+    assert sequence.hold("ETHUSDT", 70_005, at + timedelta(seconds=30)) == Verdict("resync", 70_000, 70_004)
+    sequence.advance("SOLUSDT", 100)
+    assert sequence.hold("SOLUSDT", 90_000, at) == Verdict("suspect")
+    assert sequence.hold("SOLUSDT", 90_000, at + timedelta(seconds=31)) == Verdict("resync")
+
+
+def test_the_connector_quarantine_is_bounded_by_its_settings(tmp_path: Path) -> None:
+    path = tmp_path / "dead" / "binance.jsonl"
+    connector = BinanceConnector({"malformed_keep": 2, "malformed_path": str(path), "malformed_max_frame_bytes": 10})
     for index in range(3):
-        quarantine.keep(f"reason {index}", f"raw {index}", at)
-    assert [message.reason for message in quarantine.messages] == ["reason 1", "reason 2"]
+        connector.quarantine.add(f"raw frame {index}", "json")
+    assert [frame.payload for frame in connector.quarantine.frames()] == ["raw frame ", "raw frame "]
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [line["raw"] for line in lines] == ["raw 0", "raw 1", "raw 2"]
-    assert lines[0] == {"at": "2024-08-08T00:00:00+00:00", "source": "binance", "reason": "reason 0", "raw": "raw 0"}
+    assert [(line["source"], line["reason"], line["size_bytes"]) for line in lines] == [("binance", "json", 11)] * 3

@@ -4,7 +4,9 @@
 stream, ``GET {prefix}/aggTrades?symbol=&fromId=&limit=`` (weight 4) for ``aggTrade``.
 Records come back as websocket-shaped payloads so one ``normalize`` serves both paths.
 Honours ``Retry-After`` on 429/418, watches ``X-MBX-USED-WEIGHT-1M`` and waits for the next
-minute before going over the weight limit. Runs on the producer's event loop.
+minute before going over the weight limit. A 5xx, a network error or a 200 whose body is not
+a JSON list (HTML, truncated JSON) is retried ``rest_max_retries`` times, then reported as
+``BackfillError``; nothing else escapes. Runs on the producer's event loop.
 
 Example::
 
@@ -16,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -53,6 +56,24 @@ def trade_record_payload(record: Mapping[str, Any], symbol: str) -> dict[str, An
 def agg_trade_record_payload(record: Mapping[str, Any], symbol: str) -> dict[str, Any]:
     """An ``aggTrades`` record (``a,p,q,f,l,T,m,M``) as an ``aggTrade`` websocket payload."""
     return {"e": "aggTrade", "E": record.get("T"), "s": symbol, **record}
+
+
+def _json_list(text: str) -> list[Any] | None:
+    """``text`` decoded when it is a JSON list, else None (HTML, truncated or otherwise not JSON)."""
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return body if isinstance(body, list) else None
+
+
+def _seconds(header: str | None, *, default: float) -> float:
+    """A ``Retry-After`` header in seconds; ``default`` when missing or not a finite number >= 0."""
+    try:
+        seconds = float(header) if header is not None else default
+    except ValueError:
+        return default
+    return seconds if 0 <= seconds < float("inf") else default
 
 
 class TradeBackfill:
@@ -109,19 +130,23 @@ class TradeBackfill:
         url = f"{self._settings.rest_url}{self._settings.rest_path_prefix}/{self._endpoint}"
         weight = ENDPOINT_WEIGHT[self._endpoint]
         timeout = aiohttp.ClientTimeout(total=self._settings.rest_timeout_s)
+        last_error = ""
         for attempt in range(self._settings.rest_max_retries + 1):
             await self._stay_under_weight(weight)
             try:
                 async with self._session.get(url, params=params, timeout=timeout) as response:
                     self._note_weight(response.headers)
+                    text = await response.text(errors="replace")
                     if response.status == 200:
-                        body = await response.json(content_type=None)
-                        if not isinstance(body, list):
-                            raise BackfillError(f"GET {url} {params}: expected a JSON list, got {str(body)[:200]}")
-                        return body
-                    text = await response.text()
+                        body = _json_list(text)
+                        if body is not None:
+                            return body
+                        LOG.warning("GET %s: HTTP 200 but not a JSON list, retrying: %.200s", url, text)
+                        last_error = f"HTTP 200 but not a JSON list: {text[:200]}"
+                        await self._sleep(min(2.0**attempt * 0.5, 30.0))
+                        continue
                     if response.status in (418, 429):
-                        retry_after = float(response.headers.get("Retry-After", "60"))
+                        retry_after = _seconds(response.headers.get("Retry-After"), default=60.0)
                         if retry_after > self._settings.rest_max_retry_after_s:
                             raise BackfillError(
                                 f"GET {url}: HTTP {response.status} with Retry-After {retry_after:.0f} s, longer than "
@@ -134,10 +159,14 @@ class TradeBackfill:
                     if response.status < 500:
                         raise BackfillError(f"GET {url} {params}: HTTP {response.status}: {text[:200]}")
                     LOG.warning("GET %s: HTTP %d, retrying: %s", url, response.status, text[:200])
+                    last_error = f"HTTP {response.status}: {text[:200]}"
             except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                 LOG.warning("GET %s failed (%s), retrying", url, error)
+                last_error = f"{type(error).__name__}: {error}"
             await self._sleep(min(2.0**attempt * 0.5, 30.0))
-        raise BackfillError(f"GET {url} {params}: gave up after {self._settings.rest_max_retries + 1} attempts")
+        raise BackfillError(
+            f"GET {url} {params}: gave up after {self._settings.rest_max_retries + 1} attempts; last: {last_error}"
+        )
 
     def _note_weight(self, headers: Mapping[str, str]) -> None:
         used = headers.get("X-MBX-USED-WEIGHT-1M")

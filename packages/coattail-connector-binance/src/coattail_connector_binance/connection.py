@@ -17,9 +17,9 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Literal
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -30,10 +30,11 @@ from coattail_connector_binance.ratelimit import SlidingWindowLimiter
 from coattail_connector_binance.settings import BinanceSettings
 from coattail_connector_binance.streams import stream_url
 from coattail_framework.connector import ConnectorStats
+from coattail_framework.quarantine import utc_now
 
 LOG = logging.getLogger(__name__)
 
-ReadOutcome = Literal["stopped", "aged", "stale", "dropped"]
+ReadOutcome = Literal["stopped", "aged", "stale", "dropped", "failed"]
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,14 @@ class StreamConnection:
         attempts: SlidingWindowLimiter,
         stats: ConnectorStats,
         rng: random.Random,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
         self.streams = list(streams)
         self._sink = sink
         self._attempts = attempts
         self._stats = stats
+        self._clock = clock
         self._stopping = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._control = SlidingWindowLimiter(limit=settings.max_control_messages_per_s, window=1.0)
@@ -119,7 +122,7 @@ class StreamConnection:
                         max_queue=1024,
                         max_size=2**22,
                     )
-                except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI) as error:
+                except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI, ValueError) as error:
                     delay = self.backoff.next_delay()
                     LOG.warning("binance: connecting to %s failed (%s); retrying in %.2f s", url, error, delay)
                     await self._pause(delay)
@@ -132,7 +135,12 @@ class StreamConnection:
                     await self._sink.put(Reconnected(tuple(self.streams)))
                 connected_before = True
                 self._ws = ws
-                outcome = await self._read(ws)
+                try:
+                    outcome = await self._read(ws)
+                except Exception as error:  # whatever ends one connection, the loop reconnects
+                    LOG.exception("binance: reading from %s failed (%s)", url, type(error).__name__)
+                    await _close_quietly(ws)
+                    outcome = "failed"
                 self._ws = None
                 self.last_activity = None
                 if outcome == "stopped":
@@ -169,7 +177,7 @@ class StreamConnection:
                 if self.backoff.attempt and self.last_activity - opened >= self.settings.healthy_after_s:
                     self.backoff.reset()
                 text = message if isinstance(message, str) else message.decode("utf-8", errors="replace")
-                await self._sink.put(Frame(text, datetime.now(timezone.utc)))
+                await self._sink.put(Frame(text, self._clock()))
         except ConnectionClosed as closed:
             if self._stopping.is_set():
                 return "stopped"
@@ -177,6 +185,7 @@ class StreamConnection:
             return "dropped"
 
     async def _pause(self, delay: float) -> None:
+        self.last_activity = None
         self.recent_delays.append(delay)
         try:
             await asyncio.wait_for(self._stopping.wait(), timeout=delay)
@@ -206,3 +215,11 @@ class StreamConnection:
         ws = self._ws
         if ws is not None:
             await ws.close(1000, "shutdown")
+
+
+async def _close_quietly(ws: ClientConnection) -> None:
+    """Close ``ws`` after a failure; a close that fails too changes nothing."""
+    try:
+        await ws.close(1011, "client error")
+    except Exception as error:  # noqa: BLE001 - the connection failed already
+        LOG.debug("binance: closing after a failure failed too: %s", error)

@@ -86,8 +86,23 @@ class BinanceSettings(BaseModel):
     max_backfill_trades: int = Field(100_000, ge=1)
     """Largest gap filled over REST; a larger one is logged and kept as unrecovered."""
 
+    max_trade_time_ahead_s: float = Field(60.0, ge=0)
+    """A trade time further ahead of its receive time than this is rejected (quarantined)."""
+    max_trade_time_behind_s: float = Field(24 * 3600.0, ge=0)
+    """A trade time further behind its receive time than this is rejected (quarantined)."""
+    max_trade_id_jump: int = Field(100_000, ge=1)
+    """An id further than this from the next expected one is held, not emitted (see sequencing)."""
+    resync_after_frames: int = Field(20, ge=1)
+    """Held ids in a row after which a symbol restarts at the new ids (the jump was real)."""
+    resync_after_s: float = Field(30.0, ge=0)
+    """Seconds of held ids after which a symbol restarts at the new ids."""
+
     malformed_keep: int = Field(1000, ge=1)
-    """How many malformed messages (reason, raw text) stay in memory for inspection."""
+    """How many rejected frames stay in memory for inspection (see ``coattail_framework.quarantine``)."""
+    malformed_max_bytes: int = Field(8 * 1024 * 1024, ge=128 * 1024)
+    """Bytes of rejected frames held in memory at most."""
+    malformed_max_frame_bytes: int = Field(64 * 1024, ge=1, le=64 * 1024)
+    """Each rejected frame is held cut to this many bytes."""
     malformed_path: Path | None = None
     """Optional append-only JSON-lines file receiving every malformed message."""
     malformed_log_interval_s: float = Field(10.0, ge=0)

@@ -50,7 +50,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from coattail_connector_binance.settings import MAX_STREAMS_PER_CONNECTION
+from coattail_connector_binance.settings import MAX_STREAMS_PER_CONNECTION, BinanceSettings
 from coattail_framework.recordings import RecordedMessage
 from coattail_framework.simulator import ExchangeSimulator
 
@@ -180,6 +180,11 @@ class _History:
         self.ids.append(record_id)
 
 
+def _span(span: tuple[int, int] | None, value: int) -> tuple[int, int]:
+    """``span`` (earliest, latest) widened to include ``value``."""
+    return (value, value) if span is None else (min(span[0], value), max(span[1], value))
+
+
 def _error(status: int, code: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.json_response({"code": code, "msg": message}, status=status, headers=headers)
 
@@ -224,6 +229,8 @@ class BinanceSimulator(ExchangeSimulator):
         self._pending: deque[_Frame] = deque()
         self._symbols: dict[str, None] = {}
         self._stream_kinds: dict[str, int] = {}
+        self._trade_ms: tuple[int, int] | None = None
+        """Earliest and latest trade time loaded, ms since the epoch."""
         self._trades: dict[str, _History] = {}
         self._aggregates: dict[str, _History] = {}
         self._clients: set[_Client] = set()
@@ -249,6 +256,7 @@ class BinanceSimulator(ExchangeSimulator):
                 self.skipped += 1
                 continue
             if frame.symbol is not None and frame.stream is not None and frame.aggregate is not None:
+                self._trade_ms = _span(self._trade_ms, int(frame.aggregate["T"]))
                 self._symbols.setdefault(frame.symbol)
                 kind = frame.stream.split("@", 1)[1]
                 self._stream_kinds[kind] = self._stream_kinds.get(kind, 0) + 1
@@ -279,9 +287,25 @@ class BinanceSimulator(ExchangeSimulator):
         return self._port
 
     def connector_settings(self) -> dict[str, Any]:
-        """Settings pointing ``BinanceConnector`` at this simulator (all loaded symbols)."""
+        """Settings pointing ``BinanceConnector`` at this simulator (all loaded symbols).
+
+        The connector judges trade times against its (wall clock) receive time; the trade-time
+        window is widened by how far the loaded trades lie behind or ahead of now, so a
+        recording (2024, or retimed to now and served faster than recorded) passes while
+        absurd times are still rejected.
+        """
         stream = max(self._stream_kinds, key=self._stream_kinds.__getitem__) if self._stream_kinds else "trade"
+        defaults = BinanceSettings()
+        window: dict[str, float] = {}
+        if self._trade_ms is not None:
+            now_ms = time.time() * 1000
+            earliest, latest = self._trade_ms
+            window = {
+                "max_trade_time_behind_s": defaults.max_trade_time_behind_s + max(0.0, now_ms - earliest) / 1000,
+                "max_trade_time_ahead_s": defaults.max_trade_time_ahead_s + max(0.0, latest - now_ms) / 1000,
+            }
         return {
+            **window,
             "exchange": self.exchange,
             "symbols": list(self._symbols),
             "stream": stream,
