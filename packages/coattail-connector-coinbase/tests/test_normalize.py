@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from coattail_connector_coinbase import CoinbaseConnector, CoinbaseSimulator, normalize_match, normalize_rest_trade
+from coattail_connector_coinbase.normalize import InvalidTradeError, check_trade_time
 
 ByTrade = Callable[[str, int], dict[str, Any]]
 
@@ -187,7 +188,8 @@ def test_unusual_forms_of_every_recorded_match_give_the_same_event(recorded_matc
         ({"type": ["match"]}, "type"),
         ({"side": ["sell"]}, "side"),
         ({"trade_id": "\u00b2"}, "trade_id"),
-        ({"price": "1E+600000", "size": "1E+600000"}, "price: Decimal input should have no more than 38 digits"),
+        ({"price": "1E+600000", "size": "1E+600000"}, "price must be a plain decimal string"),
+        ({"price": "1234567890123456789012345678901234567890"}, "price: Decimal input should have no more than 38"),
     ],
 )
 def test_invalid_match_names_the_field(
@@ -196,6 +198,67 @@ def test_invalid_match_names_the_field(
     raw = {**by_trade("BAND-GBP", 881614), **change}
     with pytest.raises(ValueError, match=field):
         normalize_match(raw)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"price": "+1.5"}, "number_format"),
+        ({"price": " 1.5"}, "number_format"),
+        ({"price": "1.5 "}, "number_format"),
+        ({"size": "1_000"}, "number_format"),
+        ({"size": "\u0661\u0662"}, "number_format"),  # Arabic-Indic digits
+        ({"price": "1e37"}, "number_format"),
+        ({"price": "1E+999999999"}, "number_format"),
+        ({"price": "NaN"}, "number_format"),
+        ({"size": "Infinity"}, "number_format"),
+        ({"price": "-0.5"}, "number_format"),
+        ({"price": ".5"}, "number_format"),
+        ({"price": "5."}, "number_format"),
+        ({"price": 14.7}, "number_format"),
+        ({"price": "0.000"}, "field"),
+        ({"trade_id": "\u0661\u0662"}, "field"),
+        ({"time": "9999-12-31T23:00:00-05:00"}, "time_range"),
+        ({"time": "2009-12-31T23:59:59.999999Z"}, "time_range"),
+        ({"time": "0001-01-01T00:00:00.000000Z"}, "time_range"),
+        ({"time": "yesterday"}, "time_format"),
+        ({"taker_order_id": "ab\ud800cd"}, "encoding"),
+        ({"taker_order_id": "\udfff"}, "encoding"),
+    ],
+)
+def test_numbers_times_and_text_outside_the_documented_form_are_rejected_by_reason(
+    change: dict[str, Any], reason: str, by_trade: ByTrade
+) -> None:
+    with pytest.raises(InvalidTradeError) as raised:
+        normalize_match({**by_trade("BAND-GBP", 881614), **change})
+    assert raised.value.reason == reason
+
+
+def test_documented_forms_are_still_taken(by_trade: ByTrade) -> None:
+    raw = {**by_trade("BAND-GBP", 881614), "price": "67000", "size": "0.00000001", "time": "2010-01-01T00:00:00Z"}
+    event = normalize_match(raw)
+    assert (event.price, event.quantity) == (Decimal("67000"), Decimal("0.00000001"))
+    assert event.timestamp == datetime(2010, 1, 1, tzinfo=timezone.utc)
+    unicode_order = normalize_match({**raw, "taker_order_id": "\u00e9t\u00e9"})
+    assert unicode_order.taker_order_id == "\u00e9t\u00e9"
+
+
+def test_trade_time_window_around_receive_time_and_recording_span() -> None:
+    received = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+    ahead, behind = timedelta(seconds=60), timedelta(hours=24)
+    check_trade_time(received + ahead, received, ahead=ahead, behind=behind)
+    check_trade_time(received - behind, received, ahead=ahead, behind=behind)
+    for absurd in (received + ahead + timedelta(microseconds=1), received - behind - timedelta(microseconds=1)):
+        with pytest.raises(InvalidTradeError) as raised:
+            check_trade_time(absurd, received, ahead=ahead, behind=behind)
+        assert raised.value.reason == "time_window"
+    span = (datetime(2021, 4, 17, 16, 43, tzinfo=timezone.utc), datetime(2021, 4, 17, 17, 0, tzinfo=timezone.utc))
+    check_trade_time(span[0], received, ahead=ahead, behind=behind, span=span)
+    check_trade_time(span[0] - behind, received, ahead=ahead, behind=behind, span=span)
+    with pytest.raises(InvalidTradeError):
+        check_trade_time(span[0] - behind - timedelta(seconds=1), received, ahead=ahead, behind=behind, span=span)
+    with pytest.raises(InvalidTradeError):
+        check_trade_time(received + timedelta(days=1), received, ahead=ahead, behind=behind, span=span)
 
 
 @pytest.mark.parametrize(

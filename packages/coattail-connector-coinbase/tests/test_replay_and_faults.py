@@ -147,22 +147,22 @@ async def test_garbage_truncated_and_unknown_frames_are_counted_and_kept(
     truncated = json.dumps(simulator.frame(skl_usd[10]), separators=(",", ":"))
     rejected_file = tmp_path / "dead" / "rejected.jsonl"
 
-    events, connector = await replay(simulator, {"rejected_path": str(rejected_file), "log_limit": 1})
+    events, connector = await replay(simulator, {"rejected_path": str(rejected_file)})
 
     _assert_complete(events, recorded_trade_keys)
     assert connector.stats.malformed == 4
-    reasons = [r.reason for r in connector.rejected]
-    assert reasons[0].startswith("not JSON")
-    assert reasons[1].startswith("not JSON")
-    assert reasons[2:] == ["unknown message type 'mystery'", reasons[3]]
-    assert reasons[3].startswith("not JSON")
-    payloads = [r.payload for r in connector.rejected]
+    held = connector.quarantine.frames()
+    assert [frame.reason for frame in held] == ["json", "json", "unknown_type", "json"]
+    assert held[2].detail == "unknown message type 'mystery'"
+    assert held[0].detail.startswith("not JSON")
+    assert connector.quarantine.counts == {"json": 3, "unknown_type": 1}
+    payloads = [frame.payload for frame in held]
     assert payloads[0] == GARBAGE
     assert truncated.startswith(payloads[1])
     assert len(payloads[1]) == len(truncated) // 2
     assert payloads[3] == "not a recorded frame at all"
     lines = [json.loads(line) for line in rejected_file.read_text().splitlines()]
-    assert [(line["reason"], line["payload"]) for line in lines] == [(r.reason, r.payload) for r in connector.rejected]
+    assert [(line["reason"], line["payload"]) for line in lines] == [(f.reason, f.payload) for f in held]
     assert connector.stats.backfilled == 1  # the truncated match came back over REST
     assert connector.stats.reconnects == 0
 
@@ -184,12 +184,13 @@ async def test_frames_with_non_string_type_or_absurd_fields_are_kept_and_the_fee
     events, connector = await replay(simulator)
 
     _assert_complete(events, recorded_trade_keys)
-    assert [r.reason for r in connector.rejected] == [
-        "unknown message type ['match']",
-        "invalid match: side must be 'buy' or 'sell' (the maker's side), got []",
-        "invalid match: price: Decimal input should have no more than 38 digits in total, got Decimal('1E+600000')",
+    held = connector.quarantine.frames()
+    assert [(frame.reason, frame.detail) for frame in held] == [
+        ("unknown_type", "unknown message type ['match']"),
+        ("field", "invalid match: side must be 'buy' or 'sell' (the maker's side), got []"),
+        ("number_format", "invalid match: price must be a plain decimal string like 67000.12, got '1E+600000'"),
     ]
-    assert [json.loads(r.payload) for r in connector.rejected] == odd_frames
+    assert [json.loads(frame.payload) for frame in held] == odd_frames
     assert connector.stats.malformed == 3
     assert connector.stats.reconnects == 0
 

@@ -3,8 +3,13 @@
 Runs in the producer process on its asyncio event loop. Connects to the websocket feed,
 subscribes right after every (re)connect, normalizes ``match``/``last_match`` messages,
 drops stale and duplicate trades, backfills missed trades over the public REST endpoint,
-keeps every unusable frame for inspection, recycles a silent connection and reconnects
-with exponential backoff until ``shutdown()``.
+recycles a silent connection and reconnects with exponential backoff until ``shutdown()``.
+
+``handle_frame`` is the frame boundary: whatever one frame holds (bad JSON, 10,000 nested
+arrays, a time past year 9999, a lone surrogate) it returns that frame's trades or puts the
+frame in ``quarantine`` (the framework's ``Quarantine``, bounded in frames and bytes,
+counted by reason) and returns none; only cancellation passes through. Trade times must
+lie within ``max_trade_time_behind_s``..``max_trade_time_ahead_s`` of the receive time.
 
 Example::
 
@@ -22,9 +27,9 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import aiohttp
@@ -33,10 +38,11 @@ from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
 
 from coattail_connector_coinbase.backoff import Backoff
-from coattail_connector_coinbase.inspection import RateLimitedLog, RejectedMessage, RejectedMessages
 from coattail_connector_coinbase.normalize import (
     NON_TRADE_TYPES,
     TRADE_TYPES,
+    InvalidTradeError,
+    check_trade_time,
     normalize_match,
     normalize_rest_trade,
 )
@@ -47,6 +53,7 @@ from coattail_connector_coinbase.tracking import Gap, TradeTracker
 from coattail_framework.connector import BaseConnector, ConnectorStats
 from coattail_framework.errors import ConfigError
 from coattail_framework.events import TradeEvent
+from coattail_framework.quarantine import Quarantine, utc_now
 
 LOG = logging.getLogger(__name__)
 
@@ -63,6 +70,10 @@ class CoinbaseStats(ConnectorStats):
     """Missed trades that the REST backfill could not deliver (logged with their ids)."""
     exchange_errors: int = 0
     """``error`` messages sent by the exchange (kept for inspection)."""
+    handler_errors: int = 0
+    """Frames whose handling raised an unexpected exception (quarantined as ``handler_error:<type>``)."""
+    resyncs: int = 0
+    """Products whose highest sequence or trade id was reset after disagreeing frames (logged)."""
 
 
 class CoinbaseConnector(BaseConnector):
@@ -71,28 +82,43 @@ class CoinbaseConnector(BaseConnector):
     default_exchange: ClassVar[str] = "coinbase"
     simulator_class = CoinbaseSimulator
 
-    def __init__(self, settings: Mapping[str, Any] | None = None, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        """``clock`` (monotonic seconds) times staleness and resyncs; ``wall_clock`` (aware UTC) receive times."""
         try:
             self.settings = CoinbaseSettings.model_validate(dict(settings or {}))
         except ValidationError as error:
             raise ConfigError.from_validation(error, prefix=("exchanges", "coinbase", "settings")) from None
+        config = self.settings
         self.stats: CoinbaseStats = CoinbaseStats()
-        self._tracker = TradeTracker(self.settings.dedupe_window)
-        self._backoff = Backoff(self.settings.backoff, rng)
-        self._rejected = RejectedMessages(
-            self.settings.rejected_buffer,
-            self.settings.rejected_path,
-            RateLimitedLog(LOG, self.settings.log_limit, self.settings.log_interval),
+        self.quarantine = Quarantine(
+            max_frames=config.rejected_buffer,
+            max_bytes=config.rejected_max_bytes,
+            max_frame_bytes=config.rejected_max_frame_bytes,
+            clock=wall_clock,
+            source=f"{config.exchange} connector",
+            path=config.rejected_path,
+            log_interval_s=config.log_interval,
         )
+        """Frames this connector rejected, counted per reason (``quarantine.counts``)."""
+        self._tracker = TradeTracker(
+            config.dedupe_window, resync_frames=config.resync_after_frames, resync_seconds=config.resync_after_s
+        )
+        self._backoff = Backoff(config.backoff, rng)
+        self._ahead = timedelta(seconds=config.max_trade_time_ahead_s)
+        self._behind = timedelta(seconds=config.max_trade_time_behind_s)
+        self._clock = clock
+        self._wall_clock = wall_clock
         self._stopping = asyncio.Event()
         self._websocket: ClientConnection | None = None
-        self._last_message = time.monotonic()
-        self._connection_started = time.monotonic()
-
-    @property
-    def rejected(self) -> list[RejectedMessage]:
-        """The newest rejected frames with their reasons (see ``settings.rejected_path`` for all)."""
-        return self._rejected.recent
+        self._last_message = clock()
+        self._connection_started = clock()
 
     def normalize(self, raw: Mapping[str, Any], ingestion_timestamp: datetime | None = None) -> list[TradeEvent]:
         """The trade in one decoded message; ``[]`` for non-trade messages.
@@ -106,8 +132,11 @@ class CoinbaseConnector(BaseConnector):
         return [normalize_match(raw, exchange=self.settings.exchange, ingestion_timestamp=ingestion_timestamp)]
 
     def health_check(self) -> bool:
-        """False when no message arrived within ``stale_after`` seconds (or since the last connect attempt)."""
-        return time.monotonic() - self._last_message < self.settings.stale_after
+        """False when no message arrived within ``stale_after`` seconds.
+
+        A connection task that died (or hangs) reads nothing more, so it turns False within ``stale_after``.
+        """
+        return self._clock() - self._last_message < self.settings.stale_after
 
     async def shutdown(self) -> None:
         """Send a close frame and stop reconnecting; ``connect()`` yields what it read, then ends."""
@@ -133,7 +162,7 @@ class CoinbaseConnector(BaseConnector):
             )
             while not self._stopping.is_set():
                 subscribed_for: float | None = None
-                self._connection_started = time.monotonic()
+                self._connection_started = self._clock()
                 try:
                     async with websockets.connect(
                         self.settings.url,
@@ -145,13 +174,13 @@ class CoinbaseConnector(BaseConnector):
                         if self._stopping.is_set():  # shutdown() arrived during the handshake
                             await websocket.close()
                         await websocket.send(json.dumps(self.settings.subscribe_message()))
-                        subscribed_at = time.monotonic()
+                        subscribed_at = self._clock()
                         LOG.info(
                             "coinbase: connected to %s, subscribed to %s", self.settings.url, self.settings.symbols
                         )
                         async for event in self._read(websocket, rest):
                             yield event
-                        subscribed_for = time.monotonic() - subscribed_at
+                        subscribed_for = self._clock() - subscribed_at
                 except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as error:
                     LOG.warning(
                         "coinbase: connection to %s failed: %s: %s", self.settings.url, type(error).__name__, error
@@ -171,7 +200,7 @@ class CoinbaseConnector(BaseConnector):
         """Frames of one connection until it closes, goes stale, or the connector stops."""
         while True:
             last_sign_of_life = max(self._last_message, self._connection_started)
-            remaining = last_sign_of_life + self.settings.stale_after - time.monotonic()
+            remaining = last_sign_of_life + self.settings.stale_after - self._clock()
             if remaining <= 0 and not self._stopping.is_set():
                 self.stats.stale_recycles += 1
                 LOG.warning("coinbase: no message for %.1f s, recycling the connection", self.settings.stale_after)
@@ -187,61 +216,99 @@ class CoinbaseConnector(BaseConnector):
                 if not self._stopping.is_set():
                     LOG.warning("coinbase: connection closed by the server: %s", closed)
                 return
-            self._last_message = time.monotonic()
+            self._last_message = self._clock()
             self.stats.messages += 1
-            for event in await self._handle(frame, datetime.now(timezone.utc), rest):
+            for event in await self.handle_frame(frame, self._wall_clock(), rest):
                 yield event
 
+    async def handle_frame(self, frame: str | bytes, received_at: datetime, rest: TradesClient) -> list[TradeEvent]:
+        """The trades one frame yields (after any backfill it triggers), oldest first.
+
+        The frame boundary: never raises except ``asyncio.CancelledError``. A frame that
+        cannot be used, or whose handling fails in any way, is quarantined with its reason
+        and counted; the connection goes on. ``received_at`` is aware UTC.
+        """
+        try:
+            return await self._handle(frame, received_at, rest)
+        except Exception as error:  # noqa: BLE001 - one frame must never stop the connection
+            self.stats.handler_errors += 1
+            return self._reject(f"handler_error:{type(error).__name__}", f"{error}"[:200], frame)
+
     async def _handle(self, frame: str | bytes, received_at: datetime, rest: TradesClient) -> list[TradeEvent]:
-        """The trades one frame yields (after any backfill it triggers); rejects go to inspection."""
-        text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+        if isinstance(frame, bytes):
+            try:
+                text = frame.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return self._reject("encoding", f"binary frame is not UTF-8: {error}", frame)
+        else:
+            text = frame
         try:
             message = json.loads(text)
-        except ValueError as error:
-            return self._reject(f"not JSON (malformed or truncated): {error}", text, received_at)
+        except (ValueError, RecursionError) as error:
+            return self._reject("json", f"not JSON (malformed, truncated or nested too deep): {error}", text)
         if not isinstance(message, dict):
-            return self._reject("not a JSON object", text, received_at)
+            return self._reject("not_object", f"not a JSON object but {type(message).__name__}", text)
         kind = message.get("type")
         if not isinstance(kind, str):
-            return self._reject(f"unknown message type {kind!r}", text, received_at)
+            return self._reject("unknown_type", f"unknown message type {kind!r}", text)
         if kind == "heartbeat":
-            return await self._heartbeat(message, text, received_at, rest)
+            return await self._heartbeat(message, text, rest)
         if kind == "error":
             self.stats.exchange_errors += 1
-            self._rejected.add(
-                f"exchange error: {message.get('message')} {message.get('reason', '')}", text, received_at
-            )
+            detail = f"exchange error: {message.get('message')!r} {message.get('reason', '')!r}"
+            self.quarantine.add(text, "exchange_error", detail=detail)
             return []
         if kind not in TRADE_TYPES:
             if kind in NON_TRADE_TYPES:
                 return []
-            return self._reject(f"unknown message type {kind!r}", text, received_at)
+            return self._reject("unknown_type", f"unknown message type {kind!r}", text)
         try:
             event = normalize_match(message, exchange=self.settings.exchange, ingestion_timestamp=received_at)
-        except ValueError as error:
-            return self._reject(f"invalid {kind}: {error}", text, received_at)
-        product_id, sequence, trade_id = event.symbol, message["sequence"], int(event.trade_id or 0)
-        if self._tracker.is_stale(product_id, sequence):
+            self._check_time(event, received_at)
+        except InvalidTradeError as error:
+            return self._reject(error.reason, f"invalid {kind}: {error}", text)
+        product_id, sequence, trade_id, now = event.symbol, message["sequence"], int(event.trade_id or 0), self._clock()
+        stale = self._tracker.is_stale(product_id, sequence, trade_id, now)
+        self._log_resyncs()
+        if stale:
             self.stats.stale_dropped += 1
             LOG.info("coinbase: dropped stale %s %s sequence %d (trade %d)", kind, product_id, sequence, trade_id)
             return []
         self._tracker.observe_sequence(product_id, sequence)
-        gap = self._tracker.observe_trade(product_id, trade_id)
+        gap = self._tracker.observe_trade(product_id, trade_id, now)
+        self._log_resyncs()
         events = await self._backfill(gap, rest) if gap else []
         if self._tracker.is_duplicate(product_id, trade_id):
             self.stats.duplicates_dropped += 1
             return events
         return [*events, self._emit(event)]
 
-    async def _heartbeat(
-        self, message: dict[str, Any], text: str, received_at: datetime, rest: TradesClient
-    ) -> list[TradeEvent]:
+    def _check_time(self, event: TradeEvent, received_at: datetime) -> None:
+        check_trade_time(
+            event.timestamp, received_at, ahead=self._ahead, behind=self._behind, span=self.settings.recording_span
+        )
+
+    def _log_resyncs(self) -> None:
+        for resync in self._tracker.resyncs:
+            self.stats.resyncs += 1
+            LOG.warning(
+                "coinbase: %s: %s %d disagreed with %d frame(s) in a row; reset to %d",
+                resync.product_id,
+                resync.mark,
+                resync.absurd,
+                resync.frames,
+                resync.value,
+            )
+        self._tracker.resyncs.clear()
+
+    async def _heartbeat(self, message: dict[str, Any], text: str, rest: TradesClient) -> list[TradeEvent]:
         product_id, last_trade_id = message.get("product_id"), message.get("last_trade_id")
         if not isinstance(product_id, str) or not isinstance(last_trade_id, int) or isinstance(last_trade_id, bool):
-            return self._reject("heartbeat without product_id / integer last_trade_id", text, received_at)
+            return self._reject("heartbeat", "heartbeat without product_id / integer last_trade_id", text)
         if last_trade_id <= 0:
             return []
-        gap = self._tracker.observe_last_trade_id(product_id, last_trade_id)
+        gap = self._tracker.observe_last_trade_id(product_id, last_trade_id, self._clock())
+        self._log_resyncs()
         return await self._backfill(gap, rest) if gap else []
 
     async def _backfill(self, gap: Gap, rest: TradesClient) -> list[TradeEvent]:
@@ -260,17 +327,18 @@ class CoinbaseConnector(BaseConnector):
             self.stats.unrecovered += gap.size
             LOG.error("coinbase: %s trades %d..%d not recovered: %s", gap.product_id, gap.first, gap.last, error)
             return []
-        received_at = datetime.now(timezone.utc)
+        received_at = self._wall_clock()
         for item in result.invalid:
-            self._reject("REST trade without an integer trade_id", json.dumps(item, default=str), received_at)
+            self._reject("rest_trade", "REST trade without an integer trade_id", _as_text(item))
         events = []
         for item in result.trades:
             try:
                 event = normalize_rest_trade(
                     gap.product_id, item, exchange=self.settings.exchange, ingestion_timestamp=received_at
                 )
-            except ValueError as error:
-                self._reject(f"invalid REST trade: {error}", json.dumps(item, default=str), received_at)
+                self._check_time(event, received_at)
+            except InvalidTradeError as error:
+                self._reject(f"rest_{error.reason}", f"invalid REST trade: {error}", _as_text(item))
                 continue
             if self._tracker.is_duplicate(gap.product_id, int(item["trade_id"])):
                 self.stats.duplicates_dropped += 1
@@ -295,7 +363,15 @@ class CoinbaseConnector(BaseConnector):
         self.stats.trades += 1
         return event
 
-    def _reject(self, reason: str, text: str, received_at: datetime) -> list[TradeEvent]:
+    def _reject(self, reason: str, detail: str, payload: str | bytes) -> list[TradeEvent]:
         self.stats.malformed += 1
-        self._rejected.add(reason, text, received_at)
+        self.quarantine.add(payload, reason, detail=detail)
         return []
+
+
+def _as_text(item: object) -> str:
+    """A REST item as JSON text for the quarantine (whatever it holds)."""
+    try:
+        return json.dumps(item, default=str)
+    except (ValueError, RecursionError):
+        return repr(item)[:1000]

@@ -4,7 +4,10 @@
 a page. Pagination is by trade id cursor: ``after=X`` gives the page of trades older than
 ``X``, ``before=X`` the page newer than ``X``; the ``CB-AFTER`` header holds the cursor
 for the next older page (the page's oldest trade id) and ``CB-BEFORE`` the newest one.
-Runs on the producer's event loop; no authentication (public endpoint).
+Runs on the producer's event loop; no authentication (public endpoint). Any failure of a
+page request (connection, timeout, HTTP 429/5xx, a 200 whose body is HTML, truncated or not
+a JSON array) is retried ``retries`` times in all, then raised as ``BackfillError``; other
+HTTP errors are not retried.
 """
 
 from __future__ import annotations
@@ -85,13 +88,14 @@ class TradesClient:
                 async with self._session.get(url, params=params) as response:
                     if response.status == 200:
                         body = await response.json(content_type=None)
-                        if not isinstance(body, list):
-                            raise BackfillError(f"GET {url} {params}: expected a JSON array, got {str(body)[:200]}")
-                        cursor = response.headers.get("CB-AFTER")
-                        return body, int(cursor) if cursor and cursor.isdigit() else None
-                    problem = f"HTTP {response.status}: {(await response.text())[:200]}"
+                        if isinstance(body, list):
+                            cursor = response.headers.get("CB-AFTER")
+                            return body, int(cursor) if cursor and cursor.isascii() and cursor.isdigit() else None
+                        problem = f"expected a JSON array, got {str(body)[:200]}"
+                        continue
+                    problem = f"HTTP {response.status}: {(await response.text(errors='replace'))[:200]}"
                     if response.status != 429 and response.status < 500:
                         break
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
-                problem = f"{type(error).__name__}: {error}"
+            except Exception as error:  # noqa: BLE001 - any failed request is retried, then reported
+                problem = f"{type(error).__name__}: {str(error)[:200]}"
         raise BackfillError(f"GET {url} {params} failed after {self._retries} attempt(s): {problem}")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from coattail_framework.events import ExchangeId, ExchangeSymbol
+from coattail_framework.quarantine import MAX_DETAIL_CHARS
 
 DEFAULT_URL = "wss://ws-feed.exchange.coinbase.com"
 DEFAULT_REST_URL = "https://api.exchange.coinbase.com"
@@ -70,14 +71,40 @@ class CoinbaseSettings(BaseModel):
     """At most this many missed trades are fetched per gap (the newest); the rest are reported."""
     dedupe_window: int = Field(default=100_000, ge=1)
     """Trade ids remembered (all products together) to drop trades seen twice."""
+    max_trade_time_ahead_s: float = Field(default=60.0, ge=0)
+    """A trade dated more than this after its receive time is rejected (``time_window``)."""
+    max_trade_time_behind_s: float = Field(default=86_400.0, ge=0)
+    """A trade dated more than this before its receive time is rejected (``time_window``)."""
+    recording_span: tuple[AwareDatetime, AwareDatetime] | None = None
+    """Set by ``CoinbaseSimulator.connector_settings()``: the first and last time of the
+    recording it replays, which the trade time window then also covers (a 2021 recording
+    replays with 2021 trade times). None (live): the window is around the receive time only."""
+    resync_after_frames: int = Field(default=20, ge=1)
+    """Frames of a product in a row that disagree with its highest ``sequence`` or trade id
+    (older, yet new trades) after which that mark is taken as absurd and reset."""
+    resync_after_s: float = Field(default=30.0, gt=0)
+    """Seconds of such disagreement after which the mark is reset, however few the frames."""
     rejected_buffer: int = Field(default=1000, ge=1)
-    """Rejected messages kept in memory for inspection (``connector.rejected``)."""
+    """Rejected frames kept in memory for inspection (``connector.quarantine``), at most."""
+    rejected_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    """Bytes of rejected frames kept in memory, at most (the oldest go first)."""
+    rejected_max_frame_bytes: int = Field(default=64 * 1024, ge=1)
+    """A rejected frame is kept cut to this many bytes (UTF-8)."""
     rejected_path: Path | None = None
-    """Optional append-only JSON-lines file receiving every rejected message."""
-    log_limit: int = Field(default=10, ge=1)
-    """Warnings about rejected messages logged per ``log_interval``; the rest are summarised."""
+    """Optional append-only JSON-lines file receiving every rejected frame (the framework's quarantine format)."""
     log_interval: float = Field(default=60.0, gt=0)
+    """At most one warning about rejected frames per this many seconds; it counts the ones not logged."""
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+
+    @model_validator(mode="after")
+    def _quarantine_holds_a_frame(self) -> CoinbaseSettings:
+        least = self.rejected_max_frame_bytes + 4 * MAX_DETAIL_CHARS
+        if self.rejected_max_bytes < least:
+            raise ValueError(
+                f"rejected_max_bytes ({self.rejected_max_bytes}) must hold one whole frame: "
+                f">= rejected_max_frame_bytes + {4 * MAX_DETAIL_CHARS} = {least}"
+            )
+        return self
 
     def subscribe_message(self) -> dict[str, object]:
         """The subscribe frame the connector sends after every (re)connect."""

@@ -11,6 +11,10 @@ then served in order, filtered to each client's products and channels; subscribe
 "time"}`` every ``heartbeat_interval`` seconds per product. The websocket and
 ``GET /products/{product_id}/trades`` (Coinbase cursor pagination) share one port.
 
+``connector_settings()`` also hands the connector the recording's time span
+(``recording_span``: first and last receive time, or trade time where the recording has no
+receive times), so a 2021 recording replays through the connector's trade time window.
+
 The market moves only while a client is subscribed, so a run is deterministic: frames are
 "made" one by one as they are sent. Frames made while no client is connected (see
 ``Faults.drop_connection_at``) are never resent on the websocket; their trades are
@@ -30,6 +34,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -40,6 +45,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from coattail_connector_coinbase.normalize import parse_time
 from coattail_framework.recordings import RecordedMessage
 from coattail_framework.simulator import ExchangeSimulator
 
@@ -156,6 +162,8 @@ class CoinbaseSimulator(ExchangeSimulator):
         self.made = 0
         """Frames made so far (sent, dropped or missed)."""
         self._frames: list[_Frame] = []
+        self._received_ns: list[int] = []
+        self._trade_times: list[datetime] = []
         self._products: dict[str, _Product] = {}
         self._clients: list[_Client] = []
         self._client_ready = asyncio.Event()
@@ -180,6 +188,11 @@ class CoinbaseSimulator(ExchangeSimulator):
             if isinstance(product_id, str):
                 self._products.setdefault(product_id, _Product())
             channel = CHANNEL_OF_TYPE.get(str(message.get("type"))) if message else None
+            if recorded.received_ns is not None:
+                self._received_ns.append(recorded.received_ns)
+            if message is not None and channel == "matches":
+                with contextlib.suppress(ValueError):  # not a valid trade: the connector rejects it
+                    self._trade_times.append(parse_time(message.get("time")))
             self._frames.append(
                 _Frame(
                     len(self._frames),
@@ -222,9 +235,26 @@ class CoinbaseSimulator(ExchangeSimulator):
         self._feed = asyncio.create_task(self._run_feed(), name="coinbase-simulator-feed")
 
     def connector_settings(self) -> dict[str, Any]:
-        """``url``, ``rest_url`` and ``symbols`` (every loaded product) for ``CoinbaseConnector``."""
+        """``url``, ``rest_url``, ``symbols`` (every loaded product), ``recording_span``: ``CoinbaseConnector``'s."""
         base = f"{self._host}:{self._port}"
-        return {"url": f"ws://{base}/", "rest_url": f"http://{base}", "symbols": self.products}
+        return {
+            "url": f"ws://{base}/",
+            "rest_url": f"http://{base}",
+            "symbols": self.products,
+            "recording_span": self.recording_span(),
+        }
+
+    def recording_span(self) -> tuple[datetime, datetime] | None:
+        """First and last receive time of the loaded frames (trade times without receive times); None if empty."""
+        if self._received_ns:
+            first, last = min(self._received_ns), max(self._received_ns)
+            return (
+                datetime.fromtimestamp(first / 1e9, timezone.utc),
+                datetime.fromtimestamp(last / 1e9, timezone.utc),
+            )
+        if self._trade_times:
+            return min(self._trade_times), max(self._trade_times)
+        return None
 
     async def wait_drained(self, timeout: float) -> bool:
         """True once every loaded frame was made (and sent unless a fault said otherwise)."""
