@@ -174,7 +174,7 @@ def _pyspark_wheel(session: nox.Session, spark: str, *, locked: bool = True) -> 
     """
     out = WHEELHOUSE / "pyspark" / spark
     if not any(out.glob(f"pyspark-{spark}-*.whl")):
-        lock = str(_lock()) if locked and _lock().is_file() else None
+        lock = str(_lock(spark)) if locked and _lock(spark).is_file() else None  # the line's own: it pins pyspark
         session.run(
             "uv", "tool", "run", *(["--constraints", lock] if lock else []), "pip", "wheel", "--quiet",
             "--disable-pip-version-check", "--no-deps", "--wheel-dir", str(out), f"pyspark=={spark}",
