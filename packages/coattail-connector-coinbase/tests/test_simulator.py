@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 import aiohttp
@@ -12,7 +13,7 @@ import pytest
 import websockets
 
 from coattail_connector_coinbase import CoinbaseSimulator, Faults
-from coattail_framework.recordings import read_recording
+from coattail_framework.recordings import RecordedMessage, read_recording
 
 
 @pytest.fixture
@@ -107,3 +108,27 @@ async def test_rest_trades_pagination_like_coinbase(started: CoinbaseSimulator) 
             assert response.status == 400
         async with http.get(started.connector_settings()["rest_url"] + "/products/BTC-USD/trades") as response:
             assert (response.status, await response.json()) == (404, {"message": "NotFound"})
+
+
+def test_recording_span_is_the_receive_times_or_the_bulk_of_the_trade_times(recording: Path) -> None:
+    cryptofeed = CoinbaseSimulator()
+    cryptofeed.load(read_recording(recording))
+    served = [m for m in read_recording(recording) if '"type":"subscriptions"' not in m.payload]
+    received = [m.received_ns for m in served if m.received_ns is not None]
+    assert cryptofeed.recording_span() == (
+        datetime.fromtimestamp(min(received) / 1e9, timezone.utc),
+        datetime.fromtimestamp(max(received) / 1e9, timezone.utc),
+    )
+
+    times = ["2021-04-17T16:43:30.000000Z", "2031-04-17T16:43:30.000000Z", "2021-04-17T16:50:00.000000Z"]
+    times += ["2011-01-01T00:00:00.000000Z", "9999-12-31T23:00:00-05:00"]
+    jsonl = CoinbaseSimulator()
+    jsonl.load(
+        RecordedMessage(json.dumps({"type": "match", "product_id": "SKL-USD", "time": t}), None, n)
+        for n, t in enumerate(times)
+    )
+    assert jsonl.recording_span() == (
+        datetime(2021, 4, 17, 16, 43, 30, tzinfo=timezone.utc),
+        datetime(2021, 4, 17, 16, 50, tzinfo=timezone.utc),
+    )
+    assert CoinbaseSimulator().recording_span() is None

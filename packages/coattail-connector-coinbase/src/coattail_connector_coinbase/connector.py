@@ -67,7 +67,8 @@ class CoinbaseStats(ConnectorStats):
     stale_recycles: int = 0
     """Connections closed because no message arrived within ``stale_after``."""
     unrecovered: int = 0
-    """Missed trades that the REST backfill could not deliver (logged with their ids)."""
+    """Missed trades that the REST backfill could not deliver (logged with their ids); at most
+    ``max_backfill_trades`` per gap, so one absurd trade id cannot inflate it."""
     exchange_errors: int = 0
     """``error`` messages sent by the exchange (kept for inspection)."""
     handler_errors: int = 0
@@ -111,6 +112,7 @@ class CoinbaseConnector(BaseConnector):
             config.dedupe_window, resync_frames=config.resync_after_frames, resync_seconds=config.resync_after_s
         )
         self._backoff = Backoff(config.backoff, rng)
+        self._products = frozenset(config.symbols)
         self._ahead = timedelta(seconds=config.max_trade_time_ahead_s)
         self._behind = timedelta(seconds=config.max_trade_time_behind_s)
         self._clock = clock
@@ -267,6 +269,8 @@ class CoinbaseConnector(BaseConnector):
             self._check_time(event, received_at)
         except InvalidTradeError as error:
             return self._reject(error.reason, f"invalid {kind}: {error}", text)
+        if event.symbol not in self._products:
+            return self._reject("product", f"{kind} of {event.symbol!r}, not a subscribed product", text)
         product_id, sequence, trade_id, now = event.symbol, message["sequence"], int(event.trade_id or 0), self._clock()
         stale = self._tracker.is_stale(product_id, sequence, trade_id, now)
         self._log_resyncs()
@@ -305,6 +309,8 @@ class CoinbaseConnector(BaseConnector):
         product_id, last_trade_id = message.get("product_id"), message.get("last_trade_id")
         if not isinstance(product_id, str) or not isinstance(last_trade_id, int) or isinstance(last_trade_id, bool):
             return self._reject("heartbeat", "heartbeat without product_id / integer last_trade_id", text)
+        if product_id not in self._products:
+            return self._reject("product", f"heartbeat of {product_id!r}, not a subscribed product", text)
         if last_trade_id <= 0:
             return []
         gap = self._tracker.observe_last_trade_id(product_id, last_trade_id, self._clock())
@@ -324,7 +330,7 @@ class CoinbaseConnector(BaseConnector):
         try:
             result = await rest.fetch_gap(gap, self.settings.max_backfill_trades)
         except BackfillError as error:
-            self.stats.unrecovered += gap.size
+            self.stats.unrecovered += min(gap.size, self.settings.max_backfill_trades)
             LOG.error("coinbase: %s trades %d..%d not recovered: %s", gap.product_id, gap.first, gap.last, error)
             return []
         received_at = self._wall_clock()
@@ -347,7 +353,7 @@ class CoinbaseConnector(BaseConnector):
             events.append(self._emit(event))
         missing = gap.size - len(result.trades)
         if missing:
-            self.stats.unrecovered += missing
+            self.stats.unrecovered += min(missing, self.settings.max_backfill_trades)
             LOG.error(
                 "coinbase: %s: %d of trades %d..%d not served by REST (limit max_backfill_trades=%d)",
                 gap.product_id,

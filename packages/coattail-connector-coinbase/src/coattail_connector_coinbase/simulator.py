@@ -12,8 +12,9 @@ then served in order, filtered to each client's products and channels; subscribe
 ``GET /products/{product_id}/trades`` (Coinbase cursor pagination) share one port.
 
 ``connector_settings()`` also hands the connector the recording's time span
-(``recording_span``: first and last receive time, or trade time where the recording has no
-receive times), so a 2021 recording replays through the connector's trade time window.
+(``recording_span``: first and last receive time or, where the recording has none, trade
+time, leaving out times more than an hour away from the rest), so a 2021 recording replays
+through the connector's trade time window.
 
 The market moves only while a client is subscribed, so a run is deterministic: frames are
 "made" one by one as they are sent. Frames made while no client is connected (see
@@ -40,7 +41,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -67,6 +68,8 @@ CHANNEL_OF_TYPE = {
 CHANNELS = frozenset({*CHANNEL_OF_TYPE.values(), "heartbeat"})
 GARBAGE = "\x00\x01 not json {{"
 MAX_PAGE = 1000
+SPAN_GAP = timedelta(hours=1)
+"""Trade times further than this from the rest of a recording's do not widen its span."""
 
 
 @dataclass
@@ -135,6 +138,19 @@ class _Product:
     trades: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _bulk(times: list[datetime]) -> tuple[datetime, datetime]:
+    """First and last of the sorted ``times`` around their median with no gap over ``SPAN_GAP``.
+
+    A hostile frame dated years away does not stretch a recording's span.
+    """
+    low = high = len(times) // 2
+    while low > 0 and times[low] - times[low - 1] <= SPAN_GAP:
+        low -= 1
+    while high < len(times) - 1 and times[high + 1] - times[high] <= SPAN_GAP:
+        high += 1
+    return times[low], times[high]
+
+
 def _utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -179,7 +195,7 @@ class CoinbaseSimulator(ExchangeSimulator):
             if not recorded.malformed:
                 try:
                     decoded = json.loads(recorded.payload)
-                except ValueError:
+                except (ValueError, RecursionError):  # served as it is: the client must cope
                     decoded = None
                 message = decoded if isinstance(decoded, dict) else None
             if message is not None and message.get("type") == "subscriptions":
@@ -253,7 +269,7 @@ class CoinbaseSimulator(ExchangeSimulator):
                 datetime.fromtimestamp(last / 1e9, timezone.utc),
             )
         if self._trade_times:
-            return min(self._trade_times), max(self._trade_times)
+            return _bulk(sorted(self._trade_times))
         return None
 
     async def wait_drained(self, timeout: float) -> bool:
