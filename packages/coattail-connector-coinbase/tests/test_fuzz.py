@@ -59,8 +59,11 @@ class RecordedTrades:
     async def fetch_gap(self, gap: Gap, max_trades: int) -> BackfillResult:
         self.requests += 1
         lowest = max(gap.first, gap.last - max_trades + 1)
-        found = [item for (product, trade_id), item in self.items.items() if product == gap.product_id]
-        return BackfillResult(trades=sorted((i for i in found if lowest <= i["trade_id"] <= gap.last), key=str))
+        found = sorted(
+            (item for (product, trade_id), item in self.items.items() if product == gap.product_id),
+            key=lambda item: int(item["trade_id"]),
+        )
+        return BackfillResult(trades=[item for item in found if lowest <= item["trade_id"] <= gap.last])
 
 
 def _later(message: dict[str, Any]) -> dict[str, Any]:
