@@ -75,6 +75,7 @@ class StreamConnection:
         stats: ConnectorStats,
         rng: random.Random,
         clock: Callable[[], datetime] = utc_now,
+        resume: bool = False,
     ) -> None:
         self.settings = settings
         self.streams = list(streams)
@@ -82,6 +83,8 @@ class StreamConnection:
         self._attempts = attempts
         self._stats = stats
         self._clock = clock
+        self._resume = resume
+        """Trades of these streams were read before (a restarted ``connect()``): catch up on the first open too."""
         self._stopping = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._control = SlidingWindowLimiter(limit=settings.max_control_messages_per_s, window=1.0)
@@ -105,7 +108,7 @@ class StreamConnection:
 
     async def run(self) -> None:
         """Connect, read and reconnect until ``stop()``; always ends with ``ConnectionEnded``."""
-        connected_before = False
+        connected_before = self._resume
         try:
             while not self._stopping.is_set():
                 await self._attempts.acquire()
@@ -158,6 +161,9 @@ class StreamConnection:
         retire_at = opened + self.settings.max_connection_age_s
         try:
             while True:
+                if self._stopping.is_set():
+                    await ws.close(1000, "shutdown")
+                    return "stopped"
                 now = time.monotonic()
                 if now >= retire_at:
                     LOG.info("binance: recycling a connection after %.0f s (age limit)", now - opened)
@@ -208,6 +214,14 @@ class StreamConnection:
             await ws.send(json.dumps(request))
         except ConnectionClosed:
             LOG.info("binance: connection closed before %s; the reconnect URL carries the streams", method)
+
+    def request_stop(self) -> None:
+        """Ask the loop to end at its next step without waiting (``stop()`` also sends the close frame).
+
+        On Python 3.11, ``asyncio.wait_for`` can swallow a task's cancellation when the message it
+        awaits arrives at the same moment; this flag ends the loop even then.
+        """
+        self._stopping.set()
 
     async def stop(self) -> None:
         """Send a close frame (if connected) and end the loop once the close handshake is done."""

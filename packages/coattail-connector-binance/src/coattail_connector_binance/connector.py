@@ -183,7 +183,7 @@ class BinanceConnector(BaseConnector):
     def _subscribed(self, name: str) -> bool:
         return any(name in connection.streams for connection in self._tasks)
 
-    def _start_connection(self, streams: Sequence[str]) -> None:
+    def _start_connection(self, streams: Sequence[str], *, resume: bool = False) -> None:
         if self._queue is None:
             raise RuntimeError("subscribe() needs a running connect(); start iterating connect() first")
         connection = StreamConnection(
@@ -194,6 +194,7 @@ class BinanceConnector(BaseConnector):
             stats=self.stats,
             rng=self._rng,
             clock=self._clock,
+            resume=resume,
         )
         name = f"{self.settings.exchange} {streams[0]} (+{len(streams) - 1} streams)"
         self._tasks[connection] = asyncio.create_task(connection.run(), name=name)
@@ -212,7 +213,8 @@ class BinanceConnector(BaseConnector):
         self._queue = asyncio.Queue(maxsize=self.settings.max_buffered_messages)
         streams = stream_names(self.settings.symbols, self.settings.stream)
         for group in plan_connections(streams, self.settings.max_streams_per_connection):
-            self._start_connection(group)
+            resume = any(self._sequence.last(symbol_of_stream(name)) is not None for name in group)
+            self._start_connection(group, resume=resume)
         handled = 0
         async with aiohttp.ClientSession() as session:
             backfill = TradeBackfill(session, self.settings)
@@ -239,9 +241,11 @@ class BinanceConnector(BaseConnector):
         """Cancel every connection task and wait for them, draining the queue so none blocks on it."""
         queue = self._queue
         tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
+        for connection in self._tasks:
+            connection.request_stop()
         while tasks and not all(task.done() for task in tasks):
+            for task in tasks:
+                task.cancel()
             while queue is not None and not queue.empty():
                 queue.get_nowait()
             await asyncio.wait(tasks, timeout=0.05)
@@ -268,8 +272,8 @@ class BinanceConnector(BaseConnector):
     async def _handle(self, backfill: TradeBackfill, frame: Frame) -> list[TradeEvent]:
         try:
             raw = json.loads(frame.text)
-        except ValueError as error:
-            self._keep("json", frame.text, str(error))
+        except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than the decoder goes
+            self._keep("json", frame.text, f"{type(error).__name__}: {error}")
             return []
         kind = message_kind(raw)
         if kind in ("market_data", "ack"):
