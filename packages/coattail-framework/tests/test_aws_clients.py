@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import os
+import http.server
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from coattail_framework.aws.clients import LOCAL_CREDENTIALS, aws_client, is_local_endpoint
+from coattail_framework.testing.environment import without_aws_credentials
 
 
 class RecordingSession:
@@ -82,38 +85,80 @@ def test_is_local_endpoint_knows_loopback_only() -> None:
     ]
 
 
-def no_aws_environment(home: Path) -> dict[str, str]:
-    """This environment without any ``AWS_*`` variable, and a HOME with no ``.aws`` folder."""
-    environ = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "COATTAIL_"))}
-    return environ | {"HOME": str(home)}
+def no_aws_environment(home: Path, metadata_service: str) -> dict[str, str]:
+    """No AWS credentials; the EC2 metadata service on, at ``metadata_service`` (a counting stand-in on loopback)."""
+    return without_aws_credentials(
+        home, AWS_EC2_METADATA_DISABLED="false", AWS_EC2_METADATA_SERVICE_ENDPOINT=metadata_service
+    )
 
 
-CHILD = """
+class CountingMetadataService(http.server.BaseHTTPRequestHandler):
+    """An EC2 metadata service that knows nothing (404) and counts the requests it gets."""
+
+    requests: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        CountingMetadataService.requests.append(f"{self.command} {self.path}")
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_PUT = _answer  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def metadata_service() -> Iterator[str]:
+    CountingMetadataService.requests.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CountingMetadataService)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+LOCAL_CHILD = """
 import sys
-import boto3
 from coattail_framework.aws.clients import aws_client
 
-endpoint = sys.argv[1]
-assert boto3.session.Session().get_credentials() is None, "the test's environment has credentials"
-kinesis = aws_client("kinesis", region="us-east-1", endpoint_url=endpoint)
+kinesis = aws_client("kinesis", region="us-east-1", endpoint_url=sys.argv[1])
 kinesis.create_stream(StreamName="no-credentials", ShardCount=1)
-print(kinesis.list_streams()["StreamNames"])
-aws = aws_client("kinesis", region="us-east-1")
-print(aws._request_signer._credentials)
+print(kinesis.describe_stream_summary(StreamName="no-credentials")["StreamDescriptionSummary"]["StreamName"])
+"""
+
+AWS_CHILD = """
+import boto3
+import botocore.exceptions
+from coattail_framework.aws.clients import aws_client
+
+assert boto3.session.Session().get_credentials() is None, "the test's environment has credentials"
+try:
+    aws_client("kinesis", region="us-east-1").list_streams()  # signed before sent: nothing leaves the process
+except botocore.exceptions.NoCredentialsError as error:
+    print(type(error).__name__)
 """
 
 
-def test_a_process_without_credentials_talks_to_moto_and_not_to_aws(moto_endpoint: str, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, moto_endpoint],
-        env=no_aws_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_a_process_without_credentials_talks_to_moto_and_asks_no_metadata_service(
+    moto_endpoint: str, metadata_service: str, tmp_path: Path
+) -> None:
+    def child(code: str, *arguments: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *arguments],
+            env=no_aws_environment(tmp_path, metadata_service),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
 
-    assert done.returncode == 0, done.stderr
-    streams, aws_credentials = done.stdout.splitlines()
-    assert "no-credentials" in streams
-    assert aws_credentials == "None"  # no endpoint: nothing injected, boto3 would raise NoCredentialsError
+    assert child(LOCAL_CHILD, moto_endpoint) == "no-credentials"
+    assert CountingMetadataService.requests == []  # the local chain asked no metadata service
+
+    assert child(AWS_CHILD) == "NoCredentialsError"  # no endpoint: nothing injected
+    assert CountingMetadataService.requests  # the default chain for AWS did ask it (the stand-in is reached)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from coattail_framework.testing.environment import without_aws_credentials
+
 from .test_local_server import free_port, get, stop, wait_healthy
-
-
-def no_aws_environment(home: Path) -> dict[str, str]:
-    """This environment without ``AWS_*`` or ``COATTAIL_*`` variables, and a HOME with no ``.aws`` folder."""
-    environ = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "COATTAIL_"))}
-    return environ | {"HOME": str(home)}
 
 
 def test_serve_local_with_an_endpoint_needs_no_credentials(
@@ -29,7 +24,7 @@ def test_serve_local_with_an_endpoint_needs_no_credentials(
     command = [str(Path(sys.executable).parent / "coattail-api"), "serve", "--local", "--endpoint-url", moto_endpoint]
     process = subprocess.Popen(
         [*command, "--config", str(config), "--port", str(port)],
-        env=no_aws_environment(home),
+        env=without_aws_credentials(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

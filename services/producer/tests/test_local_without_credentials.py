@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from coattail_framework.testing.environment import without_aws_credentials
+
 from .conftest import BTC_DAY1, published_events
 from .test_cli import COMMAND, write_config
-
-
-def no_aws_environment(home: Path, **extra: str) -> dict[str, str]:
-    """This environment without ``AWS_*`` or ``COATTAIL_*`` variables, a HOME with no ``.aws`` folder, and ``extra``."""
-    environ = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "COATTAIL_"))}
-    return environ | {"HOME": str(home), **extra}
 
 
 def test_replay_to_a_local_endpoint_needs_no_credentials(
@@ -29,7 +24,7 @@ def test_replay_to_a_local_endpoint_needs_no_credentials(
     config = write_config(tmp_path / "features.yaml", "http://127.0.0.1:9", stream, {"stream": "trade"})
     home = tmp_path / "home"
     home.mkdir()
-    env = no_aws_environment(home, COATTAIL_CONFIG=str(config), COATTAIL_AWS__ENDPOINT_URL=moto_url)
+    env = without_aws_credentials(home, COATTAIL_CONFIG=str(config), COATTAIL_AWS__ENDPOINT_URL=moto_url)
 
     done = subprocess.run(
         [COMMAND, "replay", "--exchange", "binance", "--linger-ms", "10", str(recording)],

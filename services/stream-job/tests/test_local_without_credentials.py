@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from coattail_framework.testing.environment import without_aws_credentials
 
 FEATURES = Path(__file__).resolve().parents[3] / "config" / "features.yaml"
 RUN_TIMEOUT_S = 600
 
 
 def no_aws_environment(home: Path) -> dict[str, str]:
-    """This environment without ``AWS_*`` or ``COATTAIL_*`` variables, and a HOME with no ``.aws`` folder."""
-    environ = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "COATTAIL_"))}
+    """No AWS credentials (``without_aws_credentials``); Spark's workers on this interpreter."""
     python = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "TZ": "UTC"}
-    return environ | python | {"HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1"}
+    return without_aws_credentials(home, SPARK_LOCAL_IP="127.0.0.1", **python)
 
 
 def test_run_local_drain_needs_no_credentials(tmp_path: Path) -> None:

@@ -10,8 +10,11 @@ One exception, for the local stack only: when the endpoint is on this machine
 credentials, the client signs with ``LOCAL_CREDENTIALS`` (moto accepts any), so
 ``run --local``, the producer and ``coattail-api serve --local`` work in a shell without
 AWS credentials. Without an endpoint override, or with one elsewhere (a VPC endpoint), the
-default chain alone decides, as before. Executors follow the same rule: they create their
-own clients from the endpoint in the source's or sink's options.
+default chain alone decides, as before. For a local endpoint the chain leaves out the
+providers that ask the network (the EC2 instance metadata service and the container
+credentials endpoint, ``LOCAL_CHAIN_SKIPS``): a local run never reaches past loopback, nor
+waits for a metadata service that is not there. Executors follow the same rule: they create
+their own clients from the endpoint in the source's or sink's options.
 
 Clients are not picklable: create them where they are used (on executors, lazily, per
 process), never on an object Spark ships to workers.
@@ -35,6 +38,8 @@ LOCAL_CREDENTIALS: dict[str, str] = {"aws_access_key_id": "testing", "aws_secret
 """What clients of a local endpoint sign with when the default chain has no credentials."""
 
 _CREDENTIAL_ARGUMENTS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+LOCAL_CHAIN_SKIPS = ("container-role", "iam-role")
+"""botocore's credential providers that call an HTTP endpoint; left out of a local endpoint's chain."""
 
 
 def is_local_endpoint(endpoint_url: str | None) -> bool:
@@ -68,17 +73,37 @@ def local_credentials(session: Any, endpoint_url: str | None) -> dict[str, str]:
     return dict(LOCAL_CREDENTIALS)
 
 
+def offline_session() -> Any:
+    """A ``boto3.session.Session`` whose credential chain asks no network service (see ``LOCAL_CHAIN_SKIPS``).
+
+    Environment, shared files, ``credential_process`` and the SSO cache still count.
+    """
+    import boto3
+    import botocore.credentials
+    import botocore.session
+
+    core = botocore.session.get_session()
+    resolver = botocore.credentials.create_credential_resolver(core)
+    for provider in LOCAL_CHAIN_SKIPS:
+        resolver.remove(provider)
+    core.register_component("credential_provider", resolver)
+    return boto3.session.Session(botocore_session=core)
+
+
 def aws_client(
     service: str, *, region: str, endpoint_url: str | None = None, session: Any = None, **kwargs: Any
 ) -> Any:
     """A boto3 client for ``service`` (adaptive retries unless ``config`` is given).
 
-    ``session``: the ``boto3.session.Session`` to build it from (default a new one).
-    Credentials passed in ``kwargs`` are used as given; otherwise see the module docstring.
+    ``session``: the ``boto3.session.Session`` to build it from (default a new one; for a
+    local endpoint ``offline_session()``). Credentials passed in ``kwargs`` are used as given;
+    otherwise see the module docstring.
     """
     import boto3
 
-    session = cast(Any, session if session is not None else boto3.session.Session())
+    if session is None:
+        session = offline_session() if is_local_endpoint(endpoint_url) else boto3.session.Session()
+    session = cast(Any, session)
     if not any(kwargs.get(name) for name in _CREDENTIAL_ARGUMENTS):
         kwargs |= local_credentials(session, endpoint_url)
     return session.client(
