@@ -206,7 +206,9 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
     def run(session: nox.Session) -> None:
         locals_ = _local_requirements(dist)
         wheels = _build_wheels(session, [dist, *locals_])
-        chosen = [e for e in ("spark", "test") if e in _metadata(dist)["project"].get("optional-dependencies", {})]
+        # ``replay``: the stream job's replay (its time limit is tested) runs through the producer.
+        optional = _metadata(dist)["project"].get("optional-dependencies", {})
+        chosen = [e for e in ("spark", "replay", "test") if e in optional]
         extras = ",".join(chosen)
         line = spark
         if line is None and _pulls_pyspark(dist, chosen):
