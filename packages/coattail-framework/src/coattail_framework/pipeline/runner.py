@@ -40,7 +40,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
@@ -52,13 +52,6 @@ from coattail_framework.detector import BaseDetector
 from coattail_framework.errors import ConfigError
 from coattail_framework.metrics import MetricsPublisher
 from coattail_framework.partitioning import PartitionField, day, identity
-from coattail_framework.pipeline.completeness import (
-    DrainCheck,
-    DrainedQuery,
-    check_drain,
-    end_positions,
-    starting_position,
-)
 from coattail_framework.pipeline.early import EarlyAlertHandler, early_query_name
 from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
 from coattail_framework.pipeline.parse import parse_trades, trade_columns
@@ -69,6 +62,9 @@ from coattail_framework.registry import ModuleRegistry
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_framework.sinks import ALERTS_TABLE, AlertRouter
 from coattail_framework.sinks.iceberg import collect_arrow
+
+if TYPE_CHECKING:
+    from coattail_framework.pipeline.completeness import DrainCheck
 
 LOG = logging.getLogger(__name__)
 
@@ -466,7 +462,15 @@ class PipelineRunner:
                 dict(self.stats.input_rows),
             )
             return None
+        # Imported here, like the source: coattail_framework.kinesis needs PySpark 4's data source
+        # API, and detectors import this module on PySpark 3.5 too.
         from coattail_framework.kinesis.reader import kinesis_client
+        from coattail_framework.pipeline.completeness import (
+            DrainedQuery,
+            check_drain,
+            end_positions,
+            starting_position,
+        )
 
         drained = {
             query.name: DrainedQuery(end_positions(query.recentProgress), self.stats.input_rows[query.name])
