@@ -430,5 +430,5 @@ async def test_records_normalize_refuses_are_kept_with_the_reason(
     (rejected_file,) = (tmp_path / "_rejected" / f"symbol={SYMBOL}").iterdir()
     (reject,) = [json.loads(line) for line in rejected_file.read_text().splitlines()]
     assert reject["record"] == records[1]
-    assert "'p' (price) must be a positive number" in reject["reason"]
+    assert "'p' (price) must be a plain decimal such as \"67000.12\", got '-1'" in reject["reason"]
     assert read_checkpoint(tmp_path).stored == [IdRange(first=10, last=12)]

@@ -9,9 +9,24 @@
 - ``run_early_stream``: the same lists through the job's early-query handler (carry
   included), collecting the alerts it would put (``BaseDetector.early_alerts``).
 - ``trade``: build a valid ``TradeEvent`` with terse arguments.
+- ``coattail_framework.testing.environment``: a child process's environment without AWS
+  credentials (no PySpark needed: the stream helpers are imported on first use).
 """
 
-from coattail_framework.testing.events import trade
-from coattail_framework.testing.stream import DetectorRun, run_detector_stream, run_early_stream, write_event_batches
+from __future__ import annotations
 
-__all__ = ["DetectorRun", "run_detector_stream", "run_early_stream", "trade", "write_event_batches"]
+from typing import Any
+
+from coattail_framework.testing.events import trade
+
+_STREAM = ("DetectorRun", "run_detector_stream", "run_early_stream", "write_event_batches")
+__all__ = [*_STREAM, "trade"]
+
+
+def __getattr__(name: str) -> Any:
+    """The stream helpers, imported when first asked for: they need PySpark, the rest does not."""
+    if name in _STREAM:
+        from coattail_framework.testing import stream
+
+        return getattr(stream, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
