@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,7 +18,7 @@ from pyspark.sql import SparkSession
 
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.kinesis.offsets import TRIM_HORIZON
-from coattail_framework.localstack import LocalStack, start_local_stack
+from coattail_framework.localstack import LocalStack
 from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.pipeline.completeness import DrainedQuery, DrainIncompleteError, check_drain, end_positions
 from coattail_framework.testing import trade
@@ -43,15 +42,8 @@ BASE_CONFIG = CoattailConfig.model_validate(
 
 
 @pytest.fixture
-def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LocalStack]:
-    suffix = request.node.name.replace("_", "-")[:40]
-    config = BASE_CONFIG.model_copy(
-        update={
-            "kinesis": BASE_CONFIG.kinesis.model_copy(update={"stream_name": f"drain-{suffix}"}),
-            "dynamodb": BASE_CONFIG.dynamodb.model_copy(update={"table_name": f"alerts-{suffix}"}),
-        }
-    )
-    with start_local_stack(config, tmp_path / "stack") as running:
+def stack(named_stack: Any) -> Iterator[LocalStack]:
+    with named_stack(BASE_CONFIG, "drain") as running:
         yield running
 
 

@@ -21,7 +21,7 @@ from coattail_framework.alerts import make_alert_id
 from coattail_framework.config.model import CoattailConfig, SnapshotRetention
 from coattail_framework.errors import ConfigError
 from coattail_framework.iceberg import open_catalog
-from coattail_framework.localstack import LocalStack, start_local_stack
+from coattail_framework.localstack import LocalStack
 from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.pipeline.runner import last_executed_batch
 from coattail_framework.testing import trade
@@ -46,16 +46,8 @@ BASE_CONFIG = CoattailConfig.model_validate(
 
 
 @pytest.fixture
-def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LocalStack]:
-    # moto keeps its state per process, shared by every server: give each test its own names.
-    suffix = request.node.name.replace("_", "-")[:40]
-    config = BASE_CONFIG.model_copy(
-        update={
-            "kinesis": BASE_CONFIG.kinesis.model_copy(update={"stream_name": f"trades-{suffix}"}),
-            "dynamodb": BASE_CONFIG.dynamodb.model_copy(update={"table_name": f"alerts-{suffix}"}),
-        }
-    )
-    with start_local_stack(config, tmp_path / "stack") as running:
+def stack(named_stack: Any) -> Iterator[LocalStack]:
+    with named_stack(BASE_CONFIG, "trades") as running:
         yield running
 
 
