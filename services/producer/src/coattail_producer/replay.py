@@ -19,6 +19,8 @@ has flushed.
   slowed down by their own backpressure. Without it the replay runs as fast as it can.
 - Malformed recording lines are counted per venue, logged with their line numbers and
   not served.
+- ``kinesis:path`` is a raw-record file: its lines are put into the stream as they are,
+  after the venues' replay (``coattail_producer.raw_records``; counts in ``ReplayStats.raw``).
 
 Example::
 
@@ -46,6 +48,7 @@ from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import RecordedMessage, read_recording
 from coattail_framework.registry import ModuleRegistry
 from coattail_framework.simulator import ExchangeSimulator
+from coattail_producer.raw_records import RAW_SOURCE, RawFileStats, check_files, put_raw_files
 from coattail_producer.retime import retime as retime_messages
 from coattail_producer.runner import Producer, build_connector, connector_registry, connector_settings
 from coattail_producer.settings import ProducerSettings
@@ -91,6 +94,8 @@ class ReplayStats:
     reordered: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    raw: RawFileStats | None = None
+    """The ``kinesis:`` raw-record files, when any were given."""
 
     @property
     def received(self) -> int:
@@ -105,7 +110,8 @@ class ReplayStats:
     @property
     def clean(self) -> bool:
         """Every frame served, every received event published, nothing dropped."""
-        return self.drained and not self.dropped and self.published == self.received
+        raw_clean = self.raw is None or self.raw.clean
+        return self.drained and not self.dropped and self.published == self.received and raw_clean
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -120,6 +126,7 @@ class ReplayStats:
             "drained": self.drained,
             "clean": self.clean,
             "seconds": round(self.seconds, 3),
+            "raw": self.raw.as_dict() if self.raw is not None else None,
         }
 
 
@@ -283,10 +290,14 @@ async def replay(
     started = time.monotonic()
     registry = registry or connector_registry()
     settings = settings or ProducerSettings()
-    names = {*config.exchanges, *registry.connectors}
+    names = {*config.exchanges, *registry.connectors, RAW_SOURCE}
     tagged = [r if isinstance(r, Recording) else parse_recording(r, names) for r in recordings]
     if not tagged:
         raise ConfigError("replay needs at least one recording file")
+    raw_files = [recording.path for recording in tagged if recording.exchange == RAW_SOURCE]
+    check_files(raw_files)
+    tagged = [recording for recording in tagged if recording.exchange != RAW_SOURCE]
+    kinesis = kinesis_client or aws_client("kinesis", region=config.aws.region, endpoint_url=config.aws.endpoint_url)
     by_venue: dict[tuple[str, str], list[Path]] = {}
     for recording in tagged:
         if not recording.path.is_file():
@@ -329,8 +340,7 @@ async def replay(
         producer = Producer(
             config,
             connectors,
-            kinesis_client=kinesis_client
-            or aws_client("kinesis", region=config.aws.region, endpoint_url=config.aws.endpoint_url),
+            kinesis_client=kinesis,
             cloudwatch_client=cloudwatch_client,
             settings=settings,
             serve_health=False,
@@ -349,6 +359,15 @@ async def replay(
     finally:
         for simulator in simulators.values():
             await simulator.stop()
+    raw = None
+    if raw_files:
+        raw = await put_raw_files(
+            kinesis,
+            config.kinesis.stream_name,
+            raw_files,
+            settings.publisher,
+            deadline_seconds=settings.shutdown_deadline_seconds,
+        )
 
     for venue, report in venues.items():
         report.received = result.received.get(venue, 0)
@@ -362,6 +381,7 @@ async def replay(
         reordered=publisher.reordered,
         dropped=dict(publisher.dropped),
         seconds=time.monotonic() - started,
+        raw=raw,
     )
     LOG.info("replay: %s", json.dumps(stats.as_dict()))
     return stats
