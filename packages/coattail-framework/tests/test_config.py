@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,115 @@ def test_bad_ssm_value_names_the_parameter(sample: Path, moto_endpoint: str) -> 
     )
 
 
+def deployed_layout(env: str) -> list[tuple[str, str, str]]:
+    """(name, value, type) of the SSM parameters of one environment, as docs/DEPLOY.md lays them out."""
+    return [
+        (f"/coattail/{env}/config/kinesis/stream_name", "coattail-trades-live", "String"),
+        (f"/coattail/{env}/config/kinesis/shard_count", "4", "String"),
+        (f"/coattail/{env}/config/modules/whale/min_notional_usd", "250000", "String"),
+        (f"/coattail/{env}/config/dynamodb/ttl_days", "45", "String"),
+        (f"/coattail/{env}/secrets/api/cursor-key", "k" * 48, "SecureString"),
+    ]
+
+
+class RecordingSsm:
+    """A moto SSM client that records every call the loader makes (method name and arguments)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def get_paginator(self, operation: str) -> Any:
+        paginator = self._client.get_paginator(operation)
+        calls = self.calls
+
+        class Recording:
+            def paginate(self, **kwargs: Any) -> Any:
+                calls.append((operation, kwargs))
+                return paginator.paginate(**kwargs)
+
+        return Recording()
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append((name, {}))
+        return getattr(self._client, name)
+
+
+def _layout_loader(sample: Path, moto_endpoint: str, env: str, parameters: list[tuple[str, str, str]]) -> Any:
+    ssm = _ssm(moto_endpoint)
+    for name, value, kind in parameters:
+        ssm.put_parameter(Name=name, Value=value, Type=kind, Overwrite=True)
+    recording = RecordingSsm(ssm)
+    environ = {"COATTAIL_SSM__ENABLED": "true", "COATTAIL_SSM__PREFIX": f"/coattail/{env}/config/"}
+    return ConfigLoader(sample, environ=environ, ssm_client_factory=lambda region, endpoint: recording), recording
+
+
+def test_the_deployed_layout_loads_the_configuration_without_touching_secrets(sample: Path, moto_endpoint: str) -> None:
+    env = f"prod-{uuid.uuid4().hex[:8]}"
+    loader, recording = _layout_loader(sample, moto_endpoint, env, deployed_layout(env))
+
+    config = loader.load()
+
+    assert (config.kinesis.stream_name, config.kinesis.shard_count, config.dynamodb.ttl_days) == (
+        "coattail-trades-live",
+        4,
+        45,
+    )
+    assert config.modules["whale"] == {"min_notional_usd": 250000}
+    assert config.source_of(("dynamodb", "ttl_days")) == f"SSM parameter /coattail/{env}/config/dynamodb/ttl_days"
+    assert recording.calls == [
+        (
+            "get_parameters_by_path",
+            {"Path": f"/coattail/{env}/config", "Recursive": True, "WithDecryption": False},
+        )
+    ]
+
+
+def test_a_stray_key_under_the_config_prefix_fails_naming_the_parameter(sample: Path, moto_endpoint: str) -> None:
+    env = f"prod-{uuid.uuid4().hex[:8]}"
+    stray = (f"/coattail/{env}/config/kinesis/shard_cont", "4", "String")
+    loader, _ = _layout_loader(sample, moto_endpoint, env, [*deployed_layout(env), stray])
+
+    with pytest.raises(ConfigError) as error:
+        loader.load()
+
+    assert str(error.value) == (
+        f"SSM parameter /coattail/{env}/config/kinesis/shard_cont: kinesis.shard_cont extra inputs are not "
+        "permitted, got 4"
+    )
+
+
+def test_a_secure_string_under_the_config_prefix_is_refused_unread(sample: Path, moto_endpoint: str) -> None:
+    env = f"prod-{uuid.uuid4().hex[:8]}"
+    misplaced = (f"/coattail/{env}/config/api/cursor-key", "m" * 48, "SecureString")
+    loader, _ = _layout_loader(sample, moto_endpoint, env, [*deployed_layout(env), misplaced])
+
+    with pytest.raises(ConfigError) as error:
+        loader.load()
+
+    assert str(error.value) == (
+        f"SSM parameter /coattail/{env}/config/api/cursor-key: a SecureString under ssm.prefix "
+        f"/coattail/{env}/config/; configuration parameters are plain String values, secrets belong under "
+        "/coattail/<env>/secrets/ (read by name by the service that needs them): move it there or store it as a "
+        "String"
+    )
+
+
+def test_the_secrets_subtree_cannot_be_the_config_prefix(sample: Path) -> None:
+    environ = {"COATTAIL_SSM__ENABLED": "true", "COATTAIL_SSM__PREFIX": "/coattail/prod/secrets/"}
+
+    def no_ssm(region: str, endpoint_url: str | None) -> Any:
+        raise AssertionError("SSM must not be called with a secrets prefix")
+
+    with pytest.raises(ConfigError) as error:
+        ConfigLoader(sample, environ=environ, ssm_client_factory=no_ssm).load()
+
+    assert str(error.value) == (
+        f"{sample} or COATTAIL_SSM__* environment: ssm.prefix value error, must name the configuration subtree "
+        "(/coattail/<env>/config/), not the secrets one, got '/coattail/prod/secrets/'"
+    )
+
+
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
@@ -193,6 +304,32 @@ def test_repository_default_configuration_loads() -> None:
     maintenance = config.iceberg.maintenance
     assert maintenance.retention_for("alerts") == SnapshotRetention(keep_all_minutes=2, keep_hourly_days=0)
     assert maintenance.retention_for("raw_trades") == SnapshotRetention(keep_all_minutes=30, keep_hourly_days=7)
+    assert (config.ssm.enabled, config.ssm.prefix) == (False, "/coattail/prod/config/")
+
+
+def _ssm_grants(policy: Path) -> set[tuple[str, str]]:
+    """(action, resource) of every SSM statement of an IAM policy file, placeholders kept."""
+    grants = set()
+    for statement in json.loads(policy.read_text())["Statement"]:
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
+        grants |= {(action, resource) for action in actions if action.startswith("ssm:") for resource in resources}
+    return grants
+
+
+def test_the_iam_policies_give_configuration_to_every_role_and_the_cursor_key_to_the_api_only() -> None:
+    root = Path(__file__).resolve().parents[3]
+    prefix = ConfigLoader(root / "config" / "features.yaml", environ={}).load().ssm.prefix.rstrip("/")
+    config_read = {
+        ("ssm:GetParametersByPath", f"arn:aws:ssm:REGION:ACCOUNT:parameter{prefix}"),
+        ("ssm:GetParametersByPath", f"arn:aws:ssm:REGION:ACCOUNT:parameter{prefix}/*"),
+    }
+    assert prefix == "/coattail/prod/config"
+    assert _ssm_grants(root / "deploy" / "iam" / "producer.json") == config_read
+    assert _ssm_grants(root / "deploy" / "iam" / "stream-job.json") == config_read
+    assert _ssm_grants(root / "deploy" / "iam" / "api.json") == {
+        ("ssm:GetParameter", "arn:aws:ssm:REGION:ACCOUNT:parameter/coattail/prod/secrets/api/cursor-key")
+    }
 
 
 def test_kinesis_source_options_come_from_config(sample: Path) -> None:

@@ -10,7 +10,11 @@ has come from ``COATTAIL_API_*`` environment variables, which are kept away from
   any); unset or empty disables CORS headers.
 - ``COATTAIL_API_CURSOR_KEY``: the HMAC key that signs pagination cursors (at least 32
   characters), or
-- ``COATTAIL_API_CURSOR_KEY_PARAMETER``: the name of an SSM SecureString holding it.
+- ``COATTAIL_API_CURSOR_KEY_PARAMETER``: the name of an SSM SecureString holding it, in
+  the environment's secrets subtree: ``/coattail/<env>/secrets/api/cursor-key``. It must
+  not be under ``ssm.prefix`` (``/coattail/<env>/config/``), which every process that
+  loads configuration reads as configuration keys; a name there, or a parameter that is
+  not a SecureString, is refused at start.
 
 Every instance serving the same API must share the cursor key, or a cursor issued by one
 instance is rejected (400) by another.
@@ -74,14 +78,17 @@ def cors_origins(api_environ: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def cursor_key(api_environ: Mapping[str, str], config: CoattailConfig) -> bytes:
-    """The cursor key from the environment or SSM; raises ``ConfigError`` naming both when absent."""
+    """The cursor key from the environment or SSM; raises ``ConfigError`` naming both when absent.
+
+    An SSM name under ``ssm.prefix`` or a parameter that is not a SecureString is refused
+    (see the module docstring); the key itself never appears in an error.
+    """
     direct = api_environ.get(CURSOR_KEY_VARIABLE)
     parameter = api_environ.get(CURSOR_KEY_PARAMETER_VARIABLE)
     if direct and parameter:
         raise ConfigError(f"set only one of {CURSOR_KEY_VARIABLE} and {CURSOR_KEY_PARAMETER_VARIABLE}, not both")
     if parameter:
-        ssm = aws_client("ssm", region=config.aws.region, endpoint_url=config.aws.endpoint_url)
-        direct = ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+        direct = _secure_string(parameter, config)
     if not direct:
         raise ConfigError(
             f"the API needs a cursor signing key: set {CURSOR_KEY_VARIABLE} (at least {MIN_CURSOR_KEY_BYTES} "
@@ -91,6 +98,25 @@ def cursor_key(api_environ: Mapping[str, str], config: CoattailConfig) -> bytes:
     if len(key) < MIN_CURSOR_KEY_BYTES:
         raise ConfigError(f"{CURSOR_KEY_VARIABLE}: must be at least {MIN_CURSOR_KEY_BYTES} bytes, got {len(key)}")
     return key
+
+
+def _secure_string(name: str, config: CoattailConfig) -> str:
+    """The decrypted value of the SSM SecureString ``name``, outside the configuration subtree."""
+    if name.startswith(config.ssm.prefix) or name == config.ssm.prefix.rstrip("/"):
+        raise ConfigError(
+            f"{CURSOR_KEY_PARAMETER_VARIABLE}: {name} is under ssm.prefix {config.ssm.prefix}, where every process "
+            "reads parameters as configuration keys; put the key under /coattail/<env>/secrets/ "
+            "(e.g. /coattail/prod/secrets/api/cursor-key)"
+        )
+    ssm = aws_client("ssm", region=config.aws.region, endpoint_url=config.aws.endpoint_url)
+    found = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+    if found["Type"] != "SecureString":
+        raise ConfigError(
+            f"{CURSOR_KEY_PARAMETER_VARIABLE}: SSM parameter {name} is a {found['Type']}; store the cursor key as a "
+            "SecureString (aws ssm put-parameter --type SecureString)"
+        )
+    value: str = found["Value"]
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None, config_path: str | Path | None = None) -> ApiSettings:

@@ -5,14 +5,19 @@ API). Later layers override earlier ones key by key:
 
 1. defaults of ``CoattailConfig``;
 2. the YAML file (``--config``, else ``$COATTAIL_CONFIG``, else ``config/features.yaml``);
-3. when ``ssm.enabled``: every SSM parameter under ``ssm.prefix``; the name below the
-   prefix is the key path (``/coattail/prod/modules/whale/min_notional_usd`` sets
-   ``modules.whale.min_notional_usd``);
+3. when ``ssm.enabled``: every SSM parameter under ``ssm.prefix`` (the environment's
+   configuration subtree, ``/coattail/<env>/config/``); the name below the prefix is the
+   key path (``/coattail/prod/config/modules/whale/min_notional_usd`` sets
+   ``modules.whale.min_notional_usd``). Configuration parameters are plain ``String``s,
+   read without decryption: a ``SecureString`` under the prefix is refused, naming it,
+   because secrets live in the sibling subtree ``/coattail/<env>/secrets/``, which the
+   producer and the stream job have no permission to read (see ``SsmConfig``);
 4. environment variables ``COATTAIL_<KEY>__<KEY>...`` (``COATTAIL_KINESIS__STREAM_NAME``);
    a segment matches an existing key ignoring case and ``-``/``_``.
 
 SSM and environment values are parsed as YAML scalars (``30`` is a number, ``true`` a
-boolean, ``[a, b]`` a list). A bad value fails here, naming the key path and its source.
+boolean, ``[a, b]`` a list). A bad value or an unknown key fails here, naming the key path
+and its source (the SSM parameter's full name).
 
 Example::
 
@@ -32,7 +37,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from coattail_framework.config.model import CoattailConfig, key_source
+from coattail_framework.config.model import SECRETS_SEGMENT, CoattailConfig, SsmConfig, key_source
 from coattail_framework.errors import ConfigError
 
 LOG = logging.getLogger(__name__)
@@ -41,6 +46,7 @@ ENV_PREFIX = "COATTAIL_"
 CONFIG_PATH_VARIABLE = "COATTAIL_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config/features.yaml")
 _NOT_KEYS = {CONFIG_PATH_VARIABLE}
+SECURE_STRING = "SecureString"
 
 Tree = dict[str, Any]
 Sources = dict[tuple[str, ...], str]
@@ -149,20 +155,30 @@ class ConfigLoader:
         for path, value, _ in env_overrides:
             if _normal(path[0]) in ("ssm", "aws"):
                 _set(probe, path, value)
-        ssm = probe.get("ssm") or {}
         aws = probe.get("aws") or {}
-        if not ssm.get("enabled", False):
+        try:
+            ssm = SsmConfig.model_validate(probe.get("ssm") or {})
+        except ValidationError as error:
+            origin = f"{self._path} or {ENV_PREFIX}SSM__* environment"
+            raise ConfigError.from_validation(error, prefix=("ssm",), source=lambda _: origin) from None
+        if not ssm.enabled:
             return None
-        prefix = str(ssm.get("prefix", "/coattail/"))
-        return prefix, str(aws.get("region", "us-east-1")), aws.get("endpoint_url")
+        return ssm.prefix, str(aws.get("region", "us-east-1")), aws.get("endpoint_url")
 
     def _ssm_overrides(self, prefix: str, region: str, endpoint_url: str | None) -> list[tuple[list[str], Any, str]]:
+        """Every parameter under ``prefix`` as a key override; refuses a ``SecureString`` (see module docstring)."""
         client = self._ssm_client_factory(region, endpoint_url)
         paginator = client.get_paginator("get_parameters_by_path")
         overrides = []
-        for page in paginator.paginate(Path=prefix.rstrip("/") or "/", Recursive=True, WithDecryption=True):
+        for page in paginator.paginate(Path=prefix.rstrip("/") or "/", Recursive=True, WithDecryption=False):
             for parameter in page["Parameters"]:
                 name: str = parameter["Name"]
+                if parameter.get("Type") == SECURE_STRING:
+                    raise ConfigError(
+                        f"SSM parameter {name}: a SecureString under ssm.prefix {prefix}; configuration "
+                        f"parameters are plain String values, secrets belong under /coattail/<env>/{SECRETS_SEGMENT}/ "
+                        "(read by name by the service that needs them): move it there or store it as a String"
+                    )
                 path = [segment for segment in name[len(prefix) :].split("/") if segment]
                 if path:
                     overrides.append((path, _parse_scalar(parameter["Value"]), f"SSM parameter {name}"))

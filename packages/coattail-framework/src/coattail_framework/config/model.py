@@ -79,6 +79,7 @@ class DynamoDBConfig(_Section):
 
     table_name: str = "coattail-alerts"
     ttl_days: int = Field(30, gt=0)
+    """Days an alert stays in the table after it is written (``ttl_epoch`` = write time + this)."""
 
 
 class SnapshotRetention(_Section):
@@ -191,11 +192,32 @@ class MetricsConfig(_Section):
     namespace: str = "CoatTail"
 
 
+SECRETS_SEGMENT = "secrets"
+"""Path segment of the SSM secrets subtree (``/coattail/<env>/secrets/...``); never under ``ssm.prefix``."""
+
+
 class SsmConfig(_Section):
-    """SSM Parameter Store overrides: every parameter under ``prefix`` overrides a key."""
+    """SSM Parameter Store overrides: every parameter under ``prefix`` overrides a key.
+
+    Layout per environment: configuration under ``/coattail/<env>/config/`` (plain
+    ``String`` parameters, read by path by every process that loads configuration) and
+    secrets under ``/coattail/<env>/secrets/`` (``SecureString``, each read by name by the
+    one service that needs it, e.g. ``/coattail/<env>/secrets/api/cursor-key``). The two
+    subtrees are siblings, so a role allowed to read the configuration cannot read a
+    secret. ``prefix`` is the configuration subtree; it may not contain ``secrets``.
+    """
 
     enabled: bool = False
-    prefix: str = Field("/coattail/", pattern=r"^/.*/$")
+    prefix: str = Field("/coattail/prod/config/", pattern=r"^/.*/$")
+
+    @field_validator("prefix")
+    @classmethod
+    def _not_the_secrets_subtree(cls, value: str) -> str:
+        if SECRETS_SEGMENT in value.strip("/").split("/"):
+            raise ValueError(
+                f"must name the configuration subtree (/coattail/<env>/config/), not the {SECRETS_SEGMENT} one"
+            )
+        return value
 
 
 def key_source(sources: dict[tuple[str, ...], str], path: tuple[str, ...]) -> str:
