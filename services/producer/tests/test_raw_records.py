@@ -12,7 +12,7 @@ import pytest
 
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import ConfigError
-from coattail_producer.raw_records import partition_key, read_lines
+from coattail_producer.raw_records import RawPayload, partition_key, put_payloads, read_lines
 from coattail_producer.replay import replay
 from coattail_producer.settings import KINESIS_MAX_BYTES_PER_RECORD, ProducerSettings, PublisherSettings
 
@@ -154,3 +154,29 @@ async def test_a_missing_raw_file_fails_before_anything_is_put(
             make_config(moto_url, stream), [f"kinesis:{raw_file}", f"kinesis:{missing}"], kinesis_client=kinesis
         )
     assert stream_records(kinesis, stream) == []
+
+
+class RefusingKinesis:
+    """A Kinesis client whose every ``put_records`` fails (as with a revoked role)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def put_records(self, **_: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        self.calls += 1
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutRecords")
+
+
+async def test_a_stream_that_accepts_nothing_ends_the_put_within_its_bounds() -> None:
+    settings = PublisherSettings(
+        linger_seconds=0, buffer_records=2, stall_seconds=0.1, retry_base_seconds=0.01, retry_max_seconds=0.02
+    )
+    payloads = [RawPayload(b"p%d" % n, 2, f"f:{n}") for n in range(5)]
+
+    outcome = await put_payloads(RefusingKinesis(), "trades", payloads, settings=settings, deadline_seconds=0.05)
+
+    assert (outcome.offered, outcome.put, outcome.unsent) == (5, 0, 5)
+    assert outcome.rejected == {"publisher_stalled": 3}
+    assert outcome.dropped == {"shutdown_deadline": 2}

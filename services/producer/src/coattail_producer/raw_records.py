@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
@@ -46,6 +47,7 @@ LOG = logging.getLogger(__name__)
 RAW_SOURCE = "kinesis"
 """The replay prefix of a raw-record file: ``kinesis:path``."""
 REJECT_TOO_LARGE = "too_large"
+REJECT_STALLED = "publisher_stalled"
 HASH_KEY_PREFIX = "raw-"
 _SKIP_CHUNK_BYTES = 64 * 1024
 
@@ -68,7 +70,8 @@ class PutOutcome:
     offered: int = 0
     put: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
-    """Payloads that cannot be a Kinesis record, by reason (``too_large``); never sent."""
+    """Payloads never sent, by reason: ``too_large`` (cannot be a Kinesis record), ``publisher_stalled``
+    (Kinesis accepted nothing for ``stall_seconds`` while the buffer was full; the rest is counted, not sent)."""
     dropped: dict[str, int] = field(default_factory=dict)
     """Payloads the publisher gave up on (``shutdown_deadline``: Kinesis kept failing until the deadline)."""
     failed: int = 0
@@ -82,7 +85,7 @@ class PutOutcome:
 
 @dataclass
 class RawFileStats:
-    """What putting raw-record files did; ``clean`` unless the publisher dropped a record."""
+    """What putting raw-record files did (``clean``: nothing lost to Kinesis errors)."""
 
     files: list[str]
     lines_read: int = 0
@@ -102,11 +105,9 @@ class RawFileStats:
     @property
     def clean(self) -> bool:
         """Every line put, skipped as empty or rejected as too large; none lost to Kinesis errors."""
-        return (
-            not self.outcome.dropped
-            and self.lines_read == self.empty_lines + self.outcome.offered
-            and (self.outcome.put + sum(self.outcome.rejected.values()) == self.outcome.offered)
-        )
+        outcome = self.outcome
+        accounted = self.empty_lines + outcome.put + outcome.rejected[REJECT_TOO_LARGE]
+        return not outcome.dropped and accounted == self.lines_read
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -187,7 +188,9 @@ async def put_payloads(
 ) -> PutOutcome:
     """Put ``payloads`` into ``stream_name`` through a ``KinesisPublisher``; what happened to each, counted.
 
-    ``payloads`` is consumed lazily (backpressure: the publisher's bounded buffer).
+    ``payloads`` is consumed lazily (backpressure: the publisher's bounded buffer). When the
+    buffer stays full for ``settings.stall_seconds`` (Kinesis refuses every call), the rest is
+    read and counted under ``publisher_stalled`` without waiting again: the call is bounded.
     ``deadline_seconds``: once every payload was handed over, how long the publisher may
     take to get the rest acknowledged; what it still holds then is dropped and counted.
     """
@@ -195,9 +198,13 @@ async def put_payloads(
     outcome = PutOutcome()
     publisher = KinesisPublisher(client, stream_name, settings)
     await publisher.start()
+    stalled = False
     try:
         for payload in payloads:
             outcome.offered += 1
+            if stalled:
+                outcome.rejected[REJECT_STALLED] += 1
+                continue
             key = partition_key(payload.data) if payload.data is not None else ""
             if payload.data is None or payload.size + len(key.encode("utf-8")) > settings.max_record_bytes:
                 outcome.rejected[REJECT_TOO_LARGE] += 1
@@ -209,7 +216,21 @@ async def put_payloads(
                     settings.max_record_bytes,
                 )
                 continue
-            await publisher.put_serialized(payload.data, key, payload.origin)
+            try:
+                await asyncio.wait_for(
+                    publisher.put_serialized(payload.data, key, payload.origin), settings.stall_seconds
+                )
+            except TimeoutError:
+                stalled = True
+                outcome.rejected[REJECT_STALLED] += 1
+                LOG.error(
+                    "raw records: Kinesis stream %r accepted nothing for %.0fs (last error: %s); "
+                    "%s and everything after it are not put",
+                    stream_name,
+                    settings.stall_seconds,
+                    publisher.stats.last_error,
+                    payload.origin,
+                )
     finally:
         await publisher.close(deadline_seconds)
     stats = publisher.stats
