@@ -21,6 +21,12 @@ late does not depend on how the shards interleave, and two replays of the same i
 give the same rows and the same alert ids. Venues named by a replayed file are enabled
 for the run even when the configuration switches their live connector off.
 
+``kinesis:FILE`` puts FILE's lines into the stream as they are, beside the recordings
+(``coattail_producer.raw_records``: empty lines skipped, lines over 1 MiB rejected, both
+counted). The stream job then waits for every record put, trades and raw lines alike:
+each ends in ``raw_trades`` or the dead-letter path. ``summary.json`` counts them under
+``events.raw_records`` and in ``events.published``.
+
 Example::
 
     summary = run_replay(load_config("config/features.yaml"),
@@ -228,6 +234,12 @@ def alert_counts(alerts: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return {module: dict(sorted(by_severity.items())) for module, by_severity in sorted(counts.items())}
 
 
+def records_put(producer: dict[str, Any]) -> int:
+    """Records the producer replay put into the stream: published trades plus raw-record lines put."""
+    raw = producer.get("raw")
+    return int(producer["published"]) + (int(raw["put"]) if raw else 0)
+
+
 def build_summary(
     stats: dict[str, Any],
     producer: dict[str, Any],
@@ -253,7 +265,8 @@ def build_summary(
         "recordings": list(recordings),
         "config": config_path,
         "events": {
-            "published": producer["published"],
+            "published": records_put(producer),
+            "raw_records": producer.get("raw"),
             "read": stats["input_rows"].get("ingest", 0),
             "valid": len(tables.get("raw_trades", [])),
             "invalid": quality.get("invalid", 0),
@@ -358,19 +371,28 @@ def run_replay(
         clock.stage("producer replay", f"{len(names)} recording(s) through the simulators and connectors")
         producer = asyncio.run(within_limit(clock, replay(stack.config, names)))
         report = producer.as_dict()
+        published = records_put(report)
         progress(
             f"          published {producer.published} event(s) from "
             + ", ".join(f"{v.venue} {v.received}" for v in producer.venues.values())
         )
+        if producer.raw is not None:
+            raw = producer.raw
+            progress(
+                f"          raw records: {raw.lines_read} line(s) read, {raw.put} put, {raw.empty_lines} empty "
+                f"(skipped), rejected {dict(raw.rejected) or 'none'}"
+            )
         if not producer.clean:
             raise ReplayError(f"the producer replay lost events: {json.dumps(report)}")
-        job_config = replay_config(stack.config, [*venues, *producer.venues], producer.published)
+        if published == 0:
+            raise ReplayError(f"the producer replay put no record into the stream: {json.dumps(report)}")
+        job_config = replay_config(stack.config, [*venues, *producer.venues], published)
         clock.stage("stream job", "Spark local[2]: ingest + " + ", ".join(job_config.active_modules))
         spark = local_session("coattail-replay")
         spark.sparkContext.setLogLevel("ERROR")
         runner = PipelineRunner(spark, job_config)
         try:
-            stats = drain_replayed(runner, producer.published, clock)
+            stats = drain_replayed(runner, published, clock)
         finally:
             spark.stop()
         severities = {rule.name: rule.severity for rule in runner.checker.rules}
