@@ -113,6 +113,7 @@ def test_null_row_fails_every_completeness_rule_once(spark: SparkSession) -> Non
         "completeness_price",
         "completeness_quantity",
         "completeness_timestamp",
+        "completeness_ingestion_timestamp",
     ]
 
 

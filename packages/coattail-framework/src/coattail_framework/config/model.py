@@ -135,6 +135,10 @@ class StorageConfig(_Section):
     raw_zone: str = ".local-stack/raw"
     checkpoint_root: str = ".local-stack/checkpoints"
     s3_bucket: str = "coattail-data"
+    accept_new_checkpoints: bool = False
+    """Start a query whose checkpoint is new (or reset) although its Iceberg tables hold its commits
+    from another checkpoint. False: the stream job refuses to start and names them; a new checkpoint
+    re-reads the stream from ``kinesis.starting_position`` (TRIM_HORIZON: duplicate rows). See ADR-028."""
 
 
 class StreamingConfig(_Section):
@@ -182,6 +186,14 @@ class QualityConfig(_Section):
     """``timeliness_recent``: ingestion minus trade time above this is flagged (WARN)."""
     quote_volume_tolerance: float = Field(0.001, ge=0)
     """``consistency_quote_volume``: relative gap allowed between quote_volume and price x quantity."""
+    event_time_reference: Literal["arrival", "ingestion"] = "arrival"
+    """``timeliness_event_time`` (ERROR) judges trade times against the record's Kinesis arrival
+    time (``arrival``: a live stream) or its ``ingestion_timestamp`` (``ingestion``: replays of
+    recordings and reprocessing, whose producer clock is the recording's)."""
+    max_event_time_ahead_seconds: float = Field(60.0, ge=0)
+    """``timeliness_event_time``: a trade time further ahead of the reference is dead-lettered."""
+    max_event_time_behind_seconds: float = Field(86_400.0, ge=0)
+    """``timeliness_event_time``: a trade time further behind the reference is dead-lettered."""
     disabled_rules: list[str] = Field(default_factory=list)
 
 

@@ -5,11 +5,18 @@ producer publishes (UTF-8). A payload that is not a JSON object of that shape ge
 ``parse_ok = false`` (the ``validity_json`` rule sends it to the DLQ) and keeps its text
 in ``raw``; ``kinesis_arrival`` (UTC instant) and ``kinesis_sequence`` say when and
 where it arrived.
+
+Parsing never throws, with ANSI mode on: JSON is parsed permissively and times with
+``try_to_timestamp``, so no record can fail the query (and crash-loop it on restart from
+the same checkpoint). A time field whose text is not a time (``"yesterday"``, ``""``) or
+lies outside years 1..9999 (Spark parses ``"12345"`` as the year 12345, which Python,
+JSON and Iceberg readers cannot hold) becomes null and ``times_ok = false``, which the ``validity_time_format``
+rule sends to the DLQ with the text kept in ``raw``.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType, TimestampType
 
@@ -23,7 +30,14 @@ _PAYLOAD_SCHEMA = StructType(
     ]
     + [StructField(_CORRUPT, StringType())]
 )
-METADATA_COLUMNS = ("raw", "parse_ok", "kinesis_arrival", "kinesis_sequence", "kinesis_shard")
+_TIME_FIELDS = tuple(field.name for field in UNIFIED_TRADE_EVENT.fields if isinstance(field.dataType, TimestampType))
+METADATA_COLUMNS = ("raw", "parse_ok", "times_ok", "kinesis_arrival", "kinesis_sequence", "kinesis_shard")
+
+
+def _parsed_time(text: Column) -> Column:
+    """``text`` as a timestamp when it is one in years 1..9999 (UTC for a text without zone), else null."""
+    parsed = F.try_to_timestamp(text)
+    return F.when(F.year(parsed).between(1, 9999), parsed)
 
 
 def parse_trades(records: DataFrame) -> DataFrame:
@@ -46,11 +60,13 @@ def parse_trades(records: DataFrame) -> DataFrame:
         F.inline_outer(F.array(payload)),
     )
     fields = [
-        F.col(field.name).cast(field.dataType).alias(field.name)
-        if isinstance(field.dataType, TimestampType)
-        else F.col(field.name)
+        _parsed_time(F.col(field.name)).alias(field.name) if field.name in _TIME_FIELDS else F.col(field.name)
         for field in UNIFIED_TRADE_EVENT.fields
     ]
+    # Each time field is absent (its completeness rule decides) or parsed.
+    times_ok = F.lit(True)
+    for name in _TIME_FIELDS:
+        times_ok = times_ok & (F.col(name).isNull() | _parsed_time(F.col(name)).isNotNull())
     # A null payload parses to null (no row fields); anything else that is not a TradeEvent
     # object keeps its text in the corrupt-record column.
     parse_ok = F.col("raw").isNotNull() & F.col(_CORRUPT).isNull()
@@ -58,6 +74,7 @@ def parse_trades(records: DataFrame) -> DataFrame:
         *fields,
         "raw",
         F.coalesce(parse_ok, F.lit(False)).alias("parse_ok"),
+        times_ok.alias("times_ok"),
         "kinesis_arrival",
         "kinesis_sequence",
         "kinesis_shard",

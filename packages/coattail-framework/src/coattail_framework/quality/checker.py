@@ -87,6 +87,9 @@ class DataQualityChecker:
             allowed_pairs=frozenset(f"{exchange}:{symbol}" for exchange, symbol, _ in config.symbols.pairs()),
             max_event_age_seconds=config.quality.max_event_age_seconds,
             quote_volume_tolerance=config.quality.quote_volume_tolerance,
+            event_time_reference=config.quality.event_time_reference,
+            max_event_time_ahead_seconds=config.quality.max_event_time_ahead_seconds,
+            max_event_time_behind_seconds=config.quality.max_event_time_behind_seconds,
         )
 
     def _failures(self, ctx: QualityContext, severity: str) -> Column:

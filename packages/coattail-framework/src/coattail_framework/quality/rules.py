@@ -32,8 +32,11 @@ Severity = Literal["error", "warn"]
 class QualityContext:
     """What rules may read besides the row: the allowed venues/symbols and rule parameters.
 
-    ``allowed_pairs`` holds ``"exchange:symbol"`` strings; ``max_event_age_seconds`` and
-    ``quote_volume_tolerance`` (relative) come from the ``quality`` configuration section.
+    ``allowed_pairs`` holds ``"exchange:symbol"`` strings; the others come from the
+    ``quality`` configuration section (seconds; ``quote_volume_tolerance`` relative).
+    ``event_time_reference`` is the clock trade times are judged against: ``arrival`` (the
+    record's Kinesis arrival time, where the rows have one) or ``ingestion`` (the
+    producer's receive time in the record: a replay's recorded clock).
     """
 
     allowed_exchanges: frozenset[str]
@@ -41,6 +44,9 @@ class QualityContext:
     max_event_age_seconds: float
     quote_volume_tolerance: float
     columns: frozenset[str] = field(default_factory=frozenset)
+    event_time_reference: Literal["arrival", "ingestion"] = "arrival"
+    max_event_time_ahead_seconds: float = 60.0
+    max_event_time_behind_seconds: float = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,24 @@ def _recent(ctx: QualityContext) -> Column:
     )
 
 
+def _event_time_bounded(ctx: QualityContext) -> Column:
+    """Trade time within [reference - behind, reference + ahead]: no single trade moves a watermark."""
+    use_arrival = ctx.event_time_reference == "arrival" and "kinesis_arrival" in ctx.columns
+    reference = F.col("kinesis_arrival" if use_arrival else "ingestion_timestamp")
+    ahead_seconds = F.col("timestamp").cast("double") - reference.cast("double")
+    return (
+        F.col("timestamp").isNull()
+        | reference.isNull()
+        | ahead_seconds.between(-ctx.max_event_time_behind_seconds, ctx.max_event_time_ahead_seconds)
+    )
+
+
+def _times_parsed(ctx: QualityContext) -> Column:
+    if "times_ok" not in ctx.columns:
+        return F.lit(True)
+    return F.col("times_ok")
+
+
 def _quote_volume_consistent(ctx: QualityContext) -> Column:
     expected = F.col("price") * F.col("quantity")
     gap = F.abs(F.col("quote_volume") - expected)
@@ -106,14 +130,21 @@ def default_rules() -> list[QualityRule]:
     """The platform's rules, in the order their names are reported."""
     return [
         QualityRule("validity_json", "error", "the payload is a JSON object of the trade schema", _json_parsed),
+        QualityRule("validity_time_format", "error", "time fields are times (years 1..9999)", _times_parsed),
         *(
             QualityRule(f"completeness_{name}", "error", f"{name} is present", _present(name))
-            for name in ("event_id", "symbol", "price", "quantity", "timestamp")
+            for name in ("event_id", "symbol", "price", "quantity", "timestamp", "ingestion_timestamp")
         ),
         QualityRule("validity_price_positive", "error", "price is a finite number > 0", _positive("price")),
         QualityRule("validity_quantity_positive", "error", "quantity is a finite number > 0", _positive("quantity")),
         QualityRule("validity_symbol_allowed", "error", "the (exchange, symbol) pair is configured", _symbol_allowed),
         QualityRule("validity_exchange_allowed", "error", "the exchange is enabled", _exchange_allowed),
+        QualityRule(
+            "timeliness_event_time",
+            "error",
+            "trade time within quality.max_event_time_ahead/behind_seconds of quality.event_time_reference",
+            _event_time_bounded,
+        ),
         QualityRule(
             "timeliness_recent",
             "warn",
