@@ -39,7 +39,7 @@ async def test_full_recording_replays_every_trade_once(
 ) -> None:
     simulator.load(read_recording(ws_data / "spot_btcusdt_20240808.gz"))
     await simulator.start()
-    connector = BinanceConnector(simulator.connector_settings())
+    connector = BinanceConnector(simulator.connector_settings(), wall_clock=simulator.recorded_clock())
     assert connector.settings.symbols == ("BTCUSDT",)
     events = await collect(connector, lambda got: got[-1].trade_id == str(FIRST + SPOT_TRADES - 1))
     assert _ids(events) == list(range(FIRST, FIRST + SPOT_TRADES))
@@ -59,7 +59,7 @@ async def test_combined_stream_of_two_symbols(
     eth = trade_frames(ws_data / "spot_ethusdt_20240808.gz", 300)
     simulator.load(sorted(btc + eth, key=lambda message: message.received_ns or 0))
     await simulator.start()
-    connector = BinanceConnector(simulator.connector_settings())
+    connector = BinanceConnector(simulator.connector_settings(), wall_clock=simulator.recorded_clock())
     assert set(connector.settings.symbols) == {"BTCUSDT", "ETHUSDT"}
     events = await collect(connector, lambda got: len(got) == 700)
     first_eth = json.loads(eth[0].payload)["data"]["t"]
@@ -73,7 +73,7 @@ async def test_usdm_recording_uses_the_venue_id(ws_data: Path, trade_frames: Fra
     simulator.load(trade_frames(ws_data / "usdm_btcusdt_20240808.gz", 200))
     await simulator.start()
     try:
-        connector = BinanceConnector(simulator.connector_settings())
+        connector = BinanceConnector(simulator.connector_settings(), wall_clock=simulator.recorded_clock())
         events = await collect(connector, lambda got: len(got) == 200)
         assert events[0].event_id == "binance-usdm:BTCUSDT:5266583935"
         assert _ids(events) == list(range(5266583935, 5266583935 + 200))
@@ -86,7 +86,7 @@ async def test_dropped_connection_is_backfilled_over_rest(
 ) -> None:
     simulator.load(trade_frames(ws_data / "spot_btcusdt_20240808.gz", 3000))
     await simulator.start()
-    connector = BinanceConnector(fast_settings(simulator))
+    connector = BinanceConnector(fast_settings(simulator), wall_clock=simulator.recorded_clock())
 
     async def drop_mid_stream() -> None:
         await _until(lambda: simulator.frames_sent >= 500)
@@ -112,7 +112,9 @@ async def test_garbage_and_truncated_frames_are_kept_and_the_gap_filled(
     simulator.load(frames[:100])
     await simulator.start()
     dead_letters = tmp_path / "malformed.jsonl"
-    connector = BinanceConnector(fast_settings(simulator, malformed_path=str(dead_letters)))
+    connector = BinanceConnector(
+        fast_settings(simulator, malformed_path=str(dead_letters)), wall_clock=simulator.recorded_clock()
+    )
     invalid_trade = '{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":1}}'
 
     def fault_after_100(events: list[TradeEvent]) -> None:
@@ -149,7 +151,9 @@ async def test_stalled_server_fails_health_check_and_is_recycled(
     frames = trade_frames(ws_data / "spot_btcusdt_20240808.gz", 200)
     simulator.load(frames[:100])
     await simulator.start()
-    connector = BinanceConnector(fast_settings(simulator, stale_after_s=0.3, backoff_initial_s=0.2))
+    connector = BinanceConnector(
+        fast_settings(simulator, stale_after_s=0.3, backoff_initial_s=0.2), wall_clock=simulator.recorded_clock()
+    )
     health: list[bool] = []
 
     async def watch() -> None:
@@ -181,7 +185,7 @@ async def test_refused_connections_back_off_then_recover(
     simulator.refuse_connections(3)
     await simulator.start()
     settings = fast_settings(simulator, backoff_initial_s=0.1, backoff_multiplier=2.0, backoff_max_s=0.3)
-    connector = BinanceConnector({**settings, "backoff_jitter": 0.0})
+    connector = BinanceConnector({**settings, "backoff_jitter": 0.0}, wall_clock=simulator.recorded_clock())
     events = await collect(connector, lambda got: len(got) == 50)
     assert _ids(events) == list(range(FIRST, FIRST + 50))
     attempts = simulator.connection_attempts
@@ -197,7 +201,9 @@ async def test_connection_is_recycled_at_its_age_limit_without_loss(
     frames = trade_frames(ws_data / "spot_btcusdt_20240808.gz", 200)
     simulator.load(frames[:100])
     await simulator.start()
-    connector = BinanceConnector(fast_settings(simulator, max_connection_age_s=0.3))
+    connector = BinanceConnector(
+        fast_settings(simulator, max_connection_age_s=0.3), wall_clock=simulator.recorded_clock()
+    )
 
     async def more_after_recycle(events: list[TradeEvent]) -> None:
         if len(events) == 100:
@@ -214,7 +220,7 @@ async def test_shutdown_hands_over_what_was_read(
 ) -> None:
     simulator.load(trade_frames(ws_data / "spot_btcusdt_20240808.gz", 2000))
     await simulator.start()
-    connector = BinanceConnector(fast_settings(simulator))
+    connector = BinanceConnector(fast_settings(simulator), wall_clock=simulator.recorded_clock())
     events: list[TradeEvent] = []
     async for event in connector.connect():
         events.append(event)
@@ -235,7 +241,9 @@ async def test_pings_answered_while_the_consumer_is_slow(
     simulator.load(trade_frames(ws_data / "spot_btcusdt_20240808.gz", 120))
     await simulator.start()
     try:
-        connector = BinanceConnector(fast_settings(simulator, ping_interval_s=None))
+        connector = BinanceConnector(
+            fast_settings(simulator, ping_interval_s=None), wall_clock=simulator.recorded_clock()
+        )
 
         async def slow(events: list[TradeEvent]) -> None:
             await asyncio.sleep(0.01)
@@ -254,7 +262,7 @@ async def test_subscribe_stays_under_the_control_message_limit(
     simulator.load(trade_frames(ws_data / "spot_btcusdt_20240808.gz", 20))
     eth = trade_frames(ws_data / "spot_ethusdt_20240808.gz", 30)
     await simulator.start()
-    connector = BinanceConnector(fast_settings(simulator, symbols=["BTCUSDT"]))
+    connector = BinanceConnector(fast_settings(simulator, symbols=["BTCUSDT"]), wall_clock=simulator.recorded_clock())
 
     async def subscribe_after_btc(events: list[TradeEvent]) -> None:
         if len(events) == 20:
@@ -308,7 +316,7 @@ async def test_speed_factor_follows_recorded_receive_times(
     await simulator.start()
     started = loop.time()
     try:
-        connector = BinanceConnector(simulator.connector_settings())
+        connector = BinanceConnector(simulator.connector_settings(), wall_clock=simulator.recorded_clock())
         events = await collect(connector, lambda got: got[-1].trade_id == str(FIRST + 299))
         elapsed = loop.time() - started
     finally:

@@ -23,6 +23,7 @@ from coattail_connector_binance.backfill import BackfillError, TradeBackfill
 from coattail_connector_binance.connection import Frame
 from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import RecordedMessage
+from coattail_framework.simulator import utc_from_ns
 
 SEED = 20
 FUZZ_FRAMES = 25_000
@@ -59,7 +60,7 @@ def trade(symbol: str, trade_id: int, **fields: Any) -> dict[str, Any]:
 
 def at_start(settings: dict[str, Any]) -> BinanceConnector:
     """A connector whose clock (REST receive time, quarantine) stands at START."""
-    return BinanceConnector(settings, clock=lambda: START)
+    return BinanceConnector(settings, wall_clock=lambda: START)
 
 
 def frame(payload: Any, at: datetime = START) -> Frame:
@@ -235,7 +236,7 @@ async def test_poison_frames_mid_stream_then_200_good_frames_are_all_published_a
     frames = trade_frames(ws_data / "spot_btcusdt_20240808.gz", 300)
     simulator.load(frames[:100])
     await simulator.start()
-    connector = BinanceConnector(simulator.connector_settings())
+    connector = BinanceConnector(simulator.connector_settings(), wall_clock=simulator.recorded_clock())
     health: list[bool] = []
 
     def poison_after_100(events: list[TradeEvent]) -> None:
@@ -258,7 +259,9 @@ async def test_connect_after_a_failure_really_reconnects(
 ) -> None:
     simulator.load(trade_frames(ws_data / "spot_btcusdt_20240808.gz", 400))
     await simulator.start()
-    connector = BinanceConnector(fast_settings(simulator, max_buffered_messages=4))
+    connector = BinanceConnector(
+        fast_settings(simulator, max_buffered_messages=4), wall_clock=simulator.recorded_clock()
+    )
     first_run: list[TradeEvent] = []
     stream = cast(AsyncGenerator[TradeEvent, None], connector.connect())
     async for event in stream:  # the consumer fails after 50 trades, the server keeps sending
@@ -279,7 +282,7 @@ async def test_a_dead_connection_task_makes_the_health_check_fail(
 ) -> None:
     simulator.load(trade_frames(ws_data / "spot_btcusdt_20240808.gz", 100))
     await simulator.start()
-    connector = BinanceConnector(simulator.connector_settings())
+    connector = BinanceConnector(simulator.connector_settings(), wall_clock=simulator.recorded_clock())
     seen: list[bool] = []
 
     async def kill_the_task(events: list[TradeEvent]) -> None:
@@ -431,3 +434,24 @@ async def test_a_rest_answer_that_recovers_after_html_fills_the_gap() -> None:
         assert (len(hits), connector.stats.backfilled, connector.stats.backfill_failures) == (2, 3, 0)
     finally:
         await runner.cleanup()
+
+
+async def test_a_recording_is_judged_by_its_own_clock_and_an_absurd_trade_time_in_it_is_rejected(
+    simulator: BinanceSimulator, ws_data: Path, trade_frames: Frames, collect: Collect
+) -> None:
+    frames = trade_frames(ws_data / "spot_btcusdt_20240808.gz", 100)
+    absurd = json.loads(frames[50].payload)
+    absurd["data"].update(t=10**15, T=7_258_118_400_000)  # year 2200
+    hostile = RecordedMessage(json.dumps(absurd), frames[50].received_ns, 0)
+    simulator.load([*frames[:50], hostile, *frames[50:]])
+    clock = simulator.recorded_clock()
+    assert clock() == utc_from_ns(frames[0].received_ns or 0)
+    await simulator.start()
+    connector = BinanceConnector(simulator.connector_settings(), wall_clock=clock)
+    events = await collect(connector, lambda got: len(got) == 100)
+    assert [int(event.trade_id or 0) for event in events] == list(range(FIRST, FIRST + 100))
+    assert connector.quarantine.counts == {"time_window": 1}
+    last_received = utc_from_ns(frames[-1].received_ns or 0)
+    assert clock() == last_received
+    assert all(event.ingestion_timestamp <= last_received for event in events)
+    assert all(abs((event.ingestion_timestamp - event.timestamp).total_seconds()) < 60 for event in events)

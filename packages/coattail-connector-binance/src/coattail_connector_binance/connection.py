@@ -74,7 +74,7 @@ class StreamConnection:
         attempts: SlidingWindowLimiter,
         stats: ConnectorStats,
         rng: random.Random,
-        clock: Callable[[], datetime] = utc_now,
+        wall_clock: Callable[[], datetime] = utc_now,
         resume: bool = False,
     ) -> None:
         self.settings = settings
@@ -82,7 +82,8 @@ class StreamConnection:
         self._sink = sink
         self._attempts = attempts
         self._stats = stats
-        self._clock = clock
+        self._wall_clock = wall_clock
+        """Receive times of frames (aware UTC); staleness and the age limit use ``time.monotonic``."""
         self._resume = resume
         """Trades of these streams were read before (a restarted ``connect()``): catch up on the first open too."""
         self._stopping = asyncio.Event()
@@ -183,7 +184,7 @@ class StreamConnection:
                 if self.backoff.attempt and self.last_activity - opened >= self.settings.healthy_after_s:
                     self.backoff.reset()
                 text = message if isinstance(message, str) else message.decode("utf-8", errors="replace")
-                await self._sink.put(Frame(text, self._clock()))
+                await self._sink.put(Frame(text, self._wall_clock()))
         except ConnectionClosed as closed:
             if self._stopping.is_set():
                 return "stopped"

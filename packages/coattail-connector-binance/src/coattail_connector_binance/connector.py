@@ -100,16 +100,19 @@ class BinanceConnector(BaseConnector):
         settings: Mapping[str, Any] | None = None,
         *,
         rng: random.Random | None = None,
-        clock: Callable[[], datetime] = utc_now,
+        wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        """``wall_clock`` (aware UTC) gives receive times: ``ingestion_timestamp``, the trade-time
+        window's reference, resync timing and quarantine times. A replay passes the simulator's
+        ``recorded_clock()``. Staleness and backoff run on ``time.monotonic``."""
         self.settings = BinanceSettings.from_mapping(settings)
         self.stats = BinanceStats()
-        self._clock = clock
+        self._wall_clock = wall_clock
         self.quarantine = Quarantine(
             max_frames=self.settings.malformed_keep,
             max_bytes=self.settings.malformed_max_bytes,
             max_frame_bytes=self.settings.malformed_max_frame_bytes,
-            clock=clock,
+            clock=wall_clock,
             source=self.settings.exchange,
             path=self.settings.malformed_path,
             log_interval_s=self.settings.malformed_log_interval_s,
@@ -193,7 +196,7 @@ class BinanceConnector(BaseConnector):
             attempts=self._attempts,
             stats=self.stats,
             rng=self._rng,
-            clock=self._clock,
+            wall_clock=self._wall_clock,
             resume=resume,
         )
         name = f"{self.settings.exchange} {streams[0]} (+{len(streams) - 1} streams)"
@@ -369,7 +372,7 @@ class BinanceConnector(BaseConnector):
             self.stats.backfill_failures += 1
             LOG.error("%s %s: backfill of ids from %d failed: %s", self.settings.exchange, symbol, first, error)
             payloads, reason = [], f"{type(error).__name__}: {error}"
-        received_at = self._clock()
+        received_at = self._wall_clock()
         events: list[TradeEvent] = []
         for payload in payloads:
             try:

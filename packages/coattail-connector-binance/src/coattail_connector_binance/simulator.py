@@ -22,6 +22,12 @@ websocket. Recorded lines that are not stream frames (a REST depth snapshot) are
 ``skipped`` and not served. Fault knobs: ``drop_connections``, ``inject_raw``,
 ``truncate_next``, ``stall``, ``refuse_connections``, ``force_rest_status``.
 
+``recorded_clock()`` is the connector's ``wall_clock`` in a replay: the recorded receive
+time of the last frame published (a recording without receive times: its trade time ``T``
+when within the recording's bulk, ``coattail_framework.simulator.recording_bulk``). The
+connector then judges trade times by its own default window against the recording's clock,
+so an absurd ``T`` in a recording is rejected however old the recording is.
+
 Runs on the caller's event loop (tests, the producer's replay mode, benchmarks).
 
 Example::
@@ -29,7 +35,7 @@ Example::
     simulator = BinanceSimulator()
     simulator.load(read_recording(Path("tests/data/binance/ws/spot_btcusdt_20240808.gz")))
     await simulator.start()
-    connector = BinanceConnector(settings=simulator.connector_settings())
+    connector = BinanceConnector(simulator.connector_settings(), wall_clock=simulator.recorded_clock())
 """
 
 from __future__ import annotations
@@ -45,14 +51,15 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from coattail_connector_binance.settings import MAX_STREAMS_PER_CONNECTION, BinanceSettings
+from coattail_connector_binance.settings import MAX_STREAMS_PER_CONNECTION
 from coattail_framework.recordings import RecordedMessage
-from coattail_framework.simulator import ExchangeSimulator
+from coattail_framework.simulator import ExchangeSimulator, RecordedClock, recording_bulk
 
 LOG = logging.getLogger(__name__)
 
@@ -180,11 +187,6 @@ class _History:
         self.ids.append(record_id)
 
 
-def _span(span: tuple[int, int] | None, value: int) -> tuple[int, int]:
-    """``span`` (earliest, latest) widened to include ``value``."""
-    return (value, value) if span is None else (min(span[0], value), max(span[1], value))
-
-
 def _error(status: int, code: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.json_response({"code": code, "msg": message}, status=status, headers=headers)
 
@@ -218,6 +220,8 @@ class BinanceSimulator(ExchangeSimulator):
         """Recorded lines that are not stream frames (not served)."""
         self.frames_sent = 0
         """Frames delivered to at least one client."""
+        self.frames_published = 0
+        """Frames made public (sent to the subscribers connected then, trades on REST)."""
         self.connection_attempts: list[float] = []
         """``time.monotonic()`` of every websocket connection attempt, refused ones included."""
         self.control_messages: list[tuple[float, str]] = []
@@ -229,8 +233,10 @@ class BinanceSimulator(ExchangeSimulator):
         self._pending: deque[_Frame] = deque()
         self._symbols: dict[str, None] = {}
         self._stream_kinds: dict[str, int] = {}
-        self._trade_ms: tuple[int, int] | None = None
-        """Earliest and latest trade time loaded, ms since the epoch."""
+        self._clock = RecordedClock()
+        self._untimed_trades_ns: list[int] = []
+        """Trade times (ns since the epoch) of loaded frames without a receive time."""
+        self._bulk: tuple[int, int] | None = None
         self._trades: dict[str, _History] = {}
         self._aggregates: dict[str, _History] = {}
         self._clients: set[_Client] = set()
@@ -256,13 +262,30 @@ class BinanceSimulator(ExchangeSimulator):
                 self.skipped += 1
                 continue
             if frame.symbol is not None and frame.stream is not None and frame.aggregate is not None:
-                self._trade_ms = _span(self._trade_ms, int(frame.aggregate["T"]))
+                if frame.received_ns is None:
+                    self._untimed_trades_ns.append(int(frame.aggregate["T"]) * 1_000_000)
                 self._symbols.setdefault(frame.symbol)
                 kind = frame.stream.split("@", 1)[1]
                 self._stream_kinds[kind] = self._stream_kinds.get(kind, 0) + 1
             self._pending.append(frame)
+        self._bulk = recording_bulk(self._untimed_trades_ns)
+        if self._pending and self.frames_published == 0:
+            self._clock.start_at(next(filter(None, map(self._recorded_ns, self._pending)), None))
         self._drained.clear()
         self._notify()
+
+    def recorded_clock(self) -> Callable[[], datetime]:
+        """The recorded receive time of the last frame published (aware UTC); see the module docstring."""
+        return self._clock.now
+
+    def _recorded_ns(self, frame: _Frame) -> int | None:
+        """A frame's time on the recording's clock: its receive time, else its trade time within the bulk."""
+        if frame.received_ns is not None:
+            return frame.received_ns
+        if frame.aggregate is None or self._bulk is None:
+            return None
+        trade_ns = int(frame.aggregate["T"]) * 1_000_000
+        return trade_ns if self._bulk[0] <= trade_ns <= self._bulk[1] else None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Listen on ``host:port`` (0 picks a free port) and start the market."""
@@ -289,23 +312,11 @@ class BinanceSimulator(ExchangeSimulator):
     def connector_settings(self) -> dict[str, Any]:
         """Settings pointing ``BinanceConnector`` at this simulator (all loaded symbols).
 
-        The connector judges trade times against its (wall clock) receive time; the trade-time
-        window is widened by how far the loaded trades lie behind or ahead of now, so a
-        recording (2024, or retimed to now and served faster than recorded) passes while
-        absurd times are still rejected.
+        The trade-time window stays the connector's default: pass ``recorded_clock()`` as the
+        connector's ``wall_clock`` so recorded trade times are judged against the recording.
         """
         stream = max(self._stream_kinds, key=self._stream_kinds.__getitem__) if self._stream_kinds else "trade"
-        defaults = BinanceSettings()
-        window: dict[str, float] = {}
-        if self._trade_ms is not None:
-            now_ms = time.time() * 1000
-            earliest, latest = self._trade_ms
-            window = {
-                "max_trade_time_behind_s": defaults.max_trade_time_behind_s + max(0.0, now_ms - earliest) / 1000,
-                "max_trade_time_ahead_s": defaults.max_trade_time_ahead_s + max(0.0, latest - now_ms) / 1000,
-            }
         return {
-            **window,
             "exchange": self.exchange,
             "symbols": list(self._symbols),
             "stream": stream,
@@ -400,7 +411,9 @@ class BinanceSimulator(ExchangeSimulator):
                 await self._pace(self._pending[0])
             frame = self._pending.popleft()
             self._publish(frame)
+            self._clock.sent(self._recorded_ns(frame))
             published += 1
+            self.frames_published += 1
             if published % _FAIRNESS_BATCH == 0:
                 await asyncio.sleep(0)
             if frame.stream is not None and self._offline > 0:

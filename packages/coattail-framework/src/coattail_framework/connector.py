@@ -42,11 +42,19 @@ class ConnectorStats:
 class BaseConnector(ABC):
     """An exchange connector.
 
-    Constructor contract: ``Connector(settings: Mapping[str, Any] | None = None)``, valid
-    with no arguments (defaults from the connector's own pydantic config model). The
-    producer passes ``exchanges.<venue>.settings`` from the configuration plus
-    ``exchange`` (the venue id) and ``symbols`` (the venue's spellings from the symbol
-    catalogue). ``stats`` holds the connector's counters.
+    Constructor contract: ``Connector(settings: Mapping[str, Any] | None = None, *,
+    wall_clock: Callable[[], datetime] = <now, UTC>)``, valid with no arguments (defaults
+    from the connector's own pydantic config model). The producer passes
+    ``exchanges.<venue>.settings`` from the configuration plus ``exchange`` (the venue id)
+    and ``symbols`` (the venue's spellings from the symbol catalogue). ``stats`` holds the
+    connector's counters.
+
+    ``wall_clock`` returns the receive time (aware UTC) the connector stamps on each frame:
+    ``ingestion_timestamp``, the reference its trade-time window judges trade times
+    against, and the time of quarantined frames. Live it is the real clock; a replay passes
+    ``ExchangeSimulator.recorded_clock()`` so a recording is judged by its own clock.
+    Staleness (``health_check``) and reconnect backoff are measured on the monotonic clock,
+    never on ``wall_clock``, so health tells the truth in a replay too.
     """
 
     default_exchange: ClassVar[str]

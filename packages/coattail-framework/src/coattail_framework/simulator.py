@@ -9,12 +9,17 @@ not resend on the websocket what a client missed while disconnected.
 
 Runs on the caller's asyncio event loop.
 
+The recording's clock: ``recorded_clock()`` gives the connector its receive wall clock
+(the keyword ``wall_clock`` of every connector), so a replay judges trade times, stamps
+``ingestion_timestamp`` and dates quarantined frames with the time the recorder received
+each frame, not with today's clock. ``RecordedClock`` is the shared implementation.
+
 Example::
 
     simulator = BinanceSimulator()
     simulator.load(read_recording(path))
     await simulator.start()
-    connector = BinanceConnector(settings=simulator.connector_settings())
+    connector = BinanceConnector(settings=simulator.connector_settings(), wall_clock=simulator.recorded_clock())
     ...
     await simulator.stop()
 """
@@ -22,10 +27,83 @@ Example::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from coattail_framework.quarantine import utc_now
 from coattail_framework.recordings import RecordedMessage
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+BULK_GAP_NS = 3600 * 1_000_000_000
+"""Exchange times further than this (one hour) from the rest of a recording's are not its bulk."""
+
+
+def utc_from_ns(ns: int) -> datetime:
+    """``ns`` nanoseconds since the epoch as an aware UTC datetime (cut to the microsecond)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def recording_bulk(times_ns: Sequence[int], gap_ns: int = BULK_GAP_NS) -> tuple[int, int] | None:
+    """First and last of ``times_ns`` around their median with no gap over ``gap_ns``; None if empty.
+
+    A frame dated years away (hostile, or a recorder glitch) does not stretch the span.
+
+    >>> recording_bulk([10, 20, 30, 10**18])
+    (10, 30)
+    """
+    ordered = sorted(times_ns)
+    if not ordered:
+        return None
+    low = high = len(ordered) // 2
+    while low > 0 and ordered[low] - ordered[low - 1] <= gap_ns:
+        low -= 1
+    while high < len(ordered) - 1 and ordered[high + 1] - ordered[high] <= gap_ns:
+        high += 1
+    return ordered[low], ordered[high]
+
+
+class RecordedClock:
+    """The recording's clock: the recorded time of the last frame a simulator sent, aware UTC.
+
+    A simulator calls ``start_at`` with the first frame's time when frames are loaded and
+    ``sent`` after each frame it sends; ``now`` (the connector's ``wall_clock``) reads it.
+    A frame without a time (an injected one, a line with no receive time) leaves the clock
+    where it was. Before anything is loaded it is the real clock (``fallback``), so a
+    simulator with no recording behaves like the live exchange. A retimed replay shifts
+    the receive times with the trade times, and so this clock.
+
+    The clock runs ahead of the frame a client is reading by what sits in the socket and
+    the client's buffers (a few seconds of recording when served as fast as possible):
+    receive times are then a little later than recorded, never earlier. Runs on the
+    simulator's event loop, which the connector shares.
+
+    >>> clock = RecordedClock()
+    >>> clock.start_at(1_723_161_255_000_000_000)
+    >>> clock.now().isoformat()
+    '2024-08-08T23:54:15+00:00'
+    >>> clock.sent(1_723_161_256_500_000_000); clock.sent(None); clock.now().isoformat()
+    '2024-08-08T23:54:16.500000+00:00'
+    """
+
+    def __init__(self, fallback: Callable[[], datetime] = utc_now) -> None:
+        self._fallback = fallback
+        self._start_ns: int | None = None
+        self._sent_ns: int | None = None
+
+    def start_at(self, at_ns: int | None) -> None:
+        """The time before the first frame is sent (the first loaded frame's), ns since the epoch."""
+        self._start_ns = at_ns
+
+    def sent(self, at_ns: int | None) -> None:
+        """A frame recorded at ``at_ns`` (ns since the epoch; None: unknown) was sent."""
+        if at_ns is not None:
+            self._sent_ns = at_ns
+
+    def now(self) -> datetime:
+        """The recorded time now (aware UTC)."""
+        at = self._sent_ns if self._sent_ns is not None else self._start_ns
+        return self._fallback() if at is None else utc_from_ns(at)
 
 
 class ExchangeSimulator(ABC):
@@ -42,6 +120,15 @@ class ExchangeSimulator(ABC):
     @abstractmethod
     def connector_settings(self) -> dict[str, Any]:
         """Settings that point this exchange's connector at the simulator (URLs, symbols)."""
+
+    def recorded_clock(self) -> Callable[[], datetime]:
+        """The recording's clock for the connector's ``wall_clock`` keyword (aware UTC).
+
+        It reads the recorded receive time of the last frame sent (before the first: the
+        first frame's), see ``RecordedClock``. This default is the real clock, for a
+        simulator that does not follow its recording's time.
+        """
+        return utc_now
 
     @abstractmethod
     async def wait_drained(self, timeout: float) -> bool:
