@@ -76,7 +76,7 @@ def bench_config(symbols: int, shards: int, name: str) -> Any:
             "iceberg": {"maintenance": shipped.iceberg.maintenance.model_dump()},
             "dynamodb": {"table_name": f"bench-{name}"},
             "metrics": {"enabled": False},
-            "quality": {"max_event_age_seconds": 600},
+            "quality": {"max_event_age_seconds": 600, "event_time_reference": "ingestion"},  # 2024 trades
         }
     )
 

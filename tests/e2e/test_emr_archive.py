@@ -105,6 +105,7 @@ def test_the_archive_runs_the_stream_job_end_to_end(tmp_path: Path) -> None:
             "COATTAIL_KINESIS__STREAM_NAME": config.kinesis.stream_name,
             "COATTAIL_DYNAMODB__TABLE_NAME": config.dynamodb.table_name,
             "COATTAIL_STORAGE__S3_BUCKET": config.storage.s3_bucket,
+            "COATTAIL_QUALITY__EVENT_TIME_REFERENCE": "ingestion",  # 2024 trades put today
         }
         if "JAVA_HOME" in os.environ:
             environment["JAVA_HOME"] = os.environ["JAVA_HOME"]

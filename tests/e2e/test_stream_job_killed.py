@@ -76,6 +76,7 @@ BASE: dict[str, Any] = {
     "kinesis": {"shard_count": 2, "max_records_per_trigger": 1000},
     "streaming": {"trigger_seconds": 0.5},
     "metrics": {"enabled": False},
+    "quality": {"event_time_reference": "ingestion"},  # 2024 trades put today
 }
 
 

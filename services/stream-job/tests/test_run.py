@@ -109,6 +109,8 @@ def _names(monkeypatch: pytest.MonkeyPatch, suffix: str) -> dict[str, str]:
     names = {"COATTAIL_KINESIS__STREAM_NAME": f"trades-{suffix}", "COATTAIL_DYNAMODB__TABLE_NAME": f"alerts-{suffix}"}
     for name, value in names.items():
         monkeypatch.setenv(name, value)
+    # The recording's 2024 trades are put today: judged against their (recorded) ingestion clock.
+    monkeypatch.setenv("COATTAIL_QUALITY__EVENT_TIME_REFERENCE", "ingestion")
     return names
 
 

@@ -36,7 +36,8 @@ BASE_CONFIG = CoattailConfig.model_validate(
             "idle_poll_interval_ms": 500,
         },
         "metrics": {"enabled": False},
-        "quality": {"max_event_age_seconds": 300},
+        # 2024 trades put today: judged against their ingestion clock, as in a replay.
+        "quality": {"max_event_age_seconds": 300, "event_time_reference": "ingestion"},
     }
 )
 

@@ -178,6 +178,7 @@ def stack(tmp_path: Path) -> Iterator[LocalStack]:
             "exchanges": {"binance": {"connector": "binance"}},
             "kinesis": {"stream_name": "trades-early", "shard_count": 1, "min_poll_interval_ms": 200},
             "dynamodb": {"table_name": "alerts-early"},
+            "quality": {"event_time_reference": "ingestion"},  # 2024 trades put today
             "metrics": {"enabled": False},
             "streaming": {"query_trigger_seconds": {"big-trade-early": 0.25, "big-trade": 2}},
         }

@@ -24,10 +24,13 @@ from coattail_framework.iceberg import open_catalog
 from coattail_framework.localstack import LocalStack
 from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.pipeline.runner import last_executed_batch
+from coattail_framework.sinks import AlertRouter
 from coattail_framework.testing import trade
 from coattail_framework.testing.detectors import TradeCountDetector
 
 T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
+WRITTEN_AT = datetime(2026, 12, 6, 14, 0, 0, tzinfo=timezone.utc)
+"""The alert router's injected wall clock: trades of 2024 replayed "now"."""
 BASE_CONFIG = CoattailConfig.model_validate(
     {
         "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}, "ETH/USDT": {"binance": "ETHUSDT"}},
@@ -40,7 +43,8 @@ BASE_CONFIG = CoattailConfig.model_validate(
         },
         "dynamodb": {"ttl_days": 30},
         "metrics": {"enabled": False},
-        "quality": {"max_event_age_seconds": 300},
+        # 2024 trades put today: judged against their ingestion clock, as in a replay.
+        "quality": {"max_event_age_seconds": 300, "event_time_reference": "ingestion"},
     }
 )
 
@@ -69,7 +73,9 @@ def _trades(minute: int, count: int, symbol: str = "BTCUSDT", first_id: int = 1)
 def _runner(spark: SparkSession, config: CoattailConfig) -> PipelineRunner:
     detector = TradeCountDetector()
     detector.configure(config)
-    return PipelineRunner(spark, config, detectors=[detector])
+    return PipelineRunner(
+        spark, config, detectors=[detector], router=AlertRouter.from_config(config, clock=lambda: WRITTEN_AT)
+    )
 
 
 def _alert_items(stack: LocalStack) -> list[dict[str, Any]]:
@@ -115,7 +121,7 @@ def test_events_flow_to_dynamodb_iceberg_and_the_dlq(
     assert [item["alert_id"] for item in items] == expected_ids
     first = items[0]
     assert first["detected_at"] == "2024-08-08T23:55:00.000000Z"
-    assert int(first["ttl_epoch"]) == int(datetime(2024, 9, 7, 23, 55, tzinfo=timezone.utc).timestamp())
+    assert int(first["ttl_epoch"]) == int(datetime(2027, 1, 5, 14, 0, tzinfo=timezone.utc).timestamp())
     assert (first["severity"], first["module_id"], first["alert_type"]) == ("medium", "MOD-T01", "busy_window")
     assert json.loads(first["details"])["trades"] == 3
     assert sorted(r["alert_id"] for r in _table_rows(stack.config, "alerts")) == sorted(expected_ids)
