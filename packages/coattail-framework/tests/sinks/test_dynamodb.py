@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
 
 from coattail_framework.alerts import alert_frame, make_alert_id
+from coattail_framework.aws.alert_table import ttl_epoch
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.detector import BaseDetector
 from coattail_framework.iceberg import open_catalog
@@ -25,6 +26,16 @@ from coattail_framework.sinks import AlertRouter, AlertWriteError, DynamoAlertWr
 from coattail_framework.sinks.dynamodb import dynamodb_client
 
 TTL_SECONDS = 30 * 86_400
+WRITTEN_AT = datetime(2026, 12, 6, 14, 0, 0, 900_000, tzinfo=timezone.utc)
+"""The router's injected wall clock: alerts of 2024 written "now"."""
+WRITTEN_EPOCH = 1_796_565_600
+"""``WRITTEN_AT`` in whole seconds since the epoch."""
+
+
+def ticking(*times: datetime) -> Callable[[], datetime]:
+    """A wall clock that returns ``times`` in order, one per reading (fails when read once too often)."""
+    readings = iter(times)
+    return lambda: next(readings)
 
 
 def utc(text: str) -> datetime:
@@ -60,31 +71,50 @@ ALERTS = [
 def test_route_writes_exact_items(
     spark: SparkSession, sink_config: CoattailConfig, stored_alerts: Callable[[], dict[str, dict[str, Any]]]
 ) -> None:
-    result = AlertRouter.from_config(sink_config).route(frame(spark, ALERTS), 0, writer="detector-whale")
+    router = AlertRouter.from_config(sink_config, clock=ticking(WRITTEN_AT))
+
+    result = router.route(frame(spark, ALERTS), 0, writer="detector-whale")
 
     assert (result.written, result.duplicates, result.throttled_retries) == (3, 0, 0)
     assert (result.iceberg_rows, result.skipped) == (3, False)
     expected_times = ["2024-08-08T23:58:01.123456Z", "2024-08-08T23:59:59.000001Z", "2024-08-09T00:00:00.000000Z"]
     expected = {
-        row["alert_id"]: {
-            **row,
-            "detected_at": text,
-            "ttl_epoch": Decimal(int(row["detected_at"].timestamp()) + TTL_SECONDS),
-        }
+        row["alert_id"]: {**row, "detected_at": text, "ttl_epoch": Decimal(WRITTEN_EPOCH + TTL_SECONDS)}
         for row, text in zip(ALERTS, expected_times, strict=True)
     }
     assert stored_alerts() == expected
-    assert expected[ALERTS[0]["alert_id"]]["ttl_epoch"] == Decimal(1723161481 + TTL_SECONDS)
     cold = open_catalog(sink_config.iceberg, sink_config.aws).load_table(("coattail", "alerts"))
     assert sorted(cold.scan().to_arrow().to_pylist(), key=lambda row: row["detected_at"]) == [
-        {**row, "ttl_epoch": int(row["detected_at"].timestamp()) + TTL_SECONDS} for row in ALERTS
+        {**row, "ttl_epoch": WRITTEN_EPOCH + TTL_SECONDS} for row in ALERTS
     ]
+
+
+def test_an_alert_detected_in_2024_written_now_lives_ttl_days_from_now(
+    spark: SparkSession, sink_config: CoattailConfig, stored_alerts: Callable[[], dict[str, dict[str, Any]]]
+) -> None:
+    router = AlertRouter.from_config(sink_config, clock=ticking(WRITTEN_AT))
+
+    counts = router.put_alerts(frame(spark, ALERTS[:1]))
+
+    assert (counts.written, counts.duplicates) == (1, 0)
+    stored = stored_alerts()[ALERTS[0]["alert_id"]]
+    assert (stored["detected_at"], stored["ttl_epoch"]) == ("2024-08-08T23:58:01.123456Z", Decimal(1_799_157_600))
+    assert datetime.fromtimestamp(int(stored["ttl_epoch"]), tz=timezone.utc) == datetime(
+        2027, 1, 5, 14, 0, 0, tzinfo=timezone.utc
+    )
+
+
+def test_the_ttl_needs_an_aware_write_time() -> None:
+    assert ttl_epoch(WRITTEN_AT.astimezone(timezone(timedelta(hours=9))), 30) == WRITTEN_EPOCH + TTL_SECONDS
+    with pytest.raises(ValueError, match="written_at must be timezone-aware"):
+        ttl_epoch(datetime(2026, 12, 6, 14, 0), 30)
 
 
 def test_replayed_batch_writes_nothing_and_counts_duplicates(
     spark: SparkSession, sink_config: CoattailConfig, stored_alerts: Callable[[], dict[str, dict[str, Any]]]
 ) -> None:
-    router = AlertRouter.from_config(sink_config)
+    later = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    router = AlertRouter.from_config(sink_config, clock=ticking(WRITTEN_AT, later, later))
     router.route(frame(spark, ALERTS[:2]), 4, writer="detector-whale")
     before = stored_alerts()
 
@@ -92,9 +122,14 @@ def test_replayed_batch_writes_nothing_and_counts_duplicates(
 
     assert (replay.written, replay.duplicates, replay.iceberg_rows, replay.skipped) == (0, 2, 0, True)
     assert stored_alerts() == before
+    assert {item["ttl_epoch"] for item in before.values()} == {Decimal(WRITTEN_EPOCH + TTL_SECONDS)}
     overlapping = router.route(frame(spark, ALERTS), 5, writer="detector-whale")
     assert (overlapping.written, overlapping.duplicates, overlapping.iceberg_rows) == (1, 2, 3)
-    assert len(stored_alerts()) == 3
+    assert {alert_id: item["ttl_epoch"] for alert_id, item in stored_alerts().items()} == {
+        ALERTS[0]["alert_id"]: Decimal(WRITTEN_EPOCH + TTL_SECONDS),
+        ALERTS[1]["alert_id"]: Decimal(WRITTEN_EPOCH + TTL_SECONDS),
+        ALERTS[2]["alert_id"]: Decimal(int(later.timestamp()) + TTL_SECONDS),
+    }
 
 
 def test_write_through_puts_every_row_and_returns_exactly_the_rows_with_counts(

@@ -9,11 +9,14 @@ an index; nothing scans.
 - ``by_symbol``: ``symbol`` + ``detected_at`` — alerts for a symbol in a time range.
 - ``by_type``: ``alert_type`` + ``detected_at`` — alerts of a type in a time range.
 - ``by_module``: ``module_id`` + ``detected_at`` — alerts of a module in a time range.
-- TTL attribute: ``ttl_epoch``.
+- TTL attribute: ``ttl_epoch`` = the time the alert is written + ``dynamodb.ttl_days``
+  (``ttl_epoch``, below), never its event time: a replayed or reprocessed alert detected
+  long ago lives as long as a live one instead of being deleted at once.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 KEY = "alert_id"
@@ -21,6 +24,22 @@ SORT_ATTRIBUTE = "detected_at"
 TTL_ATTRIBUTE = "ttl_epoch"
 INDEXES: dict[str, str] = {"by_symbol": "symbol", "by_type": "alert_type", "by_module": "module_id"}
 """Global secondary index name -> its partition key (sort key ``detected_at`` for all)."""
+
+
+def ttl_epoch(written_at: datetime, ttl_days: int) -> int:
+    """Whole seconds since the epoch (UTC) after which DynamoDB may delete an alert written at ``written_at``.
+
+    ``written_at`` is the wall-clock time of the write, timezone-aware (any zone); the
+    alert's own ``detected_at`` plays no part. Pure; the alert router calls it on the driver,
+    once per micro-batch, and the executors write the value as given.
+
+    >>> from datetime import timezone
+    >>> ttl_epoch(datetime(2026, 12, 6, 14, 0, 0, 900000, tzinfo=timezone.utc), 30)
+    1799157600
+    """
+    if written_at.tzinfo is None or written_at.utcoffset() is None:
+        raise ValueError(f"written_at must be timezone-aware (UTC wall clock), got naive {written_at.isoformat()}")
+    return int((written_at + timedelta(days=ttl_days)).timestamp())
 
 
 def table_definition(table_name: str) -> dict[str, Any]:

@@ -5,6 +5,9 @@ holds only plain values (table name, region, endpoint, retry policy, a module-le
 factory), never a client. Each Python worker process creates its boto3 client lazily on
 first use and keeps it for the life of the process.
 
+Rows are written as given: ``ttl_epoch`` arrives stamped by the router on the driver
+(``AlertRouter.with_ttl``: write time + ``dynamodb.ttl_days``); nothing here computes it.
+
 Every alert is a conditional ``put_item`` (``attribute_not_exists(alert_id)``): alert ids
 are deterministic, so a replayed micro-batch rewrites nothing and its alerts are counted
 as duplicates. Throttling and transient server errors are retried with capped

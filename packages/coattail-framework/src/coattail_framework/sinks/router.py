@@ -1,7 +1,10 @@
 """The alert router: every micro-batch of alerts to the hot store and to cold storage.
 
 Runs on the driver, inside each detector query's ``foreachBatch``. ``route`` fills
-``ttl_epoch`` (``detected_at`` + ``dynamodb.ttl_days``, seconds since the epoch), writes
+``ttl_epoch`` with the write time (the router's wall clock, UTC, read once per batch on
+the driver just before the write) + ``dynamodb.ttl_days`` as seconds since the epoch
+(``alert_table.ttl_epoch``; never from ``detected_at``, so replayed and reprocessed
+alerts of past days live as configured), writes
 the alerts to DynamoDB from the executors (conditional puts: a replay counts duplicates)
 and then appends the same records to the Iceberg table ``alerts`` (skipped when this
 writer already committed the batch; with the pyiceberg writer the executors pass the
@@ -20,15 +23,18 @@ Example (driver, in ``foreachBatch``)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from coattail_framework.aws.alert_table import TTL_ATTRIBUTE, ttl_epoch
 from coattail_framework.partitioning import PartitionField, day
+from coattail_framework.quarantine import utc_now
 from coattail_framework.schemas import BASE_ALERT_RECORD
 from coattail_framework.sinks.dynamodb import AlertWriteError, DynamoAlertWriter, WriteCounts, dynamodb_rows
 from coattail_framework.sinks.iceberg import IcebergSink, collect_arrow
@@ -39,7 +45,6 @@ if TYPE_CHECKING:
 
 ALERTS_TABLE = "alerts"
 ALERTS_PARTITION: Sequence[PartitionField] = (day("detected_at"),)
-SECONDS_PER_DAY = 86_400
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,21 @@ class DetectorBatchResult:
 
 
 class AlertRouter:
-    """Routes alerts and module outputs of micro-batches (driver; one per job, shared by queries)."""
+    """Routes alerts and module outputs of micro-batches (driver; one per job, shared by queries).
 
-    def __init__(self, dynamodb_table: str, iceberg_database: str, s3_bucket: str, *, config: CoattailConfig) -> None:
+    ``clock`` is the wall clock (timezone-aware, UTC) that stamps ``ttl_epoch``; tests inject one.
+    """
+
+    def __init__(
+        self,
+        dynamodb_table: str,
+        iceberg_database: str,
+        s3_bucket: str,
+        *,
+        config: CoattailConfig,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._clock = clock
         self.config = config.model_copy(
             update={
                 "dynamodb": config.dynamodb.model_copy(update={"table_name": dynamodb_table}),
@@ -88,12 +105,18 @@ class AlertRouter:
         )
 
     @classmethod
-    def from_config(cls, config: CoattailConfig) -> AlertRouter:
+    def from_config(cls, config: CoattailConfig, *, clock: Callable[[], datetime] = utc_now) -> AlertRouter:
         """The router of ``config``'s DynamoDB table, Iceberg database and S3 bucket."""
-        return cls(config.dynamodb.table_name, config.iceberg.database, config.storage.s3_bucket, config=config)
+        return cls(
+            config.dynamodb.table_name, config.iceberg.database, config.storage.s3_bucket, config=config, clock=clock
+        )
 
     def with_ttl(self, alerts: DataFrame) -> DataFrame:
-        """``alerts`` with ``ttl_epoch`` = ``detected_at`` (UTC, whole seconds) + ``dynamodb.ttl_days``."""
+        """``alerts`` with ``ttl_epoch`` = now (router clock, seconds since the epoch) + ``dynamodb.ttl_days``.
+
+        Call it just before writing: the clock is read once, here on the driver, and every
+        alert of the batch (and every retry of its Spark tasks) carries the same value.
+        """
         declared = BASE_ALERT_RECORD.fieldNames()
         missing = [name for name in declared if name not in alerts.columns]
         extra = [name for name in alerts.columns if name not in declared]
@@ -102,10 +125,8 @@ class AlertRouter:
                 f"alerts must have exactly the BASE_ALERT_RECORD columns: missing {missing}, undeclared {extra}; "
                 "build them with coattail_framework.alerts.alert_frame()"
             )
-        ttl = (F.unix_seconds(F.col("detected_at")) + F.lit(self.config.dynamodb.ttl_days * SECONDS_PER_DAY)).cast(
-            "long"
-        )
-        return alerts.select(*(ttl.alias(name) if name == "ttl_epoch" else F.col(name) for name in declared))
+        ttl = F.lit(ttl_epoch(self._clock(), self.config.dynamodb.ttl_days)).cast("long")
+        return alerts.select(*(ttl.alias(name) if name == TTL_ATTRIBUTE else F.col(name) for name in declared))
 
     def route(self, alerts: DataFrame, batch_id: int, *, writer: str) -> RouteResult:
         """Write a static batch of ``BASE_ALERT_RECORD`` rows to DynamoDB, then to Iceberg ``alerts``.
