@@ -11,10 +11,13 @@ module output rows to the detector's Iceberg table, alerts to DynamoDB and the I
 replays the last batch from the checkpoint writes nothing twice.
 
 Checkpoints live under ``storage.checkpoint_root/<query name>`` (S3 on EMR, a local
-folder by default). Each query's trigger is ``streaming.trigger_for(<ingest or module
-name>)``: a short one for the hot path, longer ones where batches only feed windows or
-cold storage; live queries on the same interval take turns within it (``read_delays``,
-ADR-027). ``drain=True`` processes
+folder by default). Before any query starts, each Iceberg writer's checkpoint gets its
+identity (``prepare_checkpoints``): the sink's exactly-once check is per (writer,
+checkpoint), and a new checkpoint on tables its writer already wrote is refused unless
+``storage.accept_new_checkpoints`` (``pipeline.checkpoints``, ADR-028). Each query's
+trigger is ``streaming.trigger_for(<ingest or module name>)``: a short one for the hot
+path, longer ones where batches only feed windows or cold storage; live queries on the
+same interval take turns within it (``read_delays``, ADR-027). ``drain=True`` processes
 what the stream holds, in bounded batches, then stops: with ``availableNow`` where the
 source supports it (PySpark 4.2+), else (4.0/4.1, where Spark would fall back to a single
 unbounded batch) with a short processing-time trigger, stopping each query once Spark
@@ -52,6 +55,7 @@ from coattail_framework.detector import BaseDetector
 from coattail_framework.errors import ConfigError
 from coattail_framework.metrics import MetricsPublisher
 from coattail_framework.partitioning import PartitionField, day, identity
+from coattail_framework.pipeline.checkpoints import CheckpointState, prepare_checkpoints
 from coattail_framework.pipeline.early import EarlyAlertHandler, early_query_name
 from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
 from coattail_framework.pipeline.parse import parse_trades, trade_columns
@@ -383,6 +387,7 @@ class PipelineRunner:
                 GET_RECORDS_CALLS_PER_SECOND,
             )
         delays = dict.fromkeys(triggers, 0.0) if drain else self.read_delays()
+        self.prepare_checkpoints()
         self._drain_started_at = datetime.now(timezone.utc) if drain else None
         self._listener = PipelineListener(self.stats, self.metrics, None)
         self.spark.streams.addListener(self._listener)
@@ -404,6 +409,24 @@ class PipelineRunner:
         started = [f"{q.name} (every {triggers[q.name]:g} s, reads {delays[q.name]:g} s in)" for q in self.queries]
         LOG.info("started queries: %s", ", ".join(started))
         return self.queries
+
+    def prepare_checkpoints(self) -> dict[str, CheckpointState]:
+        """Each Iceberg writer's checkpoint identity, registered with the sink (driver, before the queries start).
+
+        Raises ``NewCheckpointError`` naming table, writer and both checkpoint ids when a new
+        checkpoint meets tables its writer wrote from another one and
+        ``storage.accept_new_checkpoints`` is false (``pipeline.checkpoints``).
+        """
+        writers = {INGEST_QUERY: [RAW_TRADES_TABLE]}
+        writers.update({detector_query_name(d): [d.output_table, ALERTS_TABLE] for d in self.detectors})
+        return prepare_checkpoints(
+            self.spark,
+            self.router.sink,
+            writers,
+            self._checkpoint,
+            accept=self.config.storage.accept_new_checkpoints,
+            starting_position=self.config.kinesis.starting_position,
+        )
 
     def _failed(self) -> StreamingQuery | None:
         return next((q for q in self.queries if not q.isActive and q.exception() is not None), None)

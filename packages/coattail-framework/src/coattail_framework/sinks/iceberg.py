@@ -14,9 +14,16 @@ created on first write from the declared Spark schema and partition fields
   ``IcebergRuntimeMissingError``.
 
 Idempotency: every snapshot a writer commits records ``coattail.writer`` (the streaming
-query's name) and ``coattail.batch-id`` in its summary. A batch whose writer's latest
-snapshot already has a batch id >= this one is skipped, so a micro-batch replayed after a
-crash between the Iceberg commit and Spark's commit log never lands twice. Several
+query's name), ``coattail.batch-id`` and, once the writer's checkpoint is known
+(``use_checkpoint``: the stream job's ``PipelineRunner`` registers it at start),
+``coattail.checkpoint-id`` in its summary. A batch is skipped when the latest snapshot of
+the same writer AND the same checkpoint already has a batch id >= this one, so a
+micro-batch replayed after a crash between the Iceberg commit and Spark's commit log never
+lands twice, and a new or reset checkpoint, whose batch ids start again at 0, skips nothing
+(ADR-028). Snapshots written before checkpoint ids existed (no ``coattail.checkpoint-id``)
+count as the writer's checkpoint only when that checkpoint is marked ``legacy`` (it already
+ran batches when it got its id); a writer with no registered checkpoint (tests,
+``reprocess``) compares with its latest snapshot whatever its checkpoint, as before. Several
 queries may append to one table (``alerts`` receives every detector's alerts): pyiceberg
 first retries a commit that lost a race itself (table property
 ``commit.retry.num-retries``, reusing the written files); when those retries run out
@@ -67,6 +74,8 @@ if TYPE_CHECKING:
     from coattail_framework.config.model import CoattailConfig, IcebergConfig
 
 BATCH_ID_PROPERTY = "coattail.batch-id"
+CHECKPOINT_ID_PROPERTY = "coattail.checkpoint-id"
+"""Snapshot summary key: the id of the checkpoint (``CheckpointIdentity``) whose batch the snapshot holds."""
 OPERATION_PROPERTY = "coattail.operation"
 COMMIT_ATTEMPTS = 10
 COMMIT_BASE_DELAY_S = 0.05
@@ -95,6 +104,26 @@ class AppendOutcome:
 
 
 @dataclass(frozen=True)
+class CheckpointIdentity:
+    """Who a writer's batch ids belong to: one streaming checkpoint (its batch ids start at 0).
+
+    ``checkpoint_id`` is a UUID minted when the checkpoint is created (``pipeline.checkpoints``).
+    ``legacy`` is true for a checkpoint that had already run batches when it got its id
+    (written by a job before checkpoint ids): the writer's snapshots without a checkpoint id
+    are then its own.
+    """
+
+    checkpoint_id: str
+    legacy: bool = False
+
+    def owns(self, snapshot_checkpoint: str | None) -> bool:
+        """True when a snapshot recording ``snapshot_checkpoint`` (None: none) holds a batch of this checkpoint."""
+        if snapshot_checkpoint is None:
+            return self.legacy
+        return snapshot_checkpoint == self.checkpoint_id
+
+
+@dataclass(frozen=True)
 class CompactionResult:
     """Data files matching the filter before and after a compaction, and the rows rewritten."""
 
@@ -103,13 +132,65 @@ class CompactionResult:
     rows: int
 
 
-def latest_batch_id(summaries: Sequence[Mapping[str, str | None]], writer: str) -> int | None:
-    """The batch id of ``writer``'s latest snapshot, given snapshot summaries oldest first."""
+def latest_batch_id(
+    summaries: Sequence[Mapping[str, str | None]], writer: str, checkpoint: CheckpointIdentity | None = None
+) -> int | None:
+    """The batch id of the latest snapshot of ``writer`` and ``checkpoint``, given snapshot summaries oldest first.
+
+    ``checkpoint`` None matches every snapshot of ``writer`` (a writer without checkpoint identity).
+    """
     for summary in reversed(summaries):
         batch_id = summary.get(BATCH_ID_PROPERTY)
-        if summary.get(WRITER_PROPERTY) == writer and batch_id is not None:
+        if summary.get(WRITER_PROPERTY) != writer or batch_id is None:
+            continue
+        if checkpoint is None or checkpoint.owns(summary.get(CHECKPOINT_ID_PROPERTY)):
             return int(batch_id)
     return None
+
+
+def checkpoint_batches(summaries: Sequence[Mapping[str, str | None]], writer: str) -> dict[str | None, int]:
+    """Each checkpoint id that committed for ``writer`` (None: snapshots without one) -> its latest batch id.
+
+    ``summaries`` oldest first; insertion order of the result is the order of each id's first commit.
+    """
+    batches: dict[str | None, int] = {}
+    for summary in summaries:
+        batch_id = summary.get(BATCH_ID_PROPERTY)
+        if summary.get(WRITER_PROPERTY) == writer and batch_id is not None:
+            batches[summary.get(CHECKPOINT_ID_PROPERTY)] = int(batch_id)
+    return batches
+
+
+def snapshot_properties(writer: str, batch_id: int, checkpoint: CheckpointIdentity | None) -> dict[str, str]:
+    """The summary properties of ``writer``'s commit of ``batch_id`` (with the checkpoint id when known)."""
+    properties = {WRITER_PROPERTY: writer, BATCH_ID_PROPERTY: str(batch_id)}
+    if checkpoint is not None:
+        properties[CHECKPOINT_ID_PROPERTY] = checkpoint.checkpoint_id
+    return properties
+
+
+def spark_snapshot_summaries(snapshots: DataFrame, writer: str) -> list[dict[str, str | None]]:
+    """``writer``'s summaries (writer, batch id, checkpoint id) from Iceberg's ``<table>.snapshots``, oldest first.
+
+    ``snapshots`` has the columns of Spark's Iceberg ``snapshots`` metadata table
+    (``committed_at`` timestamp, ``summary`` map<string,string>, ...); it has no sequence
+    number, so snapshots are ordered by commit time (then batch id). One Spark job, on the driver.
+    """
+    summary = F.col("summary")
+    rows = (
+        snapshots.where(summary[WRITER_PROPERTY] == F.lit(writer))
+        .select(
+            F.col("committed_at"),
+            summary[BATCH_ID_PROPERTY].alias("batch_id"),
+            summary[CHECKPOINT_ID_PROPERTY].alias("checkpoint_id"),
+        )
+        .orderBy(F.col("committed_at").asc(), F.col("batch_id").cast("long").asc())
+        .collect()
+    )
+    return [
+        {WRITER_PROPERTY: writer, BATCH_ID_PROPERTY: row["batch_id"], CHECKPOINT_ID_PROPERTY: row["checkpoint_id"]}
+        for row in rows
+    ]
 
 
 def _check_columns(table: str, schema: StructType, rows: DataFrame) -> DataFrame:
@@ -164,6 +245,17 @@ class IcebergSink:
         self._spark_tables: set[str] = set()
         self._lock = threading.Lock()
         self._expiry_checked_at: dict[str, float] = {}
+        self._checkpoints: dict[str, CheckpointIdentity] = {}
+
+    def use_checkpoint(self, writer: str, checkpoint: CheckpointIdentity) -> None:
+        """From now on ``writer``'s commits record ``checkpoint`` and skip only its own committed batches (driver)."""
+        with self._lock:
+            self._checkpoints[writer] = checkpoint
+
+    def checkpoint_of(self, writer: str) -> CheckpointIdentity | None:
+        """The checkpoint registered for ``writer`` (None: none, the writer matches on its name alone)."""
+        with self._lock:
+            return self._checkpoints.get(writer)
 
     @property
     def iceberg(self) -> IcebergConfig:
@@ -248,7 +340,7 @@ class IcebergSink:
         arrow = rows() if callable(rows) else conform_arrow(table, schema, rows)
         if arrow.num_rows == 0:
             return AppendOutcome(0, skipped=False)
-        properties = {WRITER_PROPERTY: writer, BATCH_ID_PROPERTY: str(batch_id)}
+        properties = snapshot_properties(writer, batch_id, self.checkpoint_of(writer))
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 iceberg_table.append(arrow, snapshot_properties=properties)
@@ -324,16 +416,35 @@ class IcebergSink:
             )
 
     def committed_batch(self, table: str, writer: str) -> int | None:
-        """The highest batch id ``writer`` committed to ``table`` (its latest snapshot's); None if none."""
+        """The batch id of the latest snapshot ``writer`` committed to ``table`` from its registered checkpoint.
+
+        None when there is none (or no table). Without a registered checkpoint: the writer's latest snapshot's.
+        """
+        return latest_batch_id(self._summaries(table, writer), writer, self.checkpoint_of(writer))
+
+    def checkpoint_batches(self, table: str, writer: str) -> dict[str | None, int]:
+        """Each checkpoint id ``writer`` committed to ``table`` from -> its latest batch id (driver).
+
+        None stands for snapshots written before checkpoint ids; empty when the table does not exist.
+        """
+        return checkpoint_batches(self._summaries(table, writer), writer)
+
+    def _summaries(self, table: str, writer: str) -> list[Mapping[str, str | None]]:
+        """``table``'s snapshot summaries (writer, batch and checkpoint ids), oldest first; [] without a table."""
         if self.iceberg.writer == "spark":
-            return self._spark_committed_batch(_active_session(), self.spark_table_name(table), writer)
+            spark = _active_session()
+            name = self.spark_table_name(table)
+            self._require_spark_catalog(spark)
+            if not spark.catalog.tableExists(name):
+                return []
+            return list(self._spark_summaries(spark, name, writer))
         from pyiceberg.exceptions import NoSuchTableError
 
         try:
             iceberg_table = self.catalog.load_table((self.iceberg.database, table))
         except NoSuchTableError:
-            return None
-        return _committed_batch(iceberg_table, writer)
+            return []
+        return _summaries(iceberg_table)
 
     def compact(
         self, table: str, where: BooleanExpression | str | None = None, *, min_files: int = 2
@@ -386,7 +497,7 @@ class IcebergSink:
             return ensure_table(self.catalog, (self.iceberg.database, table), schema, partition)
 
     def _already_committed(self, iceberg_table: Table, writer: str, batch_id: int) -> bool:
-        committed = _committed_batch(iceberg_table, writer)
+        committed = latest_batch_id(_summaries(iceberg_table), writer, self.checkpoint_of(writer))
         return committed is not None and committed >= batch_id
 
     def _spark_append(
@@ -402,34 +513,39 @@ class IcebergSink:
         spark = rows.sparkSession
         name = self.spark_table_name(table)
         self._ensure_spark_table(spark, table, schema, partition)
-        committed = self._spark_committed_batch(spark, name, writer)
+        checkpoint = self.checkpoint_of(writer)
+        committed = latest_batch_id(self._spark_summaries(spark, name, writer), writer, checkpoint)
         if committed is not None and committed >= batch_id:
             return AppendOutcome(0, skipped=True)
         selected = _check_columns(table, schema, rows).persist()
         try:
             count = selected.count()
             if count:
-                (
-                    selected.writeTo(name)
-                    .option(f"snapshot-property.{WRITER_PROPERTY}", writer)
-                    .option(f"snapshot-property.{BATCH_ID_PROPERTY}", str(batch_id))
-                    .append()
-                )
+                append = selected.writeTo(name)
+                for key, value in snapshot_properties(writer, batch_id, checkpoint).items():
+                    append = append.option(f"snapshot-property.{key}", value)
+                append.append()
         finally:
             selected.unpersist()
         return AppendOutcome(count, skipped=False)
 
-    def _ensure_spark_table(
-        self, spark: SparkSession, table: str, schema: StructType, partition: Sequence[PartitionField]
-    ) -> None:
+    def _spark_unavailable(self) -> str:
         catalog = self.iceberg.catalog_name
-        unavailable = (
+        return (
             f"iceberg.writer is 'spark' but this Spark session has no Iceberg catalog {catalog!r}: run on EMR "
             f"with the Iceberg runtime and spark.sql.catalog.{catalog}=org.apache.iceberg.spark.SparkCatalog "
             "(plus its catalog-impl/warehouse settings), or set iceberg.writer: pyiceberg"
         )
-        if not spark.conf.get(f"spark.sql.catalog.{catalog}", None):
-            raise IcebergRuntimeMissingError(unavailable)
+
+    def _require_spark_catalog(self, spark: SparkSession) -> None:
+        if not spark.conf.get(f"spark.sql.catalog.{self.iceberg.catalog_name}", None):
+            raise IcebergRuntimeMissingError(self._spark_unavailable())
+
+    def _ensure_spark_table(
+        self, spark: SparkSession, table: str, schema: StructType, partition: Sequence[PartitionField]
+    ) -> None:
+        unavailable = self._spark_unavailable()
+        self._require_spark_catalog(spark)
         with self._lock:
             if table in self._spark_tables:
                 return
@@ -445,23 +561,20 @@ class IcebergSink:
             self._spark_tables.add(table)
 
     @staticmethod
-    def _spark_committed_batch(spark: SparkSession, name: str, writer: str) -> int | None:
-        latest = (
-            spark.table(f"{name}.snapshots")
-            .where(F.col("summary")[WRITER_PROPERTY] == F.lit(writer))
-            .orderBy(F.col("committed_at").desc(), F.col("sequence_number").desc())
-            .select(F.col("summary")[BATCH_ID_PROPERTY].cast("long").alias("batch_id"))
-            .first()
-        )
-        return None if latest is None or latest["batch_id"] is None else int(latest["batch_id"])
+    def _spark_summaries(spark: SparkSession, name: str, writer: str) -> list[dict[str, str | None]]:
+        """``writer``'s snapshot summaries of Spark's Iceberg table ``name``, oldest first."""
+        return spark_snapshot_summaries(spark.table(f"{name}.snapshots"), writer)
 
 
-def _committed_batch(iceberg_table: Table, writer: str) -> int | None:
-    summaries: list[Mapping[str, str | None]] = [
-        {key: snapshot.summary.get(key) for key in (WRITER_PROPERTY, BATCH_ID_PROPERTY)} if snapshot.summary else {}
+_SUMMARY_KEYS = (WRITER_PROPERTY, BATCH_ID_PROPERTY, CHECKPOINT_ID_PROPERTY)
+
+
+def _summaries(iceberg_table: Table) -> list[Mapping[str, str | None]]:
+    """The writer, batch and checkpoint ids of every snapshot of ``iceberg_table``, oldest (sequence number) first."""
+    return [
+        {key: snapshot.summary.get(key) for key in _SUMMARY_KEYS} if snapshot.summary else {}
         for snapshot in sorted(iceberg_table.snapshots(), key=lambda snapshot: snapshot.sequence_number or 0)
     ]
-    return latest_batch_id(summaries, writer)
 
 
 def _backoff(attempt: int) -> None:
