@@ -33,11 +33,14 @@ from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import CoattailError
 from coattail_producer.replay import replay
 from coattail_producer.runner import Producer, build_connectors, connector_registry
-from coattail_producer.settings import ProducerSettings, PublisherSettings
+from coattail_producer.settings import DEFAULT_SHUTDOWN_DEADLINE_SECONDS, ProducerSettings, PublisherSettings
 
 LOG = logging.getLogger("coattail_producer")
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG = 0, 1, 2
+REPLAY_FLUSH_DEADLINE_SECONDS = 30.0
+"""``replay``'s default ``--shutdown-deadline``: a batch command, not stopped by an orchestrator,
+so its final flush may take longer than the live default."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +49,6 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     common.add_argument("--linger-ms", type=float, default=50.0, help="max wait for a batch to fill (ms)")
     common.add_argument("--buffer-records", type=int, default=20_000, help="buffered records before connectors wait")
-    common.add_argument("--shutdown-deadline", type=float, default=30.0, help="seconds to stop and flush on SIGTERM")
     common.add_argument("--metrics-interval", type=float, default=60.0, help="seconds between CloudWatch pushes")
 
     parser = argparse.ArgumentParser(
@@ -59,12 +61,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--health-host", default="127.0.0.1", help="interface of /healthz and /metrics")
     run.add_argument("--health-port", type=int, default=8080, help="port of /healthz and /metrics (0 = any)")
     run.add_argument("--health-interval", type=float, default=5.0, help="seconds between health checks")
+    run.add_argument(
+        "--shutdown-deadline",
+        type=float,
+        default=DEFAULT_SHUTDOWN_DEADLINE_SECONDS,
+        help="seconds to stop and flush on SIGTERM (default: %(default)s, under docker stop's 10 s grace; "
+        "raise it only with docker run --stop-timeout above it)",
+    )
     rep = commands.add_parser("replay", parents=[common], help="serve recordings through the simulators")
     rep.add_argument("files", nargs="+", metavar="FILE", help="recording; prefix with the exchange: binance:FILE")
     rep.add_argument("--exchange", help="venue or connector of every untagged FILE (default: detected)")
     rep.add_argument("--retime", action="store_true", help="shift recorded times to now, keeping the gaps")
     rep.add_argument("--speed", type=float, help="pace by recorded receive times, X times real time")
     rep.add_argument("--drain-timeout", type=float, default=600.0, help="seconds allowed to serve every frame")
+    rep.add_argument(
+        "--shutdown-deadline",
+        type=float,
+        default=REPLAY_FLUSH_DEADLINE_SECONDS,
+        help="seconds allowed for the final flush (default: %(default)s)",
+    )
     rep.set_defaults(health_host="127.0.0.1", health_port=0, health_interval=5.0)
     return parser
 

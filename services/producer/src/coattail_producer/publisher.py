@@ -24,7 +24,7 @@ Example::
     publisher = KinesisPublisher(client, "coattail-trades", PublisherSettings())
     await publisher.start()
     await publisher.put(event)
-    await publisher.close(deadline_seconds=30)
+    await publisher.close(deadline_seconds=8)
 """
 
 from __future__ import annotations

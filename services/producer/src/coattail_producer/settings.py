@@ -24,6 +24,15 @@ KINESIS_MAX_BYTES_PER_RECORD = 1 * MIB
 """One Kinesis record (data plus partition key) is at most 1 MiB."""
 KINESIS_MAX_PARTITION_KEY_CHARS = 256
 
+DOCKER_STOP_GRACE_SECONDS = 10.0
+"""What ``docker stop`` waits between SIGTERM and SIGKILL unless ``--stop-timeout`` (or
+``docker stop -t``) says otherwise."""
+DEFAULT_SHUTDOWN_DEADLINE_SECONDS = 8.0
+"""The SIGTERM deadline: under ``DOCKER_STOP_GRACE_SECONDS``, leaving 2 s for a
+``put_records`` call in flight at the deadline, the last metrics push and the exit. For a
+longer flush raise both: ``--shutdown-deadline 25`` with ``docker run --stop-timeout 30``
+(ECS ``stopTimeout``, Kubernetes ``terminationGracePeriodSeconds``)."""
+
 
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -71,7 +80,10 @@ class ProducerSettings(_Settings):
     """Period of the health-check loop that logs connector and publisher state changes."""
     metrics_interval_seconds: float = Field(default=60.0, gt=0)
     """Period of the CloudWatch ``put_metric_data`` push."""
-    shutdown_deadline_seconds: float = Field(default=30.0, gt=0)
-    """On SIGTERM: time to stop connectors and flush; records still unpublished then are dropped and counted."""
+    shutdown_deadline_seconds: float = Field(default=DEFAULT_SHUTDOWN_DEADLINE_SECONDS, gt=0)
+    """On SIGTERM: time to stop connectors and flush; records still unpublished then are dropped and counted.
+
+    Must stay below the orchestrator's stop grace period (10 s for ``docker stop``), or the
+    process is SIGKILLed mid-flush and the drops go unreported."""
     connector_restart_seconds: float = Field(default=1.0, gt=0)
     """Wait before restarting a connector whose ``connect()`` raised."""
