@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import logging
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -16,6 +17,7 @@ import pytest
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import ConfigError
 from coattail_framework.recordings import RecordedMessage, read_recording
+from coattail_framework.simulator import utc_from_ns
 from coattail_producer.replay import detect_connector, parse_recording, replay
 from coattail_producer.retime import retime, shift_message
 from coattail_producer.runner import connector_registry
@@ -77,6 +79,22 @@ async def test_replay_publishes_every_recorded_trade_exactly_once(
     assert last.timestamp == datetime.fromtimestamp(trades[-1]["T"] / 1000, tz=timezone.utc)
     assert (first.price, first.quantity) == (Decimal(trades[0]["p"]), Decimal(trades[0]["q"]))
     assert first.side == ("sell" if trades[0]["m"] else "buy")
+
+
+async def test_replay_stamps_the_recorded_receive_times_and_logs_no_health_alarm(
+    btc_slice: Path, moto_url: str, stream: str, kinesis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    received = [m.received_ns or 0 for m in read_recording(btc_slice)]
+    first, last = utc_from_ns(min(received)), utc_from_ns(max(received))
+    with caplog.at_level(logging.INFO, logger="coattail_producer"):
+        stats = await replay(make_config(moto_url, stream), [btc_slice], kinesis_client=kinesis, settings=SETTINGS)
+
+    assert stats.clean
+    events = [event for _, _, event in published_events(kinesis, stream)]
+    assert len(events) == 2278
+    assert all(first <= event.ingestion_timestamp <= last for event in events)
+    assert max(abs((e.ingestion_timestamp - e.timestamp).total_seconds()) for e in events) < 2  # recorder skew 1.2 s
+    assert [r.getMessage() for r in caplog.records if "UNHEALTHY" in r.getMessage()] == []
 
 
 async def test_retime_moves_trade_times_to_now_keeping_gaps(

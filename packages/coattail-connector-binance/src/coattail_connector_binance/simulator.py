@@ -23,10 +23,18 @@ websocket. Recorded lines that are not stream frames (a REST depth snapshot) are
 ``truncate_next``, ``stall``, ``refuse_connections``, ``force_rest_status``.
 
 ``recorded_clock()`` is the connector's ``wall_clock`` in a replay: the recorded receive
-time of the last frame published (a recording without receive times: its trade time ``T``
-when within the recording's bulk, ``coattail_framework.simulator.recording_bulk``). The
-connector then judges trade times by its own default window against the recording's clock,
-so an absurd ``T`` in a recording is rejected however old the recording is.
+time of the last frame sent to a client, or published while no client reads (a recording
+without receive times: its trade time ``T`` when within the recording's bulk,
+``coattail_framework.simulator.recording_bulk``). The connector then judges trade times by
+its own default window against the recording's clock, so an absurd ``T`` in a recording is
+rejected however old the recording is. Without
+``speed`` the market would otherwise run ahead of its readers by all that the socket
+buffers hold (a minute of recording was seen), so after each frame it sends it pings every
+reading client and waits for the pong: the next frame (and the clock) moves only once the
+clients have read this one, and a connector stamps each frame with its own recorded
+receive time (about 0.25 ms per frame on loopback). A client that does not answer within
+``sync_timeout_s`` is not waited for again until it has answered. These sync pings do not
+count toward the 5 messages per second a client may send, nor in ``pongs_received``.
 
 Runs on the caller's event loop (tests, the producer's replay mode, benchmarks).
 
@@ -93,6 +101,9 @@ class _Client:
     stalled: bool = False
     last_pong: float = field(default_factory=time.monotonic)
     incoming: deque[float] = field(default_factory=deque)
+    sync_payload: bytes | None = None
+    """The payload of the clock-sync ping awaiting its pong (None: none pending)."""
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -205,6 +216,7 @@ class BinanceSimulator(ExchangeSimulator):
         ban_after_violations: int = 3,
         ban_seconds: float = 120.0,
         max_incoming_per_s: int = 5,
+        sync_timeout_s: float = 1.0,
     ) -> None:
         if speed is not None and speed <= 0:
             raise ValueError(f"speed must be > 0 (2.0 replays twice as fast as recorded), got {speed}")
@@ -216,6 +228,8 @@ class BinanceSimulator(ExchangeSimulator):
         self.ban_after_violations = ban_after_violations
         self.ban_seconds = ban_seconds
         self.max_incoming_per_s = max_incoming_per_s
+        self.sync_timeout_s = sync_timeout_s
+        """Longest wait for a client's answer to a clock-sync ping (see the module docstring)."""
         self.skipped = 0
         """Recorded lines that are not stream frames (not served)."""
         self.frames_sent = 0
@@ -251,6 +265,7 @@ class BinanceSimulator(ExchangeSimulator):
         self._market: asyncio.Task[None] | None = None
         self._port: int | None = None
         self._clock_origin: tuple[float, int] | None = None
+        self._syncs = 0
 
     # -- contract -------------------------------------------------------------------------
 
@@ -275,7 +290,7 @@ class BinanceSimulator(ExchangeSimulator):
         self._notify()
 
     def recorded_clock(self) -> Callable[[], datetime]:
-        """The recorded receive time of the last frame published (aware UTC); see the module docstring."""
+        """The recorded receive time of the last frame sent (aware UTC); see the module docstring."""
         return self._clock.now
 
     def _recorded_ns(self, frame: _Frame) -> int | None:
@@ -411,13 +426,13 @@ class BinanceSimulator(ExchangeSimulator):
                 await self._pace(self._pending[0])
             frame = self._pending.popleft()
             self._publish(frame)
-            self._clock.sent(self._recorded_ns(frame))
             published += 1
             self.frames_published += 1
             if published % _FAIRNESS_BATCH == 0:
                 await asyncio.sleep(0)
             if frame.stream is not None and self._offline > 0:
                 self._offline -= 1
+                self._clock.sent(self._recorded_ns(frame))
                 continue
             truncated = frame.stream is not None and self._truncate > 0
             if truncated:
@@ -432,6 +447,30 @@ class BinanceSimulator(ExchangeSimulator):
                 except (ConnectionError, RuntimeError):
                     self._clients.discard(client)
             self.frames_sent += int(delivered)
+            if delivered or not self._has_reader():
+                self._clock.sent(self._recorded_ns(frame))
+            if delivered and self.speed is None:
+                await self._sync_clients()
+
+    async def _sync_clients(self) -> None:
+        """Wait until every reading client has read what was sent: it answered a ping sent after it."""
+        self._syncs += 1
+        payload = f"clock-sync {self._syncs}".encode()
+        waiting: list[_Client] = []
+        for client in list(self._clients):
+            if client.stalled or client.ws.closed or client.sync_payload is not None:
+                continue  # a client still behind on the previous sync is not waited for again
+            client.synced.clear()
+            client.sync_payload = payload
+            try:
+                await client.ws.ping(payload)
+            except (ConnectionError, RuntimeError):
+                continue
+            waiting.append(client)
+        deadline = time.monotonic() + self.sync_timeout_s
+        for client in waiting:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(client.synced.wait(), timeout=max(0.0, deadline - time.monotonic()))
 
     @staticmethod
     def _text(frame: _Frame, client: _Client, truncated: bool) -> str:
@@ -479,6 +518,12 @@ class BinanceSimulator(ExchangeSimulator):
         pinger = asyncio.create_task(self._ping(client))
         try:
             async for message in ws:
+                sync_pong = client.sync_payload is not None and message.data == client.sync_payload
+                if message.type == WSMsgType.PONG and sync_pong:
+                    client.last_pong = time.monotonic()
+                    client.sync_payload = None
+                    client.synced.set()
+                    continue
                 if not self._count_incoming(client):
                     await ws.close(code=1008, message=b"Too many messages")
                     break
@@ -491,6 +536,7 @@ class BinanceSimulator(ExchangeSimulator):
                     await ws.send_str(json.dumps(self._control(client, message.data)))
         finally:
             pinger.cancel()
+            client.synced.set()
             self.close_codes.append(ws.close_code)
             self._clients.discard(client)
             self._notify()

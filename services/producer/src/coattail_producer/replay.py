@@ -13,7 +13,9 @@ has flushed.
   one that finds trades wins. A name is a configured venue (its connector and settings
   are used) or a connector entry point.
 - Recorded trade times are kept; ``retime=True`` rewrites them in the frames before the
-  simulator serves them (see ``coattail_producer.retime``).
+  simulator serves them (see ``coattail_producer.retime``). Each connector's receive clock
+  (``wall_clock``) is its simulator's ``recorded_clock()``: ``ingestion_timestamp`` and the
+  connector's trade-time window follow the recording's receive times, not today's.
 - ``speed=X`` paces by the recorded receive times (X times real time) where the producer
   takes events from the connector; the connector, the websocket and the simulator are
   slowed down by their own backpressure. Without it the replay runs as fast as it can.
@@ -327,7 +329,11 @@ async def replay(
             simulators[venue] = simulator
             base = connector_settings(config, venue) if venue in config.exchanges else {}
             connector = build_connector(
-                registry, connector_name, venue, {**base, **simulator.connector_settings(), "exchange": venue}
+                registry,
+                connector_name,
+                venue,
+                {**base, **simulator.connector_settings(), "exchange": venue},
+                wall_clock=simulator.recorded_clock(),
             )
             connectors[venue] = connector
             venues[venue] = report

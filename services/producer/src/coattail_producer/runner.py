@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from coattail_framework.config.model import CoattailConfig
@@ -63,12 +64,22 @@ def connector_settings(config: CoattailConfig, venue: str) -> dict[str, Any]:
 
 
 def build_connector(
-    registry: ModuleRegistry, connector_name: str, venue: str, settings: Mapping[str, Any]
+    registry: ModuleRegistry,
+    connector_name: str,
+    venue: str,
+    settings: Mapping[str, Any],
+    *,
+    wall_clock: Callable[[], datetime] | None = None,
 ) -> BaseConnector:
-    """Instantiate one venue's connector; a settings error names the venue and how to fix it."""
+    """Instantiate one venue's connector; a settings error names the venue and how to fix it.
+
+    ``wall_clock`` (aware UTC) is the connector's receive clock (``BaseConnector``'s keyword);
+    None keeps the connector's default, the real clock. Replay passes the simulator's recorded clock.
+    """
     factory: Callable[..., BaseConnector] = registry.get_connector(connector_name)
+    clock: dict[str, Callable[[], datetime]] = {} if wall_clock is None else {"wall_clock": wall_clock}
     try:
-        return factory(settings=dict(settings))
+        return factory(settings=dict(settings), **clock)
     except CoattailError:
         raise
     except (ValueError, TypeError) as error:
@@ -188,7 +199,8 @@ class Producer:
                 "producer: health endpoint on http://%s:%d/healthz", self._settings.health_host, self.health_server.port
             )
         pumps = {venue: asyncio.create_task(self._pump(venue), name=f"connector:{venue}") for venue in self.venues}
-        loops = [asyncio.create_task(self._health_loop()), asyncio.create_task(self._metrics_loop())]
+        health = asyncio.create_task(self._health_loop())
+        loops = [health, asyncio.create_task(self._metrics_loop())]
         LOG.info(
             "producer: %d connector(s) running (%s) -> kinesis stream %r",
             len(pumps),
@@ -199,11 +211,15 @@ class Producer:
         try:
             await stop.wait()
         finally:
-            result = await self._shutdown(pumps, loops)
+            result = await self._shutdown(pumps, loops, health)
         return result
 
-    async def _shutdown(self, pumps: dict[str, asyncio.Task[None]], loops: list[asyncio.Task[None]]) -> ProducerResult:
+    async def _shutdown(
+        self, pumps: dict[str, asyncio.Task[None]], loops: list[asyncio.Task[None]], health: asyncio.Task[None]
+    ) -> ProducerResult:
         self._stopping = True
+        health.cancel()  # the connectors are stopped on purpose now: not an alarm
+        await asyncio.gather(health, return_exceptions=True)
         deadline = self._settings.shutdown_deadline_seconds
         started = time.monotonic()
         LOG.info("producer: stopping %d connector(s), then flushing %d record(s)", len(pumps), self.publisher.buffered)
@@ -284,7 +300,14 @@ class Producer:
             await asyncio.sleep(pause)
 
     async def _health_loop(self) -> None:
+        """Log each venue's health when it changes, every ``health_interval_seconds``.
+
+        The first check comes one interval after the start: a connector that has not yet
+        connected is not an alarm. ``_shutdown`` cancels this loop before it stops the
+        connectors on purpose (``/healthz`` still answers truthfully meanwhile).
+        """
         while True:
+            await asyncio.sleep(self._settings.health_interval_seconds)
             report = self.health_report()
             for name, check in report.checks.items():
                 venue = name.removeprefix("connector:")
@@ -296,7 +319,6 @@ class Producer:
                     state.healthy, state.detail = check.healthy, check.detail
                 elif not check.healthy:
                     LOG.warning("producer: %s is UNHEALTHY (%s)", name, check.detail)
-            await asyncio.sleep(self._settings.health_interval_seconds)
 
     async def _metrics_loop(self) -> None:
         while True:
