@@ -342,6 +342,7 @@ def test_kinesis_source_options_come_from_config(sample: Path) -> None:
         "region": "us-east-1",
         "startingPosition": "TRIM_HORIZON",
         "maxRecordsPerTrigger": "10000",
+        "maxBytesPerTrigger": "8388608",
         "minPollIntervalMs": "1250",
         "idlePollIntervalMs": "2000",
         "readFailureMaxAttempts": "10",

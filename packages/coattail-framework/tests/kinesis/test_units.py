@@ -32,6 +32,7 @@ from coattail_framework.kinesis.offsets import (
 from coattail_framework.kinesis.reader import (
     MAX_THROTTLES_IN_A_ROW,
     KinesisReadError,
+    KinesisRecord,
     ShardCursor,
     ShardFetcher,
     kinesis_client,
@@ -540,3 +541,27 @@ def test_a_list_shards_that_keeps_failing_stops_the_query_and_a_success_resets_i
     with pytest.raises(KinesisReadError, match=r"Kinesis stream 'trades': ListShards failed 3 times in a row"):
         reader.latestOffset(start, None)
     reader.stop()
+
+
+def test_a_batch_keeps_within_its_byte_cap_and_always_takes_one_record() -> None:
+    arrival = datetime(2024, 8, 8, tzinfo=timezone.utc)
+    cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
+    sizes = [900_000, 100, 200_000, 300_000, 50]
+    cursor.records = [KinesisRecord("s", str(n + 1), "k", b"x" * size, arrival) for n, size in enumerate(sizes)]
+
+    assert cursor.byte_quota(None, None) is None
+    assert cursor.byte_quota(None, 1_000_000) == 2  # 900,000 + 100; a third would exceed
+    assert cursor.end_position(cursor.byte_quota(None, 1_000_000)) == "2"
+    assert cursor.byte_quota(1, 1_000_000) == 1
+    assert cursor.byte_quota(None, 10) == 1  # one record however large: the shard moves on
+    assert cursor.byte_quota(None, 2_000_000) is None  # all 1,400,150 bytes fit
+    assert cursor.byte_quota(4, 2_000_000) == 4
+
+
+def test_the_byte_cap_option_takes_a_number_or_none() -> None:
+    base = {"streamname": "s", "region": "us-east-1"}
+    assert KinesisSourceOptions.from_spark(base).max_bytes_per_trigger == 8 * 1024 * 1024
+    assert KinesisSourceOptions.from_spark({**base, "maxbytespertrigger": "None"}).max_bytes_per_trigger is None
+    assert KinesisSourceOptions.from_spark({**base, "maxbytespertrigger": "4096"}).max_bytes_per_trigger == 4096
+    with pytest.raises(ConfigError, match="option maxbytespertrigger"):
+        KinesisSourceOptions.from_spark({**base, "maxbytespertrigger": "0"})

@@ -47,6 +47,10 @@ class KinesisConfig(_Section):
     starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] = "TRIM_HORIZON"
     starting_timestamp: datetime | None = None
     max_records_per_trigger: int = Field(10_000, ge=1)
+    max_bytes_per_trigger: int | None = Field(8 * 1024 * 1024, ge=1)
+    """``coattail-kinesis``: most bytes of record data per micro-batch (null: no cap). Records
+    travel to executors inside the input partitions: this bounds a batch's memory whatever the
+    record sizes (a record may be 1 MiB). ``aws-kinesis`` bounds its fetches by records only."""
     min_poll_interval_ms: int = Field(1_000, ge=1)
     """``coattail-kinesis``: least milliseconds between two reads of a shard by one query. A
     query reads each shard once per batch, so at most once per max(its trigger, this). Every

@@ -10,6 +10,10 @@ Spark hands a Python data source its options with lower-cased keys, as strings:
                        the checkpoint holds no offset yet
 ``startingtimestamp``  ISO 8601 instant for ``AT_TIMESTAMP``; without an offset it means UTC
 ``maxrecordspertrigger``  most records per micro-batch over all shards (default 10,000)
+``maxbytespertrigger``  most bytes of record data per micro-batch, split evenly over the shards
+                       read (default 8 MiB; ``none`` = no cap); a shard's batch takes at least one
+                       record. The fetched records travel to executors inside the input
+                       partitions, so this bounds the driver's and executors' memory per batch
 ``minpollintervalms``  least milliseconds between two ``GetRecords`` of one shard (default 200,
                        Kinesis's 5 calls/s; raise it when other consumers share the stream)
 ``idlepollintervalms`` least milliseconds between polls of a shard found caught up (default 1,000)
@@ -34,6 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from coattail_framework.errors import ConfigError
 from coattail_framework.kinesis.limits import READ_FAILURE_MAX_ATTEMPTS, READ_FAILURE_MAX_SECONDS
 
+MAX_BYTES_PER_TRIGGER = 8 * 1024 * 1024
+"""Default byte cap of one micro-batch (8 MiB: about 28,000 trades of ~300 bytes)."""
+
 OPTION_NAMES = {
     "streamname": "stream_name",
     "region": "region",
@@ -41,6 +48,7 @@ OPTION_NAMES = {
     "startingposition": "starting_position",
     "startingtimestamp": "starting_timestamp",
     "maxrecordspertrigger": "max_records_per_trigger",
+    "maxbytespertrigger": "max_bytes_per_trigger",
     "minpollintervalms": "min_poll_interval_ms",
     "idlepollintervalms": "idle_poll_interval_ms",
     "readdelayms": "read_delay_ms",
@@ -60,11 +68,17 @@ class KinesisSourceOptions(BaseModel):
     starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] = "TRIM_HORIZON"
     starting_timestamp: datetime | None = None
     max_records_per_trigger: int = Field(10_000, ge=1)
+    max_bytes_per_trigger: int | None = Field(MAX_BYTES_PER_TRIGGER, ge=1)
     min_poll_interval_ms: int = Field(200, ge=1)
     idle_poll_interval_ms: int = Field(1_000, ge=1)
     read_delay_ms: int = Field(0, ge=0)
     read_failure_max_attempts: int = Field(READ_FAILURE_MAX_ATTEMPTS, gt=0)
     read_failure_max_seconds: float = Field(READ_FAILURE_MAX_SECONDS, gt=0)
+
+    @field_validator("max_bytes_per_trigger", mode="before")
+    @classmethod
+    def _none(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.lower() == "none" else value
 
     @field_validator("starting_position", mode="before")
     @classmethod

@@ -163,6 +163,22 @@ class ShardCursor:
             self.base = records[-1].sequence_number
         return records
 
+    def byte_quota(self, quota: int | None, max_bytes: int | None) -> int | None:
+        """``quota`` lowered so that the batch's record data stays within ``max_bytes`` (bytes).
+
+        A batch takes at least one record, whatever its size (up to Kinesis's 1 MiB), so a
+        shard always moves on. None for ``max_bytes``: no byte cap.
+        """
+        if max_bytes is None:
+            return quota
+        taken = len(self.records) if quota is None else min(quota, len(self.records))
+        total = 0
+        for index in range(taken):
+            total += len(self.records[index].data)
+            if total > max_bytes and index > 0:
+                return index
+        return quota
+
     def end_position(self, quota: int | None) -> str:
         """The position a batch starting at ``base`` ends at, taking at most ``quota`` records."""
         if quota is not None and len(self.records) > quota:

@@ -265,9 +265,12 @@ class KinesisStreamReader(DataSourceStreamReader):
             cursor.align(positions[shard.shard_id])
             cursors.append(cursor)
         allowance = self._fetch(cursors, cap, patient=patient)
+        max_bytes = self.source_options.max_bytes_per_trigger
+        shard_bytes = None if max_bytes is None or not cursors else max(1, max_bytes // len(cursors))
         end = dict(positions)
         for cursor in cursors:
-            end[cursor.shard.shard_id] = cursor.end_position(allowance.get(cursor.shard.shard_id))
+            quota = cursor.byte_quota(allowance.get(cursor.shard.shard_id), shard_bytes)
+            end[cursor.shard.shard_id] = cursor.end_position(quota)
         state.current = end
         return end
 

@@ -42,6 +42,7 @@ def coattail_kinesis_options(config: CoattailConfig) -> dict[str, str]:
         "region": config.aws.region,
         "startingPosition": kinesis.starting_position,
         "maxRecordsPerTrigger": str(kinesis.max_records_per_trigger),
+        "maxBytesPerTrigger": str(kinesis.max_bytes_per_trigger),
         "minPollIntervalMs": str(kinesis.min_poll_interval_ms),
         "idlePollIntervalMs": str(kinesis.idle_poll_interval_ms),
         "readFailureMaxAttempts": str(kinesis.read_failure_max_attempts),

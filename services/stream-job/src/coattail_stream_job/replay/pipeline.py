@@ -168,7 +168,10 @@ def replay_config(config: CoattailConfig, venues: Sequence[str], published: int 
     update: dict[str, Any] = {"exchanges": exchanges}
     if published is not None:
         limit = max(config.kinesis.max_records_per_trigger, published)
-        update["kinesis"] = config.kinesis.model_copy(update={"max_records_per_trigger": limit})
+        # One micro-batch, whatever the records' bytes (the byte cap would split it).
+        update["kinesis"] = config.kinesis.model_copy(
+            update={"max_records_per_trigger": limit, "max_bytes_per_trigger": None}
+        )
     return config.model_copy(update=update)
 
 
