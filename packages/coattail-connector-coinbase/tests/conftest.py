@@ -84,6 +84,7 @@ async def _replay(
     connector = CoinbaseConnector(
         settings={**simulator.connector_settings(), "backoff": FAST_BACKOFF, **(settings or {})},
         rng=random.Random(7),
+        wall_clock=simulator.recorded_clock(),
     )
     events: list[TradeEvent] = []
 

@@ -14,6 +14,7 @@ from coattail_connector_coinbase import CoinbaseConnector, CoinbaseSimulator, Fa
 from coattail_connector_coinbase.simulator import GARBAGE
 from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import RecordedMessage, read_recording
+from coattail_framework.simulator import utc_from_ns
 
 TradeKeys = set[tuple[str, str]]
 Messages = list[dict[str, Any]]
@@ -47,16 +48,22 @@ async def test_full_replay_is_exact_and_ends_on_shutdown(
     recorded_trade_keys: TradeKeys,
     recorded_matches: list[dict[str, Any]],
     replay: Replay,
+    recording: Path,
 ) -> None:
     events, connector = await replay(simulator)
     _assert_complete(events, recorded_trade_keys)
     expected = {(m["product_id"], str(m["trade_id"])): normalize_match(m) for m in recorded_matches}
+    received = {}
+    for message in read_recording(recording):
+        decoded = json.loads(message.payload)
+        if decoded.get("type") in ("match", "last_match"):
+            received[(decoded["product_id"], str(decoded["trade_id"]))] = utc_from_ns(message.received_ns or 0)
     for event in events:
         assert (
             event.model_copy(update={"ingestion_timestamp": event.timestamp})
             == expected[(event.symbol, event.trade_id)]
         )
-        assert event.ingestion_timestamp > event.timestamp
+        assert event.ingestion_timestamp == received[(event.symbol, event.trade_id)]  # the recording's clock
     per_product = {}
     for event in events:
         assert int(event.trade_id or 0) > per_product.get(event.symbol, 0)  # each product in trade order
@@ -243,6 +250,7 @@ async def test_shutdown_while_backing_off_ends_the_iterator(wait_until: WaitUnti
     connector = CoinbaseConnector(
         settings={**simulator.connector_settings(), "backoff": {"initial": 5, "maximum": 5}, "stale_after": 0.2},
         rng=random.Random(3),
+        wall_clock=simulator.recorded_clock(),
     )
 
     async def consume() -> list[TradeEvent]:

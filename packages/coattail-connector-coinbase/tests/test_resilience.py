@@ -116,6 +116,7 @@ async def test_a_failed_connection_task_turns_unhealthy_within_stale_after_and_a
         settings={**simulator.connector_settings(), "backoff": FAST_BACKOFF, "stale_after": 2.0},
         rng=random.Random(1),
         clock=lambda: time.monotonic() + offset[0],
+        wall_clock=simulator.recorded_clock(),
     )
     handle_frame = connector.handle_frame
     calls = [0]

@@ -23,18 +23,18 @@ websocket. Recorded lines that are not stream frames (a REST depth snapshot) are
 ``truncate_next``, ``stall``, ``refuse_connections``, ``force_rest_status``.
 
 ``recorded_clock()`` is the connector's ``wall_clock`` in a replay: the recorded receive
-time of the last frame sent to a client, or published while no client reads (a recording
+time of the last frame sent to a client, or published while none reads (a recording
 without receive times: its trade time ``T`` when within the recording's bulk,
 ``coattail_framework.simulator.recording_bulk``). The connector then judges trade times by
 its own default window against the recording's clock, so an absurd ``T`` in a recording is
-rejected however old the recording is. Without
-``speed`` the market would otherwise run ahead of its readers by all that the socket
-buffers hold (a minute of recording was seen), so after each frame it sends it pings every
-reading client and waits for the pong: the next frame (and the clock) moves only once the
-clients have read this one, and a connector stamps each frame with its own recorded
-receive time (about 0.25 ms per frame on loopback). A client that does not answer within
-``sync_timeout_s`` is not waited for again until it has answered. These sync pings do not
-count toward the 5 messages per second a client may send, nor in ``pongs_received``.
+rejected however old the recording is. Without ``speed`` the market would otherwise run
+ahead of its readers by all that the socket buffers hold (a minute of recording was seen),
+so after each frame it sends it pings every reading client and waits for the pong: the
+next frame (and the clock) moves only once the clients have read this one, and a connector
+stamps each frame with its own recorded receive time (about 0.25 ms per frame on
+loopback). A client that does not answer within ``sync_timeout_s`` is not waited for again
+until it has answered. These sync pings do not count toward the 5 messages per second a
+client may send, nor in ``pongs_received``.
 
 Runs on the caller's event loop (tests, the producer's replay mode, benchmarks).
 
@@ -437,18 +437,21 @@ class BinanceSimulator(ExchangeSimulator):
             truncated = frame.stream is not None and self._truncate > 0
             if truncated:
                 self._truncate -= 1
+            recipients = [
+                client
+                for client in self._clients
+                if not client.stalled and (frame.stream is None or frame.stream in client.streams)
+            ]
+            if recipients or not self._has_reader():
+                self._clock.sent(self._recorded_ns(frame))
             delivered = False
-            for client in list(self._clients):
-                if client.stalled or (frame.stream is not None and frame.stream not in client.streams):
-                    continue
+            for client in recipients:
                 try:
                     await client.ws.send_str(self._text(frame, client, truncated))
                     delivered = True
                 except (ConnectionError, RuntimeError):
                     self._clients.discard(client)
             self.frames_sent += int(delivered)
-            if delivered or not self._has_reader():
-                self._clock.sent(self._recorded_ns(frame))
             if delivered and self.speed is None:
                 await self._sync_clients()
 

@@ -91,7 +91,9 @@ class CoinbaseConnector(BaseConnector):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        """``clock`` (monotonic seconds) times staleness and resyncs; ``wall_clock`` (aware UTC) receive times."""
+        """``clock`` (monotonic seconds) times staleness and resyncs; ``wall_clock`` (aware UTC) gives receive
+        times: ``ingestion_timestamp``, the trade time window's reference and quarantine times. A replay
+        passes the simulator's ``recorded_clock()``."""
         try:
             self.settings = CoinbaseSettings.model_validate(dict(settings or {}))
         except ValidationError as error:
@@ -288,9 +290,7 @@ class CoinbaseConnector(BaseConnector):
         return [*events, self._emit(event)]
 
     def _check_time(self, event: TradeEvent, received_at: datetime) -> None:
-        check_trade_time(
-            event.timestamp, received_at, ahead=self._ahead, behind=self._behind, span=self.settings.recording_span
-        )
+        check_trade_time(event.timestamp, received_at, ahead=self._ahead, behind=self._behind)
 
     def _log_resyncs(self) -> None:
         for resync in self._tracker.resyncs:

@@ -114,17 +114,12 @@ def check_trade_time(
     *,
     ahead: timedelta,
     behind: timedelta,
-    span: tuple[datetime, datetime] | None = None,
 ) -> None:
     """Raise ``InvalidTradeError("time_window")`` unless ``timestamp`` is within ``-behind..+ahead`` of ``received_at``.
 
-    ``span`` (a recording's first and last time, when a simulator replays one) widens the
-    reference from the receive time alone to the receive time and the whole span.
+    In a replay ``received_at`` is the recording's clock (the simulator's ``recorded_clock()``).
     """
-    earliest, latest = received_at, received_at
-    if span is not None:
-        earliest, latest = min(earliest, span[0]), max(latest, span[1])
-    if earliest - timestamp > behind or timestamp - latest > ahead:
+    if received_at - timestamp > behind or timestamp - received_at > ahead:
         raise InvalidTradeError(
             "time_window",
             f"time {timestamp.isoformat()} is more than {ahead} ahead of or {behind} behind "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coattail_framework.events import ExchangeId, ExchangeSymbol
 from coattail_framework.quarantine import MAX_DETAIL_CHARS
@@ -75,10 +75,6 @@ class CoinbaseSettings(BaseModel):
     """A trade dated more than this after its receive time is rejected (``time_window``)."""
     max_trade_time_behind_s: float = Field(default=86_400.0, ge=0)
     """A trade dated more than this before its receive time is rejected (``time_window``)."""
-    recording_span: tuple[AwareDatetime, AwareDatetime] | None = None
-    """Set by ``CoinbaseSimulator.connector_settings()``: the first and last time of the
-    recording it replays, which the trade time window then also covers (a 2021 recording
-    replays with 2021 trade times). None (live): the window is around the receive time only."""
     resync_after_frames: int = Field(default=20, ge=1)
     """Frames of a product in a row that disagree with its highest ``sequence`` or trade id
     (older, yet new trades) after which that mark is taken as absurd and reset."""

@@ -11,10 +11,15 @@ then served in order, filtered to each client's products and channels; subscribe
 "time"}`` every ``heartbeat_interval`` seconds per product. The websocket and
 ``GET /products/{product_id}/trades`` (Coinbase cursor pagination) share one port.
 
-``connector_settings()`` also hands the connector the recording's time span
-(``recording_span``: first and last receive time or, where the recording has none, trade
-time, leaving out times more than an hour away from the rest), so a 2021 recording replays
-through the connector's trade time window.
+``recorded_clock()`` is the connector's ``wall_clock`` in a replay: the recorded receive
+time of the last frame sent to a client or made while none was connected (where the
+recording has none: its trade time, when within the bulk of the recording's trade times,
+``recording_span()``; a frame without either leaves the clock as it was). The connector
+judges trade times by its default window against that clock, so a 2021 recording replays
+while an absurd ``time`` in it is rejected. After each
+frame sent, the feed pings every client it sent to and waits for the pong (at most
+``sync_timeout_s``; a client that did not answer is not waited for again until it has), so
+the feed, and the clock, move on only once the clients have read the frame.
 
 The market moves only while a client is subscribed, so a run is deterministic: frames are
 "made" one by one as they are sent. Frames made while no client is connected (see
@@ -26,7 +31,7 @@ Example::
     simulator = CoinbaseSimulator(Faults(drop_messages={120}))
     simulator.load(read_recording(Path("tests/data/coinbase/ws/cryptofeed_COINBASE.ws.28.0")))
     await simulator.start()
-    connector = CoinbaseConnector(settings=simulator.connector_settings())
+    connector = CoinbaseConnector(settings=simulator.connector_settings(), wall_clock=simulator.recorded_clock())
     ...
     await simulator.wait_drained(timeout=10)
     await simulator.stop()
@@ -39,7 +44,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -48,7 +53,7 @@ from aiohttp import WSMsgType, web
 
 from coattail_connector_coinbase.normalize import parse_time
 from coattail_framework.recordings import RecordedMessage
-from coattail_framework.simulator import ExchangeSimulator
+from coattail_framework.simulator import ExchangeSimulator, RecordedClock
 
 LOG = logging.getLogger(__name__)
 
@@ -115,6 +120,8 @@ class _Frame:
     message: dict[str, Any] | None
     product_id: str | None
     channel: str | None
+    received_ns: int | None = None
+    trade_time: datetime | None = None
 
 
 @dataclass
@@ -124,6 +131,9 @@ class _Client:
     session: SimulatorSession
     subscriptions: dict[str, set[str]] = field(default_factory=dict)
     stalled: bool = False
+    sync_payload: bytes | None = None
+    """The payload of the clock-sync ping awaiting its pong (None: none pending)."""
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wants(self, frame: _Frame) -> bool:
         if frame.channel is None:
@@ -165,11 +175,14 @@ class CoinbaseSimulator(ExchangeSimulator):
         heartbeat_interval: float = 1.0,
         subscribe_timeout: float = 5.0,
         frame_interval: float = 0.0,
+        sync_timeout_s: float = 1.0,
     ) -> None:
         self.faults = faults or Faults()
         self.heartbeat_interval = heartbeat_interval
         self.subscribe_timeout = subscribe_timeout
         self.frame_interval = frame_interval
+        self.sync_timeout_s = sync_timeout_s
+        """Longest wait for a client's answer to a clock-sync ping (see the module docstring)."""
         self.sessions: list[SimulatorSession] = []
         """Every websocket connection accepted so far, in order."""
         self.refused = 0
@@ -187,6 +200,9 @@ class CoinbaseSimulator(ExchangeSimulator):
         self._runner: web.AppRunner | None = None
         self._feed: asyncio.Task[None] | None = None
         self._port = 0
+        self._clock = RecordedClock()
+        self._span: tuple[datetime, datetime] | None = None
+        self._syncs = 0
 
     def load(self, messages: Iterable[RecordedMessage]) -> None:
         """Queue recorded frames; the recording's own ``subscriptions`` answers are left out."""
@@ -206,9 +222,11 @@ class CoinbaseSimulator(ExchangeSimulator):
             channel = CHANNEL_OF_TYPE.get(str(message.get("type"))) if message else None
             if recorded.received_ns is not None:
                 self._received_ns.append(recorded.received_ns)
+            trade_time = None
             if message is not None and channel == "matches":
                 with contextlib.suppress(ValueError):  # not a valid trade: the connector rejects it
-                    self._trade_times.append(parse_time(message.get("time")))
+                    trade_time = parse_time(message.get("time"))
+                    self._trade_times.append(trade_time)
             self._frames.append(
                 _Frame(
                     len(self._frames),
@@ -216,8 +234,25 @@ class CoinbaseSimulator(ExchangeSimulator):
                     message,
                     product_id if isinstance(product_id, str) else None,
                     channel,
+                    recorded.received_ns,
+                    trade_time,
                 )
             )
+        self._span = self.recording_span()
+        if self.made == 0:
+            self._clock.start_at(next(filter(None, map(self._recorded_ns, self._frames)), None))
+
+    def recorded_clock(self) -> Callable[[], datetime]:
+        """The recorded receive time of the last frame sent (aware UTC); see the module docstring."""
+        return self._clock.now
+
+    def _recorded_ns(self, frame: _Frame) -> int | None:
+        """A frame's time on the recording's clock: its receive time, else its trade time within the span."""
+        if frame.received_ns is not None:
+            return frame.received_ns
+        if frame.trade_time is None or self._span is None or not self._span[0] <= frame.trade_time <= self._span[1]:
+            return None
+        return int(frame.trade_time.timestamp()) * 1_000_000_000 + frame.trade_time.microsecond * 1000
 
     @property
     def products(self) -> list[str]:
@@ -251,14 +286,12 @@ class CoinbaseSimulator(ExchangeSimulator):
         self._feed = asyncio.create_task(self._run_feed(), name="coinbase-simulator-feed")
 
     def connector_settings(self) -> dict[str, Any]:
-        """``url``, ``rest_url``, ``symbols`` (every loaded product), ``recording_span``: ``CoinbaseConnector``'s."""
+        """``url``, ``rest_url``, ``symbols`` (every loaded product): ``CoinbaseConnector``'s.
+
+        The trade time window stays the connector's default: pass ``recorded_clock()`` as its ``wall_clock``.
+        """
         base = f"{self._host}:{self._port}"
-        return {
-            "url": f"ws://{base}/",
-            "rest_url": f"http://{base}",
-            "symbols": self.products,
-            "recording_span": self.recording_span(),
-        }
+        return {"url": f"ws://{base}/", "rest_url": f"http://{base}", "symbols": self.products}
 
     def recording_span(self) -> tuple[datetime, datetime] | None:
         """First and last receive time of the loaded frames (trade times without receive times); None if empty."""
@@ -307,8 +340,12 @@ class CoinbaseSimulator(ExchangeSimulator):
                     self._client_ready.clear()
                     await self._client_ready.wait()
             self._make(frame)
-            if not nobody_connected and frame.index not in self.faults.drop_messages:
+            sent = not nobody_connected and frame.index not in self.faults.drop_messages
+            if nobody_connected or (sent and any(client.wants(frame) for client in self._active())):
+                self._clock.sent(self._recorded_ns(frame))
+            if sent:
                 await self._send(frame)
+                await self._sync_clients()
             if frame.index in self.faults.drop_connection_at:
                 missed_while_down = self.faults.drop_connection_at[frame.index]
                 for client in self._active():
@@ -334,6 +371,26 @@ class CoinbaseSimulator(ExchangeSimulator):
         if frame.channel == "matches" and isinstance(trade_id, int) and is_new_trade:
             product.trades.append(message)
             product.last_trade = message
+
+    async def _sync_clients(self) -> None:
+        """Wait until every reading client has read what was sent: it answered a ping sent after it."""
+        self._syncs += 1
+        payload = f"clock-sync {self._syncs}".encode()
+        waiting: list[_Client] = []
+        for client in self._active():
+            if client.sync_payload is not None:
+                continue  # a client still behind on the previous sync is not waited for again
+            client.synced.clear()
+            client.sync_payload = payload
+            try:
+                await client.websocket.ping(payload)
+            except (ConnectionError, RuntimeError):
+                continue
+            waiting.append(client)
+        deadline = time.monotonic() + self.sync_timeout_s
+        for client in waiting:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(client.synced.wait(), timeout=max(0.0, deadline - time.monotonic()))
 
     def _active(self) -> list[_Client]:
         return [c for c in self._clients if c.subscriptions and not c.stalled and not c.websocket.closed]
@@ -364,7 +421,7 @@ class CoinbaseSimulator(ExchangeSimulator):
         if self.refused < self.faults.refuse_connections:
             self.refused += 1
             return web.Response(status=503, text="Service Unavailable (simulated)")
-        websocket = web.WebSocketResponse(compress=False, autoping=True)
+        websocket = web.WebSocketResponse(compress=False, autoping=False)
         await websocket.prepare(request)
         client = _Client(websocket, request, SimulatorSession(len(self.sessions) + 1, time.monotonic()))
         self.sessions.append(client.session)
@@ -374,6 +431,7 @@ class CoinbaseSimulator(ExchangeSimulator):
             await self._converse(client)
         finally:
             heartbeats.cancel()
+            client.synced.set()
             client.session.closed_at = time.monotonic()
             client.session.close_code = websocket.close_code
             self._clients.remove(client)
@@ -392,6 +450,14 @@ class CoinbaseSimulator(ExchangeSimulator):
                 await self._error(client, "Failed to subscribe", "no subscribe message within 5 seconds of connecting")
                 await websocket.close(code=1008, message=b"subscribe timeout")
                 return
+            if message.type == WSMsgType.PING:
+                await websocket.pong(message.data)
+                continue
+            if message.type == WSMsgType.PONG:
+                if client.sync_payload is not None and message.data == client.sync_payload:
+                    client.sync_payload = None
+                    client.synced.set()
+                continue
             if message.type != WSMsgType.TEXT:
                 return
             await self._on_request(client, message.data)

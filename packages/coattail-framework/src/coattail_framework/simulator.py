@@ -68,8 +68,8 @@ class RecordedClock:
 
     A simulator calls ``start_at`` with the first frame's time when frames are loaded and
     ``sent`` after each frame it sends; ``now`` (the connector's ``wall_clock``) reads it.
-    A frame without a time (an injected one, a line with no receive time) leaves the clock
-    where it was. Before anything is loaded it is the real clock (``fallback``), so a
+    A frame without a time (an injected one, a line with no receive time), or with an
+    earlier one than the clock's, leaves the clock where it was: it never runs backwards. Before anything is loaded it is the real clock (``fallback``), so a
     simulator with no recording behaves like the live exchange. A retimed replay shifts
     the receive times with the trade times, and so this clock.
 
@@ -82,7 +82,7 @@ class RecordedClock:
     >>> clock.start_at(1_723_161_255_000_000_000)
     >>> clock.now().isoformat()
     '2024-08-08T23:54:15+00:00'
-    >>> clock.sent(1_723_161_256_500_000_000); clock.sent(None); clock.now().isoformat()
+    >>> clock.sent(1_723_161_256_500_000_000); clock.sent(None); clock.sent(1); clock.now().isoformat()
     '2024-08-08T23:54:16.500000+00:00'
     """
 
@@ -97,7 +97,7 @@ class RecordedClock:
 
     def sent(self, at_ns: int | None) -> None:
         """A frame recorded at ``at_ns`` (ns since the epoch; None: unknown) was sent."""
-        if at_ns is not None:
+        if at_ns is not None and (self._sent_ns is None or at_ns > self._sent_ns):
             self._sent_ns = at_ns
 
     def now(self) -> datetime:
