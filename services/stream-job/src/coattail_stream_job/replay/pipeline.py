@@ -160,12 +160,17 @@ async def within_limit(clock: StageClock, work: Awaitable[T], *, poll_seconds: f
 
 
 def replay_config(config: CoattailConfig, venues: Sequence[str], published: int | None = None) -> CoattailConfig:
-    """``config`` with the replayed venues enabled and, once known, one micro-batch for ``published`` events."""
+    """``config`` with the replayed venues enabled and, once known, one micro-batch for ``published`` events.
+
+    Trade times are judged against each record's ``ingestion_timestamp`` (``quality.event_time_reference:
+    ingestion``): the connectors stamp it with the recording's clock, while Kinesis arrival is today.
+    """
     exchanges = {
         venue: exchange.model_copy(update={"enabled": True}) if venue in venues else exchange
         for venue, exchange in config.exchanges.items()
     }
-    update: dict[str, Any] = {"exchanges": exchanges}
+    quality = config.quality.model_copy(update={"event_time_reference": "ingestion"})
+    update: dict[str, Any] = {"exchanges": exchanges, "quality": quality}
     if published is not None:
         limit = max(config.kinesis.max_records_per_trigger, published)
         # One micro-batch, whatever the records' bytes (the byte cap would split it).
