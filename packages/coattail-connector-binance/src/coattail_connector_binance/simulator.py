@@ -60,7 +60,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -127,7 +127,7 @@ def _frame_from(message: RecordedMessage) -> _Frame | None:
             return _Frame(stream, message.payload, bare, message.received_ns)
     try:
         decoded = json.loads(message.payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         return raw_frame
     if not isinstance(decoded, dict):
         return raw_frame
@@ -141,8 +141,10 @@ def _frame_from(message: RecordedMessage) -> _Frame | None:
         combined, bare = json.dumps({"stream": stream, "data": data}, separators=(",", ":")), message.payload
     else:
         return None
+    symbol = stream.split("@", 1)[0].upper()
+    if data.get("s") != symbol:  # not a trade of its stream's symbol: served as it is, never on REST
+        return _Frame(stream, combined, bare, message.received_ns)
     trade, aggregate = _rest_records(data)
-    symbol = data.get("s") if isinstance(data.get("s"), str) else None
     return _Frame(stream, combined, bare, message.received_ns, symbol, trade, aggregate)
 
 
@@ -157,14 +159,15 @@ def _rest_records(data: Mapping[str, Any]) -> tuple[dict[str, Any] | None, dict[
         if data.get("e") != "trade":
             return None, None
         trade_id = int(data["t"])
-    except (KeyError, TypeError, ValueError, InvalidOperation):
+        quote_quantity = format(price * quantity, "f")
+    except (KeyError, TypeError, ValueError, ArithmeticError):  # ArithmeticError: decimal's InvalidOperation, Overflow
         return None, None
     best = bool(data.get("M", True))
     trade = {
         "id": trade_id,
         "price": data["p"],
         "qty": data["q"],
-        "quoteQty": format(price * quantity, "f"),
+        "quoteQty": quote_quantity,
         "time": time_ms,
         "isBuyerMaker": maker,
         "isBestMatch": best,

@@ -47,6 +47,7 @@ from coattail_framework.config.model import CoattailConfig
 from coattail_framework.connector import BaseConnector
 from coattail_framework.errors import ConfigError
 from coattail_framework.events import TradeEvent
+from coattail_framework.quarantine import Quarantine
 from coattail_framework.recordings import RecordedMessage, read_recording
 from coattail_framework.registry import ModuleRegistry
 from coattail_framework.simulator import ExchangeSimulator
@@ -83,6 +84,8 @@ class VenueReplay:
     received: int = 0
     drained: bool = False
     connector_stats: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, int] = field(default_factory=dict)
+    """Frames the connector rejected, per reason (its ``quarantine.counts``, when it keeps one)."""
 
 
 @dataclass
@@ -146,7 +149,7 @@ def _decode(message: RecordedMessage) -> dict[str, Any] | None:
         return None
     try:
         decoded = json.loads(message.payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
         return None
     return decoded if isinstance(decoded, dict) else None
 
@@ -378,6 +381,9 @@ async def replay(
     for venue, report in venues.items():
         report.received = result.received.get(venue, 0)
         report.connector_stats = connectors[venue].stats.as_dict()
+        quarantine = getattr(connectors[venue], "quarantine", None)
+        if isinstance(quarantine, Quarantine):
+            report.quarantined = dict(quarantine.counts)
     publisher = result.publisher
     stats = ReplayStats(
         venues,

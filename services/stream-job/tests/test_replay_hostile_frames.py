@@ -1,0 +1,184 @@
+"""A real recording with hostile frames mixed in replays exactly like the clean file (issue 20).
+
+A 3.5-minute slice of the Binance BTCUSDT recording (every stream, as recorded) is replayed
+through the whole pipeline (``python -m coattail_stream_job.replay replay``: simulator,
+unchanged connector, producer, moto Kinesis, the stream job's queries, Iceberg and
+DynamoDB), once as it is and once with seeded hostile frames written into it at random
+places, in the recording's own format (``<receive ns> <frame>``): bad JSON, JSON nested
+deeper than any decoder goes, wrong types, absurd ids and times (year 2200, year 10000),
+``1E+999999999``, lone surrogates, 1 MiB frames, a non-MARKET ``X``, missing fields, and
+lines that are not frames at all. Each replay runs in its own process (it owns its
+SparkSession and moto). The hostile replay must publish exactly the clean replay's trades,
+once each, give the same alert ids, and count every hostile frame under the reason it
+names in the connector's quarantine. The replays judge trade times against the
+recording's clock (``quality.event_time_reference: ingestion``), so no trade is flagged late.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coattail_framework.config import load_config
+from coattail_framework.iceberg import open_catalog
+from coattail_framework.localstack import local_config
+from coattail_framework.recordings import read_recording
+
+ROOT = Path(__file__).resolve().parents[3]
+FEATURES = ROOT / "config" / "features.yaml"
+RECORDING = ROOT / "tests" / "data" / "binance" / "ws" / "spot_btcusdt_20240808.gz"
+UNTIL_MS = 1723161460000
+"""Trade time where the slice ends: 2024-08-08 23:57:40 UTC (the recording starts 23:54)."""
+SEED = 20
+COPIES = 3
+"""Hostile frames of each kind."""
+REPLAY_TIMEOUT_S = 300
+
+Trade = dict[str, Any]
+
+
+def _frame(trade: Trade, **changes: Any) -> str:
+    return json.dumps({"stream": "btcusdt@trade", "data": {**trade, **changes}})
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _missing_quantity(trade: Trade, rng: random.Random) -> str:
+    return json.dumps({"stream": "btcusdt@trade", "data": {k: v for k, v in trade.items() if k != "q"}})
+
+
+HOSTILE: dict[str, tuple[str | None, Callable[[Trade, random.Random], str]]] = {
+    # kind: (the connector's quarantine reason, None for a line that is not a frame; the frame)
+    "truncated": ("json", lambda t, rng: _frame(t)[: rng.randrange(10, 60)]),
+    "nested_too_deep": ("json", lambda t, rng: '{"stream":"btcusdt@trade","data":' + "[" * 10**5 + "]" * 10**5 + "}"),
+    "nested_price": ("field", lambda t, rng: _frame(t, p=_nested(50))),
+    "float_price": ("field", lambda t, rng: _frame(t, p=float(t["p"]))),
+    "exponent_price": ("number_format", lambda t, rng: _frame(t, p="1E+999999999")),
+    "year_10000": ("number_range", lambda t, rng: _frame(t, T=253402300800000)),
+    "absurd_id": ("trade_id_jump", lambda t, rng: _frame(t, t=10**15 + rng.randrange(1000))),
+    "absurd_event_time_and_id": ("trade_id_jump", lambda t, rng: _frame(t, E=10**15, t=2 * 10**15)),
+    "id_beyond_long": ("number_range", lambda t, rng: _frame(t, t=10**20)),
+    "bool_id": ("field", lambda t, rng: _frame(t, t=True)),
+    "non_market_in_2200": ("time_window", lambda t, rng: _frame(t, X="INSURANCE_FUND", T=7258118400000)),
+    "execution_type_list": ("field", lambda t, rng: _frame(t, X=["MARKET"])),
+    "missing_quantity": ("field", _missing_quantity),
+    "lone_surrogate_symbol": ("field", lambda t, rng: _frame(t, s="\ud800", p=[1])),
+    "emoji_symbol": ("field", lambda t, rng: json.dumps({"stream": "btcusdt@trade", "data": {**t, "s": "BTC🚀"}},
+                                                         ensure_ascii=False)),
+    "huge_quantity": ("number_format", lambda t, rng: _frame(t, q="1" * (1 << 20))),
+    "unknown_payload": ("unknown_message", lambda t, rng: _frame({"hostile": True})),
+    "not_a_frame": (None, lambda t, rng: "not a recorded frame \u2620"),
+}  # fmt: skip
+
+
+def _slice(target: Path) -> int:
+    """The recording up to ``UNTIL_MS`` of trade time, every stream, as recorded; returns its trades."""
+    trades = 0
+    with gzip.open(target, "wt", encoding="utf-8") as out:
+        for message in read_recording(RECORDING):
+            data = json.loads(message.payload).get("data", {})
+            if data.get("e") == "trade":
+                if int(data["T"]) > UNTIL_MS:
+                    break
+                trades += 1
+            out.write(f"{message.received_ns} {message.payload}\n")
+    return trades
+
+
+def _with_hostile_frames(clean: Path, target: Path, rng: random.Random) -> Counter[str | None]:
+    """``clean`` with ``COPIES`` frames of each hostile kind at random places after its first trade.
+
+    A hostile frame takes the receive time of the line before it and is built from the last
+    real trade. Returns how many were written per quarantine reason (None: not a frame).
+    """
+    with gzip.open(clean, "rt", encoding="utf-8") as source:
+        lines = source.read().splitlines()
+    first_trade = next(i for i, line in enumerate(lines) if '"e":"trade"' in line)
+    kinds = [kind for kind in HOSTILE for _ in range(COPIES)]
+    rng.shuffle(kinds)
+    places = dict(zip(sorted(rng.sample(range(first_trade + 1, len(lines)), len(kinds))), kinds, strict=True))
+    written: Counter[str | None] = Counter()
+    trade: Trade = {}
+    previous_ns = ""
+    with gzip.open(target, "wt", encoding="utf-8") as out:
+        for index, line in enumerate(lines):
+            received_ns, _, payload = line.partition(" ")
+            if index in places:
+                reason, build = HOSTILE[places[index]]
+                out.write(f"{previous_ns} {build(trade, rng)}\n")
+                written[reason] += 1
+            data = json.loads(payload).get("data", {})
+            trade = data if data.get("e") == "trade" else trade
+            previous_ns = received_ns
+            out.write(line + "\n")
+    return written
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What one replay left: its summary, the event ids in ``raw_trades`` and the alert ids."""
+
+    summary: dict[str, Any]
+    event_ids: list[str]
+    alert_ids: list[str]
+
+
+def _replay(recording: Path, out: Path) -> Replayed:
+    """``python -m coattail_stream_job.replay replay binance:<recording>`` in its own process."""
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {key: value for key, value in env.items() if not key.startswith("COATTAIL_")}
+    command = [sys.executable, "-m", "coattail_stream_job.replay", "replay", f"binance:{recording}"]
+    command += ["--out", str(out), "--config", str(FEATURES)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=REPLAY_TIMEOUT_S, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    config = local_config(load_config(FEATURES), out, "http://127.0.0.1:9")
+    catalog = open_catalog(config.iceberg, config.aws)
+    rows = catalog.load_table((config.iceberg.database, "raw_trades")).scan().to_arrow().to_pylist()
+    alerts = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
+    return Replayed(
+        json.loads((out / "summary.json").read_text()),
+        sorted(row["event_id"] for row in rows),
+        sorted(alert["alert_id"] for alert in alerts),
+    )
+
+
+def test_hostile_frames_in_a_real_recording_change_no_trade_and_no_alert_and_are_all_quarantined(
+    tmp_path: Path,
+) -> None:
+    clean, hostile = tmp_path / "clean.gz", tmp_path / "hostile.gz"
+    trades = _slice(clean)
+    written = _with_hostile_frames(clean, hostile, random.Random(SEED))
+    assert sum(written.values()) == COPIES * len(HOSTILE)
+
+    expected = _replay(clean, tmp_path / "clean-out")
+    replayed = _replay(hostile, tmp_path / "hostile-out")
+
+    assert len(expected.event_ids) == trades
+    assert replayed.event_ids == expected.event_ids
+    assert max(Counter(replayed.event_ids).values()) == 1
+    assert expected.alert_ids  # the slice holds whale orders
+    assert replayed.alert_ids == expected.alert_ids
+    clean_venue = expected.summary["producer"]["venues"]["binance"]
+    hostile_venue = replayed.summary["producer"]["venues"]["binance"]
+    assert clean_venue["quarantined"] == {}
+    assert hostile_venue["quarantined"] == {reason: n for reason, n in written.items() if reason is not None}
+    assert hostile_venue["malformed_lines"] == written[None]
+    assert hostile_venue["connector_stats"]["trades"] == clean_venue["connector_stats"]["trades"] == trades
+    for summary in (expected.summary, replayed.summary):
+        events = summary["events"]
+        assert (events["published"], events["valid"], events["invalid"]) == (trades, trades, 0)
+        assert events["warnings_by_rule"] == {}  # judged by the recording's clock: nothing late
