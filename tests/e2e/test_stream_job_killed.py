@@ -171,9 +171,13 @@ def wait(process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 def comparable(value: Any) -> Any:
-    """Rows and items as hashable values; JSON details parsed so key order cannot differ."""
+    """Rows and items as hashable values; JSON details parsed so key order cannot differ.
+
+    ``ttl_epoch`` is left out: it is the write time (wall clock) plus ``dynamodb.ttl_days``,
+    so two runs of the same trades write different expiries.
+    """
     if isinstance(value, dict):
-        return tuple(sorted((key, comparable(v)) for key, v in value.items()))
+        return tuple(sorted((key, comparable(v)) for key, v in value.items() if key != "ttl_epoch"))
     if isinstance(value, str) and value.startswith("{"):
         return comparable(json.loads(value))
     return value
