@@ -363,6 +363,10 @@ async def replay(
             if not ok:
                 LOG.error("replay: %s: the simulator did not serve every frame within %.0fs", venue, drain_timeout)
         await _settle(producer, pacer, timeout=drain_timeout)
+        try:  # everything is read: publish it all before the stop, whose deadline is for a live SIGTERM
+            await asyncio.wait_for(producer.publisher.flush(), timeout=drain_timeout)
+        except asyncio.TimeoutError:
+            LOG.error("replay: the publisher did not flush within %.0fs; stopping anyway", drain_timeout)
         stop.set()
         result = await run
     finally:
