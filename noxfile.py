@@ -196,6 +196,32 @@ def _pulls_pyspark(dist: str, extras: list[str]) -> bool:
     return any(r.startswith("pyspark") or "[spark]" in r for r in requirements)
 
 
+LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
+    "coattail-framework": (
+        "test_aws_clients.py",
+        "test_config.py",
+        "test_events.py",
+        "test_events_from_fields.py",
+        "test_moto_kinesis.py",
+        "test_quarantine.py",
+        "test_recordings.py",
+        "test_registry.py",
+        "sinks/test_localstack.py",
+    ),
+    "coattail-stream-job": (
+        "test_history.py",
+        "test_history_units.py",
+        "test_local_without_credentials.py",
+        "test_submit.py",
+        "test_redrive.py",
+        "test_replay_hostile_frames.py",
+    ),
+}
+"""Test files whose outcome does not depend on the PySpark line (no Spark, or Spark only as a
+fixture around connector, producer or boto3 code): they run on the pipeline's line only, and
+the other lines run the rest. Keeps the default run within CI's time on 2 cores."""
+
+
 def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only: tuple[str, ...] = ()) -> None:
     """Register ``tests-<dist>[-spark<spark>][-moto<moto>]``.
 
@@ -238,6 +264,8 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
         }
         tests = DISTRIBUTIONS[dist] / "tests"
         paths = [str(tests / path) for path in only] or [str(tests)]
+        if spark not in (None, PIPELINE_SPARK):
+            paths += [f"--ignore={tests / path}" for path in LINE_INDEPENDENT.get(dist, ())]
         session.chdir(session.create_tmp())
         session.run("pytest", "--import-mode=importlib", "-p", "no:cacheprovider", *paths, *session.posargs, env=env)
 
