@@ -338,6 +338,14 @@ async def test_ids_that_really_jump_resync_after_30_seconds_of_received_time() -
     assert (connector.stats.suspect_ids, connector.stats.resyncs) == (1, 1)
 
 
+async def test_a_trade_of_a_symbol_not_subscribed_is_quarantined() -> None:
+    connector = at_start({"symbols": ["BTCUSDT"]})
+    frames = [frame(trade("BTCUSDT", 1)), frame(trade("XRPUSDT", 7)), frame(trade("BTCUSDT", 2))]
+    events = await handle_all(connector, frames)
+    assert [event.event_id for event in events] == ["binance:BTCUSDT:1", "binance:BTCUSDT:2"]
+    assert connector.quarantine.counts == {"symbol": 1}
+
+
 async def test_a_real_gap_is_still_backfilled() -> None:
     connector = at_start({"symbols": ["BTCUSDT"]})
     backfill = StubBackfill(serve=True)

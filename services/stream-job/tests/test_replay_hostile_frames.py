@@ -6,9 +6,9 @@ unchanged connector, producer, moto Kinesis, the stream job's queries, Iceberg a
 DynamoDB), once as it is and once with seeded hostile frames written into it at random
 places, in the recording's own format (``<receive ns> <frame>``): bad JSON, JSON nested
 deeper than any decoder goes, wrong types, absurd ids and times (year 2200, year 10000),
-``1E+999999999``, lone surrogates, 1 MiB frames, a non-MARKET ``X``, missing fields, and
-lines that are not frames at all. Each replay runs in its own process (it owns its
-SparkSession and moto). The hostile replay must publish exactly the clean replay's trades,
+``1E+999999999``, lone surrogates, 1 MiB frames, a non-MARKET ``X``, missing fields, a
+trade of another symbol, and lines that are not frames at all. Each replay runs in its own
+process (it owns its SparkSession and moto). The hostile replay must publish exactly the clean replay's trades,
 once each, give the same alert ids, and count every hostile frame under the reason it
 names in the connector's quarantine. The replays judge trade times against the
 recording's clock (``quality.event_time_reference: ingestion``), so no trade is flagged late.
@@ -81,6 +81,7 @@ HOSTILE: dict[str, tuple[str | None, Callable[[Trade, random.Random], str]]] = {
                                                          ensure_ascii=False)),
     "huge_quantity": ("number_format", lambda t, rng: _frame(t, q="1" * (1 << 20))),
     "unknown_payload": ("unknown_message", lambda t, rng: _frame({"hostile": True})),
+    "other_symbol": ("symbol", lambda t, rng: _frame(t, s="XRPUSDT")),
     "not_a_frame": (None, lambda t, rng: "not a recorded frame \u2620"),
 }  # fmt: skip
 

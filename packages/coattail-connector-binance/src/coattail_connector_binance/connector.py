@@ -129,6 +129,8 @@ class BinanceConnector(BaseConnector):
             resync_after_frames=self.settings.resync_after_frames,
             resync_after_s=self.settings.resync_after_s,
         )
+        self._symbols = set(self.settings.symbols)
+        """Symbols subscribed now: a trade of any other is quarantined (``symbol``)."""
         self._queue: asyncio.Queue[QueueItem] | None = None
         self._tasks: dict[StreamConnection, asyncio.Task[None]] = {}
         self._run: object | None = None
@@ -158,7 +160,9 @@ class BinanceConnector(BaseConnector):
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
         """Add symbols while ``connect()`` runs: SUBSCRIBE on connections with room, new ones beyond."""
-        pending = [name for name in stream_names(symbols, self.settings.stream) if not self._subscribed(name)]
+        names = stream_names(symbols, self.settings.stream)
+        self._symbols.update(symbol_of_stream(name) for name in names)
+        pending = [name for name in names if not self._subscribed(name)]
         for connection in self.connections:
             room = self.settings.max_streams_per_connection - len(connection.streams)
             taken, pending = pending[: max(room, 0)], pending[max(room, 0) :]
@@ -182,6 +186,7 @@ class BinanceConnector(BaseConnector):
                 await connection.stop()
         for name in names:
             self._sequence.forget(symbol_of_stream(name))
+            self._symbols.discard(symbol_of_stream(name))
 
     def _subscribed(self, name: str) -> bool:
         return any(name in connection.streams for connection in self._tasks)
@@ -289,6 +294,9 @@ class BinanceConnector(BaseConnector):
             return []
         payload = unwrap(raw)
         event = trade_event(payload, exchange=self.settings.exchange, received_at=frame.received_at)
+        if event.symbol not in self._symbols:
+            self._keep("symbol", frame.text, f"{event.symbol} is not a subscribed symbol")
+            return []
         market = is_market_trade(payload)
         check_trade_time(event, frame.received_at, ahead=self._ahead, behind=self._behind)
         assert event.trade_id is not None
