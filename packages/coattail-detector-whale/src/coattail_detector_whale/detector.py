@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import StringType, StructField, StructType
 
 from coattail_detector_whale.config import WhaleConfig
 from coattail_detector_whale.early import EarlyOrders
@@ -58,6 +58,12 @@ if TYPE_CHECKING:
     from coattail_framework.config.model import CoattailConfig
 
 TAKER_SIDES = ("buy", "sell")
+ORDER_KEY = ("exchange", "symbol", "side", "order_time", "first_trade_id", "taker_order_id")
+"""``whale_trades`` columns that identify an order: the parts of its alert id."""
+_DETAILS = StructType(
+    [StructField(f.name, StringType(), True) if f.name == "order_time" else f for f in WHALE_TRADES.fields]
+)
+"""The schema ``details`` is read with (``order_time`` as text: it is taken from ``detected_at``)."""
 
 
 class WhaleDetector(BaseDetector[WhaleConfig]):
@@ -70,6 +76,9 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
     output_table = "whale_trades"
     output_schema: StructType = WHALE_TRADES
     partition_spec: Sequence[PartitionField] = (day("order_time"),)
+
+    output_key: Sequence[str] = ORDER_KEY
+    """The columns that identify an order in ``whale_trades`` (its alert id's parts)."""
 
     _usd_pairs: tuple[str, ...] = ()
     _built: _Expressions | None = None
@@ -147,6 +156,22 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
     def build_alerts(self, output: DataFrame) -> DataFrame:
         """``whale_trade`` alerts: one per order strictly above the mildest severity bound."""
         return select_alerts(output, self._expressions.alerts)
+
+    def output_of_alerts(self, alerts: DataFrame) -> DataFrame:
+        """The ``whale_trades`` rows of a static batch of this detector's alerts (driver, plan only).
+
+        An alert's ``details`` is its row as JSON (doubles written with enough digits to read
+        back the same value); ``order_time`` comes from ``detected_at`` (the order time, to the
+        microsecond; the JSON has milliseconds). Used by the stream job's ``EarlyLedger``: the
+        stateful query records the orders the early query alerted (ADR-029).
+        """
+        details = F.from_json(F.col("details"), _DETAILS)
+        return alerts.select(
+            *(
+                (F.col("detected_at") if name == "order_time" else details[name]).alias(name)
+                for name in WHALE_TRADES.fieldNames()
+            )
+        )
 
 
 @dataclass(frozen=True)

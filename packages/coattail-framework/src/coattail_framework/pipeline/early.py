@@ -12,6 +12,15 @@ The carry lives in driver memory, for the next batch of the same run only: after
 restart, or when a batch id was skipped, it is dropped and the stateful query alone
 covers what the carry would have proven. Nothing is lost either way.
 
+Agreement with the stateful query (``EarlyLedger``, ADR-029): for a detector that can
+rebuild its output rows from its alerts (``RecordsEarlyAlerts``, MOD-002), every alert the
+early query puts is also recorded by the stateful query, in both stores, even when the
+stateful query drops the finding's trades as late. The early query puts only alerts whose
+event time (``detected_at``) is after the stateful query's last watermark (its fate is
+then still open) and registers them in the ledger before the put; the stateful query, in
+the micro-batch whose watermark passes them, adds their rows to its output (replacing a
+row of the same finding it emitted itself) and routes them as its own.
+
 Example (what ``PipelineRunner.start`` does)::
 
     handler = EarlyAlertHandler(spark, detector, router.put_alerts, stats)
@@ -20,22 +29,27 @@ Example (what ``PipelineRunner.start`` does)::
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyspark
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from coattail_framework.schemas import BASE_ALERT_RECORD
+from coattail_framework.sinks.dynamodb import WriteCounts
 from coattail_framework.sinks.iceberg import collect_arrow
 
 if TYPE_CHECKING:
     from coattail_framework.detector import BaseDetector
     from coattail_framework.metrics import MetricsPublisher
     from coattail_framework.pipeline.listener import PipelineStats
-    from coattail_framework.sinks.dynamodb import WriteCounts
 
 LOG = logging.getLogger(__name__)
 
@@ -60,12 +74,148 @@ def _arrow_frame(spark: SparkSession, table: pa.Table, schema: StructType) -> Da
     return spark.createDataFrame(table.to_pandas(), schema=schema)
 
 
+@runtime_checkable
+class RecordsEarlyAlerts(Protocol):
+    """A detector whose stateful query records its early alerts itself (``EarlyLedger``, ADR-029).
+
+    ``output_key``: the output columns that identify a finding (its alert id's parts).
+    ``output_of_alerts(alerts)``: the output rows (``output_schema`` columns) of a static
+    batch of its own alerts, exactly the rows the alerts were built from (driver, plan only).
+    """
+
+    output_key: Sequence[str]
+
+    def output_of_alerts(self, alerts: DataFrame) -> DataFrame: ...
+
+
+class CheckpointWatermarks:
+    """A streaming query's per-batch watermark, read from its checkpoint's offset log (driver).
+
+    Spark writes ``<checkpoint>/offsets/<batch id>`` before it runs the batch: its second
+    line holds ``batchWatermarkMs``, the watermark (ms since the epoch, UTC) that batch
+    evicts state with; a replayed batch reads the same file. Read with the Hadoop
+    ``FileSystem`` of the session (the one Spark writes the checkpoint with: local or S3).
+    """
+
+    def __init__(self, spark: SparkSession, checkpoint: str) -> None:
+        self.spark = spark
+        self.checkpoint = checkpoint.rstrip("/")
+
+    def __call__(self, batch_id: int) -> int:
+        """``batchWatermarkMs`` of ``batch_id`` (0 before the first watermark)."""
+        jvm: Any = getattr(self.spark, "_jvm", None)
+        if jvm is None:
+            raise RuntimeError("reading a checkpoint's offset log needs a classic (non-Connect) SparkSession")
+        path = jvm.org.apache.hadoop.fs.Path(f"{self.checkpoint}/offsets/{batch_id}")
+        fs = path.getFileSystem(self.spark._jsc.hadoopConfiguration())
+        stream = fs.open(path)
+        try:
+            reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            reader.readLine()  # format version, "v1"
+            metadata = json.loads(str(reader.readLine()))
+        finally:
+            stream.close()
+        return int(metadata.get("batchWatermarkMs", 0))
+
+
+class EarlyLedger:
+    """The early alerts one detector's stateful query still has to record (driver memory, ADR-029).
+
+    Shared by the detector's two ``foreachBatch`` handlers, which run on different
+    stream-execution threads of the driver; a lock orders them.
+
+    - Early query (``admit``): of the alerts it is about to put, only those whose event
+      time is after ``closed_through`` (the stateful query's latest batch watermark) are
+      kept, and registered before the put. Before the stateful query's first batch in this
+      process ``closed_through`` is unknown and nothing is admitted (after a restart the
+      stateful query alone decides the findings its last run left open).
+    - Stateful query (``record``, batch N with watermark W): ``closed_through`` becomes W;
+      the registered alerts at or before W are taken out and their rows
+      (``output_of_alerts``) added to the batch's output, replacing any row with the same
+      ``output_key`` (the stateful row of a finding whose trades were partly late). The
+      stateful query emits a finding only in the batch whose watermark passes it, so a
+      finding registered before that batch is recorded exactly once, by that batch, whether
+      the stateful query kept its trades or dropped them as late; one registered after it
+      is not admitted (the stateful query already decided it, and did not alert it if it
+      dropped it).
+
+    Times compare as microseconds since the epoch (UTC): a finding at time t is closed by
+    watermark W (ms) when t <= W x 1000, as Spark evicts.
+    """
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        detector: RecordsEarlyAlerts,
+        watermark_ms: Callable[[int], int],
+    ) -> None:
+        self.spark = spark
+        self.detector = detector
+        self.watermark_ms = watermark_ms
+        self._lock = threading.Lock()
+        self._pending: pa.Table | None = None
+        self._closed_through_us: int | None = None
+
+    @property
+    def closed_through_us(self) -> int | None:
+        """The stateful query's latest batch watermark (µs since the epoch, UTC); None before its first batch."""
+        with self._lock:
+            return self._closed_through_us
+
+    @property
+    def pending_alerts(self) -> int:
+        """Registered alerts the stateful query has not recorded yet."""
+        with self._lock:
+            return 0 if self._pending is None else self._pending.num_rows
+
+    def admit(self, alerts: pa.Table) -> pa.Table:
+        """The rows of ``alerts`` (``BASE_ALERT_RECORD``) the early query may put, registered (early query)."""
+        with self._lock:
+            if self._closed_through_us is None:
+                return alerts.slice(0, 0)
+            admitted = alerts.filter(pc.greater(_micros(alerts), self._closed_through_us))
+            if admitted.num_rows:
+                pending = [self._pending] if self._pending is not None else []
+                self._pending = pa.concat_tables([*pending, admitted.select(BASE_ALERT_RECORD.fieldNames())])
+            return admitted
+
+    def record(self, output: DataFrame, batch_id: int) -> DataFrame:
+        """``output`` of the stateful query's batch ``batch_id`` plus the registered alerts its watermark closes."""
+        closed_us = self.watermark_ms(batch_id) * 1000
+        with self._lock:
+            self._closed_through_us = max(closed_us, self._closed_through_us or closed_us)
+            pending, due = self._pending, None
+            if pending is not None:
+                closes = pc.less_equal(_micros(pending), closed_us)
+                due, rest = pending.filter(closes), pending.filter(pc.invert(closes))
+                self._pending = rest if rest.num_rows else None
+        if due is None or due.num_rows == 0:
+            return output
+        rows = self.detector.output_of_alerts(_arrow_frame(self.spark, due, BASE_ALERT_RECORD))
+        keys = list(self.detector.output_key)
+        kept = output.alias("_stateful").join(
+            rows.select(*keys).alias("_early"),
+            [F.col(f"_stateful.{key}").eqNullSafe(F.col(f"_early.{key}")) for key in keys],
+            "left_anti",
+        )
+        LOG.info("batch %d records %d early alerts at or before its watermark", batch_id, due.num_rows)
+        return kept.unionByName(rows.select(*output.columns))
+
+
+def _micros(alerts: pa.Table) -> pa.Array:
+    """``detected_at`` of ``alerts`` as microseconds since the epoch."""
+    detected_at = alerts.column("detected_at")
+    return pc.cast(pc.cast(detected_at, pa.timestamp("us", tz="UTC")), pa.int64())
+
+
 class EarlyAlertHandler:
     """``foreachBatch`` handler of one detector's early query; holds the carry between batches.
 
     ``put_alerts`` writes a static batch of alert rows to the hot store and returns its
     counts (``AlertRouter.put_alerts`` in the job); ``stats``, when given, totals them;
-    ``metrics``, when given, receives ``early_failures`` for each batch that raised.
+    ``metrics``, when given, receives ``early_failures`` for each batch that raised;
+    ``ledger``, when given, admits (and registers) the alerts before they are put: the
+    stateful query then records every alert put here (ADR-029).
     """
 
     def __init__(
@@ -75,12 +225,14 @@ class EarlyAlertHandler:
         put_alerts: Callable[[DataFrame], WriteCounts],
         stats: PipelineStats | None = None,
         metrics: MetricsPublisher | None = None,
+        ledger: EarlyLedger | None = None,
     ) -> None:
         self.spark = spark
         self.detector = detector
         self.put_alerts = put_alerts
         self.stats = stats
         self.metrics = metrics
+        self.ledger = ledger
         self._carry: pa.Table | None = None
         self._carry_batch = -1
 
@@ -141,9 +293,18 @@ class EarlyAlertHandler:
             return None
         shared = found.shared.persist() if found.shared is not None else None
         try:
-            counts = self.put_alerts(found.alerts)
+            counts = self._put(found.alerts)
             self._carry, self._carry_batch = collect_arrow(found.carry), batch_id
         finally:
             if shared is not None:
                 shared.unpersist()
         return counts
+
+    def _put(self, alerts: DataFrame) -> WriteCounts:
+        """Put ``alerts``; with a ledger only those it admits (collected first, registered, then put)."""
+        if self.ledger is None:
+            return self.put_alerts(alerts)
+        admitted = self.ledger.admit(collect_arrow(alerts.select(*BASE_ALERT_RECORD.fieldNames())))
+        if admitted.num_rows == 0:
+            return WriteCounts()
+        return self.put_alerts(_arrow_frame(self.spark, admitted, BASE_ALERT_RECORD))

@@ -56,7 +56,13 @@ from coattail_framework.errors import ConfigError
 from coattail_framework.metrics import MetricsPublisher
 from coattail_framework.partitioning import PartitionField, day, identity
 from coattail_framework.pipeline.checkpoints import CheckpointState, prepare_checkpoints
-from coattail_framework.pipeline.early import EarlyAlertHandler, early_query_name
+from coattail_framework.pipeline.early import (
+    CheckpointWatermarks,
+    EarlyAlertHandler,
+    EarlyLedger,
+    RecordsEarlyAlerts,
+    early_query_name,
+)
 from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
 from coattail_framework.pipeline.parse import parse_trades, trade_columns
 from coattail_framework.quality import DataQualityChecker, write_dead_letters
@@ -393,16 +399,32 @@ class PipelineRunner:
         self.spark.streams.addListener(self._listener)
         ingest = self.ingest_frame(self._records(delays[INGEST_QUERY]))
         self.queries.append(self._start(ingest, INGEST_QUERY, self.write_ingest_batch, drain, triggers[INGEST_QUERY]))
+        ledgers = {  # early alerts the stateful query records itself (ADR-029)
+            detector.module_name: EarlyLedger(
+                self.spark, detector, CheckpointWatermarks(self.spark, self._checkpoint(detector_query_name(detector)))
+            )
+            for detector in self.early_detectors()
+            if isinstance(detector, RecordsEarlyAlerts)
+        }
         for detector in self.detectors:
 
             def handler(batch: DataFrame, batch_id: int, detector: BaseDetector[Any] = detector) -> None:
-                self.write_detector_batch(detector, batch, batch_id)
+                ledger = ledgers.get(detector.module_name)
+                output = batch if ledger is None else ledger.record(batch, batch_id)
+                self.write_detector_batch(detector, output, batch_id)
 
             name = detector_query_name(detector)
             frame = self.detector_frame(detector, self._records(delays[name]))
             self.queries.append(self._start(frame, name, handler, drain, triggers[name]))
         for detector in self.early_detectors():
-            early = EarlyAlertHandler(self.spark, detector, self.router.put_alerts, self.stats, self.metrics)
+            early = EarlyAlertHandler(
+                self.spark,
+                detector,
+                self.router.put_alerts,
+                self.stats,
+                self.metrics,
+                ledger=ledgers.get(detector.module_name),
+            )
             name = early_query_name(detector)
             frame = self.valid_trades(self._records(delays[name]))
             self.queries.append(self._start(frame, name, early, drain, triggers[name]))
