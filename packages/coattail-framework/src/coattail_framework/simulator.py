@@ -67,15 +67,17 @@ class RecordedClock:
     """The recording's clock: the recorded time of the last frame a simulator sent, aware UTC.
 
     A simulator calls ``start_at`` with the first frame's time when frames are loaded and
-    ``sent`` after each frame it sends; ``now`` (the connector's ``wall_clock``) reads it.
-    A frame without a time (an injected one, a line with no receive time), or with an
-    earlier one than the clock's, leaves the clock where it was: it never runs backwards. Before anything is loaded it is the real clock (``fallback``), so a
-    simulator with no recording behaves like the live exchange. A retimed replay shifts
-    the receive times with the trade times, and so this clock.
+    ``sent`` as it sends each frame; ``now`` (the connector's ``wall_clock``) reads it. A
+    frame without a time (an injected one, a line with no receive time), or with an earlier
+    one than the clock's, leaves the clock where it was: it never runs backwards. Before
+    anything is loaded it is the real clock (``fallback``), so a simulator with no
+    recording behaves like the live exchange. A retimed replay shifts the receive times
+    with the trade times, and so this clock.
 
-    The clock runs ahead of the frame a client is reading by what sits in the socket and
-    the client's buffers (a few seconds of recording when served as fast as possible):
-    receive times are then a little later than recorded, never earlier. Runs on the
+    Served as fast as possible, a simulator would run ahead of its clients by all that the
+    socket buffers hold, and the clock with it; the bundled simulators therefore send the
+    next frame only once each client answered a ping sent after the last one, so a
+    connector stamps each frame with that frame's recorded receive time. Runs on the
     simulator's event loop, which the connector shares.
 
     >>> clock = RecordedClock()
