@@ -27,7 +27,7 @@ def records(spark: SparkSession, payloads: list[bytes | None]) -> DataFrame:
 
 def test_payloads_parse_or_keep_their_text(spark: SparkSession) -> None:
     event = trade(ARRIVAL, 60_000, 0.5, trade_id="7")
-    payloads = [event.to_json().encode(), b"not json", None, b"[1, 2]", b'{"event_id": "x"}']
+    payloads = [event.to_json().encode(), b"not json", None, b"[1, 2]", b'{"event_id": "x"}', b'"text"', b"[]"]
     rows = {row["kinesis_sequence"]: row for row in parse_trades(records(spark, payloads)).collect()}
 
     parsed = rows["1"]
@@ -42,6 +42,8 @@ def test_payloads_parse_or_keep_their_text(spark: SparkSession) -> None:
     ]
     # Well-formed JSON missing fields parses: the quality rules reject it, with reasons.
     assert (rows["5"]["parse_ok"], rows["5"]["event_id"], rows["5"]["price"]) == (True, "x", None)
+    # JSON that is not an object is not a TradeEvent, although from_json reads it as nulls.
+    assert [(rows[n]["parse_ok"], rows[n]["raw"]) for n in ("6", "7")] == [(False, '"text"'), (False, "[]")]
 
 
 def test_valid_trades_parse_each_record_once(spark: SparkSession) -> None:

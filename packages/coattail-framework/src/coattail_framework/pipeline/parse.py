@@ -68,8 +68,10 @@ def parse_trades(records: DataFrame) -> DataFrame:
     for name in _TIME_FIELDS:
         times_ok = times_ok & (F.col(name).isNull() | _parsed_time(F.col(name)).isNotNull())
     # A null payload parses to null (no row fields); anything else that is not a TradeEvent
-    # object keeps its text in the corrupt-record column.
-    parse_ok = F.col("raw").isNotNull() & F.col(_CORRUPT).isNull()
+    # object keeps its text in the corrupt-record column, except JSON that is not an object
+    # at all (``"text"``, ``[]``), which from_json reads as a row of nulls without complaint.
+    is_object = F.col("raw").rlike(r"^\s*\{")
+    parse_ok = F.col("raw").isNotNull() & F.col(_CORRUPT).isNull() & is_object
     return parsed.select(
         *fields,
         "raw",

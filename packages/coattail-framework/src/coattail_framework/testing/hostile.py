@@ -2,8 +2,10 @@
 
 Runs in the test process (tests-integration). Every record says what the job must do
 with it: ``expect`` is the dead-letter reason (the first failing ERROR rule, in ``quality.default_rules`` order) or
-``VALID`` for a record that is a well-formed trade however odd (an extra field, a numeric
-``event_id``, unicode in a free-text field). Records that decode as JSON objects carry an
+``VALID`` for a record that is a well-formed trade however odd (an extra field, unicode
+in a free-text field, a 30-digit or non-ASCII trade id), under the platform's rules and
+those of the shipped modules (MOD-001 dead-letters sides other than buy and sell, so no
+record here has one). Records that decode as JSON objects carry an
 ``event_id`` of ``hostile:<n>`` where the category keeps one, so a test can find each in
 ``raw_trades`` or the dead-letter files.
 
@@ -111,7 +113,7 @@ class HostileRecords:
     # -- categories --------------------------------------------------------------------------
 
     def _garbage(self, n: int) -> HostileRecord:
-        alphabet = "abcxyz{}[]:,\"' \t\\/#@!"
+        alphabet = "abcxyz[]:,\"' \t\\/#@!"  # no braces: never a whole object (``{}`` is one, of nulls)
         text = "".join(self._rng.choice(alphabet) for _ in range(self._rng.randrange(1, 200)))
         return self._record("{" + text, "validity_json", None)
 
@@ -209,7 +211,7 @@ class HostileRecords:
         if choice == 0:
             trade["unexpected"] = {"nested": [1, 2, 3]}
         elif choice == 1:
-            trade["side"] = "\U0001f40b whale"
+            trade["trade_id"] = "\u0661\u0662\u0663" + str(n)  # Arabic-Indic digits: not numbered, still a trade
         elif choice == 2:
             trade["taker_order_id"] = "\u00e9\u4e2d\U0001f600" * 10
         else:
