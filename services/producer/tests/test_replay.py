@@ -134,6 +134,16 @@ def test_retime_rewrites_binance_and_coinbase_time_fields() -> None:
     assert json.loads(shifted[0].payload)["data"]["T"] == 1_000_000
 
 
+def test_retime_keeps_frames_nested_too_deep_to_decode_as_they_are() -> None:
+    deep = RecordedMessage("[" * 100_000 + "]" * 100_000, 5_000_000, 2)
+    trade = RecordedMessage('{"stream":"x@trade","data":{"E":1000,"T":999,"t":5}}', 7_000_000, 1)
+
+    shifted = retime([trade, deep], now_ns=1_000_000_000_000)
+
+    assert shifted[1].payload == deep.payload
+    assert shifted[1].received_ns == 5_000_000 + (1_000_000 - 999) * 1_000_000
+
+
 def test_exchange_is_detected_from_the_messages_or_taken_from_the_prefix(btc_slice: Path, tmp_path: Path) -> None:
     registry = connector_registry()
     assert {"binance", "coinbase"} <= set(registry.connectors)

@@ -52,7 +52,7 @@ def _decode(message: RecordedMessage) -> dict[str, Any] | None:
         return None
     try:
         decoded = json.loads(message.payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to decode
         return None
     return decoded if isinstance(decoded, dict) else None
 
