@@ -20,11 +20,11 @@ else is left to the stateful query:
 - an id gap next to the order (a missing trade, a fill skipped as invalid or without a
   side), a duplicated id, the first trades after a restart (the carry lives in the driver).
 
-The early path does not apply the stateful query's watermark: an order the stateful query
-drops as late (all of its fills arrived after the watermark passed its trade time) can
-still alert early; ``whale_trades`` and the ``alerts`` table then lack it. With trades
-read in order from a shard this needs a producer that held them back for longer than
-``watermark_delay_seconds``.
+The early path does not apply the stateful query's watermark itself; the stream job's
+``EarlyLedger`` (ADR-029) keeps the two paths in agreement: the early query puts only orders
+after the stateful query's latest watermark, and the stateful batch whose watermark passes
+such an order records it (``WhaleDetector.output_of_alerts``) in ``whale_trades`` and
+``alerts`` even when its fills came late for the stateful query, or only partly in time.
 
 One aggregation per instrument, in one partition, and array expressions over its fills
 sorted by id (no shuffle, no window sorts). Builds plans on the driver (inside the early query's
