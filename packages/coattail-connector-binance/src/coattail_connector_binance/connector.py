@@ -94,6 +94,7 @@ class BinanceConnector(BaseConnector):
     default_exchange = "binance"
     simulator_class = BinanceSimulator
     stats: BinanceStats
+    quarantine: Quarantine
 
     def __init__(
         self,

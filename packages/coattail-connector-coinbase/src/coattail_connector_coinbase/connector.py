@@ -82,6 +82,7 @@ class CoinbaseConnector(BaseConnector):
 
     default_exchange: ClassVar[str] = "coinbase"
     simulator_class = CoinbaseSimulator
+    quarantine: Quarantine
 
     def __init__(
         self,

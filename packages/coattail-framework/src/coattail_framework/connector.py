@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from coattail_framework.events import TradeEvent
+from coattail_framework.quarantine import Quarantine
 from coattail_framework.simulator import ExchangeSimulator
 
 
@@ -64,6 +65,13 @@ class BaseConnector(ABC):
     """The package's local exchange simulator, if it ships one (tests, replay)."""
 
     stats: ConnectorStats
+
+    quarantine: Quarantine | None = None
+    """Frames the connector could not use, kept (bounded) and counted by reason; None if it keeps none."""
+
+    def quarantined(self) -> dict[str, int]:
+        """Frames quarantined per reason since start (the producer publishes them as metrics)."""
+        return {} if self.quarantine is None else dict(self.quarantine.counts)
 
     @abstractmethod
     def connect(self) -> AsyncIterator[TradeEvent]:

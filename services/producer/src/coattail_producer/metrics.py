@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -61,6 +61,8 @@ class VenueMetrics:
     restarts: int
     healthy: bool
     stats: ConnectorStats
+    quarantined: Mapping[str, int] = field(default_factory=dict)
+    """Frames the connector quarantined, per reason (``BaseConnector.quarantined``)."""
 
 
 _CONNECTOR_COUNTERS = {
@@ -110,6 +112,21 @@ def collect(stats: PublisherStats, buffered: int, venues: Mapping[str, VenueMetr
         counters = metrics.stats.as_dict()
         for field_name, (name, help_text) in _CONNECTOR_COUNTERS.items():
             samples.append(Sample(name, counters.get(field_name, 0), "counter", help_text, labels=labels))
+        # A connector's own counters (Binance: non_market_trades, resyncs, ...) under a derived name.
+        for field_name in sorted(counters.keys() - _CONNECTOR_COUNTERS.keys()):
+            name = "Connector" + "".join(part.capitalize() for part in field_name.split("_"))
+            help_text = f"Connector counter {field_name} ({type(metrics.stats).__name__})"
+            samples.append(Sample(name, counters[field_name], "counter", help_text, labels=labels))
+        for reason, count in sorted(metrics.quarantined.items()):
+            samples.append(
+                Sample(
+                    "FramesQuarantined",
+                    count,
+                    "counter",
+                    "Frames the connector quarantined, by reason",
+                    labels=(*labels, ("reason", reason)),
+                )
+            )
     return samples
 
 

@@ -185,7 +185,9 @@ class Producer:
     def metrics(self) -> tuple[list[Sample], LatencyWindow]:
         """Current samples and the cumulative publish latency."""
         venues = {
-            venue: VenueMetrics(state.received, state.restarts, state.healthy, state.connector.stats)
+            venue: VenueMetrics(
+                state.received, state.restarts, state.healthy, state.connector.stats, state.connector.quarantined()
+            )
             for venue, state in self.venues.items()
         }
         return collect(self.publisher.stats, self.publisher.buffered, venues), self.publisher.stats.latency
