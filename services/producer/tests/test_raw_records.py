@@ -12,6 +12,7 @@ import pytest
 
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import ConfigError
+from coattail_framework.testing.events import trade
 from coattail_producer.raw_records import RawPayload, partition_key, put_payloads, read_lines
 from coattail_producer.replay import replay
 from coattail_producer.settings import KINESIS_MAX_BYTES_PER_RECORD, ProducerSettings, PublisherSettings
@@ -26,11 +27,7 @@ def hash_key(payload: bytes) -> str:
     return "raw-" + hashlib.sha256(payload).hexdigest()[:32]
 
 
-TRADE = (
-    b'{"event_id":"binance:BTCUSDT:1","exchange":"binance","symbol":"BTCUSDT","price":"60000.1",'
-    b'"quantity":"0.5","quote_volume":"30000.05","side":"buy","timestamp":"2024-08-08T00:00:00Z",'
-    b'"ingestion_timestamp":"2024-08-08T00:00:00.1Z","trade_id":"1"}'
-)
+TRADE = trade("2024-08-08T00:00:00Z", "60000.1", "0.5", trade_id=1).to_json().encode()
 UNICODE = '{"symbol": "ÉTH/€", "note": "naïve ✓ 日本"}'.encode()
 NO_SYMBOL = b'{"hello": "world"}'
 NOT_JSON = b"not json at all, {{"

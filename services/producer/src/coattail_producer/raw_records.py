@@ -142,6 +142,14 @@ def partition_key(payload: bytes) -> str:
     return HASH_KEY_PREFIX + hashlib.sha256(payload).hexdigest()[:32]
 
 
+def record_key(payload: RawPayload, max_record_bytes: int) -> str | None:
+    """The payload's partition key, or None when it cannot be a record (payload plus UTF-8 key over the limit)."""
+    if payload.data is None:
+        return None
+    key = partition_key(payload.data)
+    return key if payload.size + len(key.encode("utf-8")) <= max_record_bytes else None
+
+
 def _skip_rest_of_line(handle: BufferedIOBase) -> int:
     """Read past the rest of the current line without keeping it; the bytes skipped (without ``\\n``)."""
     skipped = 0
@@ -205,8 +213,8 @@ async def put_payloads(
             if stalled:
                 outcome.rejected[REJECT_STALLED] += 1
                 continue
-            key = partition_key(payload.data) if payload.data is not None else ""
-            if payload.data is None or payload.size + len(key.encode("utf-8")) > settings.max_record_bytes:
+            key = record_key(payload, settings.max_record_bytes)
+            if key is None or payload.data is None:
                 outcome.rejected[REJECT_TOO_LARGE] += 1
                 LOG.error(
                     "raw records: %s: %d byte(s) cannot be a Kinesis record (at most %d with its partition key); "

@@ -1,13 +1,15 @@
 """``coattail-stream-job``: one command, one module per subcommand.
 
 Each subcommand module exposes ``add_arguments(parser)`` and ``main(args) -> int`` (the
-exit code); it is imported only when its subcommand runs, so ``submit`` needs no PySpark.
+exit code); it is imported only when its subcommand runs, so ``submit`` and
+``redrive-dlq`` need no PySpark.
 
     coattail-stream-job run --local                # the pipeline on the embedded local stack
     coattail-stream-job run --config s3-config.yaml   # on EMR / against AWS
     coattail-stream-job reprocess --as-of-snapshot 123456789
     coattail-stream-job load-history --symbol BTCUSDT --start 2024-08-08T23:54:00Z --end 2024-08-09T00:05:00Z
     coattail-stream-job submit --archive dist/stream-job-venv.tar.gz --wait
+    coattail-stream-job redrive-dlq --reason validity_json --date 2024-08-08 --dry-run
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "reprocess": ("coattail_stream_job.reprocess", "re-run detectors over an Iceberg snapshot of raw_trades"),
     "load-history": ("coattail_stream_job.history.cli", "load Binance aggTrades history into the raw zone"),
     "submit": ("coattail_stream_job.submit", "upload the job and start it on EMR Serverless"),
+    "redrive-dlq": ("coattail_stream_job.redrive", "put one reason's and date's dead letters back into the stream"),
 }
 
 
