@@ -37,7 +37,11 @@ def assert_error(response: Any, status: int, starts_with: str) -> None:
         ("/alerts", {"symbol": "BTCUSDT", "since": "yesterday"}, "since: must be an ISO 8601 time"),
         ("/alerts", {"symbol": "BTCUSDT", "since": "2024-13-01T00:00:00Z"}, "since: must be an ISO 8601 time"),
         ("/alerts", {"symbol": "BTCUSDT", "until": "2024-08-08T00:00:00"}, "until: must be an ISO 8601 time"),
-        ("/alerts", {"symbol": "BTCUSDT", "since": "1969-12-31T23:59:59Z"}, "since: must not be before 1970"),
+        ("/alerts", {"symbol": "BTCUSDT", "since": "1969-12-31T23:59:59Z"}, "since: must be from 1970-01-01T00:00:00Z"),
+        ("/alerts", {"symbol": "BTCUSDT", "since": "1723161600"}, "since: must be an ISO 8601 time"),
+        ("/alerts", {"symbol": "BTCUSDT", "until": "2024-08-08"}, "until: must be an ISO 8601 time"),
+        ("/alerts", {"symbol": "BTCUSDT", "until": "2100-01-01T00:00:00Z"}, "until: must be from 1970-01-01T00:00:00Z"),
+        ("/alerts", {"symbol": "BTCUSDT", "limit": "5\n"}, "limit: must be printable text"),
         (
             "/alerts",
             {"symbol": "BTCUSDT", "since": "2024-08-09T00:00:00Z", "until": "2024-08-08T00:00:00Z"},
@@ -56,6 +60,7 @@ def assert_error(response: Any, status: int, starts_with: str) -> None:
         ("/whales", {"min_notional": "-1"}, "min_notional: input should be greater than or equal to 0"),
         ("/whales", {"min_notional": "nan"}, "min_notional: input should be"),
         ("/whales", {"min_notional": "inf"}, "min_notional: input should be less than or equal to 1"),
+        ("/whales", {"min_notional": "1e16"}, "min_notional: input should be less than or equal to 1"),
         ("/whales", {"symbol": "eth"}, "symbol: must be an upper-case symbol"),
         ("/spreads", {}, "symbol: field required"),
         ("/spreads", {"symbol": "BTCUSDT"}, "symbol: must be a canonical BASE/QUOTE symbol"),
@@ -109,7 +114,7 @@ def test_a_cursor_signed_with_another_key_is_refused(
 def test_missing_alert_and_unknown_route_are_404(api: Any, seeded: Any) -> None:
     assert_error(api("/alerts/" + "f" * 32), 404, "alert_id: no alert ffffffff")
     assert_error(api("/alarms"), 404, "no route /alarms")
-    assert_error(api("/alerts", method="POST"), 404, "no route /alerts")
+    assert_error(api("/alarms", method="POST"), 404, "no route /alarms")
 
 
 def test_a_failing_table_is_a_500_with_only_a_request_id(

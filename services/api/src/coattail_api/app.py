@@ -19,13 +19,23 @@ Routes (all ``GET``, JSON, times ISO 8601 UTC):
   canonical ``BASE/QUOTE`` symbol.
 - ``/health`` — the function runs and can read the table (503 when it cannot).
 
+Hostile input is refused before anything reads the table: every string parameter has a
+pattern and a length bound (at most 64 ASCII characters, far inside DynamoDB's 1,024-byte
+sort key and 2,048-byte partition key limits), times must parse as ISO 8601 with a time
+zone and lie in 1970-2099 UTC, numbers are bounded and finite, cursors are signed, and no
+parameter name or value, nor the path, may hold control characters or invalid Unicode.
+A listing reads at most ``ApiSettings.read_budget`` items (``store.AlertStore.page``);
+reaching it answers the alerts found so far with a ``next_cursor``.
+
 Errors are JSON ``{"statusCode", "error", "message", "request_id"}``: 400 names the bad
-parameter, 404 a missing alert or route, 500 carries only the request id (the exception is
-logged with it); no stack trace ever leaves the function.
+parameter, 404 a missing alert or route, 405 (with ``Allow``) another method than ``GET``
+on a route, 500 carries only the request id (the exception is logged with it); no stack
+trace ever leaves the function.
 """
 
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -39,7 +49,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from coattail_api import __version__
 from coattail_api.cursor import CursorCodec, InvalidCursorError, query_fingerprint
@@ -55,18 +65,25 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 WHALE_ALERT_TYPE = "whale_trade"
 SPREAD_ALERT_TYPE = "spread_divergence"
-SPREAD_READ_LIMIT = 5_000
-"""Spread alerts read at most per ``/spreads`` request (newest first)."""
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+"""``since`` and ``until`` must lie in ``[EARLIEST, LATEST]`` (UTC, inclusive)."""
+MAX_TIME_CHARS = 40
 HEALTH_PROBE_KEY = "health-check"
+READ_METHODS = ("GET",)
+"""The methods every route answers; others get 405 with ``Allow``."""
 
 _PATTERNS = {
     "symbol": r"^[A-Z0-9][A-Z0-9._/-]{1,31}$",
     "canonical": r"^[A-Z0-9]{1,15}/[A-Z0-9]{1,15}$",
     "alert_type": r"^[a-z][a-z0-9_]{1,63}$",
-    "module_id": r"^[A-Z][A-Z0-9]*-[0-9]{3,}$",
+    "module_id": r"^[A-Z][A-Z0-9]{0,15}-[0-9]{3,8}$",
     "alert_id": r"^[0-9a-f]{32}$",
 }
+_MAX_CHARS = {"symbol": 32, "canonical": 31, "alert_type": 64, "module_id": 25, "alert_id": 32, "cursor": 2048}
+"""Length bounds checked before the patterns, so an oversized value costs nothing to refuse."""
+_ISO_TIME_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}.*", re.ASCII | re.DOTALL)
+_SHOWN_CHARS = 64
 _HINTS = {
     "symbol": "must be an upper-case symbol such as BTCUSDT, BTC-USD or BTC/USD",
     "spreads.symbol": "must be a canonical BASE/QUOTE symbol such as BTC/USD",
@@ -77,22 +94,70 @@ _HINTS = {
     "until": "must be an ISO 8601 time with a time zone, e.g. 2024-08-08T23:58:01Z",
 }
 
+
+def _iso_time_text(value: object) -> object:
+    """Refuse what pydantic would read as a Unix time (``1723161600``) or a bare date."""
+    if isinstance(value, str) and (len(value) > MAX_TIME_CHARS or not _ISO_TIME_SHAPE.fullmatch(value)):
+        raise ValueError(_HINTS["since"])
+    return value
+
+
+def _in_time_range(moment: datetime) -> datetime:
+    """``moment`` in UTC; refuses times outside ``[EARLIEST, LATEST]`` (and offsets that overflow)."""
+    problem = f"must be from {EARLIEST:%Y-%m-%dT%H:%M:%SZ} to {LATEST:%Y-%m-%dT%H:%M:%SZ}"
+    try:
+        utc = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(problem) from None
+    if not EARLIEST <= utc <= LATEST:
+        raise ValueError(problem)
+    return utc
+
+
+def _bounded(name: str, **constraints: Any) -> Any:
+    """A query parameter of pattern ``name``, length-checked first."""
+    return Query(max_length=_MAX_CHARS[name], pattern=_PATTERNS[name], **constraints)
+
+
 Severity = Literal["low", "medium", "high", "critical"]
-SymbolParam = Annotated[str | None, Query(pattern=_PATTERNS["symbol"], description="venue or canonical symbol")]
-AlertTypeParam = Annotated[str | None, Query(pattern=_PATTERNS["alert_type"])]
-ModuleIdParam = Annotated[str | None, Query(pattern=_PATTERNS["module_id"])]
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_time_text), AfterValidator(_in_time_range)]
+SymbolParam = Annotated[str | None, _bounded("symbol", description="venue or canonical symbol")]
+AlertTypeParam = Annotated[str | None, _bounded("alert_type")]
+ModuleIdParam = Annotated[str | None, _bounded("module_id")]
 SeverityParam = Annotated[Severity | None, Query()]
-TimeParam = Annotated[AwareDatetime | None, Query(description="ISO 8601 with time zone; inclusive")]
+TimeParam = Annotated[QueryTime | None, Query(description="ISO 8601 with time zone, 1970-2099; inclusive")]
 LimitParam = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-CursorParam = Annotated[str | None, Query(min_length=1, max_length=2048)]
+CursorParam = Annotated[str | None, Query(min_length=1, max_length=_MAX_CHARS["cursor"])]
 NotionalParam = Annotated[float, Query(ge=0, le=1e15, description="quote currency, e.g. USDT")]
-CanonicalParam = Annotated[str, Query(pattern=_PATTERNS["canonical"])]
-AlertIdParam = Annotated[str, Path(pattern=_PATTERNS["alert_id"])]
+CanonicalParam = Annotated[str, _bounded("canonical")]
+AlertIdParam = Annotated[str, Path(max_length=_MAX_CHARS["alert_id"], pattern=_PATTERNS["alert_id"])]
 
 
-def _error_response(status: HTTPStatus, message: str, request_id: str) -> Response[Any]:
+def _error_response(
+    status: HTTPStatus, message: str, request_id: str, headers: Mapping[str, str] | None = None
+) -> Response[Any]:
     body = {"statusCode": status.value, "error": status.phrase, "message": message, "request_id": request_id}
-    return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+    return Response(
+        status_code=status.value,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body),
+        headers=dict(headers or {}),
+    )
+
+
+def _shown(text: str) -> str:
+    """``text`` safe to quote in an error: printable ASCII, at most ``_SHOWN_CHARS`` characters."""
+    printable = "".join(char if " " <= char <= "~" else "?" for char in text[:_SHOWN_CHARS])
+    return (printable + ("..." if len(text) > _SHOWN_CHARS else "")) or '""'
+
+
+def _no_route(path: str) -> str:
+    return f"no route {_shown(path)}; see docs/API.md"
+
+
+def _route_pattern(rule: str) -> re.Pattern[str]:
+    """A Powertools route rule (``/alerts/<alert_id>``) as a regex over one path."""
+    return re.compile(re.sub(r"<\w+>", "[^/]+", re.escape(rule)))
 
 
 def _validation_message(error: RequestValidationError, path: str) -> str:
@@ -105,15 +170,15 @@ def _validation_message(error: RequestValidationError, path: str) -> str:
         if kind in ("string_pattern_mismatch", "timezone_aware", "datetime_from_date_parsing", "datetime_parsing"):
             hint = _HINTS.get(f"{path.strip('/')}.{name}") or _HINTS.get(name) or problem.get("msg", "is invalid")
             problems.append(f"{name}: {hint}")
+        elif kind == "value_error":
+            problems.append(f"{name}: {problem.get('ctx', {}).get('error', 'is invalid')}")
         else:
             problems.append(f"{name}: {str(problem.get('msg', 'is invalid')).lower()}")
     return "; ".join(dict.fromkeys(problems))
 
 
-def _time_range(since: datetime | None, until: datetime | None) -> None:
-    for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment < EARLIEST:
-            raise BadRequestError(f"{name}: must not be before 1970-01-01T00:00:00Z")
+def _time_order(since: datetime | None, until: datetime | None) -> None:
+    """Each time was range-checked when parsed (``QueryTime``); here only their order."""
     if since is not None and until is not None and since > until:
         raise BadRequestError("since: must not be after until")
 
@@ -142,16 +207,37 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
     origins = settings.cors_allow_origins
     cors = CORSConfig(allow_origin=origins[0], extra_origins=list(origins[1:]), max_age=600) if origins else None
     app = APIGatewayHttpResolver(cors=cors, enable_validation=True)
+    allow = ", ".join((*READ_METHODS, "OPTIONS") if cors else READ_METHODS)
+    routes: list[re.Pattern[str]] = []
+
+    def read_route(rule: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``app.get(rule)``, remembered so that other methods on ``rule`` answer 405."""
+        routes.append(_route_pattern(rule))
+        return app.get(rule)
 
     def request_id() -> str:
         return str(app.current_event.request_context.request_id)
 
-    def reject_unknown_parameters(allowed: tuple[str, ...]) -> None:
+    def check_request(allowed: tuple[str, ...]) -> None:
+        """What Powertools' validation leaves to the route: the path and every query parameter
+        printable text (no control characters or invalid Unicode), no unknown parameter.
+
+        Catches what a lax parse let through (``limit=%095``) and what matched a route only
+        thanks to ``$`` (``/health%0A``): 404 for the path, 400 naming the parameter.
+        """
+        path = app.current_event.raw_path
+        if not path.isprintable():
+            raise ServiceError(HTTPStatus.NOT_FOUND, _no_route(path))
         given = app.current_event.query_string_parameters or {}
+        for name, value in sorted(given.items()):
+            if not (name.isprintable() and value.isprintable()):
+                raise BadRequestError(
+                    f"{_shown(name)}: must be printable text (no control characters or invalid Unicode)"
+                )
         unknown = sorted(set(given) - set(allowed))
         if unknown:
             takes = ", ".join(allowed) if allowed else "no parameters"
-            raise BadRequestError(f"{unknown[0]}: unknown parameter; this route takes {takes}")
+            raise BadRequestError(f"{_shown(unknown[0])}: unknown parameter; this route takes {takes}")
 
     def paged(
         route: str, query: IndexQuery, limit: int, cursor: str | None, min_notional: float | None = None
@@ -169,7 +255,7 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
         next_cursor = None if page.next_start_key is None else codec.encode(fingerprint, page.next_start_key)
         return AlertPage(alerts=alerts, count=len(alerts), next_cursor=next_cursor).model_dump(mode="json")
 
-    @app.get("/alerts")
+    @read_route("/alerts")
     def list_alerts(
         symbol: SymbolParam = None,
         alert_type: AlertTypeParam = None,
@@ -180,10 +266,8 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
         limit: LimitParam = DEFAULT_LIMIT,
         cursor: CursorParam = None,
     ) -> dict[str, Any]:
-        reject_unknown_parameters(
-            ("symbol", "alert_type", "module_id", "severity", "since", "until", "limit", "cursor")
-        )
-        _time_range(since, until)
+        check_request(("symbol", "alert_type", "module_id", "severity", "since", "until", "limit", "cursor"))
+        _time_order(since, until)
         keys = {"symbol": symbol, "alert_type": alert_type, "module_id": module_id}
         index_for = {"symbol": "by_symbol", "alert_type": "by_type", "module_id": "by_module"}
         partition = next((name for name, value in keys.items() if value is not None), None)
@@ -195,9 +279,9 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
         query = IndexQuery(index_for[partition], str(keys[partition]), since, until, equals)
         return paged("alerts", query, limit, cursor)
 
-    @app.get("/alerts/<alert_id>")
+    @read_route("/alerts/<alert_id>")
     def get_alert(alert_id: AlertIdParam) -> dict[str, Any]:
-        reject_unknown_parameters(())
+        check_request(())
         item = store.get(alert_id)
         if item is None:
             # A plain ServiceError: NotFoundError would reach the unknown-route handler.
@@ -205,7 +289,7 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
             raise ServiceError(HTTPStatus.NOT_FOUND, message)
         return Alert.from_item(item).model_dump(mode="json")
 
-    @app.get("/whales")
+    @read_route("/whales")
     def list_whales(
         symbol: SymbolParam = None,
         since: TimeParam = None,
@@ -214,20 +298,19 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
         limit: LimitParam = DEFAULT_LIMIT,
         cursor: CursorParam = None,
     ) -> dict[str, Any]:
-        reject_unknown_parameters(("symbol", "since", "until", "min_notional", "limit", "cursor"))
-        _time_range(since, until)
+        check_request(("symbol", "since", "until", "min_notional", "limit", "cursor"))
+        _time_order(since, until)
         if symbol is not None:
             query = IndexQuery("by_symbol", symbol, since, until, {"alert_type": WHALE_ALERT_TYPE})
         else:
             query = IndexQuery("by_type", WHALE_ALERT_TYPE, since, until)
         return paged("whales", query, limit, cursor, min_notional=min_notional)
 
-    @app.get("/spreads")
+    @read_route("/spreads")
     def latest_spreads(symbol: CanonicalParam, since: TimeParam = None) -> dict[str, Any]:
-        reject_unknown_parameters(("symbol", "since"))
-        _time_range(since, None)
+        check_request(("symbol", "since"))
         query = IndexQuery("by_symbol", symbol, since, None, {"alert_type": SPREAD_ALERT_TYPE})
-        page = store.page(query, limit=SPREAD_READ_LIMIT)
+        page = store.page(query, limit=settings.read_budget)
         latest: dict[str, SpreadPair] = {}
         for item in page.alerts:
             pair = item["exchange"]
@@ -242,9 +325,9 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
         )
         return board.model_dump(mode="json")
 
-    @app.get("/health")
+    @read_route("/health")
     def health() -> dict[str, Any]:
-        reject_unknown_parameters(())
+        check_request(())
         try:
             store.get(HEALTH_PROBE_KEY)
         except (BotoCoreError, ClientError):
@@ -264,7 +347,11 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
     @app.not_found
     def no_route(_: Exception) -> Response[Any]:
         path = app.current_event.raw_path
-        return _error_response(HTTPStatus.NOT_FOUND, f"no route {path}; see docs/API.md", request_id())
+        method = app.current_event.http_method.upper()
+        if method not in READ_METHODS and any(route.fullmatch(path) for route in routes):
+            message = f"{_shown(method)} {_shown(path)}: method not allowed; this route answers {allow}"
+            return _error_response(HTTPStatus.METHOD_NOT_ALLOWED, message, request_id(), {"Allow": allow})
+        return _error_response(HTTPStatus.NOT_FOUND, _no_route(path), request_id())
 
     @app.exception_handler(Exception)
     def unexpected(error: Exception) -> Response[Any]:
@@ -282,7 +369,7 @@ LambdaHandler = Callable[[Mapping[str, Any], LambdaContext], dict[str, Any]]
 def create_handler(settings: ApiSettings, *, dynamodb_client: Any | None = None) -> LambdaHandler:
     """A Lambda handler over the table in ``settings`` (client from the default credential chain)."""
     client = dynamodb_client or aws_client("dynamodb", region=settings.region, endpoint_url=settings.endpoint_url)
-    store = AlertStore(client, settings.table_name)
+    store = AlertStore(client, settings.table_name, read_budget=settings.read_budget)
     resolver = create_resolver(store, CursorCodec(settings.cursor_key.get_secret_value()), settings)
 
     @LOGGER.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

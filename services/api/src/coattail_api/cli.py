@@ -9,7 +9,8 @@ The table name and AWS location come from the configuration (``dynamodb.table_na
 the endpoint: the given ``--endpoint-url``, or else a moto server started in this process
 on 127.0.0.1 holding an empty alert table made by ``ensure_table``. Without
 ``COATTAIL_API_CURSOR_KEY``/``_PARAMETER`` the process signs cursors with a random key,
-valid until it exits. Binds 127.0.0.1 unless ``--host`` says otherwise.
+valid until it exits. ``COATTAIL_API_READ_BUDGET`` applies as on Lambda. Binds 127.0.0.1
+only; ``--read-timeout`` bounds how long a client may take to send one request.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from pathlib import Path
 from types import FrameType
 
 from coattail_api.app import create_handler
-from coattail_api.local import DEFAULT_HOST, DEFAULT_PORT, LocalApiServer
+from coattail_api.local import API_GATEWAY_TIMEOUT_MS, DEFAULT_PORT, DEFAULT_READ_TIMEOUT_S, LOOPBACK, LocalApiServer
 from coattail_api.settings import (
     CURSOR_KEY_PARAMETER_VARIABLE,
     CURSOR_KEY_VARIABLE,
     ApiSettings,
     cors_origins,
     cursor_key,
+    read_budget,
     split_environment,
 )
 from coattail_framework.aws import aws_client
@@ -43,14 +45,31 @@ from coattail_framework.errors import CoattailError
 LOG = logging.getLogger("coattail_api.cli")
 
 
+def _read_timeout(text: str) -> float:
+    """``--read-timeout``: seconds, more than 0 and at most API Gateway's 30."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < seconds <= API_GATEWAY_TIMEOUT_MS / 1000:
+        limit = API_GATEWAY_TIMEOUT_MS / 1000
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {limit:g}, got {text}")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coattail-api", description="Coat Tail Capital alert API")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the Lambda handler over HTTP (API Gateway v2.0 events)")
     serve.add_argument("--local", action="store_true", help="use the local stack instead of the configured AWS")
     serve.add_argument("--endpoint-url", help="with --local: the local stack's AWS endpoint (default: start moto)")
-    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"0 = any free port (default {DEFAULT_PORT})")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"on {LOOPBACK}; 0 = any free port")
+    serve.add_argument(
+        "--read-timeout",
+        type=_read_timeout,
+        default=DEFAULT_READ_TIMEOUT_S,
+        help=f"seconds a client may take to send one request (default {DEFAULT_READ_TIMEOUT_S:g}); then 408",
+    )
     serve.add_argument("--config", type=Path, help="default: $COATTAIL_CONFIG, else config/features.yaml")
     return parser
 
@@ -85,7 +104,9 @@ def serve(arguments: argparse.Namespace) -> None:
     else:
         LOG.info("no %s: cursors are signed with a random key, valid until this server stops", CURSOR_KEY_VARIABLE)
         key = secrets.token_bytes(32)
-    settings = ApiSettings.from_config(config, cursor_key=key, cors_allow_origins=cors_origins(api))
+    settings = ApiSettings.from_config(
+        config, cursor_key=key, cors_allow_origins=cors_origins(api), read_budget=read_budget(api)
+    )
 
     with ExitStack() as stack:
         endpoint = settings.endpoint_url
@@ -99,9 +120,9 @@ def serve(arguments: argparse.Namespace) -> None:
             ensure_table(client, settings.table_name)
         server = LocalApiServer(
             create_handler(settings, dynamodb_client=client),
-            host=arguments.host,
             port=arguments.port,
             region=settings.region,
+            read_timeout=arguments.read_timeout,
         )
         LOG.info(
             "serving http://%s:%d/ (table %s at %s)",

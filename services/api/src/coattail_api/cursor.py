@@ -5,8 +5,9 @@ JSON ``{"v": 1, "q": <query fingerprint>, "k": <exclusive start key>}``; the sig
 HMAC-SHA256 over the payload with the API's cursor key. ``decode`` accepts a cursor only
 when the signature matches, the fingerprint equals the current query's (same route,
 index, partition, time range and filters; the page size may change between pages) and
-the start key names exactly the attributes that index's pagination needs. Anything else
-raises ``InvalidCursorError``, which the API turns into a 400.
+the start key names exactly the attributes that index's pagination needs, each a
+non-empty string DynamoDB accepts as a key value. Anything else (garbled, truncated,
+re-signed junk) raises ``InvalidCursorError``, which the API turns into a 400.
 
 Example::
 
@@ -29,6 +30,8 @@ from typing import Any
 
 CURSOR_VERSION = 1
 MAX_CURSOR_CHARS = 2048
+MAX_KEY_VALUE_BYTES = 1024
+"""DynamoDB's limit for a sort key value (UTF-8), the smaller of its two key attribute limits."""
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 StartKey = dict[str, str]
@@ -45,6 +48,16 @@ def _b64encode(raw: bytes) -> str:
 
 def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _is_key_value(value: object) -> bool:
+    """Whether ``value`` is a string DynamoDB accepts as a key attribute value."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        return len(value.encode("utf-8")) <= MAX_KEY_VALUE_BYTES
+    except UnicodeEncodeError:
+        return False
 
 
 def query_fingerprint(parts: Mapping[str, Any]) -> str:
@@ -82,7 +95,12 @@ class CursorCodec:
             raise InvalidCursorError("not a cursor issued by this API") from None
         if not hmac.compare_digest(self._sign(payload), signature):
             raise InvalidCursorError("signature does not match; pass the next_cursor of a previous page unchanged")
-        content = json.loads(payload)
+        try:
+            content = json.loads(payload)
+        except ValueError:
+            raise InvalidCursorError("does not hold a position for this query") from None
+        if not isinstance(content, dict):
+            raise InvalidCursorError("does not hold a position for this query")
         if content.get("v") != CURSOR_VERSION:
             raise InvalidCursorError("issued by another version of the API; start again without a cursor")
         if content.get("q") != fingerprint:
@@ -91,7 +109,7 @@ class CursorCodec:
         if (
             not isinstance(start_key, dict)
             or set(start_key) != set(attributes)
-            or not all(isinstance(value, str) for value in start_key.values())
+            or not all(_is_key_value(value) for value in start_key.values())
         ):
             raise InvalidCursorError("does not hold a position for this query")
         return start_key

@@ -1,4 +1,5 @@
-"""The API's settings: where the alert table is, who may call from a browser, the cursor key.
+"""The API's settings: where the alert table is, who may call from a browser, the cursor key,
+how much one request may read.
 
 Loaded once per process (a Lambda cold start, or ``coattail-api serve``). The table and
 the AWS location come from the shared configuration through ``ConfigLoader``
@@ -36,7 +37,11 @@ API_ENV_PREFIX = "COATTAIL_API_"
 CORS_VARIABLE = f"{API_ENV_PREFIX}CORS_ALLOW_ORIGINS"
 CURSOR_KEY_VARIABLE = f"{API_ENV_PREFIX}CURSOR_KEY"
 CURSOR_KEY_PARAMETER_VARIABLE = f"{API_ENV_PREFIX}CURSOR_KEY_PARAMETER"
+READ_BUDGET_VARIABLE = f"{API_ENV_PREFIX}READ_BUDGET"
 MIN_CURSOR_KEY_BYTES = 32
+DEFAULT_READ_BUDGET = 1_000
+"""Items a request may have DynamoDB evaluate: about 5 ``Query`` calls of 200, a few hundred ms."""
+MAX_READ_BUDGET = 50_000
 
 
 class ApiSettings(BaseModel):
@@ -49,10 +54,16 @@ class ApiSettings(BaseModel):
     endpoint_url: str | None = None
     cors_allow_origins: tuple[str, ...] = ()
     cursor_key: SecretBytes = Field(min_length=MIN_CURSOR_KEY_BYTES)
+    read_budget: int = Field(default=DEFAULT_READ_BUDGET, ge=1, le=MAX_READ_BUDGET)
 
     @classmethod
     def from_config(
-        cls, config: CoattailConfig, *, cursor_key: bytes, cors_allow_origins: tuple[str, ...] = ()
+        cls,
+        config: CoattailConfig,
+        *,
+        cursor_key: bytes,
+        cors_allow_origins: tuple[str, ...] = (),
+        read_budget: int = DEFAULT_READ_BUDGET,
     ) -> ApiSettings:
         """Settings for the table and AWS location named in ``config``."""
         return cls(
@@ -61,6 +72,7 @@ class ApiSettings(BaseModel):
             endpoint_url=config.aws.endpoint_url,
             cors_allow_origins=cors_allow_origins,
             cursor_key=SecretBytes(cursor_key),
+            read_budget=read_budget,
         )
 
 
@@ -75,6 +87,16 @@ def cors_origins(api_environ: Mapping[str, str]) -> tuple[str, ...]:
     """The CORS origins from ``COATTAIL_API_CORS_ALLOW_ORIGINS`` (empty: CORS off)."""
     raw = api_environ.get(CORS_VARIABLE, "")
     return tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+
+
+def read_budget(api_environ: Mapping[str, str]) -> int:
+    """``COATTAIL_API_READ_BUDGET`` (unset: the default); raises ``ConfigError`` when out of range."""
+    raw = api_environ.get(READ_BUDGET_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_READ_BUDGET
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_READ_BUDGET):
+        raise ConfigError(f"{READ_BUDGET_VARIABLE}: must be a whole number from 1 to {MAX_READ_BUDGET}, got {raw!r}")
+    return int(raw)
 
 
 def cursor_key(api_environ: Mapping[str, str], config: CoattailConfig) -> bytes:
@@ -123,4 +145,6 @@ def load_settings(environ: Mapping[str, str] | None = None, config_path: str | P
     """Settings from the configuration layers and ``COATTAIL_API_*`` (see the module docstring)."""
     shared, api = split_environment(os.environ if environ is None else environ)
     config = ConfigLoader(config_path, environ=shared).load()
-    return ApiSettings.from_config(config, cursor_key=cursor_key(api, config), cors_allow_origins=cors_origins(api))
+    return ApiSettings.from_config(
+        config, cursor_key=cursor_key(api, config), cors_allow_origins=cors_origins(api), read_budget=read_budget(api)
+    )

@@ -7,9 +7,11 @@ framework's (``coattail_framework.aws.alert_table``); every read is a ``GetItem`
 Pages are exact: ``page`` keeps querying until it holds ``limit`` matching alerts plus one
 more (so it knows another page exists), and the position it hands back is the key of the
 last alert it returned, not DynamoDB's ``LastEvaluatedKey``. Filters (DynamoDB
-``FilterExpression`` and Python predicates on decoded details) therefore never cause gaps,
-repeats or empty pages in the middle. A page stops early only when ``read_budget`` items
-have been evaluated; it then resumes from DynamoDB's ``LastEvaluatedKey``.
+``FilterExpression`` and Python predicates on decoded details) therefore never cause gaps
+or repeats. A page stops early, short or even empty, only when DynamoDB has evaluated
+``read_budget`` items for it (``ScannedCount``, counted before filters; no single
+``Query`` asks for more than what is left of the budget); its position is then DynamoDB's
+``LastEvaluatedKey``, so the next page resumes exactly where the reading stopped.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from coattail_framework.aws.alert_table import INDEXES, KEY, SORT_ATTRIBUTE
 STORED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 """How ``detected_at`` is stored: ISO 8601 UTC with microseconds and ``Z`` (sorts as time)."""
 
-DEFAULT_READ_BUDGET = 5_000
 FILTERED_READ_SIZE = 200
 """Items asked of DynamoDB per call when a filter may drop some (fewer round trips)."""
 
@@ -121,7 +122,8 @@ class IndexQuery:
 
 @dataclass(frozen=True)
 class Page:
-    """Alerts (decoded items, newest first) and where the next page starts (None: no more)."""
+    """Alerts (decoded items, newest first), where the next page starts (None: no more), and
+    how many items DynamoDB evaluated for it."""
 
     alerts: list[Item]
     next_start_key: StartKey | None
@@ -133,9 +135,11 @@ def _decode(item: Mapping[str, Any]) -> Item:
 
 
 class AlertStore:
-    """The alert table, read through a boto3 DynamoDB client."""
+    """The alert table, read through a boto3 DynamoDB client; ``read_budget`` bounds each ``page``."""
 
-    def __init__(self, client: Any, table_name: str, *, read_budget: int = DEFAULT_READ_BUDGET) -> None:
+    def __init__(self, client: Any, table_name: str, *, read_budget: int) -> None:
+        if read_budget < 1:
+            raise ValueError(f"read_budget must be at least 1 item, got {read_budget}")
         self._client = client
         self._table_name = table_name
         self._read_budget = read_budget
@@ -154,7 +158,10 @@ class AlertStore:
         start_key: StartKey | None = None,
         keep: Callable[[Item], bool] | None = None,
     ) -> Page:
-        """Up to ``limit`` alerts of ``query`` after ``start_key`` that ``keep`` accepts, newest first."""
+        """Up to ``limit`` alerts of ``query`` after ``start_key`` that ``keep`` accepts, newest first.
+
+        Fewer, with a ``next_start_key``, when the read budget runs out first.
+        """
         request = query.request(self._table_name)
         filtered = keep is not None or "FilterExpression" in request
         exclusive_start = start_key
