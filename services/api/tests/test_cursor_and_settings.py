@@ -38,6 +38,37 @@ def test_malformed_cursors_are_refused(token: str) -> None:
         CursorCodec(KEY).decode(token, "fp", set(POSITION))
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'"a string"',
+        json.dumps({"v": 1, "q": "fp", "k": {**POSITION, "alert_id": ""}}).encode(),
+        json.dumps({"v": 1, "q": "fp", "k": {**POSITION, "symbol": "S" * 1025}}).encode(),
+        json.dumps({"v": 1, "q": "fp", "k": {**POSITION, "symbol": "\ud800"}}).encode(),
+        json.dumps({"v": 1, "q": "fp", "k": {**POSITION, "symbol": 7}}).encode(),
+        json.dumps({"v": 1, "q": "fp", "k": [POSITION]}).encode(),
+    ],
+)
+def test_signed_but_garbled_cursors_are_refused(kit: Any, payload: bytes) -> None:
+    """Only a holder of the key could make these; they are still a 400, never a crash."""
+    with pytest.raises(InvalidCursorError, match="does not hold a position for this query"):
+        CursorCodec(kit.CURSOR_KEY.encode()).decode(kit.signed_cursor(payload), "fp", set(POSITION))
+
+
+def test_the_read_budget_setting(kit: Any, tmp_path: Path) -> None:
+    config = kit.write_config(tmp_path, "alerts", "http://127.0.0.1:4566")
+    key = {"COATTAIL_API_CURSOR_KEY": kit.CURSOR_KEY}
+
+    assert load_settings(key, config).read_budget == 1_000
+    assert load_settings({**key, "COATTAIL_API_READ_BUDGET": " 250 "}, config).read_budget == 250
+    for refused in ("0", "50001", "1e3", "-5", "ten", "9" * 5_000):
+        with pytest.raises(ConfigError, match="COATTAIL_API_READ_BUDGET: must be a whole number from 1 to 50000"):
+            load_settings({**key, "COATTAIL_API_READ_BUDGET": refused}, config)
+
+
 def test_settings_come_from_the_config_file_and_api_variables(kit: Any, tmp_path: Path) -> None:
     config = kit.write_config(tmp_path, "alerts-prod", "http://127.0.0.1:4566")
 

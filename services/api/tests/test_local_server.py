@@ -1,22 +1,27 @@
-"""The local server answers over real HTTP: in a thread, and as ``coattail-api serve --local``."""
+"""The local server answers over real HTTP: in a thread, and as ``coattail-api serve --local``; slow,
+false or unreadable requests are answered within the read timeout and free their thread."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
+from coattail_api.cli import main
 from coattail_api.local import LocalApiServer
 
 
@@ -163,3 +168,151 @@ def test_endpoint_url_without_local_is_refused(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "--endpoint-url is only used with --local" in result.stderr
+
+
+READ_TIMEOUT = 0.5
+
+
+@pytest.fixture(scope="module")
+def impatient(handler: Any) -> Iterator[LocalApiServer]:
+    """A server that gives each request half a second to arrive."""
+    server = LocalApiServer(handler, port=0, read_timeout=READ_TIMEOUT)
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    status: int | None
+    body: Any
+    seconds: float
+    closed: bool
+
+
+def exchange(server: LocalApiServer, head: bytes, body: bytes = b"", *, trickle: bytes = b"") -> RawAnswer:
+    """Send ``head`` and ``body`` on one socket, then ``trickle`` one byte per 0.1 s while the server
+    has not answered; read until the server closes. ``status`` is None when it closed without answering."""
+    with socket.create_connection((server.host, server.port), timeout=READ_TIMEOUT * 10) as client:
+        started = time.monotonic()
+        client.sendall(head + body)
+        answered = threading.Event()
+
+        def drip() -> None:
+            for byte in trickle:
+                if answered.wait(0.1):
+                    return
+                try:
+                    client.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+        dripper = threading.Thread(target=drip, daemon=True)
+        dripper.start()
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+            answered.set()
+        seconds = time.monotonic() - started
+        answered.set()
+        dripper.join(timeout=5)
+    if not received:
+        return RawAnswer(None, None, seconds, closed=True)
+    status_line, _, rest = received.partition(b"\r\n")
+    payload = rest.partition(b"\r\n\r\n")[2]
+    return RawAnswer(int(status_line.split()[1]), json.loads(payload) if payload else None, seconds, closed=True)
+
+
+def test_a_false_content_length_is_a_408_within_the_read_timeout_and_frees_the_thread(
+    impatient: LocalApiServer, seeded: list[Any]
+) -> None:
+    head = b"POST /alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+
+    answer = exchange(impatient, head, b"only 17 bytes ...")
+
+    assert answer.status == 408
+    assert answer.body == {"message": "the body did not arrive within 0.5 s (Content-Length 100)"}
+    assert READ_TIMEOUT <= answer.seconds < READ_TIMEOUT + 1.5
+    assert answer.closed
+    assert impatient.wait_idle(timeout=2.0)
+    assert get(f"http://{impatient.host}:{impatient.port}/health")[0] == 200
+
+
+def test_an_absent_body_is_a_408(impatient: LocalApiServer, seeded: list[Any]) -> None:
+    answer = exchange(impatient, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n")
+
+    assert (answer.status, answer.body) == (
+        408,
+        {"message": "the body did not arrive within 0.5 s (Content-Length 10)"},
+    )
+    assert impatient.wait_idle(timeout=2.0)
+
+
+def test_a_body_trickled_byte_by_byte_still_ends_at_the_read_timeout(
+    impatient: LocalApiServer, seeded: list[Any]
+) -> None:
+    """Each byte comes well inside a socket timeout; the request as a whole does not."""
+    head = b"POST /alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n"
+
+    answer = exchange(impatient, head, trickle=b"x" * 50)
+
+    assert answer.status == 408
+    assert answer.seconds < READ_TIMEOUT + 1.5
+    assert impatient.wait_idle(timeout=2.0)
+
+
+def test_trickled_headers_are_cut_off_at_the_read_timeout(impatient: LocalApiServer, seeded: list[Any]) -> None:
+    answer = exchange(impatient, b"GET /health HTTP/1.1\r\n", trickle=b"X-Slow: " + b"s" * 40)
+
+    assert (answer.status, answer.closed) == (None, True)
+    assert answer.seconds < READ_TIMEOUT + 1.5
+    assert impatient.wait_idle(timeout=2.0)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        (b"Content-Length: ten\r\n", 400, "Content-Length must be one whole number of bytes"),
+        (b"Content-Length: -1\r\n", 400, "Content-Length must be one whole number of bytes"),
+        (b"Content-Length: 1\r\nContent-Length: 2\r\n", 400, "Content-Length must be one whole number of bytes"),
+        (b"Content-Length: 99999999999\r\n", 413, "the body exceeds 10485760 bytes"),
+        (b"Transfer-Encoding: chunked\r\n", 411, "Transfer-Encoding is not supported; send Content-Length"),
+    ],
+)
+def test_unreadable_bodies_are_refused_at_once(
+    impatient: LocalApiServer, seeded: list[Any], headers: bytes, status: int, message: str
+) -> None:
+    answer = exchange(impatient, b"POST /alerts HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n")
+
+    assert (answer.status, answer.body) == (status, {"message": message})
+    assert answer.seconds < READ_TIMEOUT
+
+
+def test_a_body_shorter_than_announced_is_a_400(impatient: LocalApiServer, seeded: list[Any]) -> None:
+    with socket.create_connection((impatient.host, impatient.port), timeout=5) as client:
+        client.sendall(b"POST /alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nabc")
+        client.shutdown(socket.SHUT_WR)
+        received = b"".join(iter(lambda: client.recv(65536), b""))
+
+    assert received.split()[1] == b"400"
+    assert json.loads(received.partition(b"\r\n\r\n")[2]) == {"message": "the body ended after 3 of 10 bytes"}
+
+
+def test_a_wrong_method_over_http_is_a_405_with_allow(base_url: str, seeded: list[Any]) -> None:
+    request = urllib.request.Request(f"{base_url}/alerts", data=b"{}", method="POST")  # noqa: S310 - loopback
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)  # noqa: S310
+
+    assert (refused.value.code, refused.value.headers["Allow"]) == (405, "GET")
+
+
+def test_the_server_binds_loopback_only(handler: Any) -> None:
+    server = LocalApiServer(handler, port=0)
+    try:
+        assert server.host == "127.0.0.1"
+    finally:
+        server.stop()
+    assert "host" not in inspect.signature(LocalApiServer).parameters
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--host", "0.0.0.0"])  # noqa: S104 - the option no longer exists
+    assert refused.value.code == 2

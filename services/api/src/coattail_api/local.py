@@ -17,8 +17,8 @@ What the server refuses itself, before the handler, the way API Gateway would (i
 - ``Transfer-Encoding`` (chunked bodies; send ``Content-Length``): 411;
 - a body over ``MAX_BODY_BYTES``: 413.
 
-An idle keep-alive connection is closed after ``read_timeout`` too, so no thread waits
-on a client for longer than that.
+A connection that sends nothing, or trickles its headers, is closed without an answer
+at the same deadline, so no thread waits on a client for longer than ``read_timeout``.
 
 Example::
 
