@@ -20,10 +20,11 @@ Routes (all ``GET``, JSON, times ISO 8601 UTC):
 - ``/health`` — the function runs and can read the table (503 when it cannot).
 
 Hostile input is refused before anything reads the table: every string parameter has a
-pattern and a length bound (at most 64 ASCII characters, far inside DynamoDB's 1,024-byte
-sort key and 2,048-byte partition key limits), times must parse as ISO 8601 with a time
-zone and lie in 1970-2099 UTC, numbers are bounded and finite, cursors are signed, and no
-parameter name or value, nor the path, may hold control characters or invalid Unicode.
+pattern and a length bound (at most 64 ASCII characters for what becomes a key value, far
+inside DynamoDB's 1,024-byte sort key and 2,048-byte partition key limits; 2,048 for a
+cursor), times must parse as ISO 8601 with a time zone and lie in 1970-2099 UTC, numbers
+are bounded (which refuses NaN and infinities), cursors are signed, and no parameter name
+or value, nor the path, may hold control characters or invalid Unicode.
 A listing reads at most ``ApiSettings.read_budget`` items (``store.AlertStore.page``);
 reaching it answers the alerts found so far with a ``next_cursor``.
 
