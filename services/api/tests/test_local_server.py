@@ -316,3 +316,13 @@ def test_the_server_binds_loopback_only(handler: Any) -> None:
     with pytest.raises(SystemExit) as refused:
         main(["serve", "--host", "0.0.0.0"])  # noqa: S104 - the option no longer exists
     assert refused.value.code == 2
+
+
+def test_the_read_timeout_is_bounded_by_api_gateways(handler: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match="the read timeout must be more than 0 and at most 30 s, got 31"):
+        LocalApiServer(handler, port=0, read_timeout=31)
+    with pytest.raises(SystemExit) as refused:
+        main(["serve", "--read-timeout", "0"])
+
+    assert refused.value.code == 2
+    assert "--read-timeout: the read timeout must be more than 0 and at most 30 s, got 0" in capsys.readouterr().err

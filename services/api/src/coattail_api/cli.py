@@ -27,7 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from coattail_api.app import create_handler
-from coattail_api.local import API_GATEWAY_TIMEOUT_MS, DEFAULT_PORT, DEFAULT_READ_TIMEOUT_S, LOOPBACK, LocalApiServer
+from coattail_api.local import DEFAULT_PORT, DEFAULT_READ_TIMEOUT_S, LOOPBACK, LocalApiServer, checked_read_timeout
 from coattail_api.settings import (
     CURSOR_KEY_PARAMETER_VARIABLE,
     CURSOR_KEY_VARIABLE,
@@ -46,15 +46,15 @@ LOG = logging.getLogger("coattail_api.cli")
 
 
 def _read_timeout(text: str) -> float:
-    """``--read-timeout``: seconds, more than 0 and at most API Gateway's 30."""
+    """``--read-timeout``: seconds, as ``checked_read_timeout`` accepts them."""
     try:
         seconds = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < seconds <= API_GATEWAY_TIMEOUT_MS / 1000:
-        limit = API_GATEWAY_TIMEOUT_MS / 1000
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {limit:g}, got {text}")
-    return seconds
+    try:
+        return checked_read_timeout(seconds)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _parser() -> argparse.ArgumentParser:

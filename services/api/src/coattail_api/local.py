@@ -61,6 +61,14 @@ FUNCTION_NAME = "coattail-api-local"
 Handler = Callable[[Mapping[str, Any], LambdaContext], Mapping[str, Any]]
 
 
+def checked_read_timeout(seconds: float) -> float:
+    """``seconds`` if it is a usable read timeout: more than 0, at most API Gateway's 30 s."""
+    limit = API_GATEWAY_TIMEOUT_MS / 1000
+    if not 0 < seconds <= limit:
+        raise ValueError(f"the read timeout must be more than 0 and at most {limit:g} s, got {seconds:g}")
+    return seconds
+
+
 class LocalLambdaContext(LambdaContext):
     """The context Lambda would pass, for one local invocation."""
 
@@ -318,9 +326,7 @@ class LocalApiServer:
         region: str = "us-east-1",
         read_timeout: float = DEFAULT_READ_TIMEOUT_S,
     ) -> None:
-        if not 0 < read_timeout <= API_GATEWAY_TIMEOUT_MS / 1000:
-            raise ValueError(f"read_timeout must be in (0, {API_GATEWAY_TIMEOUT_MS / 1000:g}] s, got {read_timeout}")
-        self._server = _HandlerServer(port, handler, region, read_timeout)
+        self._server = _HandlerServer(port, handler, region, checked_read_timeout(read_timeout))
         self._thread = threading.Thread(target=self._server.serve_forever, name="coattail-api-local", daemon=True)
 
     @property
