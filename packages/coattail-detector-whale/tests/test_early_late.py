@@ -14,6 +14,7 @@ order at T (fills 11-12, buys) sits between sells 10 and 13, so one early batch 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -79,11 +80,13 @@ WHOLE_ORDER = {
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[LocalStack]:
+    # moto keeps its state per process: each test its own stream and table.
+    suffix = uuid.uuid4().hex[:8]
     config = CoattailConfig.model_validate(
         {
             "symbols": SYMBOLS,
-            "kinesis": {"stream_name": "trades-whale-late", "shard_count": 1},
-            "dynamodb": {"table_name": "alerts-whale-late"},
+            "kinesis": {"stream_name": f"trades-whale-late-{suffix}", "shard_count": 1},
+            "dynamodb": {"table_name": f"alerts-whale-late-{suffix}"},
             "metrics": {"enabled": False},
         }
     )

@@ -67,11 +67,18 @@ def _arrow_frame(spark: SparkSession, table: pa.Table, schema: StructType) -> Da
     """A DataFrame of the (small) Arrow ``table`` with ``schema``.
 
     PySpark 4 takes the Arrow table itself (about 0.1 s for a count of a few rows, against
-    0.3 s from Python rows, which need a Python worker); 3.5 goes through pandas.
+    0.3 s from Python rows, which need a Python worker); 3.5 takes Python rows (not pandas,
+    which turns a null in an integer column such as ``ttl_epoch`` into NaN, refused as a long).
     """
     if int(pyspark.__version__.split(".")[0]) >= 4:
         return spark.createDataFrame(table).select(*schema.fieldNames())
-    return spark.createDataFrame(table.to_pandas(), schema=schema)
+    # Microsecond times become datetimes (nanosecond ones would be pandas Timestamps, refused too).
+    columns = [
+        column.cast(pa.timestamp("us", tz=column.type.tz), safe=False) if pa.types.is_timestamp(column.type) else column
+        for column in table.columns
+    ]
+    rows = pa.Table.from_arrays(columns, names=table.column_names).to_pylist()
+    return spark.createDataFrame(rows, schema=schema)
 
 
 @runtime_checkable
@@ -86,6 +93,10 @@ class RecordsEarlyAlerts(Protocol):
     output_key: Sequence[str]
 
     def output_of_alerts(self, alerts: DataFrame) -> DataFrame: ...
+
+
+OFFSET_LOG_VERSION = "v1"
+"""The format of Spark's ``offsets/<batch id>`` files this reader parses (Spark 3.5 through 4.3)."""
 
 
 class CheckpointWatermarks:
@@ -111,7 +122,12 @@ class CheckpointWatermarks:
         stream = fs.open(path)
         try:
             reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
-            reader.readLine()  # format version, "v1"
+            version = str(reader.readLine())
+            if version != OFFSET_LOG_VERSION:
+                raise RuntimeError(
+                    f"{self.checkpoint}/offsets/{batch_id}: offset log format {version!r}, this reader knows "
+                    f"{OFFSET_LOG_VERSION!r} (Spark 3.5 to 4.3); the early/stateful ledger cannot read its watermark"
+                )
             metadata = json.loads(str(reader.readLine()))
         finally:
             stream.close()
