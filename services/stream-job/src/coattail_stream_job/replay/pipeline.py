@@ -363,6 +363,8 @@ def run_replay(
     ``clock`` carries the stage lines and the run's time limit (default: no limit); each
     stage is stopped when the limit passes and ``TimeLimitError`` names it.
     """
+    from pyspark.sql import SparkSession
+
     from coattail_framework.localstack import start_local_stack
     from coattail_framework.pipeline import PipelineRunner
     from coattail_framework.spark import local_session
@@ -396,13 +398,15 @@ def run_replay(
             raise ReplayError(f"the producer replay put no record into the stream: {json.dumps(report)}")
         job_config = replay_config(stack.config, [*venues, *producer.venues], published)
         clock.stage("stream job", "Spark local[2]: ingest + " + ", ".join(job_config.active_modules))
+        caller_session = SparkSession.getActiveSession()
         spark = local_session("coattail-replay")
         spark.sparkContext.setLogLevel("ERROR")
         runner = PipelineRunner(spark, job_config)
         try:
             stats = drain_replayed(runner, published, clock)
         finally:
-            spark.stop()
+            if caller_session is None:  # a session the caller had (a test's) stays theirs to stop
+                spark.stop()
         severities = {rule.name: rule.severity for rule in runner.checker.rules}
         clock.stage("sinks", "reading DynamoDB and Iceberg back")
         alerts = read_alert_items(job_config)
