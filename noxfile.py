@@ -206,6 +206,7 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
         "test_quarantine.py",
         "test_recordings.py",
         "test_registry.py",
+        "test_resilience.py",
         "sinks/test_localstack.py",
     ),
     "coattail-stream-job": (
