@@ -53,7 +53,7 @@ from aiohttp import WSMsgType, web
 
 from coattail_connector_coinbase.normalize import parse_time
 from coattail_framework.recordings import RecordedMessage
-from coattail_framework.simulator import ExchangeSimulator, RecordedClock
+from coattail_framework.simulator import ExchangeSimulator, RecordedClock, ns_from_utc
 
 LOG = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ class CoinbaseSimulator(ExchangeSimulator):
             return frame.received_ns
         if frame.trade_time is None or self._span is None or not self._span[0] <= frame.trade_time <= self._span[1]:
             return None
-        return int(frame.trade_time.timestamp()) * 1_000_000_000 + frame.trade_time.microsecond * 1000
+        return ns_from_utc(frame.trade_time)
 
     @property
     def products(self) -> list[str]:

@@ -44,6 +44,11 @@ def utc_from_ns(ns: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
+def ns_from_utc(moment: datetime) -> int:
+    """An aware datetime as nanoseconds since the epoch (exact to the microsecond); ``utc_from_ns``'s inverse."""
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
 def recording_bulk(times_ns: Sequence[int], gap_ns: int = BULK_GAP_NS) -> tuple[int, int] | None:
     """First and last of ``times_ns`` around their median with no gap over ``gap_ns``; None if empty.
 

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from coattail_framework.recordings import RecordedMessage
+from coattail_framework.simulator import ns_from_utc
 
 EPOCH_MS_FIELDS = frozenset({"E", "T"})
 ISO_FIELDS = frozenset({"time"})
@@ -69,7 +70,7 @@ def event_time_ns(message: RecordedMessage) -> int | None:
                 found.append(obj[key] * NS_PER_MS)
         for key in ISO_FIELDS & obj.keys():
             if isinstance(obj[key], str) and (parsed := _parse_iso(obj[key])) is not None:
-                found.append(int(parsed.timestamp()) * 1_000_000_000 + parsed.microsecond * 1000)
+                found.append(ns_from_utc(parsed))
     return min(found) if found else None
 
 

@@ -483,4 +483,9 @@ def run_demo(
     (out / "report.html").write_text(report.html_report(summary, tables, alerts, synthetic=labels, notes=notes))
     clock.finish()
     progress(f"report: {out.resolve() / 'report.html'}")
+    if missing := synthetic.missing_cases(alerts, plan):
+        raise ReplayError(
+            f"the demo's synthetic cases raised no alert: {'; '.join(missing)}. See the Coinbase venue's "
+            f"quarantined and connector counts in {out.resolve() / 'summary.json'}"
+        )
     return outcome

@@ -3,12 +3,17 @@
 The real Coinbase recording (2021, altcoins) overlaps no Binance recording, so a
 cross-exchange spread (MOD-003, BTC/USDT on Binance against BTC/USD on Coinbase) and a
 Coinbase whale with a published ``taker_order_id`` (MOD-002) cannot come from real data.
-``write_coinbase_btc_usd`` writes a Coinbase Exchange ``match`` recording (one raw JSON
-message per line, the exchange's exact wire format) priced from the REAL Binance spot
+``write_coinbase_btc_usd`` writes a Coinbase Exchange ``match`` recording (the exchange's
+exact wire format, one message per line after its receive time in ns since the epoch, as
+the Binance recordings are: ``<receive ns> <JSON>``) priced from the REAL Binance spot
 BTCUSDT trades: per spread window, a few small fills at the Binance VWAP plus a fixed
 premium, one window with a wide premium, and one large taker order split into fills.
 The file name starts with ``SYNTHETIC_`` and the report lists it as synthetic input.
 It goes through the Coinbase simulator and the unchanged connector like any recording.
+The receive times (trade time plus ``RECEIVE_LATENCY``) move the simulator's recorded
+clock from the 2021 recording, replayed first on the same venue, to 2024: without them
+the connector would judge the 2024 trades against the 2021 clock and quarantine them all
+(``time_window``).
 
 Runs in the demo process, before the replay. Times are UTC; prices in USD per BTC.
 """
@@ -17,15 +22,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from coattail_framework.recordings import read_recording
+from coattail_framework.simulator import ns_from_utc
 
 PRODUCT = "BTC-USD"
-FILE_NAME = "SYNTHETIC_coinbase_btc_usd.jsonl"
+FILE_NAME = "SYNTHETIC_coinbase_btc_usd.log"
+RECEIVE_LATENCY = timedelta(milliseconds=20)
+"""A synthetic message's receive time after its trade time."""
 NAMESPACE = uuid.UUID("6f1c9a3e-2f4d-4b53-9a61-5d0c7e8b2a10")
 
 
@@ -118,5 +127,54 @@ def write_coinbase_btc_usd(binance_btcusdt: Iterable[Path], folder: Path, plan: 
     messages = coinbase_matches(binance_window_vwaps(binance_btcusdt, plan.window_seconds), plan)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / FILE_NAME
-    path.write_text("".join(json.dumps(message, separators=(",", ":")) + "\n" for message in messages))
+    path.write_text(
+        "".join(f"{_received_ns(message)} {json.dumps(message, separators=(',', ':'))}\n" for message in messages)
+    )
     return path
+
+
+def _received_ns(message: dict[str, object]) -> int:
+    """The recorded receive time of a synthetic match: its trade time plus ``RECEIVE_LATENCY`` (ns, UTC)."""
+    at = datetime.strptime(str(message["time"]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return ns_from_utc(at + RECEIVE_LATENCY)
+
+
+def missing_cases(alerts: Iterable[Mapping[str, Any]], plan: SyntheticPlan) -> list[str]:
+    """The cases of ``plan`` that no alert shows (empty when the demo showed both).
+
+    The whale case: a MOD-002 alert on Coinbase ``PRODUCT`` of ``whale_fills`` fills. The
+    spread case: a MOD-003 alert with a Coinbase leg whose premium is within 25% of
+    ``wide_premium_bps`` (the other venue's VWAP differs from the one the file was priced from).
+    """
+    alerts = list(alerts)
+    whale = any(
+        alert.get("module_id") == "MOD-002"
+        and alert.get("exchange") == "coinbase"
+        and alert.get("symbol") == PRODUCT
+        and _details(alert).get("fill_count") == plan.whale_fills
+        for alert in alerts
+    )
+    spread = any(
+        alert.get("module_id") == "MOD-003"
+        and "coinbase" in str(alert.get("exchange", "")).split("|")
+        and abs(abs(float(_details(alert).get("premium_bps", 0.0))) - plan.wide_premium_bps)
+        <= 0.25 * plan.wide_premium_bps
+        for alert in alerts
+    )
+    missing = []
+    if not whale:
+        missing.append(f"whale (MOD-002 coinbase {PRODUCT}, {plan.whale_fills} fills)")
+    if not spread:
+        missing.append(f"spread (MOD-003 with a coinbase leg, premium within 25% of {plan.wide_premium_bps:g} bps)")
+    return missing
+
+
+def _details(alert: Mapping[str, Any]) -> dict[str, Any]:
+    details = alert.get("details")
+    if isinstance(details, str):
+        try:
+            decoded = json.loads(details)
+        except ValueError:
+            return {}
+        return decoded if isinstance(decoded, dict) else {}
+    return dict(details) if isinstance(details, Mapping) else {}
