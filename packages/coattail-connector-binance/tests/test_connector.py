@@ -15,6 +15,7 @@ from coattail_connector_binance import BinanceConnector, BinanceSettings, Binanc
 from coattail_connector_binance.backfill import TradeBackfill
 from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import RecordedMessage, read_recording
+from coattail_framework.resilience import wait_until_async
 
 FIRST = 3735683259
 SPOT_TRADES = 9757
@@ -28,10 +29,7 @@ def _ids(events: list[TradeEvent], symbol: str = "BTCUSDT") -> list[int]:
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
+    assert await wait_until_async(condition, timeout, interval_s=0.005), "condition not reached in time"
 
 
 async def test_full_recording_replays_every_trade_once(

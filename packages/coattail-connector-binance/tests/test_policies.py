@@ -14,38 +14,40 @@ import pytest
 from coattail_connector_binance import (
     BinanceConnector,
     BinanceSettings,
-    ExponentialBackoff,
     SlidingWindowLimiter,
     plan_connections,
     stream_names,
     stream_url,
 )
+from coattail_connector_binance.connection import StreamConnection
 from coattail_connector_binance.sequencing import TradeSequence, Verdict
+from coattail_framework.connector import ConnectorStats
 from coattail_framework.errors import ConfigError
 from coattail_framework.registry import ModuleRegistry
+from coattail_framework.resilience import Backoff
 
 
-def test_backoff_grows_caps_and_resets_with_seeded_jitter() -> None:
-    policy = ExponentialBackoff(initial=0.5, multiplier=2.0, cap=8.0, jitter=0.5, rng=random.Random(7))
-    delays = [policy.next_delay() for _ in range(8)]
-    ceilings = [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
-    for delay, ceiling in zip(delays, ceilings, strict=True):
-        assert ceiling * 0.5 <= delay <= ceiling
+def test_reconnect_backoff_is_the_framework_policy_with_the_connector_settings() -> None:
+    settings = BinanceSettings(backoff_initial_s=0.5, backoff_multiplier=3.0, backoff_max_s=8.0, backoff_jitter=0.5)
+    connection = StreamConnection(
+        settings,
+        ["btcusdt@trade"],
+        asyncio.Queue(),
+        attempts=SlidingWindowLimiter(limit=10, window=1.0),
+        stats=ConnectorStats(),
+        rng=random.Random(7),
+    )
+    policy = connection.backoff
+    assert isinstance(policy, Backoff)
+    assert (policy.initial, policy.multiplier, policy.cap, policy.jitter) == (0.5, 3.0, 8.0, 0.5)
+    delays = policy.delays(4)
     expected_rng = random.Random(7)
-    assert delays == [ceiling * (1 - 0.5 * expected_rng.random()) for ceiling in ceilings]
-    assert max(delays) <= 8.0
-    policy.reset()
-    assert 0.25 <= policy.next_delay() <= 0.5
+    assert delays == [ceiling * (1 - 0.5 * expected_rng.random()) for ceiling in (0.5, 1.5, 4.5, 8.0)]
 
 
-def test_backoff_without_jitter_is_exact() -> None:
-    policy = ExponentialBackoff(initial=1.0, multiplier=3.0, cap=20.0, jitter=0.0)
-    assert [policy.next_delay() for _ in range(5)] == [1.0, 3.0, 9.0, 20.0, 20.0]
-
-
-def test_backoff_rejects_nonsense() -> None:
-    with pytest.raises(ValueError, match="multiplier >= 1"):
-        ExponentialBackoff(initial=1.0, multiplier=0.5, cap=2.0, jitter=0.1)
+def test_backoff_settings_reject_a_jitter_outside_zero_to_one() -> None:
+    with pytest.raises(ValueError, match="backoff_jitter"):
+        BinanceSettings(backoff_jitter=1.5)
 
 
 def test_sliding_window_limiter_with_a_fake_clock() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from coattail_connector_coinbase import CoinbaseConnector, CoinbaseSimulator, Faults
 from coattail_framework.events import TradeEvent
 from coattail_framework.recordings import read_recording
+from coattail_framework.resilience import wait_until_async
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DATA = REPO_ROOT / "tests" / "data" / "coinbase" / "ws"
@@ -58,16 +58,6 @@ def simulator() -> Iterator[CoinbaseSimulator]:
     return loaded
 
 
-async def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``condition`` every 10 ms; False if it is still false after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 async def _replay(
     simulator: CoinbaseSimulator,
     settings: dict[str, Any] | None = None,
@@ -96,7 +86,7 @@ async def _replay(
     watcher = asyncio.create_task(while_running(connector)) if while_running else None
     try:
         assert await simulator.wait_drained(timeout), "simulator did not send every frame in time"
-        await _wait_until(lambda: len(events) >= expect_trades, timeout=3.0)
+        await wait_until_async(lambda: len(events) >= expect_trades, 3.0)
         await asyncio.sleep(0.15)
     finally:
         if watcher is not None:
@@ -109,8 +99,8 @@ async def _replay(
 
 @pytest.fixture
 def wait_until() -> Callable[[Callable[[], bool], float], Awaitable[bool]]:
-    """``await wait_until(condition, timeout)``: poll every 10 ms, False on timeout."""
-    return _wait_until
+    """``await wait_until(condition, timeout)``: ``resilience.wait_until_async``, False on timeout."""
+    return wait_until_async
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Pure policies: reconnect backoff (seeded) and the gap / stale / duplicate / resync tracker."""
+"""Pure policies: reconnect backoff (the framework's, seeded) and the gap / stale / duplicate / resync tracker."""
 
 from __future__ import annotations
 
@@ -7,37 +7,30 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from coattail_connector_coinbase.backoff import Backoff
+from coattail_connector_coinbase.connector import CoinbaseConnector, reset_if_healthy
 from coattail_connector_coinbase.settings import BackoffSettings
 from coattail_connector_coinbase.tracking import Gap, Resync, TradeTracker
+from coattail_framework.resilience import Backoff
 
 
-def test_backoff_grows_then_caps_without_jitter() -> None:
-    policy = Backoff(BackoffSettings(initial=0.5, maximum=4, multiplier=2, jitter=0), random.Random(1))
-    assert [policy.next_delay() for _ in range(7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
-
-
-def test_backoff_jitter_stays_within_its_share_and_is_seeded() -> None:
-    settings = BackoffSettings(initial=1, maximum=8, multiplier=2, jitter=0.5)
-    first = Backoff(settings, random.Random(42))
-    delays = [first.next_delay() for _ in range(40)]
-    again = Backoff(settings, random.Random(42))
-    assert delays == [again.next_delay() for _ in range(40)]
-    for attempt, delay in enumerate(delays):
-        ceiling = min(8.0, 2.0**attempt)
-        assert ceiling * 0.5 <= delay <= ceiling
-    assert len(set(delays[4:])) > 30  # jitter spreads the capped delays
-    assert max(delays) <= 8.0
+def test_reconnect_backoff_is_the_framework_policy_with_the_connector_settings() -> None:
+    settings = {"backoff": {"initial": 1, "maximum": 8, "multiplier": 2, "jitter": 0.5}}
+    connector = CoinbaseConnector(settings=settings, rng=random.Random(42))
+    policy = connector._backoff
+    assert isinstance(policy, Backoff)
+    assert (policy.initial, policy.cap, policy.multiplier, policy.jitter) == (1.0, 8.0, 2.0, 0.5)
+    delays = policy.delays(40)
+    expected_rng = random.Random(42)
+    assert delays == [min(8.0, 2.0**attempt) * (1 - 0.5 * expected_rng.random()) for attempt in range(40)]
 
 
 def test_backoff_resets_only_after_a_healthy_connection() -> None:
-    policy = Backoff(BackoffSettings(initial=1, maximum=30, jitter=0, healthy_after=10), random.Random(0))
-    for _ in range(3):
-        policy.next_delay()
-    policy.connection_ended(subscribed_for=None)  # never subscribed
-    policy.connection_ended(subscribed_for=9.9)
+    policy = Backoff(initial=1, cap=30, jitter=0)
+    policy.delays(3)
+    reset_if_healthy(policy, subscribed_for=None, healthy_after=10)  # never subscribed
+    reset_if_healthy(policy, subscribed_for=9.9, healthy_after=10)
     assert policy.next_delay() == 8.0
-    policy.connection_ended(subscribed_for=10.0)
+    reset_if_healthy(policy, subscribed_for=10.0, healthy_after=10)
     assert policy.next_delay() == 1.0
 
 

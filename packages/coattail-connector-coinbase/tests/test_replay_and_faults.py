@@ -257,7 +257,7 @@ async def test_shutdown_while_backing_off_ends_the_iterator(wait_until: WaitUnti
         return [event async for event in connector.connect()]
 
     task = asyncio.create_task(consume())
-    assert await wait_until(lambda: simulator.refused == 1, timeout=5)
+    assert await wait_until(lambda: simulator.refused == 1, 5)
     await asyncio.sleep(0.3)
     assert not connector.health_check()  # no message for longer than stale_after
     await connector.shutdown()

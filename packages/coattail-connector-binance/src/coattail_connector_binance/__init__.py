@@ -9,7 +9,6 @@ Example::
         print(event.to_json())
 """
 
-from coattail_connector_binance.backoff import ExponentialBackoff
 from coattail_connector_binance.connector import BinanceConnector, UnrecoveredGap
 from coattail_connector_binance.normalize import message_kind, normalize_message
 from coattail_connector_binance.ratelimit import SlidingWindowLimiter
@@ -21,7 +20,6 @@ __all__ = [
     "BinanceConnector",
     "BinanceSettings",
     "BinanceSimulator",
-    "ExponentialBackoff",
     "SlidingWindowLimiter",
     "UnrecoveredGap",
     "message_kind",

@@ -3,8 +3,8 @@
 A ``StreamConnection`` reads frames for a group of at most 1024 streams into the connector's
 queue as soon as they arrive (so the websockets library keeps reading the socket and
 answering the server's pings however slowly the producer consumes), and reconnects by
-itself: exponential backoff with jitter after a failure (reset once a connection proved
-healthy), an immediate recycle before Binance's 24 h limit, a recycle when no message
+itself: ``coattail_framework.resilience.Backoff`` after a failure (reset once a connection
+proved healthy), an immediate recycle before Binance's 24 h limit, a recycle when no message
 arrived for ``stale_after_s``, and a shared sliding-window limit on connection attempts.
 Runs as a task on the producer's event loop.
 """
@@ -25,12 +25,12 @@ from typing import Literal
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from coattail_connector_binance.backoff import ExponentialBackoff
 from coattail_connector_binance.ratelimit import SlidingWindowLimiter
 from coattail_connector_binance.settings import BinanceSettings
 from coattail_connector_binance.streams import stream_url
 from coattail_framework.connector import ConnectorStats
 from coattail_framework.quarantine import utc_now
+from coattail_framework.resilience import Backoff
 
 LOG = logging.getLogger(__name__)
 
@@ -90,10 +90,10 @@ class StreamConnection:
         self._ws: ClientConnection | None = None
         self._control = SlidingWindowLimiter(limit=settings.max_control_messages_per_s, window=1.0)
         self._request_id = 0
-        self.backoff = ExponentialBackoff(
+        self.backoff = Backoff(
             initial=settings.backoff_initial_s,
-            multiplier=settings.backoff_multiplier,
             cap=settings.backoff_max_s,
+            multiplier=settings.backoff_multiplier,
             jitter=settings.backoff_jitter,
             rng=rng,
         )

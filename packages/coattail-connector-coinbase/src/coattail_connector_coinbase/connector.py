@@ -3,7 +3,7 @@
 Runs in the producer process on its asyncio event loop. Connects to the websocket feed,
 subscribes right after every (re)connect, normalizes ``match``/``last_match`` messages,
 drops stale and duplicate trades, backfills missed trades over the public REST endpoint,
-recycles a silent connection and reconnects with exponential backoff until ``shutdown()``.
+recycles a silent connection and reconnects with the framework's ``Backoff`` until ``shutdown()``.
 
 ``handle_frame`` is the frame boundary: whatever one frame holds (bad JSON, 10,000 nested
 arrays, a time past year 9999, a lone surrogate) it returns that frame's trades or puts the
@@ -37,7 +37,6 @@ import websockets
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
 
-from coattail_connector_coinbase.backoff import Backoff
 from coattail_connector_coinbase.normalize import (
     NON_TRADE_TYPES,
     TRADE_TYPES,
@@ -54,6 +53,7 @@ from coattail_framework.connector import BaseConnector, ConnectorStats
 from coattail_framework.errors import ConfigError
 from coattail_framework.events import TradeEvent
 from coattail_framework.quarantine import Quarantine, utc_now
+from coattail_framework.resilience import Backoff
 
 LOG = logging.getLogger(__name__)
 
@@ -114,7 +114,13 @@ class CoinbaseConnector(BaseConnector):
         self._tracker = TradeTracker(
             config.dedupe_window, resync_frames=config.resync_after_frames, resync_seconds=config.resync_after_s
         )
-        self._backoff = Backoff(config.backoff, rng)
+        self._backoff = Backoff(
+            initial=config.backoff.initial,
+            cap=config.backoff.maximum,
+            multiplier=config.backoff.multiplier,
+            jitter=config.backoff.jitter,
+            rng=rng,
+        )
         self._products = frozenset(config.symbols)
         self._ahead = timedelta(seconds=config.max_trade_time_ahead_s)
         self._behind = timedelta(seconds=config.max_trade_time_behind_s)
@@ -195,7 +201,7 @@ class CoinbaseConnector(BaseConnector):
                 if self._stopping.is_set():
                     break
                 self.stats.reconnects += 1
-                self._backoff.connection_ended(subscribed_for)
+                reset_if_healthy(self._backoff, subscribed_for, self.settings.backoff.healthy_after)
                 delay = self._backoff.next_delay()
                 LOG.info("coinbase: reconnecting in %.2f s (attempt %d)", delay, self._backoff.attempt)
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -374,6 +380,15 @@ class CoinbaseConnector(BaseConnector):
         self.stats.malformed += 1
         self.quarantine.add(payload, reason, detail=detail)
         return []
+
+
+def reset_if_healthy(backoff: Backoff, subscribed_for: float | None, healthy_after: float) -> None:
+    """Start ``backoff`` over when the connection that just ended stayed subscribed ``healthy_after`` seconds.
+
+    ``subscribed_for`` is None when the connection never got to subscribe.
+    """
+    if subscribed_for is not None and subscribed_for >= healthy_after:
+        backoff.reset()
 
 
 def _as_text(item: object) -> str:
