@@ -183,14 +183,18 @@ async def bad_rest() -> AsyncIterator[tuple[str, list[str]]]:
     await runner.cleanup()
 
 
+async def no_sleep(_: float) -> None:
+    """The retry policy's wait, skipped."""
+
+
 @pytest.mark.parametrize("product", ["HTML", "TRUNCATED", "OBJECT", "NESTED", "NOT-UTF8"])
 async def test_a_rest_answer_that_is_not_a_json_array_is_retried_then_reported(
     bad_rest: tuple[str, list[str]], product: str
 ) -> None:
     url, requests = bad_rest
     async with aiohttp.ClientSession() as session:
-        client = TradesClient(session, url, retries=3, retry_delay=0)
-        with pytest.raises(BackfillError, match=f"/products/{product}/trades .* failed after 3 attempt"):
+        client = TradesClient(session, url, retries=3, sleep=no_sleep)
+        with pytest.raises(BackfillError, match=f"/products/{product}/trades .* failed 3 time"):
             await client.fetch_gap(Gap(product, 5, 9), 100)
     assert requests == [product] * 3
 
@@ -204,7 +208,7 @@ async def test_a_gap_whose_backfill_gets_html_is_reported_and_the_trade_still_pu
     connector = CoinbaseConnector(settings={"symbols": ["HTML"], "rest_url": url})
     received_at = datetime(2021, 4, 17, 16, 50, tzinfo=timezone.utc)
     async with aiohttp.ClientSession() as session:
-        rest = TradesClient(session, url, retries=2, retry_delay=0)
+        rest = TradesClient(session, url, retries=2, sleep=no_sleep)
         first_events = await connector.handle_frame(json.dumps({**first, "product_id": "HTML"}), received_at, rest)
         later_events = await connector.handle_frame(json.dumps(later), received_at, rest)
     assert [e.trade_id for e in first_events + later_events] == ["1568300", "1568310"]

@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 
 from coattail_connector_binance.backfill import TradeBackfill
+from coattail_connector_binance.history import BinanceTradeHistory
 from coattail_connector_binance.connection import (
     ConnectionEnded,
     Frame,
@@ -411,3 +412,10 @@ class BinanceConnector(BaseConnector):
     def _keep(self, reason: str, raw: str, detail: str) -> None:
         self.stats.malformed += 1
         self.quarantine.add(raw, reason, detail=detail)
+
+    def trade_history(self) -> BinanceTradeHistory:
+        """Past aggregate trades over REST from these settings (``rest_url``, weight limit, retries).
+
+        For batch loads on the caller's event loop; see ``history.BinanceTradeHistory``.
+        """
+        return BinanceTradeHistory(self.settings)

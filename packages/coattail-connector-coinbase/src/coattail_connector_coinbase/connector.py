@@ -37,6 +37,7 @@ import websockets
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
 
+from coattail_connector_coinbase.history import CoinbaseTradeHistory
 from coattail_connector_coinbase.normalize import (
     NON_TRADE_TYPES,
     TRADE_TYPES,
@@ -380,6 +381,13 @@ class CoinbaseConnector(BaseConnector):
         self.stats.malformed += 1
         self.quarantine.add(payload, reason, detail=detail)
         return []
+
+    def trade_history(self) -> CoinbaseTradeHistory:
+        """Past trades over REST from these settings (``rest_url``, ``rest_page_size``, ``rest_retries``).
+
+        For batch loads on the caller's event loop; see ``history.CoinbaseTradeHistory``.
+        """
+        return CoinbaseTradeHistory(self.settings)
 
 
 def reset_if_healthy(backoff: Backoff, subscribed_for: float | None, healthy_after: float) -> None:

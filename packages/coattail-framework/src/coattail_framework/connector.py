@@ -2,7 +2,9 @@
 
 A connector runs in the producer process, on its asyncio event loop. It owns everything
 one exchange needs: URL, subscription, keep-alive, reconnects, gap detection and the pure
-``normalize`` function from a raw message to ``TradeEvent``\\ s.
+``normalize`` function from a raw message to ``TradeEvent``\\ s. Optionally it also offers the
+venue's past trades over REST (``trade_history()``, ask with ``offers_history()``), which a
+batch job runs on its own event loop (``coattail_framework.history``).
 
 Example (the producer's loop, simplified)::
 
@@ -18,7 +20,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from coattail_framework.errors import PluginError
 from coattail_framework.events import TradeEvent
+from coattail_framework.history import TradeHistory
 from coattail_framework.quarantine import Quarantine
 from coattail_framework.simulator import ExchangeSimulator
 
@@ -96,3 +100,20 @@ class BaseConnector(ABC):
     @abstractmethod
     async def shutdown(self) -> None:
         """Stop: send a close frame, let ``connect()`` hand over what it read, and return."""
+
+    @classmethod
+    def offers_history(cls) -> bool:
+        """Whether the connector can read past trades over REST (it overrides ``trade_history``)."""
+        return cls.trade_history is not BaseConnector.trade_history
+
+    def trade_history(self) -> TradeHistory:
+        """The venue's REST trade history from this connector's settings (optional capability).
+
+        Used by batch jobs (``coattail-stream-job load-history``) on their own event loop, not
+        by the producer; see ``coattail_framework.history`` for units, time zone and paging.
+        A connector that offers none keeps this default, which raises ``PluginError`` naming it.
+        """
+        raise PluginError(
+            f"connector {type(self).__module__}.{type(self).__name__} ({self.default_exchange}) offers no "
+            "trade history over REST (BaseConnector.trade_history is not implemented)"
+        )
