@@ -136,3 +136,16 @@ def test_limits_that_cannot_hold_one_frame_are_refused() -> None:
         Quarantine(max_bytes=1024, max_frame_bytes=1024)
     with pytest.raises(ValueError, match="max_frames must be >= 1"):
         Quarantine(max_frames=0)
+
+
+def test_the_record_dates_frames_in_utc_whatever_the_clock_zone() -> None:
+    paris = timezone(timedelta(hours=2))
+    quarantine = Quarantine(clock=lambda: datetime(2024, 8, 9, 2, 0, 1, tzinfo=paris))
+    record = quarantine.add(b"\xff{", "json", detail="not UTF-8").as_dict()
+    assert record == {
+        "received_at": "2024-08-09T00:00:01+00:00",
+        "reason": "json",
+        "detail": "not UTF-8",
+        "size_bytes": 2,
+        "payload": "\ufffd{",
+    }

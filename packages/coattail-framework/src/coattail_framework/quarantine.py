@@ -5,8 +5,22 @@ the exchange's format, an exception raised while handling one frame). Runs in th
 process, on its event loop; not thread-safe. The newest frames stay in memory within
 ``max_frames`` and ``max_bytes`` (each payload cut to ``max_frame_bytes``); counts per
 reason cover every frame since start. With ``path`` set, every frame is also appended to a
-JSON-lines file (one ``QuarantinedFrame.as_dict()`` per line). Warnings are logged at most
-once per ``log_interval_s``, with the number not logged since the previous one.
+JSON-lines file. Warnings are logged at most once per ``log_interval_s``, with the number
+not logged since the previous one.
+
+The record, the one format of every connector (``QuarantinedFrame.as_dict()``; a file line
+adds ``source``):
+
+- ``source``: who rejected the frame, e.g. ``"binance"`` or ``"coinbase connector"``.
+- ``received_at``: when the frame arrived, ISO-8601 with offset, always UTC
+  (``2024-08-08T09:00:00.123456+00:00``); taken from the connector's wall clock, so a
+  replay dates frames with the recording's receive times.
+- ``reason``: short and machine-readable (``json``, ``number_format``, ``time_window``,
+  ``symbol``, ``handler_error:RecursionError``, ...); counts and metrics group by it.
+- ``detail``: human-readable explanation, at most ``MAX_DETAIL_CHARS`` characters ("" if none).
+- ``size_bytes``: the frame's original size in bytes (UTF-8), before any cut.
+- ``payload``: the frame as text, cut to ``max_frame_bytes`` UTF-8 bytes; bytes that were
+  not UTF-8 (and lone surrogates) appear as U+FFFD.
 
 Example::
 
@@ -79,9 +93,9 @@ class QuarantinedFrame:
         return len(self.payload.encode("utf-8")) + len(self.detail.encode("utf-8"))
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``received_at`` as ISO-8601 UTC."""
+        """JSON-ready: ``received_at`` as ISO-8601 UTC (an aware time in another zone is converted)."""
         return {
-            "received_at": self.received_at.isoformat(),
+            "received_at": self.received_at.astimezone(timezone.utc).isoformat(),
             "reason": self.reason,
             "detail": self.detail,
             "size_bytes": self.size_bytes,
