@@ -187,12 +187,11 @@ def transport_floor(endpoint: str, stream: str) -> list[float]:
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` every 0.1 s; raise naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
+    """Poll ``condition`` every 0.1 s (``resilience.wait_until``); raise naming ``what`` after ``timeout`` seconds."""
+    from coattail_framework.resilience import wait_until as poll
+
+    if not poll(condition, timeout, interval_s=0.1):
+        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def started_at(progress: dict[str, Any]) -> float:

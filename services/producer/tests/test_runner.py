@@ -19,6 +19,7 @@ from coattail_framework.connector import BaseConnector, ConnectorStats
 from coattail_framework.errors import ConfigError, PluginError
 from coattail_framework.events import TradeEvent
 from coattail_framework.registry import ModuleRegistry
+from coattail_framework.resilience import wait_until_async
 from coattail_producer.runner import Producer, build_connectors
 from coattail_producer.settings import ProducerSettings, PublisherSettings
 
@@ -118,10 +119,7 @@ def test_configuration_errors_name_the_key(
 
 
 async def wait_for(condition: Any, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+    assert await wait_until_async(condition, timeout, interval_s=0.02), "condition not met in time"
 
 
 async def test_runs_connectors_concurrently_serves_health_and_metrics_and_stops_clean(

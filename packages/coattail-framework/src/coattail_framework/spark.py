@@ -36,6 +36,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
+from coattail_framework.resilience import wait_until
+
 LOG = logging.getLogger(__name__)
 
 PLATFORM_CONF: dict[str, str] = {
@@ -97,12 +99,13 @@ def await_sources(
     clock: Callable[[], float] = time.monotonic,
 ) -> bool:
     """Wait until ``query`` has initialised its sources or stopped; False if ``timeout_seconds`` passed first."""
-    deadline = clock() + timeout_seconds
-    while query.isActive and query.status["message"] in _INITIALIZING:
-        if clock() >= deadline:
-            return False
-        sleep(0.1)
-    return True
+    return wait_until(
+        lambda: not (query.isActive and query.status["message"] in _INITIALIZING),
+        timeout_seconds,
+        interval_s=0.1,
+        sleep=sleep,
+        clock=clock,
+    )
 
 
 def start_query(
