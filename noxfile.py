@@ -216,11 +216,17 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
         "test_submit.py",
         "test_redrive.py",
         "test_replay_hostile_frames.py",
+        "test_demo_synthetic.py",
+        "test_replay_time_limit.py",
+        "test_history_s3_cli.py",
     ),
 }
 """Test files whose outcome does not depend on the PySpark line (no Spark, or Spark only as a
-fixture around connector, producer or boto3 code): they run on the pipeline's line only, and
-the other lines run the rest. Keeps the default run within CI's time on 2 cores."""
+fixture around connector, producer or boto3 code, or stand-in queries): they run on the
+pipeline's line only, and the other lines run the rest. Keeps the default run within CI's
+time on 2 cores."""
+PYTEST_REPORT = ["--durations=15"]
+"""Every test session prints its 15 slowest tests: CI's log says where the time goes."""
 
 
 def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only: tuple[str, ...] = ()) -> None:
@@ -268,7 +274,16 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
         if spark not in (None, PIPELINE_SPARK):
             paths += [f"--ignore={tests / path}" for path in LINE_INDEPENDENT.get(dist, ())]
         session.chdir(session.create_tmp())
-        session.run("pytest", "--import-mode=importlib", "-p", "no:cacheprovider", *paths, *session.posargs, env=env)
+        session.run(
+            "pytest",
+            "--import-mode=importlib",
+            "-p",
+            "no:cacheprovider",
+            *PYTEST_REPORT,
+            *paths,
+            *session.posargs,
+            env=env,
+        )
 
     run.__name__ = f"tests-{dist}" + (f"-spark{spark}" if spark else "") + (f"-moto{moto}" if moto else "")
     nox.session(python=PYTHON, name=run.__name__, tags=[dist, "tests"])(run)
@@ -382,7 +397,16 @@ def tests_integration(session: nox.Session) -> None:
     env = _install_pipeline(session, "spark,replay,test")
     tests = ROOT / "tests" / "e2e"
     session.chdir(session.create_tmp())
-    session.run("pytest", "--import-mode=importlib", "-p", "no:cacheprovider", str(tests), *session.posargs, env=env)
+    session.run(
+        "pytest",
+        "--import-mode=importlib",
+        "-p",
+        "no:cacheprovider",
+        *PYTEST_REPORT,
+        str(tests),
+        *session.posargs,
+        env=env,
+    )
 
 
 @nox.session(name="package-emr", python=PYTHON, tags=["package"])
@@ -477,4 +501,13 @@ def deps_latest(session: nox.Session) -> None:
     session.run("python", "-m", "coattail_stream_job.replay", "replay", SMOKE_RECORDING, "--out", str(out), env=env)
     tests = DISTRIBUTIONS["coattail-framework"] / "tests"
     session.chdir(session.create_tmp())
-    session.run("pytest", "--import-mode=importlib", "-p", "no:cacheprovider", str(tests), *session.posargs, env=env)
+    session.run(
+        "pytest",
+        "--import-mode=importlib",
+        "-p",
+        "no:cacheprovider",
+        *PYTEST_REPORT,
+        str(tests),
+        *session.posargs,
+        env=env,
+    )
