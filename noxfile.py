@@ -225,8 +225,8 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
 fixture around connector, producer or boto3 code, or stand-in queries): they run on the
 pipeline's line only, and the other lines run the rest. Keeps the default run within CI's
 time on 2 cores."""
-PYTEST_REPORT = ["--durations=15"]
-"""Every test session prints its 15 slowest tests: CI's log says where the time goes."""
+PYTEST = ["pytest", "--import-mode=importlib", "-p", "no:cacheprovider", "--durations=15"]
+"""How every test session runs pytest; it prints the 15 slowest tests, so CI's log says where the time goes."""
 
 
 def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only: tuple[str, ...] = ()) -> None:
@@ -275,11 +275,7 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
             paths += [f"--ignore={tests / path}" for path in LINE_INDEPENDENT.get(dist, ())]
         session.chdir(session.create_tmp())
         session.run(
-            "pytest",
-            "--import-mode=importlib",
-            "-p",
-            "no:cacheprovider",
-            *PYTEST_REPORT,
+            *PYTEST,
             *paths,
             *session.posargs,
             env=env,
@@ -398,11 +394,7 @@ def tests_integration(session: nox.Session) -> None:
     tests = ROOT / "tests" / "e2e"
     session.chdir(session.create_tmp())
     session.run(
-        "pytest",
-        "--import-mode=importlib",
-        "-p",
-        "no:cacheprovider",
-        *PYTEST_REPORT,
+        *PYTEST,
         str(tests),
         *session.posargs,
         env=env,
@@ -502,11 +494,7 @@ def deps_latest(session: nox.Session) -> None:
     tests = DISTRIBUTIONS["coattail-framework"] / "tests"
     session.chdir(session.create_tmp())
     session.run(
-        "pytest",
-        "--import-mode=importlib",
-        "-p",
-        "no:cacheprovider",
-        *PYTEST_REPORT,
+        *PYTEST,
         str(tests),
         *session.posargs,
         env=env,
