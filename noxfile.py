@@ -274,12 +274,7 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
         if spark not in (None, PIPELINE_SPARK):
             paths += [f"--ignore={tests / path}" for path in LINE_INDEPENDENT.get(dist, ())]
         session.chdir(session.create_tmp())
-        session.run(
-            *PYTEST,
-            *paths,
-            *session.posargs,
-            env=env,
-        )
+        session.run(*PYTEST, *paths, *session.posargs, env=env)
 
     run.__name__ = f"tests-{dist}" + (f"-spark{spark}" if spark else "") + (f"-moto{moto}" if moto else "")
     nox.session(python=PYTHON, name=run.__name__, tags=[dist, "tests"])(run)
@@ -393,12 +388,7 @@ def tests_integration(session: nox.Session) -> None:
     env = _install_pipeline(session, "spark,replay,test")
     tests = ROOT / "tests" / "e2e"
     session.chdir(session.create_tmp())
-    session.run(
-        *PYTEST,
-        str(tests),
-        *session.posargs,
-        env=env,
-    )
+    session.run(*PYTEST, str(tests), *session.posargs, env=env)
 
 
 @nox.session(name="package-emr", python=PYTHON, tags=["package"])
@@ -493,9 +483,4 @@ def deps_latest(session: nox.Session) -> None:
     session.run("python", "-m", "coattail_stream_job.replay", "replay", SMOKE_RECORDING, "--out", str(out), env=env)
     tests = DISTRIBUTIONS["coattail-framework"] / "tests"
     session.chdir(session.create_tmp())
-    session.run(
-        *PYTEST,
-        str(tests),
-        *session.posargs,
-        env=env,
-    )
+    session.run(*PYTEST, str(tests), *session.posargs, env=env)
