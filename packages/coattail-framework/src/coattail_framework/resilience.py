@@ -107,31 +107,47 @@ class RetryExhaustedError(RuntimeError):
         self.last = last
 
 
-def _check_bounds(max_attempts: int | None, deadline_s: float | None) -> None:
-    if max_attempts is None and deadline_s is None:
-        raise ValueError("retry needs max_attempts or deadline_s: an unbounded retry loop is not allowed")
-    if max_attempts is not None and max_attempts < 1:
-        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-    if deadline_s is not None and deadline_s < 0:
-        raise ValueError(f"deadline_s must be >= 0, got {deadline_s}")
+class _Attempts:
+    """The bookkeeping ``retry`` and ``retry_async`` share: count failures, decide to wait or give up."""
 
+    def __init__(
+        self,
+        what: str,
+        retryable: Callable[[BaseException], bool],
+        backoff: Backoff,
+        max_attempts: int | None,
+        deadline_s: float | None,
+        on_retry: RetryHook | None,
+        clock: Clock,
+    ) -> None:
+        if max_attempts is None and deadline_s is None:
+            raise ValueError("retry needs max_attempts or deadline_s: an unbounded retry loop is not allowed")
+        if max_attempts is not None and max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if deadline_s is not None and deadline_s < 0:
+            raise ValueError(f"deadline_s must be >= 0, got {deadline_s}")
+        self._what, self._retryable, self._backoff = what, retryable, backoff
+        self._max_attempts, self._deadline_s, self._on_retry, self._clock = max_attempts, deadline_s, on_retry, clock
+        backoff.reset()
+        self._started = clock()
+        self._failed = 0
 
-def _give_up(
-    what: str,
-    attempts: int,
-    started: float,
-    now: float,
-    delay: float,
-    error: BaseException,
-    max_attempts: int | None,
-    deadline_s: float | None,
-) -> RetryExhaustedError | None:
-    """The error that ends the loop after ``attempts`` failures, or None to wait ``delay`` and go on."""
-    if max_attempts is not None and attempts >= max_attempts:
-        return RetryExhaustedError(what, attempts, now - started, error, f"max_attempts={max_attempts}")
-    if deadline_s is not None and now + delay - started > deadline_s:
-        return RetryExhaustedError(what, attempts, now - started, error, f"deadline {deadline_s:g} s")
-    return None
+    def delay_after(self, error: Exception) -> float:
+        """Seconds to wait before the next call; raises ``error`` itself or ``RetryExhaustedError`` to stop."""
+        if not self._retryable(error):
+            raise error
+        self._failed += 1
+        delay = self._backoff.next_delay()
+        elapsed = self._clock() - self._started
+        if self._max_attempts is not None and self._failed >= self._max_attempts:
+            reason = f"max_attempts={self._max_attempts}"
+        elif self._deadline_s is not None and elapsed + delay > self._deadline_s:
+            reason = f"deadline {self._deadline_s:g} s"
+        else:
+            if self._on_retry is not None:
+                self._on_retry(self._failed, error, delay)
+            return delay
+        raise RetryExhaustedError(self._what, self._failed, elapsed, error, reason) from error
 
 
 def retry(
@@ -151,23 +167,12 @@ def retry(
     A wait that would end past ``deadline_s`` (seconds from the first call) is not started.
     ``backoff`` is reset first, so one policy object can serve successive operations.
     """
-    _check_bounds(max_attempts, deadline_s)
-    backoff.reset()
-    started = clock()
-    attempts = 0
+    attempts = _Attempts(what, retryable, backoff, max_attempts, deadline_s, on_retry, clock)
     while True:
         try:
             return call()
-        except Exception as error:  # the predicate decides; non-retryable errors re-raise as they are
-            if not retryable(error):
-                raise
-            attempts += 1
-            delay = backoff.next_delay()
-            if stop := _give_up(what, attempts, started, clock(), delay, error, max_attempts, deadline_s):
-                raise stop from error
-            if on_retry is not None:
-                on_retry(attempts, error, delay)
-            sleep(delay)
+        except Exception as error:  # noqa: BLE001 - delay_after re-raises what is not retryable
+            sleep(attempts.delay_after(error))
 
 
 async def retry_async(
@@ -183,23 +188,12 @@ async def retry_async(
     clock: Clock = time.monotonic,
 ) -> T:
     """``await call()`` until it succeeds: ``retry`` for coroutines (cancellation is never retried)."""
-    _check_bounds(max_attempts, deadline_s)
-    backoff.reset()
-    started = clock()
-    attempts = 0
+    attempts = _Attempts(what, retryable, backoff, max_attempts, deadline_s, on_retry, clock)
     while True:
         try:
             return await call()
-        except Exception as error:  # CancelledError is a BaseException: never caught here
-            if not retryable(error):
-                raise
-            attempts += 1
-            delay = backoff.next_delay()
-            if stop := _give_up(what, attempts, started, clock(), delay, error, max_attempts, deadline_s):
-                raise stop from error
-            if on_retry is not None:
-                on_retry(attempts, error, delay)
-            await sleep(delay)
+        except Exception as error:  # noqa: BLE001 - as in retry; CancelledError is a BaseException, never caught
+            await sleep(attempts.delay_after(error))
 
 
 def wait_until(
