@@ -23,13 +23,14 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp import web
 
-from coattail_connector_binance import BinanceSimulator
+from coattail_connector_binance import BinanceSettings, BinanceSimulator
+from coattail_connector_binance.history import BinanceTradeHistory
 from coattail_connector_binance.normalize import normalize_message
+from coattail_framework.history import HistoryFetchError
 from coattail_framework.iceberg import to_arrow_schema
 from coattail_framework.recordings import RecordedMessage, read_recording
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_stream_job.history.checkpoint import IdRange, LoadCheckpoint
-from coattail_stream_job.history.client import AggTradesClient, HistoryFetchError
 from coattail_stream_job.history.loader import HistoryBanError, HistoryLoader, checkpoint_path
 from coattail_stream_job.history.progress import LoadStats
 from coattail_stream_job.history.store import LocalStore
@@ -126,6 +127,14 @@ class FrozenClock:
         await asyncio.sleep(0)
 
 
+def binance_history(
+    session: aiohttp.ClientSession, base_url: str, *, weight_per_minute: int = 6000, **timing: Any
+) -> BinanceTradeHistory:
+    """The Binance connector's trade history against ``base_url``, on the test's session."""
+    settings = BinanceSettings(rest_url=base_url, rest_weight_limit_per_minute=weight_per_minute)
+    return BinanceTradeHistory(settings, session=session, **timing)
+
+
 def make_loader(
     session: aiohttp.ClientSession,
     base_url: str,
@@ -135,9 +144,9 @@ def make_loader(
     weight_per_minute: int = 6000,
     store: LocalStore | None = None,
     **options: Any,
-) -> tuple[HistoryLoader, AggTradesClient]:
+) -> tuple[HistoryLoader, BinanceTradeHistory]:
     timing: dict[str, Any] = {"clock": clock.time, "sleep": clock.sleep} if clock else {}
-    client = AggTradesClient(session, base_url, weight_per_minute=weight_per_minute, **timing)
+    client = binance_history(session, base_url, weight_per_minute=weight_per_minute, **timing)
     return HistoryLoader(client, store or LocalStore(out), SCHEMA, **options), client
 
 
@@ -238,7 +247,7 @@ async def test_page_limit_is_capped_at_binance_maximum(
 ) -> None:
     with pytest.raises(ValueError, match=r"page_limit must be 1\.\.1000"):
         make_loader(session, rest_url(simulator), tmp_path, page_limit=1001)
-    client = AggTradesClient(session, rest_url(simulator))
+    client = binance_history(session, rest_url(simulator))
     with pytest.raises(HistoryFetchError, match=r"HTTP 400.*-1130"):
         await client.page(SYMBOL, from_id=market.trades[0][0], limit=1001)
     assert len(await client.page(SYMBOL, from_id=market.trades[0][0])) == 1000

@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from coattail_connector_binance import BinanceSimulator
+from coattail_connector_binance import BinanceSettings, BinanceSimulator
+from coattail_connector_binance.history import BinanceTradeHistory
 from coattail_framework.config import CoattailConfig
 from coattail_framework.errors import ConfigError
 from coattail_framework.iceberg import to_arrow_schema
@@ -27,7 +28,6 @@ from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_stream_job.arguments import utc_time
 from coattail_stream_job.history import cli
 from coattail_stream_job.history.checkpoint import IdRange, LoadCheckpoint
-from coattail_stream_job.history.client import AggTradesClient
 from coattail_stream_job.history.job import epoch_ms, load_history
 from coattail_stream_job.history.loader import HistoryLoader, checkpoint_path
 from coattail_stream_job.history.store import S3Store, open_store, s3_filesystem
@@ -111,7 +111,8 @@ async def test_s3_destination_partitions_checkpoint_and_crash_resume(
     start, end = utc_time(START), utc_time(END)
     crashing = CrashingS3Store(destination, s3_filesystem(region="us-east-1", endpoint_url=s3_endpoint))
     async with aiohttp.ClientSession() as session:
-        loader = HistoryLoader(AggTradesClient(session, rest), crashing, to_arrow_schema(UNIFIED_TRADE_EVENT))
+        history = BinanceTradeHistory(BinanceSettings(rest_url=rest), session=session)
+        loader = HistoryLoader(history, crashing, to_arrow_schema(UNIFIED_TRADE_EVENT))
         with pytest.raises(OSError, match="simulated crash after the S3 upload"):
             await loader.load(SYMBOL, epoch_ms(start), epoch_ms(end))
     store = open_store(destination, region="us-east-1", endpoint_url=s3_endpoint)
@@ -221,8 +222,8 @@ def test_cli_arguments() -> None:
     assert args.symbol == "ETHUSDT"
     assert args.start.isoformat() == "2024-08-08T00:00:00+00:00"  # a bare date is midnight UTC
     assert args.end.isoformat() == "2024-08-09T00:00:00+00:00"
-    assert (args.rows_per_file, args.weight_per_minute, args.out) == (100_000, 6000, None)
-    assert args.base_url == "https://api.binance.com"
+    assert (args.rows_per_file, args.weight_per_minute, args.out) == (100_000, None, None)
+    assert (args.exchange, args.base_url) == ("binance", None)  # None: the connector's rest_url setting
     with pytest.raises(ConfigError, match=r"--end .* must be after --start"):
         cli.main(parse("--symbol", "BTCUSDT", "--start", "2024-08-09", "--end", "2024-08-08"))
 

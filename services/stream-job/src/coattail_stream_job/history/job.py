@@ -1,32 +1,23 @@
-"""Wires one history load from the configuration: HTTP session, client, store, schema, progress.
+"""Wires one history load from the configuration: the venue's trade history, store, schema, progress.
 
-Runs in the CLI's process on its event loop; tests call it with the Binance simulator's URL.
+Runs in the CLI's process on its event loop; tests call it with a simulator's REST URL.
 
 Example::
 
-    stats = await load_history(config, symbol="BTCUSDT", start=start, end=end,
-                               destination="s3://coattail-data/raw/history/aggtrades",
-                               base_url="https://api.binance.com")
+    stats = await load_history(config, exchange="coinbase", symbol="BTC-USD", start=start, end=end,
+                               destination="s3://coattail-data/raw/history/coinbase")
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
-import aiohttp
+from datetime import datetime
 
 from coattail_framework.config import CoattailConfig
-from coattail_stream_job.history.client import AggTradesClient
-from coattail_stream_job.history.loader import DEFAULT_ROWS_PER_FILE, HistoryLoader
+from coattail_stream_job.history.cli import DEFAULT_EXCHANGE
+from coattail_stream_job.history.client import open_trade_history
+from coattail_stream_job.history.loader import DEFAULT_ROWS_PER_FILE, HistoryLoader, epoch_ms
 from coattail_stream_job.history.progress import LoadStats, ProgressReporter, default_reporter
 from coattail_stream_job.history.store import open_store
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def epoch_ms(moment: datetime) -> int:
-    """An aware datetime as milliseconds since the epoch (UTC)."""
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 async def load_history(
@@ -36,20 +27,28 @@ async def load_history(
     start: datetime,
     end: datetime,
     destination: str,
-    base_url: str,
+    exchange: str = DEFAULT_EXCHANGE,
+    base_url: str | None = None,
     rows_per_file: int = DEFAULT_ROWS_PER_FILE,
-    weight_per_minute: int = 6000,
+    weight_per_minute: int | None = None,
     progress: ProgressReporter | None = None,
 ) -> LoadStats:
-    """Load ``symbol``'s trades with ``start <= T < end`` into ``destination``; see ``HistoryLoader``."""
+    """Load ``symbol``'s trades on ``exchange`` with ``start <= T < end`` into ``destination``.
+
+    ``symbol`` is the venue's spelling (``BTCUSDT``, ``BTC-USD``); ``start``/``end`` aware UTC.
+    ``base_url`` and ``weight_per_minute`` override the connector's ``rest_url`` and
+    ``rest_weight_limit_per_minute``; None keeps its settings. See ``HistoryLoader``.
+    """
     from coattail_framework.iceberg import to_arrow_schema
     from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 
     store = open_store(destination, region=config.aws.region, endpoint_url=config.aws.endpoint_url)
-    async with aiohttp.ClientSession() as session:
-        client = AggTradesClient(session, base_url, weight_per_minute=weight_per_minute)
+    history = open_trade_history(
+        config, exchange, symbol=symbol, rest_url=base_url, weight_per_minute=weight_per_minute
+    )
+    async with history:
         loader = HistoryLoader(
-            client,
+            history,
             store,
             to_arrow_schema(UNIFIED_TRADE_EVENT),
             rows_per_file=rows_per_file,

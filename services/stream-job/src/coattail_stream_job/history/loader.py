@@ -1,12 +1,15 @@
-"""Binance aggTrades history of one symbol into the raw zone: Parquet, resumable, exactly once.
+"""One symbol's trade history into the raw zone: Parquet, resumable, exactly once.
 
-The range is half-open: trades with ``start <= T < end`` (``T`` = trade time, UTC). The
-loader finds the first aggregate trade at or after ``start`` with a ``startTime``/``endTime``
-query, then pages by ``fromId`` (1,000 records a request) and stops at the first trade with
+The history comes from the venue's connector (``coattail_framework.history.TradeHistory``;
+Binance ``aggTrades``, Coinbase ``/products/{id}/trades``), which owns the requests, rate
+limits, retries and normalization; the loader only pages by trade id. The range is
+half-open: trades with ``start <= T < end`` (``T`` = trade time, UTC). The loader asks the
+history for the first trade at or after ``start``, then pages by trade id (``page_limit``
+records a request, the venue's maximum by default) and stops at the first trade with
 ``T >= end``, or when the exchange has nothing newer (``--end`` in the future).
 
-Every record goes through the live connector's normalization (``records.normalize_record``);
-a record it refuses is kept with the reason under ``_rejected/`` instead of the trades. Every
+Every record goes through the connector's normalization (``TradeHistory.normalize``, the
+live path's); a record it refuses is kept with the reason under ``_rejected/`` instead of the trades. Every
 ``rows_per_file`` trades, and when the run stops, the buffered pages are flushed:
 
 1. the checkpoint names the files about to be written (``pending``);
@@ -14,15 +17,15 @@ a record it refuses is kept with the reason under ``_rejected/`` instead of the 
 3. the checkpoint records the id range as stored and clears ``pending``.
 
 A rerun first deletes files left ``pending`` by a crash, then skips every stored id range: a
-crash loses only unflushed pages (fetched again), and no trade is stored twice. On HTTP 418
-(ban) or cancellation (Ctrl-C) the buffered pages are flushed before the loader stops. One
-loader per symbol and destination at a time. Runs in the CLI's process, on one event loop;
-file writes are synchronous and ordered.
+crash loses only unflushed pages (fetched again), and no trade is stored twice. On a ban
+(``HistoryBannedError``, Binance's HTTP 418) or cancellation (Ctrl-C) the buffered pages are
+flushed before the loader stops. One loader per symbol and destination at a time. Runs in
+the CLI's process, on one event loop; file writes are synchronous and ordered.
 
 Example::
 
-    async with aiohttp.ClientSession() as session:
-        loader = HistoryLoader(AggTradesClient(session, base_url), open_store(out, ...), schema)
+    async with connector.trade_history() as history:
+        loader = HistoryLoader(history, open_store(out, ...), schema)
         stats = await loader.load("BTCUSDT", start_ms, end_ms)
 """
 
@@ -41,10 +44,10 @@ import pyarrow.parquet as pq
 
 from coattail_framework.errors import CoattailError
 from coattail_framework.events import TradeEvent
+from coattail_framework.history import HistoryBannedError, HistoryFetchError, TradeHistory
 from coattail_stream_job.history.checkpoint import IdRange, LoadCheckpoint
-from coattail_stream_job.history.client import MAX_LIMIT, AggTradesClient, BinanceBanError, HistoryFetchError
 from coattail_stream_job.history.progress import LoadStats, LogProgress, ProgressReporter, utc_text
-from coattail_stream_job.history.records import events_table, normalize_record, record_id, record_time_ms
+from coattail_stream_job.history.records import events_table
 from coattail_stream_job.history.store import ObjectStore
 
 LOG = logging.getLogger(__name__)
@@ -53,8 +56,21 @@ DEFAULT_ROWS_PER_FILE = 100_000
 """Trades per Parquet file (about 100 pages, a few MB with zstd)."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """An aware datetime as milliseconds since the epoch (UTC)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    """Milliseconds since the epoch as an aware UTC datetime."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
 class HistoryBanError(CoattailError):
-    """Binance banned this IP (HTTP 418); the message says what is saved and when to resume."""
+    """The venue banned this client (Binance: HTTP 418); the message says what is saved and when to resume."""
 
     def __init__(self, message: str, retry_after_s: float, stats: LoadStats) -> None:
         super().__init__(message)
@@ -92,20 +108,23 @@ class _Buffer:
 
 
 class HistoryLoader:
-    """Loads one symbol's aggTrades for a time range into an ``ObjectStore``."""
+    """Loads one symbol's trades for a time range from a venue's ``TradeHistory`` into an ``ObjectStore``."""
 
     def __init__(
         self,
-        client: AggTradesClient,
+        client: TradeHistory,
         store: ObjectStore,
         schema: pa.Schema,
         *,
         rows_per_file: int = DEFAULT_ROWS_PER_FILE,
-        page_limit: int = MAX_LIMIT,
+        page_limit: int | None = None,
         progress: ProgressReporter | None = None,
     ) -> None:
-        if not 1 <= page_limit <= MAX_LIMIT:
-            raise ValueError(f"page_limit must be 1..{MAX_LIMIT} (Binance's cap for aggTrades), got {page_limit}")
+        page_limit = client.max_page if page_limit is None else page_limit
+        if not 1 <= page_limit <= client.max_page:
+            raise ValueError(
+                f"page_limit must be 1..{client.max_page} ({client.venue}'s cap for one history page), got {page_limit}"
+            )
         if rows_per_file < 1:
             raise ValueError(f"rows_per_file must be >= 1, got {rows_per_file}")
         self._client = client
@@ -124,7 +143,7 @@ class HistoryLoader:
         buffer = _Buffer()
         try:
             checkpoint = await self._fetch(symbol, checkpoint, buffer, stats)
-        except BinanceBanError as ban:
+        except HistoryBannedError as ban:
             checkpoint = self._flush(symbol, checkpoint, buffer, stats)
             self._progress.close(stats)
             raise HistoryBanError(self._ban_message(ban, checkpoint, stats), ban.retry_after_s, stats) from None
@@ -137,8 +156,9 @@ class HistoryLoader:
         self._progress.close(stats)
         if stats.reached_latest:
             LOG.warning(
-                "%s: Binance has no trade after id %s yet; the history ends before --end %s",
+                "%s: %s has no trade after id %s yet; the history ends before --end %s",
                 symbol,
+                self._client.venue,
                 stats.last_id,
                 utc_text(end_ms),
             )
@@ -173,7 +193,7 @@ class HistoryLoader:
     async def _fetch(
         self, symbol: str, checkpoint: LoadCheckpoint, buffer: _Buffer, stats: LoadStats
     ) -> LoadCheckpoint:
-        first = await self._client.first_at_or_after(symbol, stats.start_ms, stats.end_ms)
+        first = await self._client.first_at_or_after(symbol, from_epoch_ms(stats.start_ms), from_epoch_ms(stats.end_ms))
         if first is None:
             LOG.info("%s: no trade between %s and %s", symbol, utc_text(stats.start_ms), utc_text(stats.end_ms))
             return checkpoint
@@ -196,7 +216,8 @@ class HistoryLoader:
                 if stop_before is not None and trade_id >= stop_before:
                     reached_stored = True
                     break
-                trade_ms = record_time_ms(record)
+                trade_time = self._client.record_time(record)
+                trade_ms = None if trade_time is None else epoch_ms(trade_time)
                 if trade_ms is not None and trade_ms >= stats.end_ms:
                     reached_end = True
                     break
@@ -218,23 +239,22 @@ class HistoryLoader:
         return checkpoint
 
     def _valid_id(self, record: object, previous: int | None) -> int:
-        trade_id = record_id(record)
+        trade_id = self._client.record_id(record)
         if trade_id is None or (previous is not None and trade_id <= previous):
             raise HistoryFetchError(
-                f"aggTrades answered a record without a valid increasing aggregate id 'a' "
+                f"{self._client.venue} history answered a record without a valid increasing trade id "
                 f"(previous id {previous}): {str(record)[:200]}"
             )
         return trade_id
 
-    @staticmethod
     def _take(
-        record: dict[str, Any], trade_id: int, symbol: str, received_at: datetime, buffer: _Buffer, stats: LoadStats
+        self, record: Any, trade_id: int, symbol: str, received_at: datetime, buffer: _Buffer, stats: LoadStats
     ) -> None:
         buffer.take(trade_id)
         stats.trades_fetched += 1
         stats.last_id = trade_id
         try:
-            event = normalize_record(record, symbol, received_at)
+            event = self._client.normalize(record, symbol, received_at)
         except ValueError as error:
             buffer.rejects.append({"reason": str(error), "record": record, "received_at": received_at.isoformat()})
             return
@@ -278,12 +298,12 @@ class HistoryLoader:
         pq.write_table(events_table(events, self._schema), sink, compression="zstd")
         return sink.getvalue()
 
-    def _ban_message(self, ban: BinanceBanError, checkpoint: LoadCheckpoint, stats: LoadStats) -> str:
+    def _ban_message(self, ban: HistoryBannedError, checkpoint: LoadCheckpoint, stats: LoadStats) -> str:
         resume_at = datetime.now(timezone.utc) + timedelta(seconds=ban.retry_after_s)
         last = checkpoint.last_stored_id
         files = ", ".join(self._store.uri(path) for path in stats.files[-3:]) or "none"
         return (
-            f"Binance banned this IP (HTTP 418) for {ban.retry_after_s:.0f} s (Retry-After): {ban}\n"
+            f"{self._client.venue} banned this client for {ban.retry_after_s:.0f} s (Retry-After): {ban}\n"
             f"Saved so far: {stats.symbol} last stored id {last}, "
             f"{stats.trades_stored:,} trades in {len(stats.files)} file(s) this run (latest: {files}); "
             f"checkpoint {self._store.uri(checkpoint_path(stats.symbol))}.\n"

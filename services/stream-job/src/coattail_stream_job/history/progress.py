@@ -40,7 +40,7 @@ class LoadStats:
     files: list[str] = field(default_factory=list)
     """Objects committed by this run, relative to the destination root."""
     last_id: int | None = None
-    """The last aggregate id fetched."""
+    """The last trade id fetched (Binance: aggregate id)."""
     last_trade_ms: int | None = None
     reached_latest: bool = False
     """The exchange had no trade after ``last_id`` yet (``--end`` lies ahead of the market)."""
