@@ -25,7 +25,7 @@ from coattail_framework.errors import CoattailError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("coattail_stream_job.run", "run the streaming pipeline (Kinesis -> detectors -> sinks)"),
     "reprocess": ("coattail_stream_job.reprocess", "re-run detectors over an Iceberg snapshot of raw_trades"),
-    "load-history": ("coattail_stream_job.history.cli", "load a venue's trade history (Binance, Coinbase) into the raw zone"),
+    "load-history": ("coattail_stream_job.history.cli", "load a venue's trade history into the raw zone"),
     "submit": ("coattail_stream_job.submit", "upload the job and start it on EMR Serverless"),
     "redrive-dlq": ("coattail_stream_job.redrive", "put one reason's and date's dead letters back into the stream"),
 }
