@@ -24,9 +24,7 @@ an ISO 8601 string, see ``dynamodb_rows``)::
 
 from __future__ import annotations
 
-import random
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -44,6 +42,7 @@ from pyspark.sql.types import BooleanType, LongType, StructField, StructType
 from coattail_framework.aws.alert_table import KEY, SORT_ATTRIBUTE
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.errors import CoattailError
+from coattail_framework.resilience import Backoff, RetryExhaustedError, retry
 from coattail_framework.schemas import BASE_ALERT_RECORD
 
 DETECTED_AT_FORMAT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
@@ -146,7 +145,8 @@ class DynamoAlertWriter:
     """Conditional puts of alert rows into ``table_name`` (picklable; runs on executors).
 
     ``client_factory(region, endpoint_url)`` must be a module-level callable (it is
-    pickled to the executors); it runs once per worker process. Backoff before retry
+    pickled to the executors); it runs once per worker process. Each put is tried at most
+    ``max_attempts`` times (``coattail_framework.resilience.retry``); the wait before retry
     ``n`` (from 0) is uniform in ``[0, min(max_delay_s, base_delay_s * 2**n)]`` seconds.
     """
 
@@ -161,6 +161,11 @@ class DynamoAlertWriter:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError(f"DynamoAlertWriter.max_attempts must be >= 1, got {self.max_attempts}")
+        self.backoff()  # refuses a nonsensical delay on the driver, not in an executor task
+
+    def backoff(self) -> Backoff:
+        """A fresh retry policy for one put: full jitter from ``base_delay_s`` up to ``max_delay_s``."""
+        return Backoff(initial=self.base_delay_s, cap=self.max_delay_s)
 
     def write(self, rows: DataFrame) -> WriteCounts:
         """Write every row of ``rows`` (``dynamodb_rows`` output) from the executors (driver call)."""
@@ -222,7 +227,10 @@ class DynamoAlertWriter:
 
     def _put(self, client: Any, item: dict[str, Any]) -> tuple[int, int]:
         """(1 if written else 0 for a duplicate, retries spent) for one item."""
-        for attempt in range(self.max_attempts):
+        alert_id = item[KEY]["S"]
+        retries = 0
+
+        def put() -> int:
             try:
                 client.put_item(
                     TableName=self.table_name,
@@ -230,25 +238,48 @@ class DynamoAlertWriter:
                     ConditionExpression="attribute_not_exists(#key)",
                     ExpressionAttributeNames={"#key": KEY},
                 )
-                return 1, attempt
             except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
+                code = _error_code(error)
                 if code == DUPLICATE_CODE:
-                    return 0, attempt
+                    return 0
                 if code not in THROTTLING_CODES | TRANSIENT_CODES:
                     raise AlertWriteError(
-                        f"DynamoDB table {self.table_name!r} rejected alert {item[KEY]['S']}: {code}: {error}"
+                        f"DynamoDB table {self.table_name!r} rejected alert {alert_id}: {code}: {error}"
                     ) from error
-                last_error: Exception = error
-            except BotoConnectionError as error:
-                last_error = error
-            if attempt + 1 < self.max_attempts:
-                time.sleep(random.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2**attempt)))
-        raise AlertWriteError(
-            f"DynamoDB table {self.table_name!r}: alert {item[KEY]['S']} not written after {self.max_attempts} "
-            f"attempts ({last_error}); the micro-batch will be replayed (writes are idempotent). If throttling "
-            "persists, raise the table's capacity or use on-demand billing"
-        )
+                raise
+            return 1
+
+        def count_retry(attempts: int, error: BaseException, delay: float) -> None:
+            nonlocal retries
+            retries = attempts
+
+        try:
+            new = retry(
+                put,
+                what=f"DynamoDB put of alert {alert_id}",
+                retryable=_retryable,
+                backoff=self.backoff(),
+                max_attempts=self.max_attempts,
+                on_retry=count_retry,
+            )
+        except RetryExhaustedError as exhausted:
+            raise AlertWriteError(
+                f"DynamoDB table {self.table_name!r}: alert {alert_id} not written after {self.max_attempts} "
+                f"attempts ({exhausted.last}); the micro-batch will be replayed (writes are idempotent). If "
+                "throttling persists, raise the table's capacity or use on-demand billing"
+            ) from exhausted.last
+        return new, retries
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _retryable(error: BaseException) -> bool:
+    """Throttling, a transient server error or a lost connection: worth another put."""
+    if isinstance(error, ClientError):
+        return _error_code(error) in THROTTLING_CODES | TRANSIENT_CODES
+    return isinstance(error, BotoConnectionError)
 
 
 def _item_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -28,8 +28,9 @@ queries may append to one table (``alerts`` receives every detector's alerts): p
 first retries a commit that lost a race itself (table property
 ``commit.retry.num-retries``, reusing the written files); when those retries run out
 (``CommitFailedException``) the sink refreshes the table, re-checks idempotency and
-appends again with capped, jittered backoff. Compaction snapshots carry no writer, so they do
-not disturb the check.
+appends again with capped, jittered backoff (``commit_retrying``, at most ``COMMIT_ATTEMPTS``
+tries; expiry and compaction retry the same way). Compaction snapshots carry no writer, so
+they do not disturb the check.
 
 Snapshot expiry (``iceberg.maintenance``, ``sinks.retention``): after a successful append,
 at most every ``expire_every_seconds`` per table, the snapshots the table's retention does
@@ -47,13 +48,12 @@ Example (driver)::
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException
@@ -65,6 +65,7 @@ from pyspark.sql.types import StructType
 from coattail_framework.errors import CoattailError
 from coattail_framework.iceberg import create_table_ddl, ensure_table, open_catalog, to_arrow_schema
 from coattail_framework.partitioning import PartitionField
+from coattail_framework.resilience import Backoff, RetryExhaustedError, retry
 from coattail_framework.sinks.retention import WRITER_PROPERTY, ExpiryResult, expire_table_snapshots
 
 if TYPE_CHECKING:
@@ -78,8 +79,12 @@ CHECKPOINT_ID_PROPERTY = "coattail.checkpoint-id"
 """Snapshot summary key: the id of the checkpoint (``CheckpointIdentity``) whose batch the snapshot holds."""
 OPERATION_PROPERTY = "coattail.operation"
 COMMIT_ATTEMPTS = 10
+"""Commits (append, expiry, compaction) a lost race is retried up to, each on the refreshed table."""
 COMMIT_BASE_DELAY_S = 0.05
 COMMIT_MAX_DELAY_S = 2.0
+"""Waits between lost commit races: full jitter, growing from ``COMMIT_BASE_DELAY_S`` to this cap."""
+
+T = TypeVar("T")
 
 _MISSING_RUNTIME = ("Cannot find catalog plugin class", "CATALOG_PLUGIN_CLASS_NOT_FOUND", "ClassNotFoundException")
 """Markers of Spark's errors when the Iceberg catalog class is not on the classpath."""
@@ -341,22 +346,23 @@ class IcebergSink:
         if arrow.num_rows == 0:
             return AppendOutcome(0, skipped=False)
         properties = snapshot_properties(writer, batch_id, self.checkpoint_of(writer))
-        for attempt in range(COMMIT_ATTEMPTS):
-            try:
-                iceberg_table.append(arrow, snapshot_properties=properties)
-            except CommitFailedException as error:
-                log.info("Iceberg %s: commit of %s batch %d lost a race (%s); retrying", table, writer, batch_id, error)
-                _backoff(attempt)
-                iceberg_table = iceberg_table.refresh()
-                if self._already_committed(iceberg_table, writer, batch_id):
-                    return AppendOutcome(0, skipped=True)
-                continue
-            self._expire_if_due(table, iceberg_table)
+
+        def append(current: Table, refreshed: bool) -> AppendOutcome:
+            if refreshed and self._already_committed(current, writer, batch_id):
+                return AppendOutcome(0, skipped=True)  # the race was lost to a replay of this very batch
+            current.append(arrow, snapshot_properties=properties)
+            self._expire_if_due(table, current)
             return AppendOutcome(arrow.num_rows, skipped=False)
-        raise IcebergWriteError(
-            f"Iceberg table {self.iceberg.database}.{table}: {writer} batch {batch_id} lost {COMMIT_ATTEMPTS} commit "
-            "races in a row (each after pyiceberg's own commit.retry.num-retries); too many writers append to this "
-            "table at once: reduce them or lengthen the trigger"
+
+        return commit_retrying(
+            iceberg_table,
+            append,
+            what=f"Iceberg {table}: commit of {writer} batch {batch_id}",
+            gave_up=(
+                f"Iceberg table {self.iceberg.database}.{table}: {writer} batch {batch_id} lost {COMMIT_ATTEMPTS} "
+                "commit races in a row (each after pyiceberg's own commit.retry.num-retries); too many writers append "
+                "to this table at once: reduce them or lengthen the trigger"
+            ),
         )
 
     def expire_snapshots(self, table: str, *, now: datetime | None = None) -> ExpiryResult:
@@ -377,15 +383,14 @@ class IcebergSink:
 
     def _expire(self, table: str, iceberg_table: Table, now: datetime) -> ExpiryResult:
         retention = self.iceberg.maintenance.retention_for(table)
-        for attempt in range(COMMIT_ATTEMPTS):
-            try:
-                return expire_table_snapshots(iceberg_table, retention, now=now)
-            except CommitFailedException:
-                _backoff(attempt)
-                iceberg_table = iceberg_table.refresh()
-        raise IcebergWriteError(
-            f"Iceberg table {self.iceberg.database}.{table}: snapshot expiry lost {COMMIT_ATTEMPTS} commit races "
-            "to concurrent appends"
+        return commit_retrying(
+            iceberg_table,
+            lambda current, _refreshed: expire_table_snapshots(current, retention, now=now),
+            what=f"Iceberg {table}: snapshot expiry",
+            gave_up=(
+                f"Iceberg table {self.iceberg.database}.{table}: snapshot expiry lost {COMMIT_ATTEMPTS} commit races "
+                "to concurrent appends"
+            ),
         )
 
     def _expire_if_due(self, table: str, iceberg_table: Table) -> None:
@@ -465,26 +470,25 @@ class IcebergSink:
                 f"'{self.iceberg.database}.{table}') on EMR"
             )
         condition = AlwaysTrue() if where is None else where
-        iceberg_table = self.catalog.load_table((self.iceberg.database, table))
-        for attempt in range(COMMIT_ATTEMPTS):
-            scan = iceberg_table.scan(row_filter=condition)
+
+        def rewrite(current: Table, _refreshed: bool) -> CompactionResult:
+            scan = current.scan(row_filter=condition)
             files_before = len(list(scan.plan_files()))
             if files_before < min_files:
                 return CompactionResult(files_before, files_before, 0)
             rows = scan.to_arrow()
-            try:
-                iceberg_table.overwrite(
-                    rows, overwrite_filter=condition, snapshot_properties={OPERATION_PROPERTY: "compact"}
-                )
-            except CommitFailedException:
-                _backoff(attempt)
-                iceberg_table = iceberg_table.refresh()
-                continue
-            files_after = len(list(iceberg_table.scan(row_filter=condition).plan_files()))
+            current.overwrite(rows, overwrite_filter=condition, snapshot_properties={OPERATION_PROPERTY: "compact"})
+            files_after = len(list(current.scan(row_filter=condition).plan_files()))
             return CompactionResult(files_before, files_after, rows.num_rows)
-        raise IcebergWriteError(
-            f"Iceberg table {self.iceberg.database}.{table}: compaction lost {COMMIT_ATTEMPTS} commit races to "
-            "concurrent appends; run it on partitions no query writes any more"
+
+        return commit_retrying(
+            self.catalog.load_table((self.iceberg.database, table)),
+            rewrite,
+            what=f"Iceberg {table}: compaction",
+            gave_up=(
+                f"Iceberg table {self.iceberg.database}.{table}: compaction lost {COMMIT_ATTEMPTS} commit races to "
+                "concurrent appends; run it on partitions no query writes any more"
+            ),
         )
 
     def _load_or_create(self, table: str, schema: StructType, partition: Sequence[PartitionField]) -> Table:
@@ -577,8 +581,45 @@ def _summaries(iceberg_table: Table) -> list[Mapping[str, str | None]]:
     ]
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0.0, min(COMMIT_MAX_DELAY_S, COMMIT_BASE_DELAY_S * 2**attempt)))
+def commit_retrying(
+    iceberg_table: Table,
+    commit: Callable[[Table, bool], T],
+    *,
+    what: str,
+    gave_up: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``commit(table, refreshed)`` until it does not lose a commit race (``CommitFailedException``). Driver.
+
+    After a lost race the wait follows ``coattail_framework.resilience.Backoff`` (``COMMIT_BASE_DELAY_S``
+    to ``COMMIT_MAX_DELAY_S``, full jitter) and ``commit`` gets the refreshed table with ``refreshed=True``
+    (to re-check idempotency or re-plan). After ``COMMIT_ATTEMPTS`` lost races: ``IcebergWriteError(gave_up)``.
+    """
+    current = iceberg_table
+    lost = False
+
+    def attempt() -> T:
+        nonlocal current, lost
+        if lost:
+            current = current.refresh()
+        refreshed, lost = lost, True
+        return commit(current, refreshed)
+
+    def note(attempts: int, error: BaseException, delay: float) -> None:
+        log.info("%s lost race %d (%s); retrying in %.2f s", what, attempts, error, delay)
+
+    try:
+        return retry(
+            attempt,
+            what=what,
+            retryable=lambda error: isinstance(error, CommitFailedException),
+            backoff=Backoff(initial=COMMIT_BASE_DELAY_S, cap=COMMIT_MAX_DELAY_S),
+            max_attempts=COMMIT_ATTEMPTS,
+            on_retry=note,
+            sleep=sleep,
+        )
+    except RetryExhaustedError as error:
+        raise IcebergWriteError(gave_up) from error
 
 
 def _active_session() -> SparkSession:
