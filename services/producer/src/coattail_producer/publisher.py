@@ -9,7 +9,8 @@ Runs on the producer's asyncio event loop; the blocking boto3 call runs in a wor
 - The partition key is the event's symbol (``TradeEvent.partition_key``).
 - One call is in flight at a time. Entries that a call reports failed (throttling,
   internal errors) and every entry of a call that raised go back to the FRONT of the
-  buffer in their original order and are re-sent after an exponential backoff, before
+  buffer in their original order and are re-sent after an exponential backoff
+  (``coattail_framework.resilience.Backoff``, jitter in [50 %, 100 %], reset by a clean call), before
   any record that was not yet sent: a failed record is never overtaken by a record of
   the same key from a later call. Within ONE call Kinesis processes entries
   independently, so a later entry of a key can succeed where an earlier one failed; the
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -41,6 +41,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from coattail_framework.events import TradeEvent
+from coattail_framework.resilience import Backoff
 from coattail_producer.settings import KINESIS_MAX_PARTITION_KEY_CHARS, PublisherSettings
 
 LOG = logging.getLogger(__name__)
@@ -167,7 +168,10 @@ class KinesisPublisher:
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
         self._deadline: float | None = None
-        self._failure_streak = 0
+        self._retry_backoff = Backoff(
+            initial=self._settings.retry_base_seconds, cap=self._settings.retry_max_seconds, jitter=0.5
+        )
+        """Waits after failed calls; reset by a call with no failed entry."""
         self._drained = asyncio.Event()
         self._drained.set()
 
@@ -340,7 +344,7 @@ class KinesisPublisher:
         self._in_flight = 0
         self._slots_release(published)
         if not retry:
-            self._failure_streak = 0
+            self._retry_backoff.reset()
             return
         self.stats.failed += len(retry)
         self.stats.reordered += count_overtakes(batch, failed_flags)
@@ -361,9 +365,7 @@ class KinesisPublisher:
         self._pending_bytes += sum(record.size for record in records)
 
     async def _backoff(self) -> None:
-        delay = min(self._settings.retry_max_seconds, self._settings.retry_base_seconds * 2**self._failure_streak)
-        self._failure_streak += 1
-        delay *= random.uniform(0.5, 1.0)
+        delay = self._retry_backoff.next_delay()
         if self._deadline is not None:
             delay = max(0.0, min(delay, self._deadline - self._clock()))
         await asyncio.sleep(delay)
