@@ -111,7 +111,7 @@ def run() -> dict[str, Any]:
     from moto.server import ThreadedMotoServer
     from pyspark.sql import SparkSession
 
-    from coattail_framework.kinesis import register
+    from coattail_kinesis.source import register
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)

@@ -69,7 +69,9 @@ def test_the_archive_runs_the_stream_job_end_to_end(tmp_path: Path) -> None:
     locked = _locked(ROOT / LOCK_PATH)
     assert {name: artifacts.distributions[name] for name in locked} == locked
     assert not set(PROVIDED_BY_EMR) & set(artifacts.distributions)
-    assert {"coattail-stream-job", "coattail-framework", "coattail-detector-whale"} <= set(artifacts.distributions)
+    assert {"coattail-stream-job", "coattail-framework", "coattail-kinesis", "coattail-detector-whale"} <= set(
+        artifacts.distributions
+    )
 
     unpacked = tmp_path / "environment"
     with tarfile.open(artifacts.archive) as archive:

@@ -153,8 +153,8 @@ def _main(queries: int, mode: str) -> None:  # pragma: no cover - runs in the ch
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from coattail_framework.kinesis import register
     from coattail_framework.spark import local_session, start_query
+    from coattail_kinesis.source import register
 
     os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
     logging.getLogger("werkzeug").setLevel(logging.ERROR)

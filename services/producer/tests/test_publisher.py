@@ -12,8 +12,9 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from coattail_framework.events import TradeEvent
+from coattail_kinesis.limits import MIB, PUT_RECORDS_MAX_BYTES
 from coattail_producer.publisher import DROP_OVERSIZE, DROP_SHUTDOWN_DEADLINE, KinesisPublisher
-from coattail_producer.settings import KINESIS_MAX_BYTES_PER_CALL, MIB, PublisherSettings
+from coattail_producer.settings import PublisherSettings
 
 from .conftest import published_events, read_stream
 
@@ -153,7 +154,7 @@ async def test_batches_respect_the_5_mib_call_limit_and_oversize_records_are_cou
         await publisher.put_serialized(b" " * MIB, oversize.partition_key, oversize.event_id)
     await publisher.close(deadline_seconds=30)
 
-    assert all(size <= KINESIS_MAX_BYTES_PER_CALL for _, size in client.calls)
+    assert all(size <= PUT_RECORDS_MAX_BYTES for _, size in client.calls)
     assert sum(count for count, _ in client.calls) == 300
     assert len(client.calls) == 3
     assert publisher.stats.dropped == {DROP_OVERSIZE: 1}

@@ -13,14 +13,15 @@ import pytest
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import ConfigError
 from coattail_framework.testing.events import trade
+from coattail_kinesis.limits import RECORD_MAX_BYTES
 from coattail_producer.raw_records import RawPayload, partition_key, put_payloads, read_lines
 from coattail_producer.replay import replay
-from coattail_producer.settings import KINESIS_MAX_BYTES_PER_RECORD, ProducerSettings, PublisherSettings
+from coattail_producer.settings import ProducerSettings, PublisherSettings
 
 from .conftest import REGION, read_stream
 
 SETTINGS = ProducerSettings(publisher=PublisherSettings(linger_seconds=0.01))
-MIB = KINESIS_MAX_BYTES_PER_RECORD
+MIB = RECORD_MAX_BYTES
 
 
 def hash_key(payload: bytes) -> str:

@@ -42,7 +42,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from coattail_framework.events import TradeEvent
 from coattail_framework.resilience import Backoff
-from coattail_producer.settings import KINESIS_MAX_PARTITION_KEY_CHARS, PublisherSettings
+from coattail_kinesis.limits import PARTITION_KEY_MAX_CHARS
+from coattail_producer.settings import PublisherSettings
 
 LOG = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class KinesisPublisher:
             )
         self.stats.received += 1
         record = PendingRecord(data, partition_key, event_id, self._clock())
-        if not 1 <= len(partition_key) <= KINESIS_MAX_PARTITION_KEY_CHARS:
+        if not 1 <= len(partition_key) <= PARTITION_KEY_MAX_CHARS:
             self._drop([record], DROP_INVALID_KEY)
             return
         if record.size > self._settings.max_record_bytes:

@@ -39,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from coattail_framework.errors import ConfigError
+from coattail_kinesis.limits import PARTITION_KEY_MAX_CHARS
 from coattail_producer.publisher import KinesisPublisher
-from coattail_producer.settings import KINESIS_MAX_PARTITION_KEY_CHARS, PublisherSettings
+from coattail_producer.settings import PublisherSettings
 
 LOG = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def partition_key(payload: bytes) -> str:
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than the parser goes
         decoded = None
     symbol = decoded.get("symbol") if isinstance(decoded, dict) else None
-    if isinstance(symbol, str) and 1 <= len(symbol) <= KINESIS_MAX_PARTITION_KEY_CHARS:
+    if isinstance(symbol, str) and 1 <= len(symbol) <= PARTITION_KEY_MAX_CHARS:
         return symbol
     return HASH_KEY_PREFIX + hashlib.sha256(payload).hexdigest()[:32]
 

@@ -14,15 +14,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MIB = 1024 * 1024
-
-KINESIS_MAX_RECORDS_PER_CALL = 500
-"""PutRecords accepts at most 500 entries per call."""
-KINESIS_MAX_BYTES_PER_CALL = 5 * MIB
-"""PutRecords accepts at most 5 MiB per call, data plus partition keys."""
-KINESIS_MAX_BYTES_PER_RECORD = 1 * MIB
-"""One Kinesis record (data plus partition key) is at most 1 MiB."""
-KINESIS_MAX_PARTITION_KEY_CHARS = 256
+from coattail_kinesis.limits import PUT_RECORDS_MAX_BYTES, PUT_RECORDS_MAX_RECORDS, RECORD_MAX_BYTES
 
 DOCKER_STOP_GRACE_SECONDS = 10.0
 """What ``docker stop`` waits between SIGTERM and SIGKILL unless ``--stop-timeout`` (or
@@ -45,9 +37,9 @@ class PublisherSettings(_Settings):
     """How long the oldest buffered record may wait for its batch to fill before it is sent."""
     buffer_records: int = Field(default=20_000, ge=1)
     """Records held (buffered or in flight) before ``put`` makes connectors wait."""
-    max_batch_records: int = Field(default=KINESIS_MAX_RECORDS_PER_CALL, ge=1, le=KINESIS_MAX_RECORDS_PER_CALL)
-    max_batch_bytes: int = Field(default=KINESIS_MAX_BYTES_PER_CALL, ge=1, le=KINESIS_MAX_BYTES_PER_CALL)
-    max_record_bytes: int = Field(default=KINESIS_MAX_BYTES_PER_RECORD, ge=1, le=KINESIS_MAX_BYTES_PER_RECORD)
+    max_batch_records: int = Field(default=PUT_RECORDS_MAX_RECORDS, ge=1, le=PUT_RECORDS_MAX_RECORDS)
+    max_batch_bytes: int = Field(default=PUT_RECORDS_MAX_BYTES, ge=1, le=PUT_RECORDS_MAX_BYTES)
+    max_record_bytes: int = Field(default=RECORD_MAX_BYTES, ge=1, le=RECORD_MAX_BYTES)
     retry_base_seconds: float = Field(default=0.1, gt=0)
     """First backoff after a failed call; doubles per consecutive failed call (with jitter)."""
     retry_max_seconds: float = Field(default=5.0, gt=0)

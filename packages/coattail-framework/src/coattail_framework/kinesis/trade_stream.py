@@ -2,7 +2,8 @@
 
 ``kinesis.source`` in the configuration picks the reader:
 
-- ``coattail-kinesis``: this package's Python source (boto3; runs anywhere, moto locally).
+- ``coattail-kinesis``: the Python source of the ``coattail-kinesis`` distribution
+  (``coattail_kinesis.source``; boto3, runs anywhere, moto locally).
 - ``aws-kinesis``: the JVM connector bundled with Amazon EMR 7.1+ (awslabs
   spark-sql-kinesis-connector). Its options are ``kinesis.streamName``, ``kinesis.region``,
   ``kinesis.endpointUrl`` (required by that connector; the region's public endpoint when
@@ -24,14 +25,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from coattail_framework.config import CoattailConfig
-from coattail_framework.kinesis.source import FORMAT_NAME, KinesisDataSource
+from coattail_kinesis.source import FORMAT_NAME, register
 
 EMR_FORMAT_NAME = "aws-kinesis"
-
-
-def register(spark: SparkSession) -> None:
-    """Register the ``coattail-kinesis`` format with ``spark`` (idempotent)."""
-    spark.dataSource.register(KinesisDataSource)
 
 
 def coattail_kinesis_options(config: CoattailConfig) -> dict[str, str]:

@@ -27,10 +27,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from coattail_framework.errors import CoattailError
-from coattail_framework.kinesis.limits import ShardPacer
-from coattail_framework.kinesis.offsets import SHARD_END, TRIM_HORIZON, Positions, at_timestamp, parse_positions
-from coattail_framework.kinesis.reader import MAX_THROTTLES_IN_A_ROW, ShardCursor, ShardFetcher
-from coattail_framework.kinesis.shards import Shard, list_shards
+from coattail_kinesis.limits import ShardPacer
+from coattail_kinesis.offsets import SHARD_END, TRIM_HORIZON, Positions, at_timestamp, parse_positions
+from coattail_kinesis.reader import MAX_THROTTLES_IN_A_ROW, ShardCursor, ShardFetcher
+from coattail_kinesis.shards import Shard, list_shards
 
 LOG = logging.getLogger(__name__)
 

@@ -56,6 +56,7 @@ from coattail_framework.errors import ConfigError
 from coattail_framework.metrics import MetricsPublisher
 from coattail_framework.partitioning import PartitionField, day, identity
 from coattail_framework.pipeline.checkpoints import CheckpointState, prepare_checkpoints
+from coattail_framework.pipeline.completeness import DrainedQuery, check_drain, end_positions, starting_position
 from coattail_framework.pipeline.early import (
     CheckpointWatermarks,
     EarlyAlertHandler,
@@ -72,6 +73,8 @@ from coattail_framework.registry import ModuleRegistry
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_framework.sinks import ALERTS_TABLE, AlertRouter
 from coattail_framework.sinks.iceberg import collect_arrow
+from coattail_kinesis.limits import GET_RECORDS_CALLS_PER_SECOND
+from coattail_kinesis.reader import kinesis_client
 
 if TYPE_CHECKING:
     from coattail_framework.pipeline.completeness import DrainCheck
@@ -230,7 +233,7 @@ class PipelineRunner:
     def _available_now(self) -> bool:
         if self.config.kinesis.source != "coattail-kinesis":
             return True
-        from coattail_framework.kinesis.source import SUPPORTS_AVAILABLE_NOW
+        from coattail_kinesis.source import SUPPORTS_AVAILABLE_NOW
 
         return SUPPORTS_AVAILABLE_NOW
 
@@ -378,8 +381,6 @@ class PipelineRunner:
 
     def start(self, *, drain: bool = False) -> list[StreamingQuery]:
         """Start the ingest query and one query per detector; returns them."""
-        from coattail_framework.kinesis.limits import GET_RECORDS_CALLS_PER_SECOND
-
         triggers = self.trigger_seconds()
         reads = self.reads_per_shard_second()
         if not drain and self.config.kinesis.source == "coattail-kinesis" and reads > GET_RECORDS_CALLS_PER_SECOND:
@@ -507,16 +508,6 @@ class PipelineRunner:
                 dict(self.stats.input_rows),
             )
             return None
-        # Imported here, like the source: coattail_framework.kinesis needs PySpark 4's data source
-        # API, and detectors import this module on PySpark 3.5 too.
-        from coattail_framework.kinesis.reader import kinesis_client
-        from coattail_framework.pipeline.completeness import (
-            DrainedQuery,
-            check_drain,
-            end_positions,
-            starting_position,
-        )
-
         drained = {
             query.name: DrainedQuery(end_positions(query.recentProgress), self.stats.input_rows[query.name])
             for query in self.queries

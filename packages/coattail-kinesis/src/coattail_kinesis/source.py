@@ -1,6 +1,6 @@
 """``coattail-kinesis``: a Spark 4 Python streaming data source reading Kinesis with boto3.
 
-    from coattail_framework.kinesis import register
+    from coattail_kinesis.source import register
     register(spark)
     stream = (spark.readStream.format("coattail-kinesis")
               .option("streamName", "coattail-trades").option("region", "us-east-1")
@@ -41,11 +41,12 @@ from typing import Any
 
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
+from pyspark.sql import SparkSession
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType, TimestampType
 
-from coattail_framework.kinesis.limits import ReadFailureLimit, ShardPacer, error_code
-from coattail_framework.kinesis.offsets import (
+from coattail_kinesis.limits import ReadFailureLimit, ShardPacer, error_code
+from coattail_kinesis.offsets import (
     SHARD_END,
     TRIM_HORIZON,
     Positions,
@@ -53,9 +54,9 @@ from coattail_framework.kinesis.offsets import (
     is_after,
     parse_positions,
 )
-from coattail_framework.kinesis.options import KinesisSourceOptions
-from coattail_framework.kinesis.reader import KinesisRecord, ShardCursor, ShardFetcher, kinesis_client
-from coattail_framework.kinesis.shards import Shard, list_shards, readable, reconcile
+from coattail_kinesis.options import KinesisSourceOptions
+from coattail_kinesis.reader import KinesisRecord, ShardCursor, ShardFetcher, kinesis_client
+from coattail_kinesis.shards import Shard, list_shards, readable, reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -393,6 +394,11 @@ class KinesisDataSource(DataSource):
 
     def streamReader(self, schema: StructType) -> DataSourceStreamReader:  # noqa: N802
         return KinesisStreamReader(KinesisSourceOptions.from_spark(self.options))
+
+
+def register(spark: SparkSession) -> None:
+    """Register the ``coattail-kinesis`` format with ``spark`` (idempotent). Driver."""
+    spark.dataSource.register(KinesisDataSource)
 
 
 if SUPPORTS_AVAILABLE_NOW:

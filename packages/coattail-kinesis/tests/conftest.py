@@ -49,15 +49,30 @@ def kinesis(moto_endpoint: str) -> Any:
     return boto3.client("kinesis", region_name=REGION, endpoint_url=moto_endpoint)
 
 
+SPARK_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+}
+"""The platform's session time zone (UTC) and a small, quiet local session."""
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
-    """The one local[2] SparkSession of the run: the platform's local session (UTC, 2 shuffle partitions, no UI)."""
-    from coattail_framework.spark import local_session
+    """The one local[2] SparkSession of the run (UTC, 2 shuffle partitions, no UI), with the source registered."""
+    from pyspark.sql import SparkSession
 
-    session = local_session("coattail-kinesis-tests")
+    from coattail_kinesis.source import register
+
+    builder = SparkSession.builder.master("local[2]").appName("coattail-kinesis-tests")
+    for key, value in SPARK_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
-    from coattail_framework.kinesis import register
-
     register(session)
     yield session
     session.stop()

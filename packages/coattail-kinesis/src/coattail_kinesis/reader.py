@@ -28,8 +28,8 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
-from coattail_framework.aws.clients import aws_client
-from coattail_framework.kinesis.limits import (
+from coattail_kinesis.clients import aws_client
+from coattail_kinesis.limits import (
     GET_RECORDS_MAX_RECORDS,
     ITERATOR_RENEW_AFTER_S,
     ReadFailureLimit,
@@ -38,8 +38,8 @@ from coattail_framework.kinesis.limits import (
     is_fatal,
     is_throttling,
 )
-from coattail_framework.kinesis.offsets import SHARD_END, is_after, is_sequence, iterator_request
-from coattail_framework.kinesis.shards import Shard
+from coattail_kinesis.offsets import SHARD_END, is_after, is_sequence, iterator_request
+from coattail_kinesis.shards import Shard
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def kinesis_client(region: str, endpoint_url: str | None) -> Any:
     """This process's Kinesis client for ``region``/``endpoint_url`` (created on first use).
 
     Credentials come from boto3's default provider chain (dummy ones for a loopback endpoint
-    when the chain finds none: ``aws.clients.aws_client``). botocore retries transient errors
+    when the chain finds none: ``clients.aws_client``). botocore retries transient errors
     up to 3 attempts; throttling that survives them is paced per shard by the caller.
     Timestamps in responses are parsed by ``utc_timestamp``.
     """

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from coattail_framework.kinesis.offsets import SHARD_END, TRIM_HORIZON, Positions
+from coattail_kinesis.offsets import SHARD_END, TRIM_HORIZON, Positions
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Offsets, shard lineage, options, EMR option mapping, pacing, read failures and replay: no Spark session.
+"""Offsets, shard lineage, options, pacing, read failures and replay: no Spark session.
 
 Throttling, iterator expiry and failing reads cannot be produced by moto on demand, so those
 tests use ``FakeKinesis``, which raises the real botocore errors; everything else runs against moto.
@@ -16,12 +16,9 @@ import pyarrow as pa
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from coattail_framework.config import CoattailConfig
-from coattail_framework.config.model import AwsConfig, KinesisConfig
-from coattail_framework.errors import ConfigError
-from coattail_framework.kinesis import KinesisSourceOptions, KinesisStreamReader, aws_kinesis_options, source
-from coattail_framework.kinesis.limits import ReadFailureLimit, ShardPacer
-from coattail_framework.kinesis.offsets import (
+from coattail_kinesis import source
+from coattail_kinesis.limits import ReadFailureLimit, ShardPacer
+from coattail_kinesis.offsets import (
     SHARD_END,
     TRIM_HORIZON,
     at_timestamp,
@@ -29,7 +26,8 @@ from coattail_framework.kinesis.offsets import (
     iterator_request,
     parse_positions,
 )
-from coattail_framework.kinesis.reader import (
+from coattail_kinesis.options import KinesisOptionsError, KinesisSourceOptions
+from coattail_kinesis.reader import (
     MAX_THROTTLES_IN_A_ROW,
     KinesisReadError,
     KinesisRecord,
@@ -38,8 +36,8 @@ from coattail_framework.kinesis.reader import (
     kinesis_client,
     utc_timestamp,
 )
-from coattail_framework.kinesis.shards import Shard, readable, reconcile
-from coattail_framework.kinesis.source import _streaming_datasource_api
+from coattail_kinesis.shards import Shard, readable, reconcile
+from coattail_kinesis.source import KinesisStreamReader, _streaming_datasource_api
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -91,45 +89,12 @@ def test_options_are_case_insensitive_and_errors_name_the_option() -> None:
     assert options.starting_position == "AT_TIMESTAMP"
     assert options.starting_timestamp == T0
     assert options.max_records_per_trigger == 10_000
-    with pytest.raises(ConfigError, match="unknown option 'streamnme'"):
+    with pytest.raises(KinesisOptionsError, match="unknown option 'streamnme'"):
         KinesisSourceOptions.from_spark({"streamnme": "trades", "region": "eu-west-1"})
-    with pytest.raises(ConfigError, match="option maxrecordspertrigger"):
+    with pytest.raises(KinesisOptionsError, match="option maxrecordspertrigger"):
         KinesisSourceOptions.from_spark({"streamname": "t", "region": "r", "maxrecordspertrigger": "0"})
-    with pytest.raises(ConfigError, match="startingtimestamp is required"):
+    with pytest.raises(KinesisOptionsError, match="startingtimestamp is required"):
         KinesisSourceOptions.from_spark({"streamname": "t", "region": "r", "startingposition": "AT_TIMESTAMP"})
-
-
-def test_aws_kinesis_options_use_the_emr_connector_names() -> None:
-    """Only the mapping is tested: EMR's JVM connector cannot run here (no Maven, no jar)."""
-    config = CoattailConfig(
-        aws=AwsConfig(region="eu-west-1"),
-        kinesis=KinesisConfig(
-            stream_name="coattail-trades",
-            shard_count=4,
-            source="aws-kinesis",
-            starting_position="AT_TIMESTAMP",
-            starting_timestamp=datetime(2026, 1, 2, 4, 4, 5, tzinfo=timezone(timedelta(hours=1))),
-            max_records_per_trigger=10_000,
-            efo_consumer_name="coattail-stream-job",
-        ),
-    )
-    assert aws_kinesis_options(config) == {
-        "kinesis.streamName": "coattail-trades",
-        "kinesis.region": "eu-west-1",
-        "kinesis.endpointUrl": "https://kinesis.eu-west-1.amazonaws.com",
-        "kinesis.startingPosition": "AT_TIMESTAMP 2026-01-02T03:04:05Z",
-        "kinesis.maxFetchRecordsPerShard": "2500",
-        "kinesis.consumerType": "SubscribeToShard",
-        "kinesis.consumerName": "coattail-stream-job",
-    }
-    shared = CoattailConfig(
-        aws=AwsConfig(endpoint_url="http://127.0.0.1:5000"), kinesis=KinesisConfig(source="aws-kinesis")
-    )
-    options = aws_kinesis_options(shared)
-    assert options["kinesis.consumerType"] == "GetRecords"
-    assert "kinesis.consumerName" not in options
-    assert options["kinesis.endpointUrl"] == "http://127.0.0.1:5000"
-    assert options["kinesis.startingPosition"] == "TRIM_HORIZON"
 
 
 class FakeClock:
@@ -361,7 +326,7 @@ def test_a_read_delay_reads_what_arrived_during_the_wait_and_available_now_does_
     assert time.monotonic() - began < 0.6
     assert sum(r.batch.num_rows for r in reader.partitions(end, final)) == 5  # type: ignore[attr-defined]
     reader.stop()
-    with pytest.raises(ConfigError, match="option readdelayms"):
+    with pytest.raises(KinesisOptionsError, match="option readdelayms"):
         KinesisSourceOptions.from_spark({"streamname": "t", "region": "r", "readdelayms": "-1"})
 
 
@@ -494,7 +459,7 @@ def test_the_driver_stops_a_shard_throttled_max_throttles_in_a_row_and_a_read_in
     ],
 )
 def test_read_failure_options_refuse_bad_values_by_name(option: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=f"coattail-kinesis: option {option}: "):
+    with pytest.raises(KinesisOptionsError, match=f"coattail-kinesis: option {option}: "):
         KinesisSourceOptions.from_spark({"streamname": "t", "region": "r", option: value})
 
 
@@ -563,5 +528,5 @@ def test_the_byte_cap_option_takes_a_number_or_none() -> None:
     assert KinesisSourceOptions.from_spark(base).max_bytes_per_trigger == 8 * 1024 * 1024
     assert KinesisSourceOptions.from_spark({**base, "maxbytespertrigger": "None"}).max_bytes_per_trigger is None
     assert KinesisSourceOptions.from_spark({**base, "maxbytespertrigger": "4096"}).max_bytes_per_trigger == 4096
-    with pytest.raises(ConfigError, match="option maxbytespertrigger"):
+    with pytest.raises(KinesisOptionsError, match="option maxbytespertrigger"):
         KinesisSourceOptions.from_spark({**base, "maxbytespertrigger": "0"})

@@ -35,8 +35,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from coattail_framework.errors import ConfigError
-from coattail_framework.kinesis.limits import READ_FAILURE_MAX_ATTEMPTS, READ_FAILURE_MAX_SECONDS
+from coattail_kinesis.limits import READ_FAILURE_MAX_ATTEMPTS, READ_FAILURE_MAX_SECONDS
+
+
+class KinesisOptionsError(ValueError):
+    """An option of the ``coattail-kinesis`` source is unknown or invalid; the message names it."""
+
 
 MAX_BYTES_PER_TRIGGER = 8 * 1024 * 1024
 """Default byte cap of one micro-batch (8 MiB: about 28,000 trades of ~300 bytes)."""
@@ -100,12 +104,12 @@ class KinesisSourceOptions(BaseModel):
 
     @classmethod
     def from_spark(cls, options: Mapping[str, str]) -> KinesisSourceOptions:
-        """The options Spark passed to ``.option(...)``; raises ConfigError naming the bad one."""
+        """The options Spark passed to ``.option(...)``; raises KinesisOptionsError naming the bad one."""
         fields: dict[str, str] = {}
         for key, value in options.items():
             name = OPTION_NAMES.get(key.lower())
             if name is None:
-                raise ConfigError(
+                raise KinesisOptionsError(
                     f"coattail-kinesis: unknown option {key!r}; known options: {', '.join(sorted(OPTION_NAMES))}"
                 )
             fields[name] = value
@@ -117,4 +121,4 @@ class KinesisSourceOptions(BaseModel):
             for problem in error.errors():
                 option = by_field.get(str(problem["loc"][0]), "options") if problem["loc"] else "options"
                 lines.append(f"coattail-kinesis: option {option}: {problem['msg']}")
-            raise ConfigError("\n".join(lines)) from error
+            raise KinesisOptionsError("\n".join(lines)) from error

@@ -17,10 +17,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from coattail_framework.config import CoattailConfig
-from coattail_framework.config.model import AwsConfig, KinesisConfig
-from coattail_framework.kinesis import FORMAT_NAME, read_trade_stream
-from coattail_framework.kinesis.source import SUPPORTS_AVAILABLE_NOW
+from coattail_kinesis.source import FORMAT_NAME, SUPPORTS_AVAILABLE_NOW
 
 REGION = "us-east-1"
 
@@ -101,16 +98,14 @@ def test_restart_on_the_same_checkpoint_reads_every_record_exactly_once(
 ) -> None:
     stream = new_stream(2)
     put_trades(stream, range(300))
-    config = CoattailConfig(
-        aws=AwsConfig(region=REGION, endpoint_url=moto_endpoint),
-        kinesis=KinesisConfig(stream_name=stream, shard_count=2, source="coattail-kinesis"),
-    )
+    options = source_options(moto_endpoint, stream)
+    checkpoint = tmp_path / "checkpoint"
     sink = BatchSink()
-    run_available_now(spark, read_trade_stream(spark, config), tmp_path / "checkpoint", sink)
+    run_available_now(spark, spark.readStream.format(FORMAT_NAME).options(**options).load(), checkpoint, sink)
     assert sink.ids() == list(range(300))
 
     put_trades(stream, range(300, 500))
-    run_available_now(spark, read_trade_stream(spark, config), tmp_path / "checkpoint", sink)
+    run_available_now(spark, spark.readStream.format(FORMAT_NAME).options(**options).load(), checkpoint, sink)
 
     assert sink.ids() == list(range(500))
     rows = [row for rows in sink.batches.values() for row in rows]
@@ -119,7 +114,7 @@ def test_restart_on_the_same_checkpoint_reads_every_record_exactly_once(
     assert all(isinstance(row[5], datetime) for row in rows)
     arrival = max(row[5] for row in rows)
     assert abs((arrival - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()) < 120
-    assert read_trade_stream(spark, config).columns == [
+    assert spark.readStream.format(FORMAT_NAME).options(**options).load().columns == [
         "data",
         "streamName",
         "partitionKey",

@@ -1,4 +1,9 @@
-"""Kinesis read limits and the per-shard pacing that respects them.
+"""Kinesis service limits (reads and writes) and the per-shard pacing that respects the read ones.
+
+Writes: ``PutRecords`` takes at most 500 records and 5 MiB per call (data plus partition
+keys), one record is at most 1 MiB (data plus partition key), a partition key 1-256
+characters; the producer batches by these (``PUT_RECORDS_*``, ``RECORD_MAX_BYTES``,
+``PARTITION_KEY_MAX_CHARS``).
 
 Real Kinesis (shared-throughput consumers) allows 5 ``GetRecords`` calls per second per shard,
 shared by every consumer of the stream, returns at most 10,000 records (10 MiB) per call, and
@@ -29,6 +34,17 @@ from botocore.exceptions import (
     ParamValidationError,
     PartialCredentialsError,
 )
+
+MIB = 1024 * 1024
+
+PUT_RECORDS_MAX_RECORDS = 500
+"""``PutRecords`` accepts at most 500 entries per call."""
+PUT_RECORDS_MAX_BYTES = 5 * MIB
+"""``PutRecords`` accepts at most 5 MiB per call, data plus partition keys."""
+RECORD_MAX_BYTES = 1 * MIB
+"""One Kinesis record (data plus partition key) is at most 1 MiB."""
+PARTITION_KEY_MAX_CHARS = 256
+"""A partition key is 1 to 256 Unicode characters."""
 
 GET_RECORDS_MAX_RECORDS = 10_000
 """Most records one ``GetRecords`` call may return."""
