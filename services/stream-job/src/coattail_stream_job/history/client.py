@@ -18,10 +18,11 @@ Example::
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from coattail_framework.config import CoattailConfig
+from coattail_framework.connector import BaseConnector
 from coattail_framework.errors import CoattailError, ConfigError
 from coattail_framework.history import TradeHistory
 from coattail_framework.registry import CONNECTOR_GROUP, ModuleRegistry
@@ -76,8 +77,9 @@ def open_trade_history(
             f"{connector_class.__name__}) offers no trade history, so load-history cannot load {venue!r}; "
             "use a venue whose connector implements BaseConnector.trade_history"
         )
+    factory: Callable[..., BaseConnector] = connector_class  # the constructor contract of BaseConnector
     try:
-        connector = connector_class(settings=settings)
+        connector = factory(settings=settings)
     except (CoattailError, ValueError, TypeError) as error:
         raise ConfigError(
             f"exchanges.{venue}.settings: connector {connector_name!r} rejected the settings load-history built "
