@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 import os
-import time as clock
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,13 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, LessThan
 from pyiceberg.transforms import DayTransform
 
 from coattail_framework.errors import CoattailError
 from coattail_framework.iceberg import to_arrow_schema
 from coattail_framework.schemas import EVENT_TIME_COLUMN, UNIFIED_TRADE_EVENT
+from coattail_framework.sinks.iceberg import COMMIT_ATTEMPTS, commit_retrying
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -56,10 +55,6 @@ SORT_KEYS = [
 ]
 FILE_STAMP_BASE = 1_000_000_000
 """Modification time (seconds since the epoch) of the first staged file; each next file gets one more."""
-
-
-PIN_ATTEMPTS = 10
-"""Commits of a pin's tag tried before giving up (each after a concurrent commit won)."""
 
 
 class TimeTravelError(CoattailError):
@@ -206,15 +201,16 @@ def pinned(table: Table, snapshot_id: int, *, tag: str) -> Iterator[None]:
 
 
 def _commit_with_retries(table: Table, commit: Callable[[], None]) -> None:
-    """Run ``commit``; when a concurrent commit (an append) won, refresh ``table`` and run it again."""
-    for attempt in range(PIN_ATTEMPTS):
-        try:
-            commit()
-            return
-        except CommitFailedException:
-            clock.sleep(min(0.05 * 2**attempt, 2.0))
-            table.refresh()
-    raise TimeTravelError(f"could not commit a tag on {table.name()} in {PIN_ATTEMPTS} attempts: too many writers")
+    """Run ``commit``; when a concurrent commit (an append) won, refresh ``table`` and run it again.
+
+    The sink's ``commit_retrying``: ``table.refresh()`` updates ``table`` in place, which ``commit`` uses.
+    """
+    commit_retrying(
+        table,
+        lambda _table, _refreshed: commit(),
+        what=f"tag commit on {table.name()}",
+        gave_up=f"could not commit a tag on {table.name()} in {COMMIT_ATTEMPTS} attempts: too many writers",
+    )
 
 
 def remove_folder(folder: str) -> None:
