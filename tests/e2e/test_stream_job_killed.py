@@ -67,7 +67,7 @@ BASE: dict[str, Any] = {
             "window_seconds": 10,
             "baseline_windows": 6,
             "min_baseline_windows": 3,
-            "watermark_seconds": 5,
+            "watermark_delay_seconds": 5,
             "min_quote_volume": 10_000,
         },
         "whale": {"min_notional_usd": 100_000},

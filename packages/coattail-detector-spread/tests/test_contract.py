@@ -1,19 +1,18 @@
-"""MOD-003 honours the detector contract: entry point, schema, partitioning, configuration."""
+"""MOD-003 honours the detector contract (``DetectorContract``) and its own configuration rules."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from pyspark.sql import SparkSession
 
-from coattail_detector_spread import EXCHANGE_SPREADS, SpreadConfig, SpreadDetector
+from coattail_detector_spread import SpreadConfig, SpreadDetector
 from coattail_detector_spread.detector import Leg
 from coattail_framework.alerts import SeverityTiers
 from coattail_framework.config import CoattailConfig
 from coattail_framework.errors import ConfigError
-from coattail_framework.registry import ModuleRegistry
-from coattail_framework.schemas import UNIFIED_TRADE_EVENT
+from coattail_framework.testing.contracts import DetectorContract
 
 SYMBOLS = {
     "BTC/USDT": {"binance": "BTCUSDT", "binance-usdm": "BTCUSDT"},
@@ -21,6 +20,32 @@ SYMBOLS = {
     "ETH/USDT": {"binance": "ETHUSDT"},
     "ETH/USD": {"coinbase": "ETH-USD"},
 }
+
+WINDOW = {
+    "window_start": datetime(2024, 8, 8, 23, 58, tzinfo=timezone.utc),
+    "window_end": datetime(2024, 8, 8, 23, 58, 30, tzinfo=timezone.utc),
+    "symbol": "BTC/USD",
+    "exchange_a": "binance",
+    "symbol_a": "BTCUSDT",
+    "exchange_b": "coinbase",
+    "symbol_b": "BTC-USD",
+    "vwap_a": 60_000.0,
+    "vwap_b": 61_500.0,
+    "quote_volume_a": 1_000_000.0,
+    "quote_volume_b": 800_000.0,
+    "trade_count_a": 40,
+    "trade_count_b": 25,
+    "mid_price": 60_750.0,
+    "spread_pct": 2.469,
+    "premium_bps": 246.9,
+}
+"""An exchange_spreads row above the critical bound, both legs liquid."""
+
+
+class TestSpreadContract(DetectorContract):
+    detector_class = SpreadDetector
+    config = {"symbols": SYMBOLS}
+    alerting_rows = (WINDOW,)
 
 
 def configured(settings: dict[str, Any] | None = None, symbols: dict[str, Any] | None = None) -> SpreadDetector:
@@ -30,16 +55,8 @@ def configured(settings: dict[str, Any] | None = None, symbols: dict[str, Any] |
     return detector
 
 
-def test_the_entry_point_publishes_the_detector() -> None:
-    assert ModuleRegistry().discover().get_detector("spread") is SpreadDetector
-    detector = configured()
-    assert (detector.module_id, detector.module_name, detector.output_table) == (
-        "MOD-003",
-        "spread",
-        "exchange_spreads",
-    )
-    assert list(detector.alert_types) == ["spread_divergence"]
-    assert [field.sql() for field in detector.partition_spec] == ["days(window_start)"]
+def test_partitioned_by_the_window_day() -> None:
+    assert [field.sql() for field in SpreadDetector.partition_spec] == ["days(window_start)"]
 
 
 def test_defaults_match_the_issue() -> None:
@@ -69,11 +86,6 @@ def test_legs_and_pairs_follow_symbols_and_quote_equivalence() -> None:
     ]
 
 
-def test_output_has_exactly_the_declared_schema(spark: SparkSession) -> None:
-    events = spark.createDataFrame([], UNIFIED_TRADE_EVENT)
-    assert configured().process(events).schema == EXCHANGE_SPREADS
-
-
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -81,7 +93,6 @@ def test_output_has_exactly_the_declared_schema(spark: SparkSession) -> None:
         ({"thresholds": {"medium": 1.0, "high": 0.5}}, "modules.spread.thresholds value error, high (0.5)"),
         ({"quote_equivalents": {"usdt": "USD"}}, "modules.spread.quote_equivalents value error, currency 'usdt'"),
         ({"quote_equivalents": {"USDC": "USDT", "USDT": "USD"}}, "USDC maps to USDT, which is itself mapped"),
-        ({"window": 30}, "modules.spread.window extra inputs are not permitted"),
     ],
 )
 def test_bad_settings_name_their_key_path(settings: dict[str, Any], message: str) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import Any
 
 import pytest
 
-from coattail_detector_volume_anomaly import VOLUME_AGGREGATES, VolumeAnomalyDetector, VolumeAnomalySettings
+from coattail_detector_volume_anomaly import VolumeAnomalyConfig, VolumeAnomalyDetector
 from coattail_framework import CoattailConfig, ConfigError
 from coattail_framework.alerts import SeverityTiers
 from coattail_framework.iceberg import create_table_ddl
@@ -20,11 +19,11 @@ def configured(section: dict[str, Any]) -> VolumeAnomalyDetector:
 
 
 def test_defaults() -> None:
-    assert configured({}).settings == VolumeAnomalySettings(
+    assert configured({}).settings == VolumeAnomalyConfig(
         window_seconds=60,
         baseline_windows=60,
         min_baseline_windows=30,
-        watermark_seconds=30,
+        watermark_delay_seconds=30,
         min_quote_volume=50_000.0,
         thresholds=SeverityTiers(medium=2.5, high=3.5),
     )
@@ -40,7 +39,10 @@ def test_values_from_the_configuration() -> None:
     [
         ({"baseline_windows": 1}, "modules.volume-anomaly.baseline_windows input should be greater than or equal to 2"),
         ({"window_seconds": 0}, "modules.volume-anomaly.window_seconds input should be greater than 0"),
-        ({"watermark_seconds": -5}, "modules.volume-anomaly.watermark_seconds input should be greater than or equal"),
+        (
+            {"watermark_delay_seconds": -5},
+            "modules.volume-anomaly.watermark_delay_seconds input should be greater than or equal",
+        ),
         ({"min_quote_volume": "lots"}, "modules.volume-anomaly.min_quote_volume input should be a valid number"),
         (
             {"baseline_windows": 10, "min_baseline_windows": 20},
@@ -50,7 +52,6 @@ def test_values_from_the_configuration() -> None:
             {"thresholds": {"medium": 4, "high": 3}},
             "modules.volume-anomaly.thresholds value error, high (3.0) must be greater than medium (4.0)",
         ),
-        ({"z_threshold": 3}, "modules.volume-anomaly.z_threshold extra inputs are not permitted"),
     ],
 )
 def test_bad_values_name_the_key(section: dict[str, Any], message: str) -> None:
@@ -59,21 +60,10 @@ def test_bad_values_name_the_key(section: dict[str, Any], message: str) -> None:
     assert message in str(raised.value)
 
 
-def test_declaration() -> None:
-    detector = VolumeAnomalyDetector()
-    assert (detector.module_id, detector.module_name, tuple(detector.alert_types)) == (
-        "MOD-001",
-        "volume-anomaly",
-        ("volume_spike",),
+def test_the_output_table_ddl() -> None:
+    ddl = create_table_ddl(
+        "glue.coattail.volume_aggregates", VolumeAnomalyDetector.output_schema, VolumeAnomalyDetector.partition_spec
     )
-    assert detector.output_table == "volume_aggregates"
-    assert detector.output_schema is VOLUME_AGGREGATES
-    assert [field.sql() for field in detector.partition_spec] == ["days(window_start)"]
-    ddl = create_table_ddl("glue.coattail.volume_aggregates", detector.output_schema, detector.partition_spec)
+    assert [field.sql() for field in VolumeAnomalyDetector.partition_spec] == ["days(window_start)"]
     assert "`window_start` timestamp NOT NULL" in ddl
     assert "`z_score` double," in ddl
-
-
-def test_entry_point_loads_the_detector() -> None:
-    (entry_point,) = importlib.metadata.entry_points(group="coattail.detectors", name="volume-anomaly")
-    assert entry_point.load() is VolumeAnomalyDetector

@@ -42,7 +42,7 @@ def detector() -> VolumeAnomalyDetector:
     detector = VolumeAnomalyDetector()
     detector.configure(
         CoattailConfig.model_validate(
-            {"modules": {"volume-anomaly": {"watermark_seconds": WATERMARK_SECONDS, "min_baseline_windows": 2}}}
+            {"modules": {"volume-anomaly": {"watermark_delay_seconds": WATERMARK_SECONDS, "min_baseline_windows": 2}}}
         )
     )
     return detector

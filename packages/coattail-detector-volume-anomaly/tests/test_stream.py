@@ -49,7 +49,7 @@ SETTINGS = {
     "window_seconds": 60,
     "baseline_windows": 8,
     "min_baseline_windows": 4,
-    "watermark_seconds": 10,
+    "watermark_delay_seconds": 10,
     "min_quote_volume": 1000,
     "thresholds": {"medium": 2.5, "high": 3.5},
 }

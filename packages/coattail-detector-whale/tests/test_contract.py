@@ -1,18 +1,40 @@
-"""MOD-002 honours the detector contract: entry point, schema, partitioning, configuration."""
+"""MOD-002 honours the detector contract (``DetectorContract``) and its own configuration rules."""
 
 from __future__ import annotations
 
-import pytest
-from pyspark.sql import SparkSession
+from datetime import datetime, timezone
 
-from coattail_detector_whale import WHALE_TRADES, WhaleConfig, WhaleDetector
+import pytest
+
+from coattail_detector_whale import WhaleConfig, WhaleDetector
 from coattail_framework.alerts import SeverityTiers
 from coattail_framework.config import CoattailConfig
 from coattail_framework.errors import ConfigError
-from coattail_framework.registry import ModuleRegistry
-from coattail_framework.schemas import UNIFIED_TRADE_EVENT
+from coattail_framework.testing.contracts import DetectorContract
 
 SYMBOLS = {"BTC/USDT": {"binance": "BTCUSDT"}, "ETH/BTC": {"coinbase": "ETH-BTC"}}
+ORDER = {
+    "exchange": "binance",
+    "symbol": "BTCUSDT",
+    "side": "buy",
+    "order_time": datetime(2024, 8, 8, 23, 58, 1, tzinfo=timezone.utc),
+    "notional": 2_000_000.0,
+    "base_quantity": 33.0,
+    "fill_count": 3,
+    "first_trade_id": "101",
+    "last_trade_id": "103",
+    "first_price": 60_500.0,
+    "last_price": 60_700.0,
+    "vwap_price": 60_606.0,
+    "price_impact_bps": 33.1,
+}
+"""A whale_trades row (Binance: no taker order id) above the critical bound."""
+
+
+class TestWhaleContract(DetectorContract):
+    detector_class = WhaleDetector
+    config = {"symbols": SYMBOLS}
+    alerting_rows = (ORDER,)
 
 
 def configured(modules: dict[str, object] | None = None, symbols: object = None) -> WhaleDetector:
@@ -24,13 +46,8 @@ def configured(modules: dict[str, object] | None = None, symbols: object = None)
     return detector
 
 
-def test_the_entry_point_publishes_the_detector() -> None:
-    registry = ModuleRegistry().discover()
-    assert registry.get_detector("whale") is WhaleDetector
-    detector = configured()
-    assert (detector.module_id, detector.module_name, detector.output_table) == ("MOD-002", "whale", "whale_trades")
-    assert list(detector.alert_types) == ["whale_trade"]
-    assert [field.sql() for field in detector.partition_spec] == ["days(order_time)"]
+def test_partitioned_by_the_order_day() -> None:
+    assert [field.sql() for field in WhaleDetector.partition_spec] == ["days(order_time)"]
 
 
 def test_defaults_match_the_issue() -> None:
@@ -43,20 +60,12 @@ def test_defaults_match_the_issue() -> None:
     )
 
 
-def test_output_has_exactly_the_declared_schema(spark: SparkSession) -> None:
-    events = spark.createDataFrame([], UNIFIED_TRADE_EVENT)
-    assert configured().process(events).schema == WHALE_TRADES
-    alerts = configured().build_alerts(spark.createDataFrame([], WHALE_TRADES))
-    assert alerts.columns[:3] == ["alert_id", "alert_type", "module_id"]
-
-
 @pytest.mark.parametrize(
     ("modules", "message"),
     [
         ({"whale": {"min_notional_usd": -5}}, "modules.whale.min_notional_usd input should be greater than 0, got -5"),
         ({"whale": {"thresholds": {"medium": 10, "high": 5}}}, "modules.whale.thresholds value error, high (5.0)"),
         ({"whale": {"usd_quote_currencies": ["usd"]}}, "modules.whale.usd_quote_currencies.0 value error"),
-        ({"whale": {"watermark": 2}}, "modules.whale.watermark extra inputs are not permitted"),
     ],
 )
 def test_bad_settings_name_their_key_path(modules: dict[str, object], message: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.detector import BaseDetector
 from coattail_framework.errors import ConfigError, PluginError
-from coattail_framework.registry import CONNECTOR_GROUP, DETECTOR_GROUP, ModuleRegistry
+from coattail_framework.registry import CONNECTOR_GROUP, DETECTOR_GROUP, DETECTOR_INFO_GROUP, ModuleRegistry
 
 FRAMEWORK_DIR = Path(__file__).resolve().parents[1]
 TEST_PLUGIN_DIR = Path(__file__).resolve().parent / "fixtures" / "coattail-test-plugin"
@@ -26,15 +26,21 @@ PLUGIN_MODULES = {
         from pydantic import BaseModel, Field
         from coattail_framework.detector import BaseDetector
         from coattail_framework.partitioning import day
+        from coattail_framework.plugins import AlertType, DetailField, DetectorInfo
+
+        INFO = DetectorInfo("MOD-901", "good", "small", (AlertType("good", (DetailField("n", "integer"),)),))
+        LARGE = DetectorInfo("MOD-903", "later", "large", (AlertType("later", ()),))
+        WRONG = DetectorInfo("MOD-999", "good", "small", (AlertType("good", ()),))
 
         class Settings(BaseModel):
             model_config = {"extra": "forbid"}
             min_usd: float = Field(100.0, gt=0)
 
         class GoodDetector(BaseDetector[Settings]):
-            module_id = "MOD-901"
-            module_name = "good"
-            alert_types = ("good",)
+            info = INFO
+            module_id = INFO.module_id
+            module_name = INFO.module_name
+            alert_types = INFO.alert_type_names
             output_table = "good_rows"
             output_schema = None
             partition_spec = (day("timestamp"),)
@@ -77,20 +83,25 @@ def _entry_points(mapping: dict[str, list[tuple[str, str]]]) -> object:
 
 
 def _config(**overrides: object) -> CoattailConfig:
-    return CoattailConfig.model_validate({"tiers": {"small": ["good"]}, **overrides})
+    return CoattailConfig.model_validate(overrides)
+
+
+GOOD_INFO = [("good", "good_plugin:INFO")]
+GOOD = {DETECTOR_INFO_GROUP: GOOD_INFO, DETECTOR_GROUP: [("good", "good_plugin:GoodDetector")]}
 
 
 def test_discovers_and_configures_an_entry_point_plugin(plugin_modules: None) -> None:
-    registry = ModuleRegistry(_entry_points({DETECTOR_GROUP: [("good", "good_plugin:GoodDetector")]}))
+    registry = ModuleRegistry(_entry_points(GOOD))
     registry.discover()
     assert list(registry.detectors) == ["good"]
+    assert registry.detector_infos["good"].tier == "small"
     (detector,) = registry.get_active_detectors(_config(modules={"good": {"min_usd": 5}}))
     assert detector.module_id == "MOD-901"
     assert detector.settings.min_usd == 5
 
 
 def test_active_module_not_installed_names_the_distribution(plugin_modules: None) -> None:
-    registry = ModuleRegistry(_entry_points({})).discover()
+    registry = ModuleRegistry(_entry_points({DETECTOR_INFO_GROUP: GOOD_INFO})).discover()
     with pytest.raises(PluginError) as error:
         registry.get_active_detectors(_config())
     assert str(error.value) == (
@@ -102,7 +113,9 @@ def test_active_module_not_installed_names_the_distribution(plugin_modules: None
 def test_plugin_that_fails_to_import_is_reported_with_its_error(
     plugin_modules: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    registry = ModuleRegistry(_entry_points({DETECTOR_GROUP: [("good", "broken_plugin:Detector")]})).discover()
+    registry = ModuleRegistry(
+        _entry_points({DETECTOR_INFO_GROUP: GOOD_INFO, DETECTOR_GROUP: [("good", "broken_plugin:Detector")]})
+    ).discover()
     (failure,) = registry.failures
     assert failure.error == "ModuleNotFoundError: No module named 'a_dependency_that_is_not_installed'"
     assert "failed to load" in caplog.text
@@ -145,14 +158,14 @@ def test_subclass_missing_abstract_methods_cannot_be_instantiated(plugin_modules
 
 
 def test_bad_module_settings_name_the_key_path(plugin_modules: None) -> None:
-    registry = ModuleRegistry(_entry_points({DETECTOR_GROUP: [("good", "good_plugin:GoodDetector")]})).discover()
+    registry = ModuleRegistry(_entry_points(GOOD)).discover()
     with pytest.raises(ConfigError) as error:
         registry.get_active_detectors(_config(modules={"good": {"min_usd": -5}}))
     assert str(error.value) == "defaults: modules.good.min_usd input should be greater than 0, got -5"
 
 
 def test_disabled_module_is_not_built(plugin_modules: None) -> None:
-    registry = ModuleRegistry(_entry_points({DETECTOR_GROUP: [("good", "good_plugin:GoodDetector")]})).discover()
+    registry = ModuleRegistry(_entry_points(GOOD)).discover()
     assert registry.get_active_detectors(_config(modules={"good": {"enabled": False}})) == []
     assert registry.get_active_detectors(_config(disabled_modules=["good"])) == []
 
@@ -169,10 +182,63 @@ def test_clean_venv_finds_exactly_the_installed_plugin(tmp_path: Path) -> None:
     )
     probe = (
         "import json; from coattail_framework import ModuleRegistry; r = ModuleRegistry().discover(); "
-        "print(json.dumps({'detectors': sorted(r.detectors), 'connectors': sorted(r.connectors), "
-        "'failures': [f.describe() for f in r.failures]}))"
+        "print(json.dumps({'detectors': sorted(r.detectors), 'infos': sorted(r.detector_infos), "
+        "'connectors': sorted(r.connectors), 'failures': [f.describe() for f in r.failures]}))"
     )
     result = subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True)
-    assert json.loads(result.stdout) == {"detectors": ["big-fill"], "connectors": ["echo"], "failures": []}
+    assert json.loads(result.stdout) == {
+        "detectors": ["big-fill"],
+        "infos": ["big-fill"],
+        "connectors": ["echo"],
+        "failures": [],
+    }
     pyspark = subprocess.run([str(python), "-c", "import pyspark"], capture_output=True, text=True)
     assert pyspark.returncode != 0, "the framework core must import without PySpark"
+
+
+def test_feature_tier_selects_declared_tiers_at_or_below_it(plugin_modules: None) -> None:
+    registry = ModuleRegistry(_entry_points({DETECTOR_INFO_GROUP: [*GOOD_INFO, ("later", "good_plugin:LARGE")]}))
+    assert registry.active_modules(_config()) == ["good"]
+    assert registry.active_modules(_config(feature_tier="medium")) == ["good"]
+    assert registry.active_modules(_config(feature_tier="large")) == ["good", "later"]
+    assert registry.active_modules(_config(feature_tier="large", disabled_modules=["good"])) == ["later"]
+
+
+def test_each_group_is_loaded_only_when_asked_for(plugin_modules: None) -> None:
+    asked: list[str] = []
+    lookup = _entry_points({**GOOD, CONNECTOR_GROUP: []})
+
+    def spying(group: str) -> Iterable[EntryPoint]:
+        asked.append(group)
+        return lookup(group)  # type: ignore[operator,no-any-return]
+
+    registry = ModuleRegistry(spying)
+    assert registry.active_modules(_config()) == ["good"]
+    assert registry.connectors == {}
+    assert asked == [DETECTOR_INFO_GROUP, CONNECTOR_GROUP]
+    registry.get_active_detectors(_config())
+    assert asked == [DETECTOR_INFO_GROUP, CONNECTOR_GROUP, DETECTOR_GROUP]
+
+
+def test_a_class_that_disagrees_with_its_declaration_is_refused(plugin_modules: None) -> None:
+    registry = ModuleRegistry(
+        _entry_points({DETECTOR_INFO_GROUP: [("good", "good_plugin:WRONG")], DETECTOR_GROUP: GOOD[DETECTOR_GROUP]})
+    )
+    with pytest.raises(PluginError, match=r"detector 'good': its class declares .*'MOD-901'.* 'MOD-999'"):
+        registry.get_active_detectors(_config())
+
+
+def test_a_declaration_under_another_name_is_refused(plugin_modules: None) -> None:
+    registry = ModuleRegistry(_entry_points({DETECTOR_INFO_GROUP: [("other", "good_plugin:INFO")]}))
+    assert registry.detector_infos == {}
+    (failure,) = registry.failures
+    assert "declares module_name 'good'" in failure.error
+
+
+def test_a_detector_class_missing_a_declaration_is_refused(plugin_modules: None) -> None:
+    registry = ModuleRegistry(_entry_points({DETECTOR_GROUP: [("incomplete", "good_plugin:Incomplete")]}))
+    assert registry.detectors == {}
+    (failure,) = registry.failures
+    assert "Incomplete does not declare ['alert_types', 'output_table', 'output_schema', 'partition_spec']" in (
+        failure.error
+    )

@@ -1,7 +1,21 @@
-"""MOD-003 spread: one instrument's VWAP compared across exchanges (entry point ``spread``)."""
+"""MOD-003 spread: one instrument's VWAP compared across exchanges (entry point ``spread``).
 
-from coattail_detector_spread.config import SpreadConfig
-from coattail_detector_spread.detector import SpreadDetector
-from coattail_detector_spread.schema import EXCHANGE_SPREADS
+Importing the package imports nothing heavy: ``metadata`` (the ``DETECTOR_INFO`` published
+under ``coattail.detector_info``) is read by processes without PySpark; the names below are
+imported on first use.
+"""
 
-__all__ = ["EXCHANGE_SPREADS", "SpreadConfig", "SpreadDetector"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {"EXCHANGE_SPREADS": "schema", "SpreadConfig": "config", "SpreadDetector": "detector"}
+__all__ = [*_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    """The detector, its config model and its schema, imported when first asked for (PySpark)."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"coattail_detector_spread.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,22 +18,16 @@ Example::
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from coattail_framework.alerts import SeverityTiers
-
-_CURRENCY = re.compile(r"^[A-Z0-9]{1,15}$")
+from coattail_framework.config.validators import check_currency
 
 
 class SpreadConfig(BaseModel):
     """Settings of MOD-003. Volumes are in the instrument's quote currency; spreads in percent."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True
-    """Read by ``CoattailConfig.active_modules``; false switches the module off."""
 
     window_seconds: int = Field(30, gt=0, le=86_400)
     """Length of the tumbling event-time windows (UTC, aligned to the epoch) VWAPs are taken over."""
@@ -61,9 +55,8 @@ class SpreadConfig(BaseModel):
     @classmethod
     def _currencies(cls, value: dict[str, str]) -> dict[str, str]:
         for source, target in value.items():
-            for currency in (source, target):
-                if not _CURRENCY.match(currency):
-                    raise ValueError(f"currency {currency!r} must be upper case letters or digits, e.g. USDT")
+            check_currency(source)
+            check_currency(target)
             if target in value:
                 raise ValueError(
                     f"{source} maps to {target}, which is itself mapped: map {source} to the final currency"

@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
 
 from coattail_detector_spread.config import SpreadConfig
+from coattail_detector_spread.metadata import DETECTOR_INFO
 from coattail_detector_spread.schema import EXCHANGE_SPREADS
 from coattail_framework.alerts import alert_frame
 from coattail_framework.detector import BaseDetector
 from coattail_framework.errors import ConfigError
-from coattail_framework.partitioning import PartitionField, day
+from coattail_framework.partitioning import day
 from coattail_framework.schemas import EVENT_TIME_COLUMN
 
 if TYPE_CHECKING:
@@ -77,12 +77,13 @@ class SpreadDetector(BaseDetector[SpreadConfig]):
     """Cross-exchange VWAP spreads (``exchange_spreads``) and ``spread_divergence`` alerts."""
 
     config_model: ClassVar[type[SpreadConfig]] = SpreadConfig
-    module_id = "MOD-003"
-    module_name = "spread"
-    alert_types: Sequence[str] = ("spread_divergence",)
+    info = DETECTOR_INFO
+    module_id = DETECTOR_INFO.module_id
+    module_name = DETECTOR_INFO.module_name
+    alert_types = DETECTOR_INFO.alert_type_names
     output_table = "exchange_spreads"
-    output_schema: StructType = EXCHANGE_SPREADS
-    partition_spec: Sequence[PartitionField] = (day("window_start"),)
+    output_schema = EXCHANGE_SPREADS
+    partition_spec = (day("window_start"),)
 
     legs: tuple[Leg, ...] = ()
     pairs: tuple[tuple[int, int], ...] = ()
@@ -201,7 +202,7 @@ class SpreadDetector(BaseDetector[SpreadConfig]):
         return alert_frame(
             output,
             module_id=self.module_id,
-            alert_type="spread_divergence",
+            alert_type=DETECTOR_INFO.alert_type_names[0],
             id_parts=[
                 F.col("symbol"),
                 F.col("exchange_a"),

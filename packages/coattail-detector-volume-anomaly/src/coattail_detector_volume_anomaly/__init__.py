@@ -3,10 +3,23 @@
 Per (exchange, symbol), the quote volume of each tumbling event-time window is compared
 with the same key's previous windows (quiet ones as zeros); a z-score above the configured
 bound raises a ``volume_spike`` alert. See ``detector.VolumeAnomalyDetector``.
+
+Importing the package imports nothing heavy: ``metadata`` (the ``DETECTOR_INFO`` published
+under ``coattail.detector_info``) is read by processes without PySpark; the names below are
+imported on first use.
 """
 
-from coattail_detector_volume_anomaly.config import VolumeAnomalySettings
-from coattail_detector_volume_anomaly.detector import VolumeAnomalyDetector
-from coattail_detector_volume_anomaly.schema import VOLUME_AGGREGATES
+from __future__ import annotations
 
-__all__ = ["VOLUME_AGGREGATES", "VolumeAnomalyDetector", "VolumeAnomalySettings"]
+import importlib
+from typing import Any
+
+_LAZY = {"VOLUME_AGGREGATES": "schema", "VolumeAnomalyConfig": "config", "VolumeAnomalyDetector": "detector"}
+__all__ = [*_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    """The detector, its config model and its schema, imported when first asked for (PySpark)."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"coattail_detector_volume_anomaly.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

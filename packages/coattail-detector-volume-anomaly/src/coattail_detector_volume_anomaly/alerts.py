@@ -17,11 +17,12 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from coattail_detector_volume_anomaly.config import VolumeAnomalySettings
+from coattail_detector_volume_anomaly.config import VolumeAnomalyConfig
+from coattail_detector_volume_anomaly.metadata import DETECTOR_INFO
 from coattail_detector_volume_anomaly.schema import VOLUME_AGGREGATES
 from coattail_framework.alerts import alert_frame
 
-ALERT_TYPE = "volume_spike"
+ALERT_TYPE = DETECTOR_INFO.alert_type_names[0]
 _DETAIL_COLUMNS = [name for name in VOLUME_AGGREGATES.fieldNames() if name not in ("exchange", "symbol")]
 
 
@@ -43,7 +44,7 @@ def duration(windows: Column, window_seconds: int) -> Column:
     return F.concat((windows * window_seconds).cast("string"), F.lit(" s"))
 
 
-def volume_spike_alerts(output: DataFrame, settings: VolumeAnomalySettings, module_id: str) -> DataFrame:
+def volume_spike_alerts(output: DataFrame, settings: VolumeAnomalyConfig, module_id: str) -> DataFrame:
     """``BASE_ALERT_RECORD`` rows for the windows of ``output`` that spiked."""
     eligible = (F.col("baseline_size") >= settings.min_baseline_windows) & (
         F.col("quote_volume") >= settings.min_quote_volume

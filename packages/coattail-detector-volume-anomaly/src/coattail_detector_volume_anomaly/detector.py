@@ -1,7 +1,7 @@
 """MOD-001 volume-anomaly: per-minute quote volume of each (exchange, symbol) against its last hour.
 
 ``process`` builds one stateful streaming plan on the driver: valid trades -> watermark
-on ``timestamp`` (``watermark_seconds``) -> one ``applyInPandasWithState`` per
+on ``timestamp`` (``watermark_delay_seconds``) -> one ``applyInPandasWithState`` per
 (exchange, symbol) with an event-time timeout, which does both the tumbling windows and
 the rolling baseline (``windows.KeyState``). A windowed aggregation cannot feed
 ``applyInPandasWithState`` in the same query, so the windowing lives in the state
@@ -25,55 +25,32 @@ from typing import ClassVar
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupStateTimeout
-from pyspark.sql.types import StructType
 
-from coattail_detector_volume_anomaly.alerts import ALERT_TYPE, volume_spike_alerts
-from coattail_detector_volume_anomaly.config import VolumeAnomalySettings
+from coattail_detector_volume_anomaly.alerts import volume_spike_alerts
+from coattail_detector_volume_anomaly.config import VolumeAnomalyConfig
+from coattail_detector_volume_anomaly.metadata import DETECTOR_INFO
 from coattail_detector_volume_anomaly.quality import usable_trades, volume_quality_rules
 from coattail_detector_volume_anomaly.schema import VOLUME_AGGREGATES, VOLUME_STATE
 from coattail_detector_volume_anomaly.windows import volume_batch_function, volume_state_function
 from coattail_framework.detector import BaseDetector
-from coattail_framework.partitioning import PartitionField, day
+from coattail_framework.partitioning import day
 from coattail_framework.quality.rules import QualityRule
 from coattail_framework.schemas import EVENT_TIME_COLUMN
 
 KEY_COLUMNS = ("exchange", "symbol")
 
 
-class VolumeAnomalyDetector(BaseDetector[VolumeAnomalySettings]):
+class VolumeAnomalyDetector(BaseDetector[VolumeAnomalyConfig]):
     """Quote volume per tumbling window and its z-score against the key's rolling baseline."""
 
-    config_model: ClassVar[type[VolumeAnomalySettings]] = VolumeAnomalySettings
-
-    @property
-    def module_id(self) -> str:
-        """The registry id."""
-        return "MOD-001"
-
-    @property
-    def module_name(self) -> str:
-        """The entry-point name and config key."""
-        return "volume-anomaly"
-
-    @property
-    def alert_types(self) -> Sequence[str]:
-        """The one alert type this module emits."""
-        return (ALERT_TYPE,)
-
-    @property
-    def output_table(self) -> str:
-        """The Iceberg table of window rows."""
-        return "volume_aggregates"
-
-    @property
-    def output_schema(self) -> StructType:
-        """``schema.VOLUME_AGGREGATES``."""
-        return VOLUME_AGGREGATES
-
-    @property
-    def partition_spec(self) -> Sequence[PartitionField]:
-        """Partitioned by UTC day of the window start."""
-        return (day("window_start"),)
+    config_model: ClassVar[type[VolumeAnomalyConfig]] = VolumeAnomalyConfig
+    info = DETECTOR_INFO
+    module_id = DETECTOR_INFO.module_id
+    module_name = DETECTOR_INFO.module_name
+    alert_types = DETECTOR_INFO.alert_type_names
+    output_table = "volume_aggregates"
+    output_schema = VOLUME_AGGREGATES
+    partition_spec = (day("window_start"),)
 
     def quality_rules(self) -> Sequence[QualityRule]:
         """Exchange, taker side and a positive quote volume must be present (see ``quality``)."""
@@ -83,7 +60,7 @@ class VolumeAnomalyDetector(BaseDetector[VolumeAnomalySettings]):
         """``VOLUME_AGGREGATES`` rows of ``events``.
 
         Streaming: windows are emitted as the watermark (newest event time seen minus
-        ``watermark_seconds``) passes their end; Spark drops trades at or before the
+        ``watermark_delay_seconds``) passes their end; Spark drops trades at or before the
         previous micro-batch's watermark before they reach the state, so a trade never
         lands in a window already emitted. Static (backfills over stored
         trades): ``applyInPandasWithState`` is streaming-only, so the same window and
@@ -91,7 +68,7 @@ class VolumeAnomalyDetector(BaseDetector[VolumeAnomalySettings]):
         """
         trades = (
             usable_trades(events)
-            .withWatermark(EVENT_TIME_COLUMN, f"{self.settings.watermark_seconds} seconds")
+            .withWatermark(EVENT_TIME_COLUMN, f"{round(self.settings.watermark_delay_seconds * 1000)} milliseconds")
             .select(
                 *KEY_COLUMNS,
                 # Kept so Spark can drop late rows before the state function; the function reads event_us.

@@ -38,7 +38,7 @@ from coattail_detector_volume_anomaly.schema import VOLUME_AGGREGATES
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
 
-    from coattail_detector_volume_anomaly.config import VolumeAnomalySettings
+    from coattail_detector_volume_anomaly.config import VolumeAnomalyConfig
 
 TRADE_COLUMNS = ("event_us", "quantity", "quote_volume", "side")
 """Columns ``window_totals`` reads: trade time (µs since the epoch, UTC), base and quote amounts, taker side."""
@@ -215,7 +215,7 @@ def aggregates_frame(exchange: str, symbol: str, rows: list[dict[str, Any]]) -> 
     return frame[VOLUME_AGGREGATES.fieldNames()]
 
 
-def volume_state_function(settings: VolumeAnomalySettings) -> StateFunction:
+def volume_state_function(settings: VolumeAnomalyConfig) -> StateFunction:
     """The ``applyInPandasWithState`` function for ``settings``: windows close as the watermark passes their end."""
     window_us = settings.window_seconds * 1_000_000
     capacity = settings.baseline_windows
@@ -237,7 +237,7 @@ def volume_state_function(settings: VolumeAnomalySettings) -> StateFunction:
     return update
 
 
-def volume_batch_function(settings: VolumeAnomalySettings) -> Callable[[tuple[Any, ...], Any], Any]:
+def volume_batch_function(settings: VolumeAnomalyConfig) -> Callable[[tuple[Any, ...], Any], Any]:
     """The ``applyInPandas`` function for static input: every trade of a key at once, every window closed."""
     window_us = settings.window_seconds * 1_000_000
     capacity = settings.baseline_windows

@@ -1,7 +1,21 @@
-"""MOD-002 whale: large taker orders rebuilt from their fills (entry point ``whale``)."""
+"""MOD-002 whale: large taker orders rebuilt from their fills (entry point ``whale``).
 
-from coattail_detector_whale.config import WhaleConfig
-from coattail_detector_whale.detector import WhaleDetector
-from coattail_detector_whale.schema import WHALE_TRADES
+Importing the package imports nothing heavy: ``metadata`` (the ``DETECTOR_INFO`` published
+under ``coattail.detector_info``) is read by processes without PySpark; the names below are
+imported on first use.
+"""
 
-__all__ = ["WHALE_TRADES", "WhaleConfig", "WhaleDetector"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {"WHALE_TRADES": "schema", "WhaleConfig": "config", "WhaleDetector": "detector"}
+__all__ = [*_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    """The detector, its config model and its schema, imported when first asked for (PySpark)."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"coattail_detector_whale.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

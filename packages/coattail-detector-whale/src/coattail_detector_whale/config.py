@@ -15,32 +15,16 @@ Example::
 
 from __future__ import annotations
 
-import re
-from typing import Annotated
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from coattail_framework.alerts import SeverityTiers
-
-_CURRENCY = re.compile(r"^[A-Z0-9]{1,15}$")
-
-
-def _currency(value: str) -> str:
-    if not _CURRENCY.match(value):
-        raise ValueError(f"currency {value!r} must be upper case letters or digits, e.g. USDT")
-    return value
-
-
-Currency = Annotated[str, AfterValidator(_currency)]
+from coattail_framework.config.validators import Currency
 
 
 class WhaleConfig(BaseModel):
     """Settings of MOD-002. Amounts are in the instrument's quote currency, counted as USD."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = True
-    """Read by ``CoattailConfig.active_modules``; false switches the module off."""
 
     min_notional_usd: float = Field(100_000.0, gt=0)
     """A taker order with at least this quote volume is written to ``whale_trades``."""

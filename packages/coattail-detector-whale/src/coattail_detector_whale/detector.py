@@ -45,12 +45,13 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from coattail_detector_whale.config import WhaleConfig
 from coattail_detector_whale.early import EarlyOrders
+from coattail_detector_whale.metadata import DETECTOR_INFO
 from coattail_detector_whale.orders import GROUP_KEY, fill_struct, order_figures, split_runs
 from coattail_detector_whale.schema import WHALE_TRADES
 from coattail_framework.alerts import alert_columns, select_alerts
 from coattail_framework.detector import BaseDetector, EarlyAlerts
 from coattail_framework.errors import ConfigError
-from coattail_framework.partitioning import PartitionField, day
+from coattail_framework.partitioning import day
 from coattail_framework.quality.rules import QualityRule
 from coattail_framework.schemas import EVENT_TIME_COLUMN
 
@@ -70,12 +71,13 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
     """Whale taker orders (``whale_trades``) and ``whale_trade`` alerts."""
 
     config_model: ClassVar[type[WhaleConfig]] = WhaleConfig
-    module_id = "MOD-002"
-    module_name = "whale"
-    alert_types: Sequence[str] = ("whale_trade",)
+    info = DETECTOR_INFO
+    module_id = DETECTOR_INFO.module_id
+    module_name = DETECTOR_INFO.module_name
+    alert_types = DETECTOR_INFO.alert_type_names
     output_table = "whale_trades"
-    output_schema: StructType = WHALE_TRADES
-    partition_spec: Sequence[PartitionField] = (day("order_time"),)
+    output_schema = WHALE_TRADES
+    partition_spec = (day("order_time"),)
 
     output_key: Sequence[str] = ORDER_KEY
     """The columns that identify an order in ``whale_trades`` (its alert id's parts)."""
@@ -215,7 +217,7 @@ class _Expressions:
             order_of_fills=order_figures(F.col("fills"), F.col("side")).alias("order"),
             alerts=alert_columns(
                 module_id=WhaleDetector.module_id,
-                alert_type="whale_trade",
+                alert_type=DETECTOR_INFO.alert_type_names[0],
                 id_parts=[
                     F.col("exchange"),
                     F.col("symbol"),

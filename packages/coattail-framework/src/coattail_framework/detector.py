@@ -12,12 +12,14 @@ read the trades instead of after the stateful query's watermark has passed them;
 stateful query still writes every output row and alert (the early ones again, as counted
 duplicates of the same deterministic alert ids).
 
-Example (a minimal stateless detector)::
+Example (a minimal stateless detector; ``BIG_FILL`` is its ``DetectorInfo``, published in
+the light ``coattail.detector_info`` group, see ``coattail_framework.plugins``)::
 
-    class BigFill(BaseDetector):
-        module_id = "MOD-900"
-        module_name = "big-fill"
-        alert_types = ("big_fill",)
+    class BigFill(BaseDetector[BigFillConfig]):
+        info = BIG_FILL
+        module_id = BIG_FILL.module_id
+        module_name = BIG_FILL.module_name
+        alert_types = BIG_FILL.alert_type_names
         output_table = "big_fills"
         output_schema = UNIFIED_TRADE_EVENT
         partition_spec = (day("timestamp"),)
@@ -41,6 +43,7 @@ from pydantic import BaseModel, ValidationError
 
 from coattail_framework.errors import ConfigError
 from coattail_framework.partitioning import PartitionField
+from coattail_framework.plugins import DetectorInfo
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -50,6 +53,16 @@ if TYPE_CHECKING:
     from coattail_framework.quality.rules import QualityRule
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
+DECLARATIONS = (
+    "module_id",
+    "module_name",
+    "alert_types",
+    "output_table",
+    "output_schema",
+    "partition_spec",
+    "config_model",
+)
+"""The class attributes every detector sets (``info`` too, except a class registered by hand)."""
 
 
 @dataclass(frozen=True)
@@ -73,46 +86,31 @@ class EarlyAlerts:
 class BaseDetector(ABC, Generic[SettingsT]):
     """A feature module.
 
-    Declares (as class attributes or properties): ``module_id`` ("MOD-002"),
-    ``module_name`` (its entry-point name, "whale"), ``alert_types``, ``output_table``
-    (Iceberg table name, without namespace), ``output_schema`` (Spark ``StructType`` of the
-    rows ``process`` returns), ``partition_spec`` (Iceberg partition fields of the output
-    table) and ``config_model`` (pydantic model of ``modules.<module_name>`` in the
-    configuration). ``configure`` must run before ``process``.
+    Declares, as class attributes: ``info`` (its ``DetectorInfo``, the declaration published
+    under ``coattail.detector_info``), ``module_id``, ``module_name`` (its entry-point name)
+    and ``alert_types``, all three taken from ``info``; ``output_table`` (Iceberg table name,
+    without namespace), ``output_schema`` (Spark ``StructType`` of the rows ``process``
+    returns), ``partition_spec`` (Iceberg partition fields of the output table) and
+    ``config_model`` (pydantic model of ``modules.<module_name>``, named ``<Name>Config``,
+    ``extra="forbid"``). The registry refuses a class missing one (``missing_declarations``);
+    ``configure`` must run
+    before ``process``. ``coattail_framework.testing.contracts.DetectorContract`` checks all of it.
     """
 
+    info: ClassVar[DetectorInfo]
+    module_id: ClassVar[str]
+    module_name: ClassVar[str]
+    alert_types: ClassVar[Sequence[str]]
+    output_table: ClassVar[str]
+    output_schema: ClassVar[StructType]
+    partition_spec: ClassVar[Sequence[PartitionField]]
     config_model: ClassVar[type[BaseModel]]
     settings: SettingsT
 
-    @property
-    @abstractmethod
-    def module_id(self) -> str:
-        """The registry id, e.g. ``"MOD-002"``."""
-
-    @property
-    @abstractmethod
-    def module_name(self) -> str:
-        """The entry-point name and config key, e.g. ``"whale"``."""
-
-    @property
-    @abstractmethod
-    def alert_types(self) -> Sequence[str]:
-        """The ``alert_type`` values this module emits."""
-
-    @property
-    @abstractmethod
-    def output_table(self) -> str:
-        """The Iceberg table of the module output rows (no namespace)."""
-
-    @property
-    @abstractmethod
-    def output_schema(self) -> StructType:
-        """The Spark schema of the rows ``process`` returns."""
-
-    @property
-    @abstractmethod
-    def partition_spec(self) -> Sequence[PartitionField]:
-        """The Iceberg partition spec of ``output_table``."""
+    @classmethod
+    def missing_declarations(cls) -> list[str]:
+        """The class attributes of the contract this class does not set (empty: it declares them all)."""
+        return [name for name in DECLARATIONS if not hasattr(cls, name)]
 
     def quality_rules(self) -> Sequence[QualityRule]:
         """Extra data-quality rules this module contributes while it is active."""

@@ -13,10 +13,13 @@ Routes (all ``GET``, JSON, times ISO 8601 UTC):
   that nothing scans. The other two and ``severity`` filter. ``since``/``until`` bound
   ``detected_at`` (inclusive). ``limit`` 1-500 (default 50).
 - ``/alerts/{alert_id}`` — one alert, 404 when absent.
-- ``/whales?symbol=&since=&until=&min_notional=&limit=&cursor=`` — ``whale_trade`` alerts
-  whose taker order notional (quote currency) is at least ``min_notional``.
-- ``/spreads?symbol=&since=`` — the latest ``spread_divergence`` per venue pair for a
-  canonical ``BASE/QUOTE`` symbol.
+- ``/<path>`` for each alert type whose detector declares a view
+  (``coattail_framework.plugins.AlertView``, read from the light ``coattail.detector_info``
+  entry points at start; this process never imports a detector class or PySpark):
+  ``listing`` — ``?symbol=&since=&until=&min_<key>=&limit=&cursor=``, that type's alerts,
+  optionally only those whose numeric ``details.<key>`` is at least ``min_<key>``;
+  ``latest_per_pair`` — ``?symbol=&since=``, the latest alert of that type per venue pair
+  for a canonical ``BASE/QUOTE`` symbol. docs/API.md lists the routes of the shipped detectors.
 - ``/health`` — the function runs and can read the table (503 when it cannot).
 
 Hostile input is refused before anything reads the table: every string parameter has a
@@ -37,7 +40,7 @@ trace ever leaves the function.
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
@@ -54,18 +57,19 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from coattail_api import __version__
 from coattail_api.cursor import CursorCodec, InvalidCursorError, query_fingerprint
-from coattail_api.models import Alert, AlertPage, Health, SpreadBoard, SpreadPair
+from coattail_api.models import Alert, AlertPage, Health, PairBoard, VenuePair
 from coattail_api.settings import ApiSettings, load_settings
 from coattail_api.store import AlertStore, IndexQuery, Item
 from coattail_framework.aws import aws_client
+from coattail_framework.errors import PluginError
+from coattail_framework.plugins import AlertType, AlertView
+from coattail_framework.registry import ModuleRegistry
 
 SERVICE = "coattail-api"
 LOGGER = Logger(service=SERVICE)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-WHALE_ALERT_TYPE = "whale_trade"
-SPREAD_ALERT_TYPE = "spread_divergence"
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 """``since`` and ``until`` must lie in ``[EARLIEST, LATEST]`` (UTC, inclusive)."""
@@ -87,9 +91,9 @@ _ISO_TIME_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}.
 _SHOWN_CHARS = 64
 _HINTS = {
     "symbol": "must be an upper-case symbol such as BTCUSDT, BTC-USD or BTC/USD",
-    "spreads.symbol": "must be a canonical BASE/QUOTE symbol such as BTC/USD",
-    "alert_type": "must be a lower-case alert type such as whale_trade",
-    "module_id": "must be a module id such as MOD-002",
+    "canonical": "must be a canonical BASE/QUOTE symbol such as BTC/USD",
+    "alert_type": "must be a lower-case alert type (letters, digits, underscores)",
+    "module_id": "must be a module id (upper-case prefix, '-', 3 to 8 digits)",
     "alert_id": "must be 32 lower-case hex characters",
     "since": "must be an ISO 8601 time with a time zone, e.g. 2024-08-08T23:58:01Z",
     "until": "must be an ISO 8601 time with a time zone, e.g. 2024-08-08T23:58:01Z",
@@ -161,15 +165,17 @@ def _route_pattern(rule: str) -> re.Pattern[str]:
     return re.compile(re.sub(r"<\w+>", "[^/]+", re.escape(rule)))
 
 
-def _validation_message(error: RequestValidationError, path: str) -> str:
-    """One ``name: problem`` per invalid parameter of the route at ``path``, without echoing internals."""
+def _validation_message(error: RequestValidationError, path: str, hints: Mapping[str, str]) -> str:
+    """One ``name: problem`` per invalid parameter of the route at ``path``, without echoing internals.
+
+    ``hints``: what a parameter must look like, by ``<route>.<name>`` or by ``name``."""
     problems = []
     for problem in error.errors():
         location = [str(part) for part in problem.get("loc", ())]
         name = location[1] if len(location) > 1 else (location[0] if location else "request")
         kind = problem.get("type", "")
         if kind in ("string_pattern_mismatch", "timezone_aware", "datetime_from_date_parsing", "datetime_parsing"):
-            hint = _HINTS.get(f"{path.strip('/')}.{name}") or _HINTS.get(name) or problem.get("msg", "is invalid")
+            hint = hints.get(f"{path.strip('/')}.{name}") or hints.get(name) or problem.get("msg", "is invalid")
             problems.append(f"{name}: {hint}")
         elif kind == "value_error":
             problems.append(f"{name}: {problem.get('ctx', {}).get('error', 'is invalid')}")
@@ -184,27 +190,62 @@ def _time_order(since: datetime | None, until: datetime | None) -> None:
         raise BadRequestError("since: must not be after until")
 
 
-def _whale_notional(item: Item) -> float | None:
-    """The taker order notional of a whale alert (quote currency), or None when absent."""
-    notional = json.loads(item["details"]).get("notional")
-    if isinstance(notional, (int, float)) and not isinstance(notional, bool):
-        return float(notional)
-    LOGGER.warning("whale alert without a numeric details.notional", extra={"alert_id": item["alert_id"]})
+def _detail_number(item: Item, key: str) -> float | None:
+    """The numeric ``details[key]`` of an alert, or None when absent or not a number (logged)."""
+    value = json.loads(item["details"]).get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    LOGGER.warning(f"{item['alert_type']} alert without a numeric details.{key}", extra={"alert_id": item["alert_id"]})
     return None
 
 
-def _notional_at_least(floor: float) -> Callable[[Item], bool]:
-    """A predicate keeping whale alerts whose notional is at least ``floor``."""
+def _detail_at_least(key: str, floor: float) -> Callable[[Item], bool]:
+    """A predicate keeping alerts whose numeric ``details[key]`` is at least ``floor``."""
 
     def keep(item: Item) -> bool:
-        notional = _whale_notional(item)
-        return notional is not None and notional >= floor
+        value = _detail_number(item, key)
+        return value is not None and value >= floor
 
     return keep
 
 
-def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings) -> APIGatewayHttpResolver:
-    """The routes over ``store``; cursors signed by ``codec``; CORS from ``settings``."""
+def installed_alert_types(registry: ModuleRegistry | None = None) -> tuple[AlertType, ...]:
+    """The alert types the installed detectors declare (``coattail.detector_info`` only: no PySpark).
+
+    A declaration that fails to load is logged and left out; its routes are then absent (404).
+    """
+    registry = registry or ModuleRegistry()
+    infos = registry.detector_infos
+    for failure in registry.failures:
+        LOGGER.error(failure.describe())
+    return tuple(alert_type for name in sorted(infos) for alert_type in infos[name].alert_types)
+
+
+def _views(alert_types: Iterable[AlertType]) -> list[tuple[AlertType, AlertView]]:
+    """The declared views, refusing two on one path (the API would not know which to serve)."""
+    views: dict[str, tuple[AlertType, AlertView]] = {}
+    reserved = {"alerts", "health"}
+    for alert_type in alert_types:
+        view = alert_type.view
+        if view is None:
+            continue
+        if view.path in reserved or view.path in views:
+            taken = "the API's own" if view.path in reserved else f"alert type {views[view.path][0].name!r}'s"
+            raise PluginError(f"alert type {alert_type.name!r} declares view /{view.path}, which is {taken} route")
+        views[view.path] = (alert_type, view)
+    return [views[path] for path in sorted(views)]
+
+
+def create_resolver(
+    store: AlertStore, codec: CursorCodec, settings: ApiSettings, alert_types: Iterable[AlertType] | None = None
+) -> APIGatewayHttpResolver:
+    """The routes over ``store``; cursors signed by ``codec``; CORS from ``settings``; a route per
+    declared view of ``alert_types`` (default: ``installed_alert_types()``)."""
+    views = _views(installed_alert_types() if alert_types is None else alert_types)
+    hints = {
+        **_HINTS,
+        **{f"{view.path}.symbol": _HINTS["canonical"] for _, view in views if view.kind == "latest_per_pair"},
+    }
     origins = settings.cors_allow_origins
     cors = CORSConfig(allow_origin=origins[0], extra_origins=list(origins[1:]), max_age=600) if origins else None
     app = APIGatewayHttpResolver(cors=cors, enable_validation=True)
@@ -241,10 +282,10 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
             raise BadRequestError(f"{_shown(unknown[0])}: unknown parameter; this route takes {takes}")
 
     def paged(
-        route: str, query: IndexQuery, limit: int, cursor: str | None, min_notional: float | None = None
+        route: str, query: IndexQuery, limit: int, cursor: str | None, floor: tuple[str, float] | None = None
     ) -> dict[str, Any]:
-        fingerprint = query_fingerprint({"route": route, "min_notional": min_notional, **query.fingerprint_parts()})
-        keep = _notional_at_least(min_notional) if min_notional else None
+        fingerprint = query_fingerprint({"route": route, "floor": floor, **query.fingerprint_parts()})
+        keep = _detail_at_least(*floor) if floor and floor[1] else None
         start_key = None
         if cursor is not None:
             try:
@@ -290,41 +331,60 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
             raise ServiceError(HTTPStatus.NOT_FOUND, message)
         return Alert.from_item(item).model_dump(mode="json")
 
-    @read_route("/whales")
-    def list_whales(
-        symbol: SymbolParam = None,
-        since: TimeParam = None,
-        until: TimeParam = None,
-        min_notional: NotionalParam = 0.0,
-        limit: LimitParam = DEFAULT_LIMIT,
-        cursor: CursorParam = None,
-    ) -> dict[str, Any]:
-        check_request(("symbol", "since", "until", "min_notional", "limit", "cursor"))
-        _time_order(since, until)
-        if symbol is not None:
-            query = IndexQuery("by_symbol", symbol, since, until, {"alert_type": WHALE_ALERT_TYPE})
-        else:
-            query = IndexQuery("by_type", WHALE_ALERT_TYPE, since, until)
-        return paged("whales", query, limit, cursor, min_notional=min_notional)
+    def listing_route(alert_type: AlertType, view: AlertView) -> None:
+        """``GET /<view.path>``: ``alert_type``'s alerts, newest first, optionally over a floor."""
+        floor_key = view.min_filter
+        floor_name = f"min_{floor_key}" if floor_key else None
+        allowed = ("symbol", "since", "until", *((floor_name,) if floor_name else ()), "limit", "cursor")
+        floor_param = Annotated[
+            float, Query(ge=0, le=1e15, alias=floor_name or "min", description=f"least details.{floor_key}")
+        ]
 
-    @read_route("/spreads")
-    def latest_spreads(symbol: CanonicalParam, since: TimeParam = None) -> dict[str, Any]:
-        check_request(("symbol", "since"))
-        query = IndexQuery("by_symbol", symbol, since, None, {"alert_type": SPREAD_ALERT_TYPE})
-        page = store.page(query, limit=settings.read_budget)
-        latest: dict[str, SpreadPair] = {}
-        for item in page.alerts:
-            pair = item["exchange"]
-            if pair in latest:
-                continue
-            exchange_a, _, exchange_b = pair.partition("|")
-            latest[pair] = SpreadPair(
-                exchange_pair=pair, exchange_a=exchange_a, exchange_b=exchange_b, latest=Alert.from_item(item)
+        def list_view(
+            symbol: SymbolParam = None,
+            since: TimeParam = None,
+            until: TimeParam = None,
+            floor: floor_param = 0.0,
+            limit: LimitParam = DEFAULT_LIMIT,
+            cursor: CursorParam = None,
+        ) -> dict[str, Any]:
+            check_request(allowed)
+            _time_order(since, until)
+            if symbol is not None:
+                query = IndexQuery("by_symbol", symbol, since, until, {"alert_type": alert_type.name})
+            else:
+                query = IndexQuery("by_type", alert_type.name, since, until)
+            return paged(view.path, query, limit, cursor, (floor_key, floor) if floor_key else None)
+
+        list_view.__name__ = f"list_{view.path.replace('-', '_')}"
+        read_route(f"/{view.path}")(list_view)
+
+    def latest_per_pair_route(alert_type: AlertType, view: AlertView) -> None:
+        """``GET /<view.path>``: the latest ``alert_type`` alert per venue pair of one canonical symbol."""
+
+        def latest_per_pair(symbol: CanonicalParam, since: TimeParam = None) -> dict[str, Any]:
+            check_request(("symbol", "since"))
+            query = IndexQuery("by_symbol", symbol, since, None, {"alert_type": alert_type.name})
+            page = store.page(query, limit=settings.read_budget)
+            latest: dict[str, VenuePair] = {}
+            for item in page.alerts:
+                pair = item["exchange"]
+                if pair in latest:
+                    continue
+                exchange_a, _, exchange_b = pair.partition("|")
+                latest[pair] = VenuePair(
+                    exchange_pair=pair, exchange_a=exchange_a, exchange_b=exchange_b, latest=Alert.from_item(item)
+                )
+            board = PairBoard(
+                symbol=symbol, pairs=[latest[pair] for pair in sorted(latest)], complete=page.next_start_key is None
             )
-        board = SpreadBoard(
-            symbol=symbol, pairs=[latest[pair] for pair in sorted(latest)], complete=page.next_start_key is None
-        )
-        return board.model_dump(mode="json")
+            return board.model_dump(mode="json")
+
+        latest_per_pair.__name__ = f"latest_{view.path.replace('-', '_')}"
+        read_route(f"/{view.path}")(latest_per_pair)
+
+    for alert_type, view in views:
+        (listing_route if view.kind == "listing" else latest_per_pair_route)(alert_type, view)
 
     @read_route("/health")
     def health() -> dict[str, Any]:
@@ -338,7 +398,7 @@ def create_resolver(store: AlertStore, codec: CursorCodec, settings: ApiSettings
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(error: RequestValidationError) -> Response[Any]:
-        message = _validation_message(error, app.current_event.raw_path)
+        message = _validation_message(error, app.current_event.raw_path, hints)
         return _error_response(HTTPStatus.BAD_REQUEST, message, request_id())
 
     @app.exception_handler(ServiceError)

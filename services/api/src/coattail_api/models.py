@@ -74,8 +74,8 @@ class AlertPage(_Body):
     next_cursor: str | None
 
 
-class SpreadPair(_Body):
-    """The latest spread divergence between two venues (``exchange`` is ``exchange_a|exchange_b``)."""
+class VenuePair(_Body):
+    """The latest alert about two venues (the alert's ``exchange`` is ``exchange_a|exchange_b``)."""
 
     exchange_pair: str
     exchange_a: str
@@ -83,15 +83,15 @@ class SpreadPair(_Body):
     latest: Alert
 
 
-class SpreadBoard(_Body):
-    """Latest divergence per venue pair for one canonical symbol.
+class PairBoard(_Body):
+    """The latest alert per venue pair for one canonical symbol (a ``latest_per_pair`` view).
 
     ``complete`` is false when the read budget ran out before the symbol's history did;
     narrow the search with ``since`` to be sure no older pair was missed.
     """
 
     symbol: str
-    pairs: list[SpreadPair]
+    pairs: list[VenuePair]
     complete: bool
 
 

@@ -13,7 +13,7 @@ deadline. Anything still unpublished then is dropped, counted and reported.
 Example::
 
     config = ConfigLoader("config/features.yaml").load()
-    connectors = build_connectors(config, ModuleRegistry().discover())
+    connectors = build_connectors(config, connector_registry())
     producer = Producer(config, connectors, kinesis_client=aws_client("kinesis", region="us-east-1"))
     await producer.run(stop_event)
 """
@@ -21,10 +21,9 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +32,7 @@ from coattail_framework.config.model import CoattailConfig
 from coattail_framework.connector import BaseConnector
 from coattail_framework.errors import CoattailError, ConfigError
 from coattail_framework.events import TradeEvent
-from coattail_framework.registry import CONNECTOR_GROUP, ModuleRegistry
+from coattail_framework.registry import ModuleRegistry
 from coattail_producer.health import Check, HealthReport, HealthServer
 from coattail_producer.metrics import CloudWatchEmitter, Sample, VenueMetrics, collect
 from coattail_producer.publisher import KinesisPublisher, LatencyWindow, PublisherStats
@@ -46,15 +45,12 @@ CONNECTOR_SHARE_OF_DEADLINE = 0.5
 
 
 def connector_registry() -> ModuleRegistry:
-    """Connector plugins from the ``coattail.connectors`` entry points only.
+    """The plugin registry with its connector group loaded (failures logged at start).
 
-    The producer never runs detectors, so their group (and the PySpark they import) is not loaded.
+    The producer never asks for detectors, so the registry never loads their group (nor the
+    PySpark they import): each group is read the first time it is needed.
     """
-
-    def connector_entry_points(group: str) -> Iterable[importlib.metadata.EntryPoint]:
-        return importlib.metadata.entry_points(group=group) if group == CONNECTOR_GROUP else ()
-
-    return ModuleRegistry(entry_points=connector_entry_points).discover()
+    return ModuleRegistry().discover("connector")
 
 
 def connector_settings(config: CoattailConfig, venue: str) -> dict[str, Any]:

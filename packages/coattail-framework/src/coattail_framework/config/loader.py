@@ -7,8 +7,8 @@ API). Later layers override earlier ones key by key:
 2. the YAML file (``--config``, else ``$COATTAIL_CONFIG``, else ``config/features.yaml``);
 3. when ``ssm.enabled``: every SSM parameter under ``ssm.prefix`` (the environment's
    configuration subtree, ``/coattail/<env>/config/``); the name below the prefix is the
-   key path (``/coattail/prod/config/modules/whale/min_notional_usd`` sets
-   ``modules.whale.min_notional_usd``). Configuration parameters are plain ``String``s,
+   key path (``/coattail/prod/config/modules/<module>/<key>`` sets
+   ``modules.<module>.<key>``). Configuration parameters are plain ``String``s,
    read without decryption: a ``SecureString`` under the prefix is refused, naming it,
    because secrets live in the sibling subtree ``/coattail/<env>/secrets/``, which the
    producer and the stream job have no permission to read (see ``SsmConfig``);
@@ -22,7 +22,7 @@ and its source (the SSM parameter's full name).
 Example::
 
     config = ConfigLoader("config/features.yaml").load()
-    config.active_modules  # ['volume-anomaly', 'whale', 'spread']
+    config.active_modules  # installed detectors of config.feature_tier, by declared tier
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from coattail_framework.config.symbols import SymbolCatalog
+from coattail_framework.plugins import Tier
 
-Tier = Literal["small", "medium", "large"]
 EARLY_SUFFIX = "-early"
 """``streaming.query_trigger_seconds`` key of a module's early query: ``<module name>-early``."""
 
@@ -149,7 +149,7 @@ class StreamingConfig(_Section):
     """Micro-batch triggers of the stream job's queries, in seconds (processing time).
 
     A query's trigger is its entry in ``query_trigger_seconds`` (keyed ``ingest`` or a module
-    name, e.g. ``whale``), else ``trigger_seconds``. A hot path (MOD-002 alerts) wants a short
+    name), else ``trigger_seconds``. A hot path (a module with early alerts) wants a short
     trigger; windowed modules emit once per window and ``raw_trades`` commits once per
     batch, so a longer trigger there costs no alert latency and leaves the cores (and the
     stream's reads, see ``kinesis.min_poll_interval_ms``) to the hot path.
@@ -251,40 +251,13 @@ def key_source(sources: dict[tuple[str, ...], str], path: tuple[str, ...]) -> st
     return "defaults"
 
 
-DEFAULT_TIERS: dict[str, list[str]] = {
-    "small": ["volume-anomaly", "whale", "spread"],
-    "medium": [
-        "volume-anomaly",
-        "whale",
-        "spread",
-        "flow-imbalance",
-        "split-order",
-        "wallet-flow",
-        "liquidation-cascade",
-    ],
-    "large": [
-        "volume-anomaly",
-        "whale",
-        "spread",
-        "flow-imbalance",
-        "split-order",
-        "wallet-flow",
-        "liquidation-cascade",
-        "whale-alpha",
-        "funding-basis",
-        "lead-lag",
-        "regime-shift",
-    ],
-}
-
-
 class CoattailConfig(BaseModel):
     """The whole configuration. ``active_modules`` is what the stream job runs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     feature_tier: Tier = "small"
-    tiers: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_TIERS.items()})
+    """Runs every installed detector whose declared tier (``DetectorInfo.tier``) is at or below this."""
     disabled_modules: list[str] = Field(default_factory=list)
     modules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     symbols: SymbolCatalog = Field(default_factory=lambda: SymbolCatalog({}))
@@ -302,9 +275,7 @@ class CoattailConfig(BaseModel):
     _sources: dict[tuple[str, ...], str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
-    def _tier_known(self) -> CoattailConfig:
-        if self.feature_tier not in self.tiers:
-            raise ValueError(f"feature_tier {self.feature_tier!r} has no entry under tiers")
+    def _venues_known(self) -> CoattailConfig:
         for venue in self.symbols.exchanges():
             if self.exchanges and venue not in self.exchanges:
                 raise ValueError(f"symbols name venue {venue!r}, which is not under exchanges")
@@ -312,12 +283,21 @@ class CoattailConfig(BaseModel):
 
     @property
     def active_modules(self) -> list[str]:
-        """Modules of the feature tier, minus ``disabled_modules`` and ``enabled: false`` ones."""
-        return [
-            name
-            for name in self.tiers[self.feature_tier]
-            if name not in self.disabled_modules and self.modules.get(name, {}).get("enabled", True)
-        ]
+        """Installed detectors of ``feature_tier`` or a smaller tier, minus ``disabled_modules``
+        and ``enabled: false`` ones (``ModuleRegistry.active_modules``; reads the light
+        ``coattail.detector_info`` entry points, never a detector class)."""
+        from coattail_framework.registry import ModuleRegistry
+
+        return ModuleRegistry().active_modules(self)
+
+    @property
+    def tiers(self) -> dict[str, list[str]]:
+        """Per feature tier, the installed detectors it selects (before ``disabled_modules``)."""
+        from coattail_framework.plugins import TIERS, select_modules
+        from coattail_framework.registry import ModuleRegistry
+
+        infos = ModuleRegistry().detector_infos.values()
+        return {tier: select_modules(infos, tier) for tier in TIERS}
 
     @property
     def enabled_exchanges(self) -> dict[str, ExchangeConfig]:
