@@ -7,8 +7,8 @@ the Spark forms give the same id for the same parts.
 
 Example::
 
-    >>> make_alert_id("MOD-002", "binance", "BTCUSDT", "1723161244123", "buy")
-    '14013ad8b32b1e432e1fc9ce934a7e5f'
+    >>> make_alert_id("MOD-900", "binance", "BTCUSDT", "1723161244123", "buy")
+    '81387b007119a1775a284b729d3e050a'
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ PLATFORM_CONF: dict[str, str] = {
     "spark.sql.streaming.noDataMicroBatches.enabled": "true",
     # Catalyst's constraint propagation re-derives every filter's constraints on each
     # micro-batch's plan; with the quality rules and detector filters it was most of the
-    # per-batch planning (queryPlanning 110-190 ms -> about 25 ms per whale batch, ADR-022).
+    # per-batch planning (queryPlanning 110-190 ms -> about 25 ms per hot-path batch, ADR-022).
     "spark.sql.constraintPropagation.enabled": "false",
     # Python workers forked from a daemon that reads Spark's zip archives once: PySpark 4.0/4.1
     # re-read pyspark.zip's directory before every task (worker_daemon, ADR-026).

@@ -13,7 +13,7 @@ restart, or when a batch id was skipped, it is dropped and the stateful query al
 covers what the carry would have proven. Nothing is lost either way.
 
 Agreement with the stateful query (``EarlyLedger``, ADR-029): for a detector that can
-rebuild its output rows from its alerts (``RecordsEarlyAlerts``, MOD-002), every alert the
+rebuild its output rows from its alerts (``RecordsEarlyAlerts``), every alert the
 early query puts is also recorded by the stateful query, in both stores, even when the
 stateful query drops the finding's trades as late. The early query puts only alerts whose
 event time (``detected_at``) is after the stateful query's last watermark (its fate is

@@ -12,7 +12,7 @@ publishes them through ``coattail_framework.metrics``).
 
 Example::
 
-    checker = DataQualityChecker(spark, config, extra_rules=whale.quality_rules())
+    checker = DataQualityChecker(spark, config, extra_rules=detector.quality_rules())
     valid, invalid, metrics = checker.validate(events)
     valid.count(); metrics.get()   # {'total': 10, 'valid': 9, 'invalid': 1, 'completeness_price': 1, ...}
 """

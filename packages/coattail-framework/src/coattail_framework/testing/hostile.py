@@ -4,7 +4,7 @@ Runs in the test process (tests-integration). Every record says what the job mus
 with it: ``expect`` is the dead-letter reason (the first failing ERROR rule, in ``quality.default_rules`` order) or
 ``VALID`` for a record that is a well-formed trade however odd (an extra field, unicode
 in a free-text field, a 30-digit or non-ASCII trade id), under the platform's rules and
-those of the shipped modules (MOD-001 dead-letters sides other than buy and sell, so no
+those of the shipped modules (one dead-letters taker sides other than buy and sell, so no
 record here has one). Records that decode as JSON objects carry an
 ``event_id`` of ``hostile:<n>`` where the category keeps one, so a test can find each in
 ``raw_trades`` or the dead-letter files.
