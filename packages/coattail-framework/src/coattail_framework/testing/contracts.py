@@ -15,7 +15,7 @@ Example (``tests/test_contract.py`` of a detector package)::
         alerting_rows = ({"exchange": "binance", "symbol": "BTCUSDT", "quote_volume": 2e6, ...},)
 
 ``ConnectorContract`` does the same for a connector (entry point, settings model,
-``normalize`` on its bundled sample, health before ``connect``); see its docstring.
+``normalize`` on its bundled sample, not healthy before ``connect``); see its docstring.
 """
 
 from __future__ import annotations
@@ -155,36 +155,35 @@ class DetectorContract:
 class ConnectorContract:
     """Base class of a connector's contract tests (not collected itself).
 
-    Set ``connector_class``, ``entry_point`` (its name in ``coattail.connectors``),
-    ``settings`` (a valid settings mapping) and ``sample_messages`` (raw messages, as the
-    venue sends them, each normalising to at least one event).
+    Set ``connector_class``, ``entry_point`` (its name in ``coattail.connectors``) and
+    ``settings`` (a valid settings mapping, default none), and define a ``connector_samples``
+    fixture: decoded messages from the package's bundled recording, as the venue sends them.
     """
 
     connector_class: ClassVar[type[BaseConnector]]
     entry_point: ClassVar[str]
     settings: ClassVar[Mapping[str, Any]] = {}
-    sample_messages: ClassVar[Sequence[Any]] = ()
 
     def connector(self) -> BaseConnector:
-        return self.connector_class(settings=dict(self.settings))
+        return self.connector_class(settings=dict(self.settings))  # type: ignore[call-arg]
 
     def test_the_entry_point_loads_the_class(self) -> None:
         assert _entry_point(CONNECTOR_GROUP, self.entry_point).load() is self.connector_class
         assert ModuleRegistry().get_connector(self.entry_point) is self.connector_class
 
-    def test_the_settings_model_refuses_unknown_keys(self) -> None:
+    def test_it_builds_with_defaults_and_refuses_unknown_settings(self) -> None:
+        assert isinstance(self.connector_class(), BaseConnector)
         with pytest.raises(Exception, match=UNKNOWN_KEY):
-            self.connector_class(settings={**self.settings, UNKNOWN_KEY: 1})
+            self.connector_class(settings={**self.settings, UNKNOWN_KEY: 1})  # type: ignore[call-arg]
 
-    def test_the_sample_messages_normalise_to_trade_events(self) -> None:
+    def test_its_bundled_sample_normalises_to_trade_events(self, connector_samples: Sequence[Any]) -> None:
         from coattail_framework.events import TradeEvent
 
-        assert self.sample_messages, "set sample_messages: raw messages as the venue sends them"
         connector = self.connector()
-        for message in self.sample_messages:
-            events = list(connector.normalize(message))
-            assert events, f"{message!r} gave no event"
-            assert all(isinstance(event, TradeEvent) for event in events)
+        events = [event for message in connector_samples for event in connector.normalize(message)]
+        assert events, "the sample normalised to no trade"
+        assert all(isinstance(event, TradeEvent) for event in events)
+        assert len({event.event_id for event in events}) == len(events)
 
     def test_it_is_not_healthy_before_it_connects(self) -> None:
         assert self.connector().health_check() is False
