@@ -195,7 +195,10 @@ def _detail_number(item: Item, key: str) -> float | None:
     value = json.loads(item["details"]).get(key)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    LOGGER.warning(f"{item['alert_type']} alert without a numeric details.{key}", extra={"alert_id": item["alert_id"]})
+    LOGGER.warning(
+        "alert without the numeric details value its view filters on",
+        extra={"alert_id": item["alert_id"], "alert_type": item["alert_type"], "details_key": key},
+    )
     return None
 
 
