@@ -31,7 +31,6 @@ from typing import Any
 import aiohttp
 
 from coattail_connector_binance.backfill import TradeBackfill
-from coattail_connector_binance.history import BinanceTradeHistory
 from coattail_connector_binance.connection import (
     ConnectionEnded,
     Frame,
@@ -39,6 +38,7 @@ from coattail_connector_binance.connection import (
     Reconnected,
     StreamConnection,
 )
+from coattail_connector_binance.history import BinanceTradeHistory
 from coattail_connector_binance.normalize import (
     InvalidTradeError,
     check_trade_time,
