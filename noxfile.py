@@ -219,6 +219,7 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
         "test_demo_synthetic.py",
         "test_replay_time_limit.py",
         "test_history_s3_cli.py",
+        "test_history_venues.py",
     ),
 }
 """Test files whose outcome does not depend on the PySpark line (no Spark, or Spark only as a
