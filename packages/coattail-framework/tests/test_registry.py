@@ -20,6 +20,8 @@ from coattail_framework.registry import CONNECTOR_GROUP, DETECTOR_GROUP, DETECTO
 
 FRAMEWORK_DIR = Path(__file__).resolve().parents[1]
 TEST_PLUGIN_DIR = Path(__file__).resolve().parent / "fixtures" / "coattail-test-plugin"
+KINESIS_DIR = FRAMEWORK_DIR.parent / "coattail-kinesis"
+"""The framework depends on coattail-kinesis (ADR-030), a sibling no package index holds."""
 
 PLUGIN_MODULES = {
     "good_plugin": """
@@ -177,7 +179,17 @@ def test_clean_venv_finds_exactly_the_installed_plugin(tmp_path: Path) -> None:
     subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run(
-        [uv, "pip", "install", "--quiet", "--python", str(python), str(FRAMEWORK_DIR), str(TEST_PLUGIN_DIR)],
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            str(KINESIS_DIR),
+            str(FRAMEWORK_DIR),
+            str(TEST_PLUGIN_DIR),
+        ],
         check=True,
     )
     probe = (

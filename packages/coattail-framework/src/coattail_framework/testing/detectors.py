@@ -30,17 +30,17 @@ TRADE_COUNTS = StructType(
 )
 
 
-class TradeCountSettings(BaseModel):
+class TradeCountConfig(BaseModel):
     """``modules.trade-count``: window and watermark in seconds, alert threshold in trades."""
 
     model_config = ConfigDict(extra="forbid")
 
     window_seconds: int = Field(60, gt=0)
-    watermark_seconds: int = Field(5, ge=0)
+    watermark_delay_seconds: float = Field(5.0, ge=0, le=3600)
     alert_above_trades: int = Field(1, ge=0)
 
 
-class TradeCountDetector(BaseDetector[TradeCountSettings]):
+class TradeCountDetector(BaseDetector[TradeCountConfig]):
     """Trades per window per (exchange, symbol); alerts on busy windows."""
 
     module_id = "MOD-T01"
@@ -49,13 +49,13 @@ class TradeCountDetector(BaseDetector[TradeCountSettings]):
     output_table = "trade_counts"
     output_schema = TRADE_COUNTS
     partition_spec = (day("window_start"), identity("exchange"))
-    config_model = TradeCountSettings
+    config_model = TradeCountConfig
 
     def process(self, events: DataFrame) -> DataFrame:
         settings = self.settings
-        windowed = events.withWatermark("timestamp", f"{settings.watermark_seconds} seconds").groupBy(
-            F.window("timestamp", f"{settings.window_seconds} seconds"), "exchange", "symbol"
-        )
+        windowed = events.withWatermark(
+            "timestamp", f"{round(settings.watermark_delay_seconds * 1000)} milliseconds"
+        ).groupBy(F.window("timestamp", f"{settings.window_seconds} seconds"), "exchange", "symbol")
         counted = windowed.agg(F.count(F.lit(1)).alias("trades"), F.sum("quote_volume").alias("quote_volume"))
         return counted.select(
             F.col("window.start").alias("window_start"),
