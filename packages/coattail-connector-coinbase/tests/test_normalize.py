@@ -290,5 +290,5 @@ def test_entry_point_and_defaults() -> None:
     connector = connector_class()
     assert connector.settings.url == "wss://ws-feed.exchange.coinbase.com"
     assert connector.settings.rest_url == "https://api.exchange.coinbase.com"
-    assert connector.health_check() is True
+    assert connector.health_check() is False  # nothing read yet
     assert connector.stats.as_dict()["malformed"] == 0

@@ -61,6 +61,8 @@ async def test_poison_frames_mid_stream_then_200_good_frames_are_all_published_a
     health: list[bool] = []
 
     async def watch(connector: CoinbaseConnector) -> None:
+        while connector.stats.messages == 0:  # not healthy before its first frame (the contract)
+            await asyncio.sleep(0.01)
         while True:
             health.append(connector.health_check())
             await asyncio.sleep(0.01)

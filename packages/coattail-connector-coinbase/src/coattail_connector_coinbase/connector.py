@@ -129,7 +129,8 @@ class CoinbaseConnector(BaseConnector):
         self._wall_clock = wall_clock
         self._stopping = asyncio.Event()
         self._websocket: ClientConnection | None = None
-        self._last_message = clock()
+        self._last_message: float | None = None
+        """Monotonic time of the last frame read (None: none yet, so not healthy)."""
         self._connection_started = clock()
 
     def normalize(self, raw: Mapping[str, Any], ingestion_timestamp: datetime | None = None) -> list[TradeEvent]:
@@ -144,11 +145,12 @@ class CoinbaseConnector(BaseConnector):
         return [normalize_match(raw, exchange=self.settings.exchange, ingestion_timestamp=ingestion_timestamp)]
 
     def health_check(self) -> bool:
-        """False when no message arrived within ``stale_after`` seconds.
+        """True once a frame was read, and the last one within ``stale_after`` seconds.
 
-        A connection task that died (or hangs) reads nothing more, so it turns False within ``stale_after``.
+        False before ``connect()`` read anything; a connection task that died (or hangs) reads
+        nothing more, so it turns False within ``stale_after``.
         """
-        return self._clock() - self._last_message < self.settings.stale_after
+        return self._last_message is not None and self._clock() - self._last_message < self.settings.stale_after
 
     async def shutdown(self) -> None:
         """Send a close frame and stop reconnecting; ``connect()`` yields what it read, then ends."""
@@ -211,7 +213,7 @@ class CoinbaseConnector(BaseConnector):
     async def _read(self, websocket: ClientConnection, rest: TradesClient) -> AsyncIterator[TradeEvent]:
         """Frames of one connection until it closes, goes stale, or the connector stops."""
         while True:
-            last_sign_of_life = max(self._last_message, self._connection_started)
+            last_sign_of_life = max(self._last_message or self._connection_started, self._connection_started)
             remaining = last_sign_of_life + self.settings.stale_after - self._clock()
             if remaining <= 0 and not self._stopping.is_set():
                 self.stats.stale_recycles += 1
