@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ from coattail_framework.config.model import CoattailConfig
 from coattail_framework.detector import BaseDetector
 from coattail_framework.errors import ConfigError, PluginError
 from coattail_framework.registry import CONNECTOR_GROUP, DETECTOR_GROUP, DETECTOR_INFO_GROUP, ModuleRegistry
+from coattail_framework.testing.venv import HEAVY_DISTRIBUTIONS, clean_venv, installed_distributions
 
 FRAMEWORK_DIR = Path(__file__).resolve().parents[1]
 TEST_PLUGIN_DIR = Path(__file__).resolve().parent / "fixtures" / "coattail-test-plugin"
@@ -173,25 +173,8 @@ def test_disabled_module_is_not_built(plugin_modules: None) -> None:
 
 
 def test_clean_venv_finds_exactly_the_installed_plugin(tmp_path: Path) -> None:
-    uv = shutil.which("uv")
-    assert uv is not None, "this test needs uv on PATH (pip install uv)"
-    venv = tmp_path / "venv"
-    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-    python = venv / "bin" / "python"
-    subprocess.run(
-        [
-            uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(python),
-            str(KINESIS_DIR),
-            str(FRAMEWORK_DIR),
-            str(TEST_PLUGIN_DIR),
-        ],
-        check=True,
-    )
+    python = clean_venv(tmp_path / "venv", KINESIS_DIR, FRAMEWORK_DIR, TEST_PLUGIN_DIR)
+    assert installed_distributions(python) & HEAVY_DISTRIBUTIONS == set()  # the core: no Spark, Iceberg, Arrow
     probe = (
         "import json; from coattail_framework import ModuleRegistry; r = ModuleRegistry().discover(); "
         "print(json.dumps({'detectors': sorted(r.detectors), 'infos': sorted(r.detector_infos), "

@@ -15,7 +15,8 @@ Example (``tests/test_contract.py`` of a detector package)::
         alerting_rows = ({"exchange": "binance", "symbol": "BTCUSDT", "quote_volume": 2e6, ...},)
 
 ``ConnectorContract`` does the same for a connector (entry point, settings model,
-``normalize`` on its bundled sample, not healthy before ``connect``); see its docstring.
+``normalize`` on its bundled sample, not healthy before ``connect``, a plain install pulls
+none of ``HEAVY_DISTRIBUTIONS``); see its docstring.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -37,6 +39,13 @@ from coattail_framework.detector import DECLARATIONS, BaseDetector
 from coattail_framework.errors import ConfigError
 from coattail_framework.plugins import DetectorInfo
 from coattail_framework.registry import CONNECTOR_GROUP, DETECTOR_GROUP, DETECTOR_INFO_GROUP, ModuleRegistry
+from coattail_framework.testing.venv import (
+    HEAVY_DISTRIBUTIONS,
+    clean_venv,
+    imported_after,
+    installed_distributions,
+    monorepo_root,
+)
 
 UNKNOWN_KEY = "not_a_setting_of_this_module"
 
@@ -187,3 +196,23 @@ class ConnectorContract:
 
     def test_it_is_not_healthy_before_it_connects(self) -> None:
         assert self.connector().health_check() is False
+
+    def test_a_plain_install_pulls_no_spark_iceberg_arrow_or_moto(self, tmp_path: Path) -> None:
+        """``pip install`` of the connector (with the framework it needs) into an empty venv stays light.
+
+        The connector's distribution is the folder above the subclass's ``tests/``; it must pull
+        none of ``HEAVY_DISTRIBUTIONS`` and load its entry point without importing them.
+        """
+        suite = Path(inspect.getfile(type(self)))
+        root = monorepo_root(suite)
+        package = suite.resolve().parents[1]
+        python = clean_venv(
+            tmp_path / "venv", package, root / "packages/coattail-framework", root / "packages/coattail-kinesis"
+        )
+        assert installed_distributions(python) & HEAVY_DISTRIBUTIONS == set()
+        load = (
+            "from importlib.metadata import entry_points\n"
+            f"(point,) = [p for p in entry_points(group={CONNECTOR_GROUP!r}) if p.name == {self.entry_point!r}]\n"
+            "point.load()"
+        )
+        assert imported_after(python, load) & {name.replace("-", "_") for name in HEAVY_DISTRIBUTIONS} == set()
