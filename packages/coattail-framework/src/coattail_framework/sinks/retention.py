@@ -7,7 +7,7 @@ append (at most every ``iceberg.maintenance.expire_every_seconds`` per table) an
 Why: every pyiceberg commit rewrites the table metadata, which lists every snapshot, and
 deep-copies it several times on the way. Measured here (SQLite catalog, 50-row appends):
 a commit took 22 ms on a new table and 277 ms after 300 commits; after expiring all but
-the current snapshot, 28-36 ms again. The stream job commits to ``whale_trades`` and
+the current snapshot, 28-36 ms again. The stream job commits to its detectors' tables and
 ``alerts`` about once a second, so without expiry its hot path would slow by about a
 second per commit every quarter hour (an estimate from that slope; measured on the live
 job over 8.5 minutes, ADR-023).

@@ -18,7 +18,7 @@ stores is repaired by the replay Spark performs on restart; every write is idemp
 Example (driver, in ``foreachBatch``)::
 
     router = AlertRouter.from_config(config)
-    result = router.route_detector_batch(detector, output, batch_id, writer="detector-whale")
+    result = router.route_detector_batch(detector, output, batch_id, writer="detector-big-fill")
 """
 
 from __future__ import annotations

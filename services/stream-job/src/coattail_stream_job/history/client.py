@@ -17,24 +17,19 @@ Example::
 
 from __future__ import annotations
 
-import importlib.metadata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from coattail_framework.config import CoattailConfig
 from coattail_framework.connector import BaseConnector
 from coattail_framework.errors import CoattailError, ConfigError
 from coattail_framework.history import TradeHistory
-from coattail_framework.registry import CONNECTOR_GROUP, ModuleRegistry
+from coattail_framework.registry import ModuleRegistry
 
 
 def connector_registry() -> ModuleRegistry:
     """Connector plugins only: the detectors (and the PySpark they import) are not loaded."""
-
-    def connector_entry_points(group: str) -> Iterable[importlib.metadata.EntryPoint]:
-        return importlib.metadata.entry_points(group=group) if group == CONNECTOR_GROUP else ()
-
-    return ModuleRegistry(entry_points=connector_entry_points).discover()
+    return ModuleRegistry().discover("connector")
 
 
 def history_settings(
