@@ -210,6 +210,7 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
         "test_recordings.py",
         "test_registry.py",
         "test_resilience.py",
+        "test_simulator_sync.py",
         "sinks/test_localstack.py",
     ),
     "coattail-stream-job": (

@@ -67,7 +67,7 @@ from aiohttp import WSMsgType, web
 
 from coattail_connector_binance.settings import MAX_STREAMS_PER_CONNECTION
 from coattail_framework.recordings import RecordedMessage
-from coattail_framework.simulator import ExchangeSimulator, RecordedClock, recording_bulk
+from coattail_framework.simulator import ExchangeSimulator, ReadSync, RecordedClock, recording_bulk, sync_clients
 
 LOG = logging.getLogger(__name__)
 
@@ -101,9 +101,8 @@ class _Client:
     stalled: bool = False
     last_pong: float = field(default_factory=time.monotonic)
     incoming: deque[float] = field(default_factory=deque)
-    sync_payload: bytes | None = None
-    """The payload of the clock-sync ping awaiting its pong (None: none pending)."""
-    synced: asyncio.Event = field(default_factory=asyncio.Event)
+    sync: ReadSync = field(default_factory=ReadSync)
+    """The clock-sync ping awaiting its pong (see the module docstring)."""
 
 
 @dataclass
@@ -461,22 +460,10 @@ class BinanceSimulator(ExchangeSimulator):
     async def _sync_clients(self) -> None:
         """Wait until every reading client has read what was sent: it answered a ping sent after it."""
         self._syncs += 1
-        payload = f"clock-sync {self._syncs}".encode()
-        waiting: list[_Client] = []
-        for client in list(self._clients):
-            if client.stalled or client.ws.closed or client.sync_payload is not None:
-                continue  # a client still behind on the previous sync is not waited for again
-            client.synced.clear()
-            client.sync_payload = payload
-            try:
-                await client.ws.ping(payload)
-            except (ConnectionError, RuntimeError):
-                continue
-            waiting.append(client)
-        deadline = time.monotonic() + self.sync_timeout_s
-        for client in waiting:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(client.synced.wait(), timeout=max(0.0, deadline - time.monotonic()))
+        readers = [c for c in list(self._clients) if not c.stalled and not c.ws.closed]
+        await sync_clients(
+            ((c.sync, c.ws.ping) for c in readers), f"clock-sync {self._syncs}".encode(), self.sync_timeout_s
+        )
 
     @staticmethod
     def _text(frame: _Frame, client: _Client, truncated: bool) -> str:
@@ -524,11 +511,8 @@ class BinanceSimulator(ExchangeSimulator):
         pinger = asyncio.create_task(self._ping(client))
         try:
             async for message in ws:
-                sync_pong = client.sync_payload is not None and message.data == client.sync_payload
-                if message.type == WSMsgType.PONG and sync_pong:
+                if message.type == WSMsgType.PONG and client.sync.answered(message.data):
                     client.last_pong = time.monotonic()
-                    client.sync_payload = None
-                    client.synced.set()
                     continue
                 if not self._count_incoming(client):
                     await ws.close(code=1008, message=b"Too many messages")
@@ -542,7 +526,7 @@ class BinanceSimulator(ExchangeSimulator):
                     await ws.send_str(json.dumps(self._control(client, message.data)))
         finally:
             pinger.cancel()
-            client.synced.set()
+            client.sync.release()
             self.close_codes.append(ws.close_code)
             self._clients.discard(client)
             self._notify()

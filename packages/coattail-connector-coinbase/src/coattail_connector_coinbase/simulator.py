@@ -53,7 +53,7 @@ from aiohttp import WSMsgType, web
 
 from coattail_connector_coinbase.normalize import parse_time
 from coattail_framework.recordings import RecordedMessage
-from coattail_framework.simulator import ExchangeSimulator, RecordedClock, ns_from_utc
+from coattail_framework.simulator import ExchangeSimulator, ReadSync, RecordedClock, ns_from_utc, sync_clients
 
 LOG = logging.getLogger(__name__)
 
@@ -131,9 +131,8 @@ class _Client:
     session: SimulatorSession
     subscriptions: dict[str, set[str]] = field(default_factory=dict)
     stalled: bool = False
-    sync_payload: bytes | None = None
-    """The payload of the clock-sync ping awaiting its pong (None: none pending)."""
-    synced: asyncio.Event = field(default_factory=asyncio.Event)
+    sync: ReadSync = field(default_factory=ReadSync)
+    """The clock-sync ping awaiting its pong (see the module docstring)."""
 
     def wants(self, frame: _Frame) -> bool:
         if frame.channel is None:
@@ -375,22 +374,8 @@ class CoinbaseSimulator(ExchangeSimulator):
     async def _sync_clients(self) -> None:
         """Wait until every reading client has read what was sent: it answered a ping sent after it."""
         self._syncs += 1
-        payload = f"clock-sync {self._syncs}".encode()
-        waiting: list[_Client] = []
-        for client in self._active():
-            if client.sync_payload is not None:
-                continue  # a client still behind on the previous sync is not waited for again
-            client.synced.clear()
-            client.sync_payload = payload
-            try:
-                await client.websocket.ping(payload)
-            except (ConnectionError, RuntimeError):
-                continue
-            waiting.append(client)
-        deadline = time.monotonic() + self.sync_timeout_s
-        for client in waiting:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(client.synced.wait(), timeout=max(0.0, deadline - time.monotonic()))
+        clients = ((c.sync, c.websocket.ping) for c in self._active())
+        await sync_clients(clients, f"clock-sync {self._syncs}".encode(), self.sync_timeout_s)
 
     def _active(self) -> list[_Client]:
         return [c for c in self._clients if c.subscriptions and not c.stalled and not c.websocket.closed]
@@ -431,7 +416,7 @@ class CoinbaseSimulator(ExchangeSimulator):
             await self._converse(client)
         finally:
             heartbeats.cancel()
-            client.synced.set()
+            client.sync.release()
             client.session.closed_at = time.monotonic()
             client.session.close_code = websocket.close_code
             self._clients.remove(client)
@@ -454,9 +439,7 @@ class CoinbaseSimulator(ExchangeSimulator):
                 await websocket.pong(message.data)
                 continue
             if message.type == WSMsgType.PONG:
-                if client.sync_payload is not None and message.data == client.sync_payload:
-                    client.sync_payload = None
-                    client.synced.set()
+                client.sync.answered(message.data)
                 continue
             if message.type != WSMsgType.TEXT:
                 return

@@ -26,8 +26,11 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -111,6 +114,68 @@ class RecordedClock:
         """The recorded time now (aware UTC)."""
         at = self._sent_ns if self._sent_ns is not None else self._start_ns
         return self._fallback() if at is None else utc_from_ns(at)
+
+
+class ReadSync:
+    """One client's clock-sync state in a simulator: the sync ping awaiting its pong (see ``RecordedClock``).
+
+    The simulator calls ``sync_clients`` after each frame it sent; its websocket handler calls
+    ``answered`` with each pong (True: it was the sync pong, not counted as the client's own)
+    and ``release`` when the client leaves. Runs on the simulator's event loop.
+    """
+
+    def __init__(self) -> None:
+        self.payload: bytes | None = None
+        """The payload of the sync ping awaiting its pong (None: none pending)."""
+        self._read = asyncio.Event()
+
+    def begin(self, payload: bytes) -> bool:
+        """Start a sync with ``payload``; False while the previous one is unanswered (not waited for again)."""
+        if self.payload is not None:
+            return False
+        self._read.clear()
+        self.payload = payload
+        return True
+
+    async def caught_up(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` for the pong (or the client's exit); whether it came."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._read.wait(), timeout=max(0.0, timeout_s))
+        return self._read.is_set()
+
+    def answered(self, data: bytes) -> bool:
+        """Whether ``data`` (a pong's payload) answers the pending sync ping; if so, the client caught up."""
+        if self.payload is None or data != self.payload:
+            return False
+        self.payload = None
+        self._read.set()
+        return True
+
+    def release(self) -> None:
+        """The client is gone: nobody waits for it any more."""
+        self._read.set()
+
+
+async def sync_clients(
+    clients: Iterable[tuple[ReadSync, Callable[[bytes], Awaitable[None]]]], payload: bytes, timeout_s: float
+) -> None:
+    """Ping each client (its ``ReadSync`` and ``ping`` coroutine) and wait, at most ``timeout_s`` in all, for the pongs.
+
+    A client still behind on an earlier sync (no pong yet) is neither pinged nor waited for
+    again until it has answered, so one slow reader cannot stall the feed.
+    """
+    waiting: list[ReadSync] = []
+    for sync, ping in clients:
+        if not sync.begin(payload):
+            continue
+        try:
+            await ping(payload)
+        except (ConnectionError, RuntimeError):
+            continue
+        waiting.append(sync)
+    deadline = time.monotonic() + timeout_s
+    for sync in waiting:
+        await sync.caught_up(deadline - time.monotonic())
 
 
 class ExchangeSimulator(ABC):
