@@ -211,6 +211,7 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
         "test_registry.py",
         "test_resilience.py",
         "test_simulator_sync.py",
+        "test_lazy_exports.py",
         "sinks/test_localstack.py",
     ),
     "coattail-stream-job": (

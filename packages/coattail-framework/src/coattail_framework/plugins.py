@@ -31,10 +31,11 @@ and in its ``pyproject.toml``::
 
 from __future__ import annotations
 
+import importlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 Tier = Literal["small", "medium", "large"]
 TIERS: tuple[Tier, ...] = get_args(Tier)
@@ -179,3 +180,22 @@ def select_modules(
     off = set(disabled) | {name for name, section in (modules or {}).items() if not section.get("enabled", True)}
     chosen = [info for info in infos if tier_rank(info.tier) <= tier_rank(feature_tier) and info.module_name not in off]
     return [info.module_name for info in sorted(chosen, key=lambda info: (tier_rank(info.tier), info.module_id))]
+
+
+def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__`` (PEP 562): ``name`` from ``package.<exports[name]>`` on first use.
+
+    A plugin package's ``__init__`` stays light (its ``metadata`` declaration is read by
+    processes without PySpark) while ``from package import Detector`` still works::
+
+        _LAZY = {"BigFillDetector": "detector", "BigFillConfig": "config"}
+        __all__ = [*_LAZY]
+        __getattr__ = lazy_exports(__name__, _LAZY)
+    """
+
+    def exported(name: str) -> Any:
+        if name in exports:
+            return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return exported
