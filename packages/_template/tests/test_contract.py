@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from coattail_detector_template import TemplateDetector
-
 from coattail_framework.testing.contracts import DetectorContract
 
 LARGE_TRADE = {

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from coattail_detector_template import TemplateDetector
 from pyspark.sql import SparkSession
 
+from coattail_detector_template import TemplateDetector
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.config import CoattailConfig
 from coattail_framework.errors import ConfigError
