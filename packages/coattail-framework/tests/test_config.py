@@ -38,7 +38,7 @@ def sample(tmp_path: Path) -> Path:
     return path
 
 
-def test_reads_yaml_with_defaults_for_missing_sections(sample: Path) -> None:
+def test_reads_yaml_with_defaults_for_missing_sections(sample: Path, small_tier_declared: None) -> None:
     config = ConfigLoader(sample, environ={}).load()
     assert config.feature_tier == "small"
     assert config.active_modules == ["volume-anomaly", "whale"]
@@ -51,7 +51,7 @@ def test_reads_yaml_with_defaults_for_missing_sections(sample: Path) -> None:
     assert config.source_of(("kinesis", "shard_count")) == str(sample)
 
 
-def test_environment_overrides_yaml_matching_keys_loosely(sample: Path) -> None:
+def test_environment_overrides_yaml_matching_keys_loosely(sample: Path, small_tier_declared: None) -> None:
     environ = {
         "COATTAIL_KINESIS__SHARD_COUNT": "4",
         "COATTAIL_MODULES__VOLUME_ANOMALY__Z_THRESHOLD": "3.0",
@@ -296,7 +296,7 @@ def test_symbol_catalogue_rejects_a_symbol_mapped_twice() -> None:
         SymbolCatalog({"BTC/USDT": {"binance": "BTCUSDT"}, "BTC/USD": {"binance": "BTCUSDT"}})
 
 
-def test_repository_default_configuration_loads() -> None:
+def test_repository_default_configuration_loads(small_tier_declared: None) -> None:
     root = Path(__file__).resolve().parents[3]
     config = ConfigLoader(root / "config" / "features.yaml", environ={}).load()
     assert config.active_modules == ["volume-anomaly", "whale", "spread"]

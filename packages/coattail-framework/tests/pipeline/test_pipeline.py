@@ -237,7 +237,7 @@ def test_triggers_that_exceed_the_shard_read_limit_are_reported(
 
 
 def test_a_trigger_for_an_unknown_query_is_refused_and_one_for_an_inactive_module_is_not(
-    spark: SparkSession, stack: LocalStack
+    spark: SparkSession, stack: LocalStack, small_tier_declared: None
 ) -> None:
     config = _with_triggers(stack.config, query_trigger_seconds={"wale": 0.5, "ingest": 3})
     with pytest.raises(
