@@ -47,6 +47,13 @@ def test_synthetic_trades_follow_the_2021_recording_through_one_connector(tmp_pa
     path = synthetic.write_coinbase_btc_usd(BINANCE_BTCUSDT, tmp_path / "synthetic", synthetic.SyntheticPlan())
     expected_synthetic = sum(1 for _ in read_recording(path))
     config = replay_config(load_config(ROOT / "config" / "demo.yaml"), ["coinbase"])
+    # moto keeps its state per process: this test's own stream and table, so later tests' replays start empty.
+    config = config.model_copy(
+        update={
+            "kinesis": config.kinesis.model_copy(update={"stream_name": "trades-demo-synthetic"}),
+            "dynamodb": config.dynamodb.model_copy(update={"table_name": "alerts-demo-synthetic"}),
+        }
+    )
 
     with start_local_stack(config, tmp_path / "stack") as stack:
         stats = asyncio.run(replay(stack.config, [f"coinbase:{COINBASE_2021}", f"coinbase:{path}"]))

@@ -222,18 +222,22 @@ def test_queries_on_one_interval_take_turns_within_it(
     assert asked == [0.0, 1.0]  # ingest, then the detector: the source's readDelayMs (test_units)
 
 
-def test_triggers_that_exceed_the_shard_read_limit_are_reported(
+def test_triggers_that_exceed_the_shard_read_limit_are_reported_and_a_stopped_runner_leaves_no_listener(
     spark: SparkSession, stack: LocalStack, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = _with_triggers(stack.config, trigger_seconds=0.1)
     runner = _runner(spark, config)
     assert runner.reads_per_shard_second() == pytest.approx(10.0)  # two queries, each at most every 200 ms
+    listeners = len(spark.streams._jsqm.listListeners())  # type: ignore[attr-defined]
     try:
         with caplog.at_level("WARNING", logger="coattail_framework.pipeline.runner"):
             runner.start()
+        assert len(spark.streams._jsqm.listListeners()) == listeners + 1  # type: ignore[attr-defined]
     finally:
         runner.stop(timeout_seconds=0)
     assert "allow 10.0 GetRecords/s per shard, above Kinesis's 5" in caplog.text
+    # A stopped runner leaves no listener on the session (it would take later runners' progress).
+    assert len(spark.streams._jsqm.listListeners()) == listeners  # type: ignore[attr-defined]
 
 
 def test_a_trigger_for_an_unknown_query_is_refused_and_one_for_an_inactive_module_is_not(

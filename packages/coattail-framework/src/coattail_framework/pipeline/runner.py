@@ -140,6 +140,7 @@ class PipelineRunner:
         self.metrics = metrics or MetricsPublisher(config.metrics, config.aws)
         self.queries: list[StreamingQuery] = []
         self._listener: PipelineListener | None = None
+        self._detach_lock = threading.Lock()
         self._stopping = threading.Event()
         self._drain_started_at: datetime | None = None
         self.drain_check: DrainCheck | None = None
@@ -478,11 +479,7 @@ class PipelineRunner:
                 self._stop_when_drained()
             self.await_termination()
         finally:
-            if self._listener is not None:
-                last = {q.name: batch for q in self.queries if (batch := last_executed_batch(q.recentProgress)) >= 0}
-                if not self._listener.wait_for(last):
-                    LOG.warning("progress of the last batches not delivered in time; totals may be short")
-                self.spark.streams.removeListener(self._listener)
+            self._detach_listener()
         if drain:
             self.check_drained()
         return self.stats
@@ -545,3 +542,22 @@ class PipelineRunner:
                 time.sleep(0.1)
             query.stop()
         LOG.info("all queries stopped")
+        self._detach_listener()
+
+    def _detach_listener(self) -> None:
+        """Once the queries stopped: wait for their last batches' progress, then remove the listener.
+
+        Spark delivers progress asynchronously, so the totals (``stats``) are complete only
+        after the wait. Removing the listener matters where the session outlives the runner
+        (a replay, tests): a listener left behind would keep receiving later runners' progress
+        and publishing it to this run's metrics endpoint. Called by ``stop`` and ``run``; the
+        second call does nothing.
+        """
+        with self._detach_lock:
+            listener, self._listener = self._listener, None
+            if listener is None:
+                return
+            last = {q.name: batch for q in self.queries if (batch := last_executed_batch(q.recentProgress)) >= 0}
+            if not listener.wait_for(last):
+                LOG.warning("progress of the last batches not delivered in time; totals may be short")
+            self.spark.streams.removeListener(listener)

@@ -345,6 +345,7 @@ def drain_replayed(
     while clock.clock() < settle_until and any(runner.stats.input_rows[q.name] < published for q in queries):
         sleep(0.1)  # Spark delivers the last progress events to the listener asynchronously
     runner.check_drained()
+    runner.stop(timeout_seconds=0)  # its queries are stopped: this removes its listener from the (caller's) session
     snapshot: dict[str, Any] = runner.stats.snapshot()
     return snapshot
 
