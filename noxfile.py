@@ -213,6 +213,9 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
         "test_simulator_sync.py",
         "test_lazy_exports.py",
         "sinks/test_localstack.py",
+        # A load scenario: the restart it depends on is proven on every line by the deterministic
+        # test beside it (a source process made late on purpose).
+        "test_query_start.py::test_five_queries_start_while_two_processes_burn_both_cores",
     ),
     "coattail-stream-job": (
         "test_history.py",
@@ -225,10 +228,14 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
         "test_replay_time_limit.py",
         "test_history_s3_cli.py",
         "test_history_venues.py",
+        # The replay's raw-line path; the ingest and dead-letter split it ends in is tested on
+        # every line by the framework's pipeline tests.
+        "test_replay_raw_records.py",
     ),
 }
-"""Test files whose outcome does not depend on the PySpark line (no Spark, or Spark only as a
-fixture around connector, producer or boto3 code, or stand-in queries): they run on the
+"""Test files (or ``file::test``) whose outcome does not depend on the PySpark line (no Spark,
+or Spark only as a fixture around connector, producer or boto3 code, or stand-in queries, or
+a scenario whose line-dependent part another test covers on every line): they run on the
 pipeline's line only, and the other lines run the rest. Keeps the default run within CI's
 time on 2 cores."""
 TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
@@ -293,7 +300,12 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
         tests = DISTRIBUTIONS[dist] / "tests"
         paths = [str(tests / path) for path in only] or [str(tests)]
         if spark not in (None, PIPELINE_SPARK):
-            paths += [f"--ignore={tests / path}" for path in LINE_INDEPENDENT.get(dist, ())]
+            for path in LINE_INDEPENDENT.get(dist, ()):
+                file, _, test = path.partition("::")
+                if not (tests / file).is_file() or (test and f"def {test}(" not in (tests / file).read_text()):
+                    session.error(f"LINE_INDEPENDENT names {path}, which {dist}'s tests no longer have")
+                # A test's node id is relative to the distribution (pytest's rootdir: its pyproject.toml).
+                paths.append(f"--deselect=tests/{path}" if test else f"--ignore={tests / path}")
         session.chdir(session.create_tmp())
         session.run(*PYTEST, *paths, *session.posargs, env=_test_jvm(env))
 
