@@ -153,18 +153,29 @@ def _lock_input() -> str:
     return "\n".join(lines) + "\n"
 
 
+_BUILT: dict[tuple[str, bool], Path] = {}
+"""Wheels built by this ``nox`` run: the tree does not change during a run, so each is built once."""
+
+
 def _build_wheels(session: nox.Session, dists: list[str], *, locked: bool = True) -> dict[str, Path]:
-    """Wheels of ``dists`` in the wheelhouse; the build back-end from the lock unless ``locked`` is False."""
+    """Wheels of ``dists`` in the wheelhouse; the build back-end from the lock unless ``locked`` is False.
+
+    Each distribution is built once per ``nox`` run (earlier runs' wheels are rebuilt: same
+    version, maybe other code).
+    """
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
     constraints = ["--build-constraints", *_locked()[1:]] if locked else []
     wheels = {}
     for dist in dists:
+        if (dist, locked) in _BUILT and _BUILT[dist, locked].is_file():
+            wheels[dist] = _BUILT[dist, locked]
+            continue
         out = WHEELHOUSE / dist
         build = ["uv", "build", "--quiet", "--wheel", *constraints, "--out-dir", str(out)]
         session.run(*build, str(DISTRIBUTIONS[dist]), external=True)
         version = _metadata(dist)["project"]["version"]
         (wheel,) = out.glob(f"{dist.replace('-', '_')}-{version}-*.whl")
-        wheels[dist] = wheel
+        wheels[dist] = _BUILT[dist, locked] = wheel
     return wheels
 
 
