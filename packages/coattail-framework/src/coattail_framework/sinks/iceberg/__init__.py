@@ -113,7 +113,7 @@ __all__ = [
 ]
 
 
-def table_writer(config: CoattailConfig, catalog: LazyCatalog) -> TableWriter:
+def choose_writer(config: CoattailConfig, catalog: LazyCatalog) -> TableWriter:
     """The writer ``iceberg.writer`` names: ``spark`` -> ``SparkIcebergWriter``, else ``PyIcebergWriter``."""
     if config.iceberg.writer == "spark":
         return SparkIcebergWriter(config.iceberg)
@@ -126,7 +126,7 @@ class IcebergSink:
     def __init__(self, config: CoattailConfig) -> None:
         self._config = config
         self._catalog = LazyCatalog(config)
-        self._writer = table_writer(config, self._catalog)
+        self._writer = choose_writer(config, self._catalog)
         self._lock = threading.Lock()
         self._checkpoints: dict[str, CheckpointIdentity] = {}
 
