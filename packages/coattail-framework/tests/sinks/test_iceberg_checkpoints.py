@@ -26,6 +26,7 @@ from coattail_framework.sinks.iceberg import (
     CHECKPOINT_ID_PROPERTY,
     WRITER_PROPERTY,
     CheckpointIdentity,
+    SparkIcebergWriter,
     checkpoint_batches,
     latest_batch_id,
     spark_snapshot_summaries,
@@ -208,10 +209,10 @@ def test_the_spark_writer_records_and_checks_the_checkpoint_like_pyiceberg(
         rows.append((t0 - timedelta(days=1), 99, None, "replace", "m", {"coattail.operation": "compact"}))
         return spark.createDataFrame(rows, SNAPSHOTS)
 
-    monkeypatch.setattr(IcebergSink, "_ensure_spark_table", lambda *args: None)
+    monkeypatch.setattr(SparkIcebergWriter, "_ensure_table", lambda *args: None)
     monkeypatch.setattr(
-        IcebergSink,
-        "_spark_summaries",
+        SparkIcebergWriter,
+        "_summaries",
         staticmethod(lambda _spark, _name, writer: spark_snapshot_summaries(snapshots(), writer)),
     )
     # The session's concrete DataFrame class (PySpark 4: pyspark.sql.classic.dataframe.DataFrame).
