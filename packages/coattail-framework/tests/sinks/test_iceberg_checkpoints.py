@@ -24,13 +24,13 @@ from coattail_framework.sinks import IcebergSink
 from coattail_framework.sinks.iceberg import (
     BATCH_ID_PROPERTY,
     CHECKPOINT_ID_PROPERTY,
-    WRITER_PROPERTY,
     CheckpointIdentity,
     SparkIcebergWriter,
     checkpoint_batches,
     latest_batch_id,
     spark_snapshot_summaries,
 )
+from coattail_framework.sinks.retention import WRITER_PROPERTY
 
 ROWS = st.StructType(
     [st.StructField("id", st.LongType(), nullable=False), st.StructField("batch", st.StringType(), nullable=True)]

@@ -49,13 +49,10 @@ from coattail_framework.sinks.iceberg.idempotency import (
     CheckpointIdentity,
     checkpoint_batches,
     latest_batch_id,
-    snapshot_properties,
 )
 from coattail_framework.sinks.iceberg.maintenance import (
     COMMIT_ATTEMPTS,
-    COMMIT_BASE_DELAY_S,
     COMMIT_MAX_DELAY_S,
-    OPERATION_PROPERTY,
     CompactionResult,
     commit_retrying,
 )
@@ -63,7 +60,6 @@ from coattail_framework.sinks.iceberg.pyiceberg_writer import (
     LazyCatalog,
     PyIcebergWriter,
     collect_arrow,
-    conform_arrow,
     to_table_arrow,
 )
 from coattail_framework.sinks.iceberg.spark_writer import (
@@ -78,7 +74,7 @@ from coattail_framework.sinks.iceberg.table_writer import (
     IcebergWriteError,
     TableWriter,
 )
-from coattail_framework.sinks.retention import WRITER_PROPERTY, ExpiryResult
+from coattail_framework.sinks.retention import ExpiryResult
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -89,10 +85,7 @@ __all__ = [
     "BATCH_ID_PROPERTY",
     "CHECKPOINT_ID_PROPERTY",
     "COMMIT_ATTEMPTS",
-    "COMMIT_BASE_DELAY_S",
     "COMMIT_MAX_DELAY_S",
-    "OPERATION_PROPERTY",
-    "WRITER_PROPERTY",
     "AppendOutcome",
     "CheckpointIdentity",
     "CompactionResult",
@@ -105,9 +98,7 @@ __all__ = [
     "checkpoint_batches",
     "collect_arrow",
     "commit_retrying",
-    "conform_arrow",
     "latest_batch_id",
-    "snapshot_properties",
     "spark_snapshot_summaries",
     "to_table_arrow",
 ]
