@@ -26,7 +26,9 @@ reports two triggers in a row with no new data and no batch to run — after the
 batch that emits what the final watermark closed. When a drain ends, ``check_drained``
 verifies that every query read each shard past every record that arrived before the drain
 started, and raises ``DrainIncompleteError`` (stream, shards, counts) when one did not
-(``pipeline.completeness``; skipped, and logged, with the ``aws-kinesis`` source).
+(``pipeline.completeness``; skipped, and logged, with the ``aws-kinesis`` source). A drain
+may have a time limit (``run(drain=True, time_limit_seconds=...)``): past it every query is
+stopped and ``DrainTimeLimitError`` names those still running.
 
 Example::
 
@@ -51,10 +53,17 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from coattail_framework.config.model import EARLY_SUFFIX, CoattailConfig
 from coattail_framework.detector import BaseDetector
+from coattail_framework.errors import CoattailError
 from coattail_framework.metrics import MetricsPublisher
 from coattail_framework.pipeline import triggers
 from coattail_framework.pipeline.checkpoints import CheckpointState, prepare_checkpoints
-from coattail_framework.pipeline.completeness import DrainedQuery, check_drain, end_positions, starting_position
+from coattail_framework.pipeline.completeness import (
+    DrainedQuery,
+    DrainTimeLimitError,
+    check_drain,
+    end_positions,
+    starting_position,
+)
 from coattail_framework.pipeline.early import (
     CheckpointWatermarks,
     EarlyAlertHandler,
@@ -62,7 +71,7 @@ from coattail_framework.pipeline.early import (
     RecordsEarlyAlerts,
     early_query_name,
 )
-from coattail_framework.pipeline.ingest import INGEST_QUERY, RAW_TRADES_PARTITION, RAW_TRADES_TABLE, write_ingest_batch
+from coattail_framework.pipeline.ingest import INGEST_QUERY, RAW_TRADES_TABLE, write_ingest_batch
 from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
 from coattail_framework.pipeline.parse import parse_trades, trade_columns
 from coattail_framework.quality import DataQualityChecker
@@ -74,10 +83,8 @@ if TYPE_CHECKING:
     from coattail_framework.pipeline.completeness import DrainCheck
 
 __all__ = [
-    "INGEST_QUERY",
-    "RAW_TRADES_PARTITION",
-    "RAW_TRADES_TABLE",
     "PipelineRunner",
+    "QueryFailedError",
     "detector_query_name",
     "last_executed_batch",
 ]
@@ -86,7 +93,16 @@ LOG = logging.getLogger(__name__)
 
 GRACEFUL_STOP_SECONDS = 60.0
 DRAIN_SETTLE_SECONDS = 10.0
+DRAIN_STOP_GRACE_SECONDS = 10.0
+"""Once a drain's time limit passed: how long each query may take to finish its running batch."""
 WAITING_FOR_DATA = "Waiting for data to arrive"
+
+
+class QueryFailedError(CoattailError, RuntimeError):
+    """A query of the stream job failed; the others were stopped.
+
+    Also a ``RuntimeError``: ``coattail-stream-job run`` exits 1 with it.
+    """
 
 
 def detector_query_name(detector: BaseDetector[Any]) -> str:
@@ -206,13 +222,14 @@ class PipelineRunner:
 
         return start_query(writer)
 
-    def _stop_when_drained(self) -> None:
+    def _stop_when_drained(self, deadline: float | None = None) -> None:
         """Stop each query once it is idle: two triggers in a row found no new data and ran no batch.
 
         One empty trigger is not enough: Spark may report "waiting for data" right after a
         batch, before the trigger that runs the no-data batch for the moved watermark. So a
         query that keeps event-time state must also have run a no-data batch after its last
         data (or stayed idle for ``DRAIN_SETTLE_SECONDS``, when its watermark did not move).
+        ``deadline``: see ``run``'s ``time_limit_seconds``.
         """
         waiting_at: dict[str, int] = {}
         idle_since: dict[str, float] = {}
@@ -221,6 +238,7 @@ class PipelineRunner:
             if self._failed() is not None:
                 self.stop(timeout_seconds=0)
                 return
+            self._stop_at_deadline(deadline)
             for query in self.queries:
                 if not query.isActive:
                     continue
@@ -346,34 +364,62 @@ class PipelineRunner:
     def _failed(self) -> StreamingQuery | None:
         return next((q for q in self.queries if not q.isActive and q.exception() is not None), None)
 
-    def await_termination(self) -> None:
-        """Block until every query has stopped; one query failing stops the others, then raises."""
+    def await_termination(self, deadline: float | None = None) -> None:
+        """Block until every query has stopped; one query failing stops the others, then raises.
+
+        ``deadline`` (``time.monotonic``; None: none): see ``run``'s ``time_limit_seconds``.
+        """
         while any(query.isActive for query in self.queries):
             if self._failed() is not None:
                 self.stop(timeout_seconds=0)
                 break
+            self._stop_at_deadline(deadline)
             try:
                 self.spark.streams.awaitAnyTermination(timeout=1)
             except Exception:  # noqa: BLE001 - the failed query is reported below
                 LOG.debug("a query terminated with an error")
             self.spark.streams.resetTerminated()
         if (failed := self._failed()) is not None:
-            raise RuntimeError(f"query {failed.name} failed: {failed.exception()}")
+            raise QueryFailedError(f"query {failed.name} failed: {failed.exception()}")
 
-    def run(self, *, drain: bool = False, handle_signals: bool = True) -> PipelineStats:
-        """Start, wait (SIGTERM/SIGINT stop gracefully when ``handle_signals``), return the totals."""
+    def run(
+        self, *, drain: bool = False, handle_signals: bool = True, time_limit_seconds: float | None = None
+    ) -> PipelineStats:
+        """Start, wait (SIGTERM/SIGINT stop gracefully when ``handle_signals``), return the totals.
+
+        ``time_limit_seconds`` (a drain only; None: none) bounds the drain: once it passes,
+        every query is stopped after its running batch (at most ``DRAIN_STOP_GRACE_SECONDS``)
+        and ``DrainTimeLimitError`` names the queries still running and the rows each read.
+        """
+        if time_limit_seconds is not None and not drain:
+            raise ValueError("time_limit_seconds bounds a drain: pass drain=True, or no limit")
+        deadline = None if time_limit_seconds is None else time.monotonic() + time_limit_seconds
         if handle_signals:
             self.install_signal_handlers()
         self.start(drain=drain)
         try:
             if drain and not triggers.supports_available_now(self.config.kinesis.source):
-                self._stop_when_drained()
-            self.await_termination()
+                self._stop_when_drained(deadline)
+            self.await_termination(deadline)
         finally:
             self._detach_listener()
         if drain:
             self.check_drained()
         return self.stats
+
+    def _stop_at_deadline(self, deadline: float | None) -> None:
+        """Once ``deadline`` (``time.monotonic``) passed: stop every query, raise ``DrainTimeLimitError``."""
+        if deadline is None or time.monotonic() < deadline:
+            return
+        pending = [query.name for query in self.queries if query.isActive]
+        self.stop(timeout_seconds=DRAIN_STOP_GRACE_SECONDS)  # also waits for the last batches' progress
+        read = {query.name: self.stats.input_rows[query.name] for query in self.queries}
+        raise DrainTimeLimitError(
+            f"drain of {self.config.kinesis.stream_name} did not finish in time: {', '.join(pending)} still "
+            f"running; rows read {read}; every query was stopped",
+            pending=pending,
+            rows_read=read,
+        )
 
     def check_drained(self) -> DrainCheck | None:
         """After a drain: raise ``DrainIncompleteError`` if a query left records it was asked to read.
