@@ -52,8 +52,14 @@ def test_a_replay_past_its_limit_stops_the_producer_and_names_its_stage(tmp_path
             clock.start()  # from the producer replay on, every reading of the clock is a second later
 
     stages = StageClock(progress, limit_seconds=5, clock=clock)
+    config = load_config(ROOT / "config/features.yaml")
+    # moto keeps its state per process: the events published before the stop go to a stream of this test's own,
+    # so that a later replay in this process drains only its own records.
+    config = config.model_copy(
+        update={"kinesis": config.kinesis.model_copy(update={"stream_name": "trades-replay-time-limit"})}
+    )
     with pytest.raises(TimeLimitError, match=r"time limit of 5 s passed during stage 'producer replay'"):
-        run_replay(load_config(ROOT / "config/features.yaml"), [RECORDING], tmp_path, progress=progress, clock=stages)
+        run_replay(config, [RECORDING], tmp_path, progress=progress, clock=stages)
     assert not any("published" in line for line in lines)
     assert not (tmp_path / "summary.json").exists()
 
