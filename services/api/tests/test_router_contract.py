@@ -7,8 +7,9 @@ from typing import Any, get_args
 
 from coattail_api.app import Severity
 from coattail_api.store import STORED_TIME_FORMAT, from_stored_time, to_stored_time
+from coattail_framework.aws.alert_table import alert_item
 from coattail_framework.schemas import SEVERITIES
-from coattail_framework.sinks.dynamodb import DETECTED_AT_FORMAT, alert_item
+from coattail_framework.sinks.dynamodb import DETECTED_AT_FORMAT
 
 JAVA_TO_STRFTIME = (("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S"))
 

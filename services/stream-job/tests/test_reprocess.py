@@ -26,7 +26,7 @@ from coattail_framework.config.model import CoattailConfig, SnapshotRetention
 from coattail_framework.events import TakerSide, TradeEvent
 from coattail_framework.iceberg import open_catalog
 from coattail_framework.localstack import local_config
-from coattail_framework.pipeline.runner import RAW_TRADES_PARTITION
+from coattail_framework.pipeline.ingest import RAW_TRADES_PARTITION
 from coattail_framework.schemas import BASE_ALERT_RECORD, UNIFIED_TRADE_EVENT
 from coattail_framework.sinks import IcebergSink
 from coattail_framework.sinks.retention import expire_table_snapshots

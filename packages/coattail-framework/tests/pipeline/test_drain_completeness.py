@@ -19,7 +19,13 @@ from pyspark.sql import SparkSession
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.localstack import LocalStack
 from coattail_framework.pipeline import PipelineRunner
-from coattail_framework.pipeline.completeness import DrainedQuery, DrainIncompleteError, check_drain, end_positions
+from coattail_framework.pipeline.completeness import (
+    DrainedQuery,
+    DrainIncompleteError,
+    DrainTimeLimitError,
+    check_drain,
+    end_positions,
+)
 from coattail_framework.testing import trade
 from coattail_framework.testing.detectors import TradeCountDetector
 from coattail_kinesis.offsets import TRIM_HORIZON
@@ -112,8 +118,8 @@ def test_a_drain_that_read_nothing_from_one_shard_fails_with_the_counts(
     runner = _runner(spark, stack.config)
     stop_queries = runner.await_termination
 
-    def await_termination() -> None:
-        stop_queries()
+    def await_termination(deadline: float | None = None) -> None:
+        stop_queries(deadline)
         restore()  # the shard answers again once the queries stopped: only the check can notice
 
     monkeypatch.setattr(runner, "await_termination", await_termination)
@@ -131,6 +137,25 @@ def test_a_drain_that_read_nothing_from_one_shard_fails_with_the_counts(
             f"query {query} read {per_shard[other]} row(s) and left {per_shard[silent]} unread "
             f"({silent}: {per_shard[silent]} after {TRIM_HORIZON})" in message
         )
+
+
+def test_a_drain_past_its_time_limit_stops_every_query_and_names_those_still_running(
+    spark: SparkSession, stack: LocalStack
+) -> None:
+    _put_trades(stack, 20)
+    runner = _runner(spark, stack.config)
+    with pytest.raises(DrainTimeLimitError) as failure:
+        runner.run(drain=True, handle_signals=False, time_limit_seconds=0)
+    queries = {"ingest", "detector-trade-count"}
+    assert set(failure.value.pending) == queries
+    assert set(failure.value.rows_read) == queries
+    assert f"drain of {stack.config.kinesis.stream_name} did not finish in time" in str(failure.value)
+    assert not any(query.isActive for query in runner.queries)
+
+
+def test_a_time_limit_bounds_only_a_drain(spark: SparkSession, stack: LocalStack) -> None:
+    with pytest.raises(ValueError, match="time_limit_seconds bounds a drain"):
+        _runner(spark, stack.config).run(handle_signals=False, time_limit_seconds=5)
 
 
 def test_records_that_arrived_after_the_drain_started_are_not_required(stack: LocalStack) -> None:

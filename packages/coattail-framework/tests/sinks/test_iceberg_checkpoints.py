@@ -24,12 +24,13 @@ from coattail_framework.sinks import IcebergSink
 from coattail_framework.sinks.iceberg import (
     BATCH_ID_PROPERTY,
     CHECKPOINT_ID_PROPERTY,
-    WRITER_PROPERTY,
     CheckpointIdentity,
+    SparkIcebergWriter,
     checkpoint_batches,
     latest_batch_id,
     spark_snapshot_summaries,
 )
+from coattail_framework.sinks.retention import WRITER_PROPERTY
 
 ROWS = st.StructType(
     [st.StructField("id", st.LongType(), nullable=False), st.StructField("batch", st.StringType(), nullable=True)]
@@ -208,10 +209,10 @@ def test_the_spark_writer_records_and_checks_the_checkpoint_like_pyiceberg(
         rows.append((t0 - timedelta(days=1), 99, None, "replace", "m", {"coattail.operation": "compact"}))
         return spark.createDataFrame(rows, SNAPSHOTS)
 
-    monkeypatch.setattr(IcebergSink, "_ensure_spark_table", lambda *args: None)
+    monkeypatch.setattr(SparkIcebergWriter, "_ensure_table", lambda *args: None)
     monkeypatch.setattr(
-        IcebergSink,
-        "_spark_summaries",
+        SparkIcebergWriter,
+        "_summaries",
         staticmethod(lambda _spark, _name, writer: spark_snapshot_summaries(snapshots(), writer)),
     )
     # The session's concrete DataFrame class (PySpark 4: pyspark.sql.classic.dataframe.DataFrame).

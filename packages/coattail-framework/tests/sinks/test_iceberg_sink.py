@@ -31,7 +31,8 @@ from coattail_framework.sinks import (
     IcebergSink,
     IcebergWriteError,
 )
-from coattail_framework.sinks.iceberg import BATCH_ID_PROPERTY, WRITER_PROPERTY, to_table_arrow
+from coattail_framework.sinks.iceberg import BATCH_ID_PROPERTY, to_table_arrow
+from coattail_framework.sinks.retention import WRITER_PROPERTY
 
 TAKER_ORDERS = st.StructType(
     [

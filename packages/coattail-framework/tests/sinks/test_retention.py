@@ -18,7 +18,7 @@ from coattail_framework.config.model import CoattailConfig, IcebergMaintenanceCo
 from coattail_framework.iceberg import open_catalog
 from coattail_framework.partitioning import day
 from coattail_framework.sinks import IcebergSink
-from coattail_framework.sinks import iceberg as sink_module
+from coattail_framework.sinks.iceberg import maintenance as maintenance_module
 from coattail_framework.sinks.retention import (
     MS_PER_MINUTE,
     SnapshotFacts,
@@ -190,8 +190,8 @@ def test_a_failed_expiry_leaves_the_append_committed_and_is_retried_next_time(
             raise CommitFailedException("a concurrent append won")
         return real(table, retention, now=now)
 
-    monkeypatch.setattr(sink_module, "expire_table_snapshots", flaky)
-    with caplog.at_level(logging.WARNING, logger=sink_module.__name__):
+    monkeypatch.setattr(maintenance_module, "expire_table_snapshots", flaky)
+    with caplog.at_level(logging.WARNING, logger=maintenance_module.__name__):
         first = sink.write_arrow("orders", ORDERS, PARTITION, batch(0), batch_id=0, writer="a")
     second = sink.write_arrow("orders", ORDERS, PARTITION, batch(10), batch_id=1, writer="a")
 

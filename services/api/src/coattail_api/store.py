@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 from coattail_api.cursor import StartKey
-from coattail_framework.aws.alert_table import INDEXES, KEY, SORT_ATTRIBUTE
+from coattail_framework.aws.alert_table import INDEXES, KEY, SORT_ATTRIBUTE, decode_alert_item
 
 STORED_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 """How ``detected_at`` is stored: ISO 8601 UTC with microseconds and ``Z`` (sorts as time)."""
@@ -33,7 +31,6 @@ FILTERED_READ_SIZE = 200
 """Items asked of DynamoDB per call when a filter may drop some (fewer round trips)."""
 
 Item = dict[str, Any]
-_DESERIALIZER = TypeDeserializer()
 
 
 def to_stored_time(moment: datetime) -> str:
@@ -130,10 +127,6 @@ class Page:
     evaluated: int
 
 
-def _decode(item: Mapping[str, Any]) -> Item:
-    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
-
-
 class AlertStore:
     """The alert table, read through a boto3 DynamoDB client; ``read_budget`` bounds each ``page``."""
 
@@ -148,7 +141,7 @@ class AlertStore:
         """The alert with ``alert_id``, or None."""
         response = self._client.get_item(TableName=self._table_name, Key={KEY: {"S": alert_id}})
         item = response.get("Item")
-        return None if item is None else _decode(item)
+        return None if item is None else decode_alert_item(item)
 
     def page(
         self,
@@ -177,7 +170,7 @@ class AlertStore:
             response = self._client.query(**call)
             evaluated += int(response.get("ScannedCount", 0))
             for raw in response.get("Items", []):
-                alert = _decode(raw)
+                alert = decode_alert_item(raw)
                 if keep is None or keep(alert):
                     matched.append(alert)
             last_evaluated = response.get("LastEvaluatedKey")

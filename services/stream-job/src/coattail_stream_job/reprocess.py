@@ -184,7 +184,7 @@ def local_paths(config: CoattailConfig, root: Path) -> CoattailConfig:
 def _load_raw_trades(catalog: Catalog, config: CoattailConfig) -> Table:
     from pyiceberg.exceptions import NoSuchTableError
 
-    from coattail_framework.pipeline.runner import RAW_TRADES_TABLE
+    from coattail_framework.pipeline.ingest import RAW_TRADES_TABLE
 
     try:
         return catalog.load_table((config.iceberg.database, RAW_TRADES_TABLE))

@@ -42,6 +42,19 @@ class DrainIncompleteError(CoattailError, RuntimeError):
     """
 
 
+class DrainTimeLimitError(CoattailError, RuntimeError):
+    """A drain's time limit passed before its queries had read what the stream held; they were stopped.
+
+    ``pending`` names the queries still running at the limit; ``rows_read`` is every query's
+    total rows read when they stopped (the listener's totals).
+    """
+
+    def __init__(self, message: str, *, pending: Sequence[str], rows_read: Mapping[str, int]) -> None:
+        super().__init__(message)
+        self.pending = tuple(pending)
+        self.rows_read = dict(rows_read)
+
+
 @dataclass(frozen=True)
 class DrainedQuery:
     """What one query of the drain reached: its end positions (None: no batch ran) and rows read."""

@@ -1,31 +1,34 @@
 """``PipelineRunner``: the stream job's queries, started and stopped together.
 
-Runs on the Spark driver (EMR Serverless or local). One streaming query ingests:
-Kinesis -> ``parse_trades`` -> ``DataQualityChecker`` (per-rule counts observed) ->
-valid rows appended to the Iceberg ``raw_trades`` table (kept for reprocessing), invalid
-rows to the dead-letter path with their reasons. One streaming query per active
-detector reads the same stream (its own Kinesis offsets and checkpoint), keeps the valid
-rows, runs ``detector.process`` (the detector's watermark) and routes each micro-batch:
-module output rows to the detector's Iceberg table, alerts to DynamoDB and the Iceberg
-``alerts`` table. Every sink is idempotent per (query, batch id), so a restart that
-replays the last batch from the checkpoint writes nothing twice.
+Runs on the Spark driver (EMR Serverless or local); the ``foreachBatch`` handlers it
+registers run there too, one stream-execution thread per query. One streaming query
+ingests: Kinesis -> ``parse_trades`` -> ``DataQualityChecker`` (per-rule counts observed)
+-> valid rows appended to the Iceberg ``raw_trades`` table (kept for reprocessing), invalid
+rows to the dead-letter path with their reasons (``pipeline.ingest``). One streaming
+query per active detector reads the same stream (its own Kinesis offsets and checkpoint),
+keeps the valid rows, runs ``detector.process`` (the detector's watermark) and routes
+each micro-batch: module output rows to the detector's Iceberg table, alerts to DynamoDB
+and the Iceberg ``alerts`` table. Every sink is idempotent per (query, batch id), so a
+restart that replays the last batch from the checkpoint writes nothing twice.
 
 Checkpoints live under ``storage.checkpoint_root/<query name>`` (S3 on EMR, a local
 folder by default). Before any query starts, each Iceberg writer's checkpoint gets its
 identity (``prepare_checkpoints``): the sink's exactly-once check is per (writer,
 checkpoint), and a new checkpoint on tables its writer already wrote is refused unless
 ``storage.accept_new_checkpoints`` (``pipeline.checkpoints``, ADR-028). Each query's
-trigger is ``streaming.trigger_for(<ingest or module name>)``: a short one for the hot
-path, longer ones where batches only feed windows or cold storage; live queries on the
-same interval take turns within it (``read_delays``, ADR-027). ``drain=True`` processes
-what the stream holds, in bounded batches, then stops: with ``availableNow`` where the
-source supports it (PySpark 4.2+), else (4.0/4.1, where Spark would fall back to a single
-unbounded batch) with a short processing-time trigger, stopping each query once Spark
+trigger (seconds) and its turn within the interval come from ``pipeline.triggers``: a
+short one for the hot path, longer ones where batches only feed windows or cold storage;
+live queries on the same interval take turns within it (ADR-022, ADR-027). ``drain=True``
+processes what the stream holds, in bounded batches, then stops: with ``availableNow``
+where the source supports it (PySpark 4.2+), else (4.0/4.1, where Spark would fall back to
+a single unbounded batch) with a short processing-time trigger, stopping each query once Spark
 reports two triggers in a row with no new data and no batch to run — after the no-data
 batch that emits what the final watermark closed. When a drain ends, ``check_drained``
 verifies that every query read each shard past every record that arrived before the drain
 started, and raises ``DrainIncompleteError`` (stream, shards, counts) when one did not
-(``pipeline.completeness``; skipped, and logged, with the ``aws-kinesis`` source).
+(``pipeline.completeness``; skipped, and logged, with the ``aws-kinesis`` source). A drain
+may have a time limit (``run(drain=True, time_limit_seconds=...)``): past it every query is
+stopped and ``DrainTimeLimitError`` names those still running.
 
 Example::
 
@@ -45,18 +48,22 @@ from datetime import datetime, timezone
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import pyarrow.compute as pc
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
 from coattail_framework.config.model import EARLY_SUFFIX, CoattailConfig
 from coattail_framework.detector import BaseDetector
-from coattail_framework.errors import ConfigError
+from coattail_framework.errors import CoattailError
 from coattail_framework.metrics import MetricsPublisher
-from coattail_framework.partitioning import PartitionField, day, identity
+from coattail_framework.pipeline import triggers
 from coattail_framework.pipeline.checkpoints import CheckpointState, prepare_checkpoints
-from coattail_framework.pipeline.completeness import DrainedQuery, check_drain, end_positions, starting_position
+from coattail_framework.pipeline.completeness import (
+    DrainedQuery,
+    DrainTimeLimitError,
+    check_drain,
+    end_positions,
+    starting_position,
+)
 from coattail_framework.pipeline.early import (
     CheckpointWatermarks,
     EarlyAlertHandler,
@@ -64,34 +71,38 @@ from coattail_framework.pipeline.early import (
     RecordsEarlyAlerts,
     early_query_name,
 )
+from coattail_framework.pipeline.ingest import INGEST_QUERY, RAW_TRADES_TABLE, write_ingest_batch
 from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
 from coattail_framework.pipeline.parse import parse_trades, trade_columns
-from coattail_framework.quality import DataQualityChecker, write_dead_letters
-from coattail_framework.quality.checker import FAILED_RULES, REASON
-from coattail_framework.quality.dlq import dead_letter_date, today_utc
+from coattail_framework.quality import DataQualityChecker
 from coattail_framework.registry import ModuleRegistry
-from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_framework.sinks import ALERTS_TABLE, AlertRouter
-from coattail_framework.sinks.iceberg import collect_arrow
-from coattail_kinesis.limits import GET_RECORDS_CALLS_PER_SECOND
 from coattail_kinesis.reader import kinesis_client
 
 if TYPE_CHECKING:
     from coattail_framework.pipeline.completeness import DrainCheck
 
+__all__ = [
+    "PipelineRunner",
+    "QueryFailedError",
+    "detector_query_name",
+    "last_executed_batch",
+]
+
 LOG = logging.getLogger(__name__)
 
-RAW_TRADES_TABLE = "raw_trades"
-RAW_TRADES_PARTITION: Sequence[PartitionField] = (day("timestamp"), identity("exchange"))
-INGEST_QUERY = "ingest"
 GRACEFUL_STOP_SECONDS = 60.0
-DRAIN_TRIGGER_SECONDS = 0.5
 DRAIN_SETTLE_SECONDS = 10.0
+DRAIN_STOP_GRACE_SECONDS = 10.0
+"""Once a drain's time limit passed: how long each query may take to finish its running batch."""
 WAITING_FOR_DATA = "Waiting for data to arrive"
-_INVALID = "_dq_invalid"
-DeadLetterCounts = tuple[str, dict[tuple[str, str], int]]
-"""``(today, rows per (reason, dt))`` of a batch's invalid rows (see ``write_dead_letters``)."""
-_DLQ_DATE = "_dlq_date"
+
+
+class QueryFailedError(CoattailError, RuntimeError):
+    """A query of the stream job failed; the others were stopped.
+
+    Also a ``RuntimeError``: ``coattail-stream-job run`` exits 1 with it.
+    """
 
 
 def detector_query_name(detector: BaseDetector[Any]) -> str:
@@ -134,7 +145,7 @@ class PipelineRunner:
         self.checker = DataQualityChecker(
             spark, config, extra_rules=[rule for d in self.detectors for rule in d.quality_rules()]
         )
-        self._check_trigger_names()
+        triggers.check_trigger_keys(config, (detector.module_name for detector in self.detectors))
         self._check_retention_tables()
         self.stats = PipelineStats()
         self.metrics = metrics or MetricsPublisher(config.metrics, config.aws)
@@ -145,19 +156,6 @@ class PipelineRunner:
         self._drain_started_at: datetime | None = None
         self.drain_check: DrainCheck | None = None
         """What the last drain left unread per query and shard (set by ``check_drained``)."""
-
-    def _check_trigger_names(self) -> None:
-        """Refuse a ``query_trigger_seconds`` entry naming neither ingest nor a module of any tier (a typo)."""
-        modules = {name for tier in self.config.tiers.values() for name in tier}
-        modules |= {detector.module_name for detector in self.detectors}
-        known = {INGEST_QUERY, *modules, *(f"{module}{EARLY_SUFFIX}" for module in modules)}
-        unknown = sorted(set(self.config.streaming.query_trigger_seconds) - known)
-        if unknown:
-            raise ConfigError(
-                f"{self.config.source_of(('streaming', 'query_trigger_seconds'))}: streaming.query_trigger_seconds "
-                f"names {', '.join(unknown)}, neither ingest nor a module or its early query; "
-                f"known: {', '.join(sorted(known))}"
-            )
 
     def _check_retention_tables(self) -> None:
         """Warn about ``iceberg.maintenance.table_retention`` entries for tables this job does not write.
@@ -177,14 +175,11 @@ class PipelineRunner:
             )
 
     def trigger_seconds(self) -> dict[str, float]:
-        """Each query's live trigger (seconds), by query name."""
-        streaming = self.config.streaming
-        triggers = {INGEST_QUERY: streaming.trigger_for(INGEST_QUERY)}
-        for detector in self.detectors:
-            triggers[detector_query_name(detector)] = streaming.trigger_for(detector.module_name)
-        for detector in self.early_detectors():
-            triggers[early_query_name(detector)] = streaming.trigger_for(f"{detector.module_name}{EARLY_SUFFIX}")
-        return triggers
+        """Each query's live trigger (seconds), by query name, in start order (``triggers.query_triggers``)."""
+        keys = {INGEST_QUERY: INGEST_QUERY}
+        keys.update({detector_query_name(detector): detector.module_name for detector in self.detectors})
+        keys.update({early_query_name(d): f"{d.module_name}{EARLY_SUFFIX}" for d in self.early_detectors()})
+        return triggers.query_triggers(self.config.streaming, keys)
 
     def early_detectors(self) -> list[BaseDetector[Any]]:
         """The active detectors whose early query runs (``streaming.early_alerts`` and an early path)."""
@@ -198,30 +193,16 @@ class PipelineRunner:
         A caught-up query reads each shard once per batch, at most once per max(trigger,
         ``kinesis.min_poll_interval_ms``).
         """
-        floor_s = self.config.kinesis.min_poll_interval_ms / 1000
-        return sum(1 / max(trigger, floor_s) for trigger in self.trigger_seconds().values())
+        return triggers.reads_per_shard_second(self.trigger_seconds(), self.config.kinesis.min_poll_interval_ms)
 
     def read_delays(self) -> dict[str, float]:
         """Seconds each live query's source waits on every trigger before reading, by query name.
 
-        Spark starts a processing-time batch at the next multiple of its interval since the
-        epoch, so queries with the same trigger all plan and run at the same instant. With
-        ``streaming.stagger_triggers`` (``coattail-kinesis`` only) the n queries on one
-        interval T wait 0, T/n, 2T/n, ... in start order: four cold queries on 10 s take their
-        turns instead of holding both cores together while the hot path waits (ADR-027). A
-        query alone on its interval waits for nothing.
+        Queries on one interval take turns within it (``streaming.stagger_triggers``,
+        ``coattail-kinesis`` only, ADR-027); see ``triggers.read_delays``.
         """
-        triggers = self.trigger_seconds()
-        if not self.config.streaming.stagger_triggers or self.config.kinesis.source != "coattail-kinesis":
-            return dict.fromkeys(triggers, 0.0)
-        by_interval: dict[float, list[str]] = {}
-        for name, seconds in triggers.items():
-            by_interval.setdefault(seconds, []).append(name)
-        return {
-            name: index * seconds / len(names)
-            for seconds, names in by_interval.items()
-            for index, name in enumerate(names)
-        }
+        stagger = triggers.staggers(self.config.streaming, self.config.kinesis)
+        return triggers.read_delays(self.trigger_seconds(), stagger=stagger)
 
     def _records(self, read_delay_seconds: float = 0.0) -> DataFrame:
         from coattail_framework.kinesis import read_trade_stream
@@ -231,33 +212,24 @@ class PipelineRunner:
     def _checkpoint(self, name: str) -> str:
         return f"{self.config.storage.checkpoint_root.rstrip('/')}/{name}"
 
-    def _available_now(self) -> bool:
-        if self.config.kinesis.source != "coattail-kinesis":
-            return True
-        from coattail_kinesis.source import SUPPORTS_AVAILABLE_NOW
-
-        return SUPPORTS_AVAILABLE_NOW
-
     def _start(self, frame: DataFrame, name: str, handler: Any, drain: bool, trigger_seconds: float) -> StreamingQuery:
         writer = frame.writeStream.queryName(name).foreachBatch(handler)
         writer = writer.option("checkpointLocation", self._checkpoint(name))
-        if drain and self._available_now():
-            writer = writer.trigger(availableNow=True)
-        elif drain:
-            writer = writer.trigger(processingTime=f"{DRAIN_TRIGGER_SECONDS} seconds")
-        else:
-            writer = writer.trigger(processingTime=f"{trigger_seconds} seconds")
+        available_now = drain and triggers.supports_available_now(self.config.kinesis.source)
+        interval = triggers.processing_time(drain=drain, available_now=available_now, live_seconds=trigger_seconds)
+        writer = writer.trigger(availableNow=True) if interval is None else writer.trigger(processingTime=interval)
         from coattail_framework.spark import start_query  # retries a start whose source process was late
 
         return start_query(writer)
 
-    def _stop_when_drained(self) -> None:
+    def _stop_when_drained(self, deadline: float | None = None) -> None:
         """Stop each query once it is idle: two triggers in a row found no new data and ran no batch.
 
         One empty trigger is not enough: Spark may report "waiting for data" right after a
         batch, before the trigger that runs the no-data batch for the moved watermark. So a
         query that keeps event-time state must also have run a no-data batch after its last
         data (or stayed idle for ``DRAIN_SETTLE_SECONDS``, when its watermark did not move).
+        ``deadline``: see ``run``'s ``time_limit_seconds``.
         """
         waiting_at: dict[str, int] = {}
         idle_since: dict[str, float] = {}
@@ -266,6 +238,7 @@ class PipelineRunner:
             if self._failed() is not None:
                 self.stop(timeout_seconds=0)
                 return
+            self._stop_at_deadline(deadline)
             for query in self.queries:
                 if not query.isActive:
                     continue
@@ -298,65 +271,10 @@ class PipelineRunner:
         return flagged
 
     def write_ingest_batch(self, batch: DataFrame, batch_id: int) -> None:
-        """Valid rows to ``raw_trades``, invalid rows to the DLQ (driver, per micro-batch).
-
-        With the ``pyiceberg`` writer the batch is collected once (valid rows, plus the
-        reason and ``dt`` of invalid ones) and split on the driver: one Spark job, and the
-        DLQ writes run only when the batch holds invalid rows.
-        """
-        batch = batch.persist()
-        try:
-            valid, invalid = DataQualityChecker.split(batch)
-            if self.router.sink.collects_to_driver:
-                written, counted = self._append_collected(batch, batch_id)
-            else:
-                written = self.router.sink.append(
-                    RAW_TRADES_TABLE,
-                    UNIFIED_TRADE_EVENT,
-                    RAW_TRADES_PARTITION,
-                    trade_columns(valid),
-                    batch_id=batch_id,
-                    writer=INGEST_QUERY,
-                )
-                counted = None
-            self.stats.add("table_rows", RAW_TRADES_TABLE, written)
-            dead = invalid.select(*UNIFIED_TRADE_EVENT.fieldNames(), "raw", "dq_failed_rules", "dq_warnings", REASON)
-            raw_zone = self.config.storage.raw_zone
-            for reason, count in write_dead_letters(dead, raw_zone, batch_id=batch_id, counted=counted).items():
-                self.stats.add("dead_letters", reason, count)
-        finally:
-            batch.unpersist()
-
-    def _append_collected(
-        self, flagged: DataFrame, batch_id: int
-    ) -> tuple[int, tuple[str, dict[tuple[str, str], int]]]:
-        """Collect ``flagged`` once, append its valid rows; rows written and the invalid rows per (reason, dt)."""
-        today = today_utc()
-        is_invalid = F.size(F.col(FAILED_RULES)) > 0
-        collected = collect_arrow(
-            flagged.select(
-                *UNIFIED_TRADE_EVENT.fieldNames(),
-                is_invalid.alias(_INVALID),
-                F.when(is_invalid, F.col(FAILED_RULES)[0]).alias(REASON),
-                F.when(is_invalid, dead_letter_date(today)).alias(_DLQ_DATE),
-            )
+        """Valid rows to ``raw_trades``, invalid rows to the DLQ (driver, per micro-batch); see ``pipeline.ingest``."""
+        write_ingest_batch(
+            batch, batch_id, sink=self.router.sink, raw_zone=self.config.storage.raw_zone, stats=self.stats
         )
-        invalid_mask = collected.column(_INVALID)
-        valid = collected.filter(pc.invert(invalid_mask))
-        outcome = self.router.sink.write_arrow(
-            RAW_TRADES_TABLE, UNIFIED_TRADE_EVENT, RAW_TRADES_PARTITION, valid, batch_id=batch_id, writer=INGEST_QUERY
-        )
-        groups = collected.filter(invalid_mask).group_by([REASON, _DLQ_DATE]).aggregate([(REASON, "count")])
-        counts = {
-            (reason, date): int(count)
-            for reason, date, count in zip(
-                groups.column(REASON).to_pylist(),
-                groups.column(_DLQ_DATE).to_pylist(),
-                groups.column(f"{REASON}_count").to_pylist(),
-                strict=True,
-            )
-        }
-        return outcome.rows, (today, counts)
 
     def detector_frame(self, detector: BaseDetector[Any], records: DataFrame) -> DataFrame:
         """The detector's module output over the valid trades of ``records``."""
@@ -382,25 +300,16 @@ class PipelineRunner:
 
     def start(self, *, drain: bool = False) -> list[StreamingQuery]:
         """Start the ingest query and one query per detector; returns them."""
-        triggers = self.trigger_seconds()
-        reads = self.reads_per_shard_second()
-        if not drain and self.config.kinesis.source == "coattail-kinesis" and reads > GET_RECORDS_CALLS_PER_SECOND:
-            LOG.warning(
-                "the queries' triggers (%s) and kinesis.min_poll_interval_ms (%d) allow %.1f GetRecords/s per shard, "
-                "above Kinesis's %d shared by all consumers: reads will be throttled; lengthen the triggers of "
-                "queries that do not need them (streaming.query_trigger_seconds)",
-                ", ".join(f"{name} {seconds:g} s" for name, seconds in triggers.items()),
-                self.config.kinesis.min_poll_interval_ms,
-                reads,
-                GET_RECORDS_CALLS_PER_SECOND,
-            )
-        delays = dict.fromkeys(triggers, 0.0) if drain else self.read_delays()
+        intervals = self.trigger_seconds()
+        if not drain and (excess := triggers.shard_read_excess(intervals, self.config.kinesis)) is not None:
+            LOG.warning("%s", excess)
+        delays = dict.fromkeys(intervals, 0.0) if drain else self.read_delays()
         self.prepare_checkpoints()
         self._drain_started_at = datetime.now(timezone.utc) if drain else None
         self._listener = PipelineListener(self.stats, self.metrics, None)
         self.spark.streams.addListener(self._listener)
         ingest = self.ingest_frame(self._records(delays[INGEST_QUERY]))
-        self.queries.append(self._start(ingest, INGEST_QUERY, self.write_ingest_batch, drain, triggers[INGEST_QUERY]))
+        self.queries.append(self._start(ingest, INGEST_QUERY, self.write_ingest_batch, drain, intervals[INGEST_QUERY]))
         ledgers = {  # early alerts the stateful query records itself (ADR-029)
             detector.module_name: EarlyLedger(
                 self.spark, detector, CheckpointWatermarks(self.spark, self._checkpoint(detector_query_name(detector)))
@@ -417,7 +326,7 @@ class PipelineRunner:
 
             name = detector_query_name(detector)
             frame = self.detector_frame(detector, self._records(delays[name]))
-            self.queries.append(self._start(frame, name, handler, drain, triggers[name]))
+            self.queries.append(self._start(frame, name, handler, drain, intervals[name]))
         for detector in self.early_detectors():
             early = EarlyAlertHandler(
                 self.spark,
@@ -429,8 +338,8 @@ class PipelineRunner:
             )
             name = early_query_name(detector)
             frame = self.valid_trades(self._records(delays[name]))
-            self.queries.append(self._start(frame, name, early, drain, triggers[name]))
-        started = [f"{q.name} (every {triggers[q.name]:g} s, reads {delays[q.name]:g} s in)" for q in self.queries]
+            self.queries.append(self._start(frame, name, early, drain, intervals[name]))
+        started = [f"{q.name} (every {intervals[q.name]:g} s, reads {delays[q.name]:g} s in)" for q in self.queries]
         LOG.info("started queries: %s", ", ".join(started))
         return self.queries
 
@@ -455,34 +364,62 @@ class PipelineRunner:
     def _failed(self) -> StreamingQuery | None:
         return next((q for q in self.queries if not q.isActive and q.exception() is not None), None)
 
-    def await_termination(self) -> None:
-        """Block until every query has stopped; one query failing stops the others, then raises."""
+    def await_termination(self, deadline: float | None = None) -> None:
+        """Block until every query has stopped; one query failing stops the others, then raises.
+
+        ``deadline`` (``time.monotonic``; None: none): see ``run``'s ``time_limit_seconds``.
+        """
         while any(query.isActive for query in self.queries):
             if self._failed() is not None:
                 self.stop(timeout_seconds=0)
                 break
+            self._stop_at_deadline(deadline)
             try:
                 self.spark.streams.awaitAnyTermination(timeout=1)
             except Exception:  # noqa: BLE001 - the failed query is reported below
                 LOG.debug("a query terminated with an error")
             self.spark.streams.resetTerminated()
         if (failed := self._failed()) is not None:
-            raise RuntimeError(f"query {failed.name} failed: {failed.exception()}")
+            raise QueryFailedError(f"query {failed.name} failed: {failed.exception()}")
 
-    def run(self, *, drain: bool = False, handle_signals: bool = True) -> PipelineStats:
-        """Start, wait (SIGTERM/SIGINT stop gracefully when ``handle_signals``), return the totals."""
+    def run(
+        self, *, drain: bool = False, handle_signals: bool = True, time_limit_seconds: float | None = None
+    ) -> PipelineStats:
+        """Start, wait (SIGTERM/SIGINT stop gracefully when ``handle_signals``), return the totals.
+
+        ``time_limit_seconds`` (a drain only; None: none) bounds the drain: once it passes,
+        every query is stopped after its running batch (at most ``DRAIN_STOP_GRACE_SECONDS``)
+        and ``DrainTimeLimitError`` names the queries still running and the rows each read.
+        """
+        if time_limit_seconds is not None and not drain:
+            raise ValueError("time_limit_seconds bounds a drain: pass drain=True, or no limit")
+        deadline = None if time_limit_seconds is None else time.monotonic() + time_limit_seconds
         if handle_signals:
             self.install_signal_handlers()
         self.start(drain=drain)
         try:
-            if drain and not self._available_now():
-                self._stop_when_drained()
-            self.await_termination()
+            if drain and not triggers.supports_available_now(self.config.kinesis.source):
+                self._stop_when_drained(deadline)
+            self.await_termination(deadline)
         finally:
             self._detach_listener()
         if drain:
             self.check_drained()
         return self.stats
+
+    def _stop_at_deadline(self, deadline: float | None) -> None:
+        """Once ``deadline`` (``time.monotonic``) passed: stop every query, raise ``DrainTimeLimitError``."""
+        if deadline is None or time.monotonic() < deadline:
+            return
+        pending = [query.name for query in self.queries if query.isActive]
+        self.stop(timeout_seconds=DRAIN_STOP_GRACE_SECONDS)  # also waits for the last batches' progress
+        read = {query.name: self.stats.input_rows[query.name] for query in self.queries}
+        raise DrainTimeLimitError(
+            f"drain of {self.config.kinesis.stream_name} did not finish in time: {', '.join(pending)} still "
+            f"running; rows read {read}; every query was stopped",
+            pending=pending,
+            rows_read=read,
+        )
 
     def check_drained(self) -> DrainCheck | None:
         """After a drain: raise ``DrainIncompleteError`` if a query left records it was asked to read.

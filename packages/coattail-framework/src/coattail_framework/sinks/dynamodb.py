@@ -27,7 +27,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -39,7 +38,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, LongType, StructField, StructType
 
-from coattail_framework.aws.alert_table import KEY, SORT_ATTRIBUTE
+from coattail_framework.aws.alert_table import KEY, SORT_ATTRIBUTE, alert_item
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.errors import CoattailError
 from coattail_framework.resilience import Backoff, RetryExhaustedError, retry
@@ -109,26 +108,6 @@ def _item_time(alerts: DataFrame) -> Column:
             "zone and must be UTC; build the session with coattail_framework.spark (PLATFORM_CONF) or set it to UTC"
         )
     return F.date_format(F.col(SORT_ATTRIBUTE), DETECTED_AT_FORMAT)
-
-
-def alert_item(row: dict[str, Any]) -> dict[str, Any]:
-    """The DynamoDB item (low-level attribute values) of one alert row; nulls are left out.
-
-    Numbers become ``Decimal`` (DynamoDB's number type); strings stay strings.
-    """
-    from boto3.dynamodb.types import TypeSerializer
-
-    serializer = TypeSerializer()
-    item = {}
-    for name, value in row.items():
-        if value is None:
-            continue
-        if isinstance(value, float):
-            value = Decimal(repr(value))
-        elif isinstance(value, int) and not isinstance(value, bool):
-            value = Decimal(value)
-        item[name] = serializer.serialize(value)
-    return item
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@
 Runs in one process (the Spark driver): moto serves Kinesis, DynamoDB, S3 and CloudWatch
 on 127.0.0.1 from a thread, the producer's replay runs the exchange simulators and the
 unchanged connectors on an asyncio loop until every frame is published, then the
-``PipelineRunner`` queries (ingest and one per configured detector, drain triggers) run
-until each has read every published event and closed its final watermark
-(``drain_replayed``). Everything the run leaves is under ``out``:
+``PipelineRunner`` drains the stream (ingest and one query per configured detector, drain
+triggers) until each query has read every published event and closed its final watermark
+(``drain_replayed``; a failed query raises the runner's ``QueryFailedError``, records left
+unread its ``DrainIncompleteError``). Everything the run leaves is under ``out``:
 
 - ``iceberg/`` — the SQLite catalog and the warehouse (``raw_trades``, every detector's
   table, ``alerts``); ``raw/dlq/`` — dead letters by reason; ``checkpoints/``;
@@ -43,10 +44,10 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from coattail_framework.aws.alert_table import decode_alert_item
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import CoattailError
@@ -65,7 +66,7 @@ T = TypeVar("T")
 
 
 class ReplayError(CoattailError):
-    """The replay could not publish every recorded trade or the stream job failed."""
+    """The replay could not run: a recording missing, events lost by the producer, no alert where one was due."""
 
 
 class TimeLimitError(ReplayError):
@@ -190,12 +191,6 @@ def clear_outputs(out: Path) -> None:
             path.unlink()
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
-
-
 def read_alert_items(config: CoattailConfig) -> list[dict[str, Any]]:
     """Every item of the DynamoDB alert table as a ``BASE_ALERT_RECORD`` dict, by time then id."""
     table = aws_client("dynamodb", region=config.aws.region, endpoint_url=config.aws.endpoint_url)
@@ -203,21 +198,9 @@ def read_alert_items(config: CoattailConfig) -> list[dict[str, Any]]:
     paginator = table.get_paginator("scan")
     for page in paginator.paginate(TableName=config.dynamodb.table_name):
         for item in page["Items"]:
-            items.append({name: _attribute(item.get(name)) for name in BASE_ALERT_RECORD.fieldNames()})
+            alert = decode_alert_item(item)
+            items.append({name: alert.get(name) for name in BASE_ALERT_RECORD.fieldNames()})
     return sorted(items, key=lambda item: (str(item["detected_at"]), str(item["alert_id"])))
-
-
-def _attribute(value: dict[str, Any] | None) -> Any:
-    """A low-level DynamoDB attribute value as a plain JSON value."""
-    if value is None or "NULL" in value:
-        return None
-    if "S" in value:
-        return value["S"]
-    if "N" in value:
-        return _plain(Decimal(value["N"]))
-    if "BOOL" in value:
-        return bool(value["BOOL"])
-    raise ReplayError(f"alert table: unexpected attribute type {sorted(value)} (alerts hold strings and numbers)")
 
 
 def read_tables(config: CoattailConfig) -> dict[str, list[dict[str, Any]]]:
@@ -290,63 +273,25 @@ def build_summary(
     }
 
 
-def _last_commit(config: CoattailConfig, query: str) -> int:
-    commits = Path(config.storage.checkpoint_root) / query / "commits"
-    return max((int(p.name) for p in commits.iterdir() if p.name.isdigit()), default=-1) if commits.is_dir() else -1
+def drain_replayed(runner: Any, published: int, clock: StageClock) -> dict[str, Any]:
+    """Drain the stream with ``runner`` (``PipelineRunner.run(drain=True)``), within ``clock``'s limit; the totals.
 
-
-def query_drained(query: Any, config: CoattailConfig, published: int) -> bool:
-    """True once ``query`` read ``published`` rows and, if it keeps event-time state, committed a batch after them.
-
-    That later batch is the no-data batch Spark runs for the final watermark: it emits the
-    last windows and orders. Decided from the query's own progress and its checkpoint's
-    commit log (local files in a replay), not from status messages.
+    The runner's drain stops each query once it has read what the stream holds and closed
+    its final watermark, then ``check_drained`` fails loudly if any query left a record
+    that was published before it started, so the totals count every published record.
+    When ``clock``'s time limit passes first, the runner stops its queries and
+    ``TimeLimitError`` names the queries still running and what each had read.
     """
-    if query.status["isTriggerActive"]:
-        return False
-    progress = list(query.recentProgress)
-    if sum(int(p["numInputRows"]) for p in progress) < published:
-        return False
-    last_data = max(int(p["batchId"]) for p in progress if int(p["numInputRows"]) > 0)
-    watermarked = any("watermark" in (p["eventTime"] or {}) for p in progress)
-    return not watermarked or _last_commit(config, query.name) > last_data
+    from coattail_framework.pipeline.completeness import DrainTimeLimitError
 
-
-def drain_replayed(
-    runner: Any, published: int, clock: StageClock, *, sleep: Callable[[float], None] = time.sleep
-) -> dict[str, Any]:
-    """Run every query until it processed the ``published`` events of the replay, stop them; the totals.
-
-    ``PipelineRunner.run(drain=True)`` stops a query after two idle triggers; on a busy
-    machine it was seen to stop the detector queries right after the batch holding the
-    data, before the no-data batch that closes the final watermark (no module rows). A
-    replay knows how many events the stream holds, so it waits for exactly that, then
-    ``runner.check_drained()`` confirms that no shard was left behind. When ``clock``'s time
-    limit passes first, the queries are stopped (each may finish its batch within
-    ``STOP_GRACE_SECONDS``) and ``TimeLimitError`` names the queries still pending.
-    """
-    queries = runner.start(drain=True)
-    pending = list(queries)
-    while pending:
-        failed = next((q for q in queries if not q.isActive and q.exception() is not None), None)
-        if failed is not None:
-            runner.stop(timeout_seconds=0)
-            raise ReplayError(f"stream job query {failed.name} failed: {failed.exception()}")
-        if clock.remaining() <= 0:
-            runner.stop(timeout_seconds=STOP_GRACE_SECONDS)
-            read = {q.name: runner.stats.input_rows[q.name] for q in pending}
-            raise clock.time_limit_error(f"queries had read {read} of {published} published event(s)")
-        for query in [q for q in pending if query_drained(q, runner.config, published)]:
-            query.stop()
-            pending.remove(query)
-        sleep(0.2)
-    settle = min(30.0, clock.remaining())
-    settle_until = clock.clock() + settle
-    while clock.clock() < settle_until and any(runner.stats.input_rows[q.name] < published for q in queries):
-        sleep(0.1)  # Spark delivers the last progress events to the listener asynchronously
-    runner.check_drained()
-    runner.stop(timeout_seconds=0)  # its queries are stopped: this removes its listener from the (caller's) session
-    snapshot: dict[str, Any] = runner.stats.snapshot()
+    try:
+        stats = runner.run(drain=True, handle_signals=False, time_limit_seconds=max(0.0, clock.remaining()))
+    except DrainTimeLimitError as late:
+        raise clock.time_limit_error(
+            f"{', '.join(late.pending)} still running; queries had read {late.rows_read} of {published} "
+            "published event(s)"
+        ) from late
+    snapshot: dict[str, Any] = stats.snapshot()
     return snapshot
 
 
