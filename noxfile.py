@@ -59,7 +59,7 @@ CI_TOOLS = ["nox>=2024.10", "uv>=0.4"]
 DERIVED_LOCKS = ("services/stream-job/requirements.lock", "services/producer/requirements.txt")
 """Hashed locks of the artifacts (EMR archive, producer image): resolved within the pipeline's lock."""
 OLDEST_MOTO = "5.2.5"
-"""The oldest moto the local stack's Kinesis patch (coattail_framework.moto_kinesis) supports."""
+"""The oldest moto the local stack's Kinesis patch (coattail_devstack.moto_kinesis) supports."""
 
 
 def _distributions() -> dict[str, Path]:
@@ -205,14 +205,12 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
         "test_config.py",
         "test_events.py",
         "test_events_from_fields.py",
-        "test_moto_kinesis.py",
         "test_quarantine.py",
         "test_recordings.py",
         "test_registry.py",
         "test_resilience.py",
         "test_simulator_sync.py",
         "test_lazy_exports.py",
-        "sinks/test_localstack.py",
     ),
     "coattail-stream-job": (
         "test_history.py",
@@ -247,7 +245,9 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
         wheels = _build_wheels(session, [dist, *locals_])
         # ``replay``: the stream job's replay (its time limit is tested) runs through the producer.
         optional = _metadata(dist)["project"].get("optional-dependencies", {})
-        chosen = [e for e in ("spark", "replay", "test") if e in optional]
+        # ``[tool.coattail] test-extras`` narrows them (coattail-devstack's own suite needs no Spark).
+        wanted = _metadata(dist).get("tool", {}).get("coattail", {}).get("test-extras", ("spark", "replay", "test"))
+        chosen = [e for e in wanted if e in optional]
         extras = ",".join(chosen)
         line = spark
         if line is None and _pulls_pyspark(dist, chosen):
@@ -291,7 +291,7 @@ for _dist in DISTRIBUTIONS:
     for _spark in _sparks or [None]:
         _test_session(_dist, _spark)
 # The local stack's moto patch on the oldest moto it supports (the lock has the newest).
-_test_session("coattail-framework", None, moto=OLDEST_MOTO, only=("test_moto_kinesis.py", "sinks/test_localstack.py"))
+_test_session("coattail-devstack", None, moto=OLDEST_MOTO, only=("test_moto_kinesis.py", "test_localstack.py"))
 
 
 def _pins(path: Path) -> dict[str, set[str]]:

@@ -29,10 +29,10 @@ import pyspark
 import pytest
 
 from coattail_connector_binance.normalize import normalize_message
+from coattail_devstack.localstack import FAKE_CREDENTIALS, environment_overrides, start_local_stack
 from coattail_framework.config import ConfigLoader
 from coattail_framework.events import TradeEvent
 from coattail_framework.iceberg import open_catalog
-from coattail_framework.localstack import FAKE_CREDENTIALS, environment_overrides, start_local_stack
 from coattail_framework.recordings import read_recording
 from coattail_stream_job.packaging import LOCK_PATH, PROVIDED_BY_EMR, build_archive, normalize
 

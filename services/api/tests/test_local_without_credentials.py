@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from coattail_framework.testing.environment import without_aws_credentials
+from coattail_devstack.testing.environment import without_aws_credentials
 
 from .test_local_server import free_port, get, stop, wait_healthy
 
