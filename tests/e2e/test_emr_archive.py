@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tarfile
 from datetime import datetime, timezone
@@ -78,6 +79,12 @@ def test_the_archive_runs_the_stream_job_end_to_end(tmp_path: Path) -> None:
         archive.extractall(unpacked, filter="tar")
     python = unpacked / "bin" / "python"
     assert not list((unpacked / "lib").glob("python3.11/site-packages/pyspark"))
+    # The local stack and the test kit stay on developers' machines (ADR-037).
+    assert not {"moto", "coattail-devstack", "pytest"} & set(artifacts.distributions)
+    site_packages = unpacked / "lib" / "python3.11" / "site-packages"
+    assert not [path.name for name in ("moto", "coattail_devstack") for path in site_packages.glob(name)]
+    framework = site_packages / "coattail_framework"
+    assert [p for p in framework.rglob("*.py") if re.search(r"^\s*(from|import) moto", p.read_text(), re.M)] == []
 
     base = ConfigLoader(ROOT / "config" / "features.yaml", environ={}).load()
     config = base.model_copy(

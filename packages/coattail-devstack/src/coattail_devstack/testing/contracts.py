@@ -197,7 +197,7 @@ class ConnectorContract:
     def test_it_is_not_healthy_before_it_connects(self) -> None:
         assert self.connector().health_check() is False
 
-    def test_a_plain_install_pulls_no_spark_iceberg_arrow_or_moto(self, tmp_path: Path) -> None:
+    def test_a_plain_install_pulls_no_spark_iceberg_arrow_moto_or_test_kit(self, tmp_path: Path) -> None:
         """``pip install`` of the connector (with the framework it needs) into an empty venv stays light.
 
         The connector's distribution is the folder above the subclass's ``tests/``; it must pull
