@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -16,11 +15,11 @@ import aiohttp
 import pytest
 
 from coattail_devstack.simulate import SIMULATOR_GROUP
+from coattail_devstack.testing.commands import console_script, running, stop
 from coattail_devstack.testing.venv import monorepo_root
 from coattail_framework.recordings import read_recording
 
-DEVSTACK = Path(sys.executable).with_name("coattail-devstack")
-"""The console script, beside this interpreter in its venv."""
+DEVSTACK = console_script("coattail-devstack")
 RECORDING = monorepo_root(Path(__file__)) / "tests/data/binance/ws/spot_btcusdt_20240808.gz"
 
 
@@ -52,12 +51,11 @@ async def first_frame(url: str) -> dict[str, Any]:
         return frame
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_simulate_serves_the_recording_on_loopback_and_stops_on_a_signal(stop: signal.Signals) -> None:
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_simulate_serves_the_recording_on_loopback_and_stops_on_a_signal(number: signal.Signals) -> None:
     port = free_port()
     command = [str(DEVSTACK), "simulate", "binance", "--recording", str(RECORDING), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with running(command) as process:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line, process.communicate(timeout=30)[1]
@@ -71,12 +69,8 @@ def test_simulate_serves_the_recording_on_loopback_and_stops_on_a_signal(stop: s
         frame = asyncio.run(first_frame(f"{settings['base_url']}/ws/{stream}"))
 
         assert frame == first_recorded(stream)
-        process.send_signal(stop)
-        _, errors = process.communicate(timeout=30)
-        assert process.returncode == 0, errors
-    finally:
-        if process.poll() is None:
-            process.kill()
+        code, errors = stop(process, number)
+    assert code == 0, errors
 
 
 @pytest.mark.parametrize(
