@@ -350,7 +350,7 @@ def typecheck(session: nox.Session) -> None:
 
 # -- The whole pipeline on one machine: replay, demo, benchmarks, cross-package tests -----------
 # They install the stream job's built wheel with its ``spark`` and ``replay`` extras (the producer
-# and connectors it replays through, moto as the local AWS) on the PySpark floor, EMR's 4.0.2.
+# and connectors it replays through, coattail-devstack as the local AWS) on the PySpark floor, EMR's 4.0.2.
 
 PIPELINE_SPARK = "4.0.2"
 
