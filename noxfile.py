@@ -59,7 +59,7 @@ CI_TOOLS = ["nox>=2024.10", "uv>=0.4"]
 DERIVED_LOCKS = ("services/stream-job/requirements.lock", "services/producer/requirements.txt")
 """Hashed locks of the artifacts (EMR archive, producer image): resolved within the pipeline's lock."""
 OLDEST_MOTO = "5.2.5"
-"""The oldest moto the local stack's Kinesis patch (coattail_framework.moto_kinesis) supports."""
+"""The oldest moto the local stack's Kinesis patch (coattail_devstack.moto_kinesis) supports."""
 
 
 def _distributions() -> dict[str, Path]:
@@ -216,14 +216,12 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
         "test_config.py",
         "test_events.py",
         "test_events_from_fields.py",
-        "test_moto_kinesis.py",
         "test_quarantine.py",
         "test_recordings.py",
         "test_registry.py",
         "test_resilience.py",
         "test_simulator_sync.py",
         "test_lazy_exports.py",
-        "sinks/test_localstack.py",
         # A load scenario: the restart it depends on is proven on every line by the deterministic
         # test beside it (a source process made late on purpose).
         "test_query_start.py::test_five_queries_start_while_two_processes_burn_both_cores",
@@ -280,7 +278,9 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
         wheels = _build_wheels(session, [dist, *locals_])
         # ``replay``: the stream job's replay (its time limit is tested) runs through the producer.
         optional = _metadata(dist)["project"].get("optional-dependencies", {})
-        chosen = [e for e in ("spark", "replay", "test") if e in optional]
+        # ``[tool.coattail] test-extras`` narrows them (coattail-devstack's own suite needs no Spark).
+        wanted = _metadata(dist).get("tool", {}).get("coattail", {}).get("test-extras", ("spark", "replay", "test"))
+        chosen = [e for e in wanted if e in optional]
         extras = ",".join(chosen)
         line = spark
         if line is None and _pulls_pyspark(dist, chosen):
@@ -329,7 +329,7 @@ for _dist in DISTRIBUTIONS:
     for _spark in _sparks or [None]:
         _test_session(_dist, _spark)
 # The local stack's moto patch on the oldest moto it supports (the lock has the newest).
-_test_session("coattail-framework", None, moto=OLDEST_MOTO, only=("test_moto_kinesis.py", "sinks/test_localstack.py"))
+_test_session("coattail-devstack", None, moto=OLDEST_MOTO, only=("test_moto_kinesis.py", "test_localstack.py"))
 
 
 def _pins(path: Path) -> dict[str, set[str]]:
@@ -388,7 +388,7 @@ def typecheck(session: nox.Session) -> None:
 
 # -- The whole pipeline on one machine: replay, demo, benchmarks, cross-package tests -----------
 # They install the stream job's built wheel with its ``spark`` and ``replay`` extras (the producer
-# and connectors it replays through, moto as the local AWS) on the PySpark floor, EMR's 4.0.2.
+# and connectors it replays through, coattail-devstack as the local AWS) on the PySpark floor, EMR's 4.0.2.
 
 PIPELINE_SPARK = "4.0.2"
 

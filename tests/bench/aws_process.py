@@ -1,12 +1,12 @@
 """The local AWS (moto) for benchmarks, in a process of its own, as AWS is for a deployed job.
 
-The embedded local stack (``coattail_framework.localstack.start_local_stack``) runs moto
+The embedded local stack (``coattail_devstack.localstack.start_local_stack``) runs moto
 in-process, which is right for tests and the demo. In a benchmark of the stream job that
 would put every Kinesis, DynamoDB and S3 request the job makes — and the benchmark's own
 producer and DynamoDB poller — under the GIL of the Spark driver process, which also runs
 every ``foreachBatch`` handler: the figures would measure moto's contention with the job.
 Here moto's ``ThreadedMotoServer`` runs in a spawned child process on 127.0.0.1 (a free
-port), its Kinesis shards indexed as in the local stack (``coattail_framework.moto_kinesis``);
+port), its Kinesis shards indexed as in the local stack (``coattail_devstack.moto_kinesis``);
 the benchmark creates its resources with ``localstack.create_resources``.
 
     with moto_in_child_process() as endpoint_url:
@@ -53,7 +53,7 @@ def _serve(ports: Any, stop: Event, put_log: Any) -> None:
 
     from moto.server import ThreadedMotoServer
 
-    from coattail_framework.moto_kinesis import index_moto_kinesis_shards
+    from coattail_devstack.moto_kinesis import index_moto_kinesis_shards
 
     index_moto_kinesis_shards()
     if put_log is not None:

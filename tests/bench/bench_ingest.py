@@ -90,7 +90,7 @@ def run() -> dict[str, Any]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     import pyspark
 
-    from coattail_framework.localstack import create_resources, local_config
+    from coattail_devstack.localstack import create_resources, local_config
     from coattail_framework.spark import local_session
 
     results: dict[str, Any] = {

@@ -224,8 +224,8 @@ def run() -> dict[str, Any]:
     os.environ.update(FAKE_AWS)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from coattail_devstack.localstack import create_resources, local_config
     from coattail_framework.config.model import CoattailConfig
-    from coattail_framework.localstack import create_resources, local_config
     from coattail_framework.pipeline import PipelineRunner
     from coattail_framework.spark import local_session
 

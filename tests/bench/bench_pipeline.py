@@ -193,7 +193,7 @@ def run() -> dict[str, Any]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     import pyspark
 
-    from coattail_framework.localstack import create_resources, local_config
+    from coattail_devstack.localstack import create_resources, local_config
     from coattail_framework.spark import local_session
 
     results: dict[str, Any] = {"events_per_run": EVENTS, "max_records_per_trigger": PER_TRIGGER}

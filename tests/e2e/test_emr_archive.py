@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tarfile
 from datetime import datetime, timezone
@@ -29,10 +30,10 @@ import pyspark
 import pytest
 
 from coattail_connector_binance.normalize import normalize_message
+from coattail_devstack.localstack import FAKE_CREDENTIALS, environment_overrides, start_local_stack
 from coattail_framework.config import ConfigLoader
 from coattail_framework.events import TradeEvent
 from coattail_framework.iceberg import open_catalog
-from coattail_framework.localstack import FAKE_CREDENTIALS, environment_overrides, start_local_stack
 from coattail_framework.recordings import read_recording
 from coattail_stream_job.packaging import LOCK_PATH, PROVIDED_BY_EMR, build_archive, normalize
 
@@ -78,6 +79,12 @@ def test_the_archive_runs_the_stream_job_end_to_end(tmp_path: Path) -> None:
         archive.extractall(unpacked, filter="tar")
     python = unpacked / "bin" / "python"
     assert not list((unpacked / "lib").glob("python3.11/site-packages/pyspark"))
+    # The local stack and the test kit stay on developers' machines (ADR-037).
+    assert not {"moto", "coattail-devstack", "pytest"} & set(artifacts.distributions)
+    site_packages = unpacked / "lib" / "python3.11" / "site-packages"
+    assert not [path.name for name in ("moto", "coattail_devstack") for path in site_packages.glob(name)]
+    framework = site_packages / "coattail_framework"
+    assert [p for p in framework.rglob("*.py") if re.search(r"^\s*(from|import) moto", p.read_text(), re.M)] == []
 
     base = ConfigLoader(ROOT / "config" / "features.yaml", environ={}).load()
     config = base.model_copy(

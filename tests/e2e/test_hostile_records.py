@@ -5,7 +5,7 @@ The stream job (``coattail-stream-job run --local --drain``, the shipped
 Kinesis stream holding the 567 real trades of a 30-second slice of the Binance BTCUSDT
 recording, moved to the last minutes so that they are timely against their Kinesis arrival
 (the production ``quality.event_time_reference: arrival``), and 3,000 seeded hostile
-records (``coattail_framework.testing.hostile``) at random places among them. The job must drain the stream
+records (``coattail_devstack.testing.hostile``) at random places among them. The job must drain the stream
 and exit 0 (a record that failed a query would end it with an error), and:
 
 - every record is either a ``raw_trades`` row or a dead letter: rows + dead letters = records put;
@@ -27,13 +27,12 @@ import boto3
 import pytest
 
 from coattail_connector_binance.normalize import normalize_message
+from coattail_devstack.localstack import local_config
+from coattail_devstack.testing.hostile import VALID, HostileRecord, HostileRecords
 from coattail_framework.config.loader import ConfigLoader
 from coattail_framework.events import TradeEvent
 from coattail_framework.iceberg import open_catalog
-from coattail_framework.localstack import local_config
 from coattail_framework.recordings import read_recording
-from coattail_framework.testing.fixtures import aws_env, moto_endpoint, spark  # noqa: F401 (fixtures)
-from coattail_framework.testing.hostile import VALID, HostileRecord, HostileRecords
 from coattail_stream_job import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,8 +97,8 @@ def _table(root: Path, table: str) -> list[dict[str, Any]]:
 
 @pytest.mark.timeout(900)
 def test_hostile_records_are_dead_lettered_and_every_real_trade_lands(
-    spark: object,  # noqa: F811 (fixture: the job's session, UTC)
-    moto_endpoint: str,  # noqa: F811 (fixture)
+    spark: object,
+    moto_endpoint: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

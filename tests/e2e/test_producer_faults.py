@@ -31,9 +31,9 @@ from coattail_connector_binance import BinanceConnector
 from coattail_connector_binance.simulator import BinanceSimulator
 from coattail_connector_coinbase import CoinbaseConnector
 from coattail_connector_coinbase.simulator import CoinbaseSimulator, Faults
+from coattail_devstack.localstack import start_local_stack
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.config.model import CoattailConfig
-from coattail_framework.localstack import start_local_stack
 from coattail_framework.recordings import read_recording
 from coattail_framework.registry import ModuleRegistry
 from coattail_producer.replay import replay

@@ -34,10 +34,10 @@ import pytest
 import yaml
 
 from coattail_connector_binance import BinanceConnector
+from coattail_devstack.localstack import LocalStack, create_resources, local_config, start_local_stack
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.events import TradeEvent
-from coattail_framework.localstack import LocalStack, create_resources, local_config, start_local_stack
 from coattail_framework.recordings import read_recording
 from coattail_stream_job.replay.pipeline import read_alert_items, read_tables
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from coattail_detector_template import TemplateDetector
-from coattail_framework.testing.contracts import DetectorContract
+from coattail_devstack.testing.contracts import DetectorContract
 
 LARGE_TRADE = {
     "event_id": "binance:BTCUSDT:3735683259",

@@ -11,10 +11,10 @@ import pytest
 from pyspark.sql import SparkSession
 
 from coattail_detector_template import TemplateDetector
+from coattail_devstack.testing import run_detector_stream, trade
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.config import CoattailConfig
 from coattail_framework.errors import ConfigError
-from coattail_framework.testing import run_detector_stream, trade
 
 
 def configured(**settings: Any) -> TemplateDetector:

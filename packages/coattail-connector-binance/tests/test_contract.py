@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from coattail_connector_binance import BinanceConnector
-from coattail_framework.testing.contracts import ConnectorContract
+from coattail_devstack.testing.contracts import ConnectorContract
 
 
 class TestBinanceContract(ConnectorContract):

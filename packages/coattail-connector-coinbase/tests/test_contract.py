@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from coattail_connector_coinbase import CoinbaseConnector
-from coattail_framework.testing.contracts import ConnectorContract
+from coattail_devstack.testing.contracts import ConnectorContract
 
 
 class TestCoinbaseContract(ConnectorContract):

@@ -9,10 +9,10 @@ import pytest
 
 from coattail_detector_spread import SpreadConfig, SpreadDetector
 from coattail_detector_spread.detector import Leg
+from coattail_devstack.testing.contracts import DetectorContract
 from coattail_framework.alerts import SeverityTiers
 from coattail_framework.config import CoattailConfig
 from coattail_framework.errors import ConfigError
-from coattail_framework.testing.contracts import DetectorContract
 
 SYMBOLS = {
     "BTC/USDT": {"binance": "BTCUSDT", "binance-usdm": "BTCUSDT"},

@@ -13,8 +13,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from coattail_detector_spread import SpreadDetector
+from coattail_devstack.testing import run_detector_stream
 from coattail_framework.config import CoattailConfig
-from coattail_framework.testing import run_detector_stream
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ARCHIVE = REPO_ROOT / "tests/data/binance/archive"

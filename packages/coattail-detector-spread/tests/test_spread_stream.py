@@ -11,10 +11,10 @@ from typing import Any
 from pyspark.sql import Row, SparkSession
 
 from coattail_detector_spread import EXCHANGE_SPREADS, SpreadDetector
+from coattail_devstack.testing import run_detector_stream, trade
+from coattail_devstack.testing.stream import EventLike
 from coattail_framework.alerts import as_parts, make_alert_id
 from coattail_framework.config import CoattailConfig
-from coattail_framework.testing import run_detector_stream, trade
-from coattail_framework.testing.stream import EventLike
 
 W0 = datetime(2024, 8, 9, 0, 0, tzinfo=timezone.utc)
 SYMBOLS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from coattail_detector_volume_anomaly import VolumeAnomalyDetector
-from coattail_framework.testing.contracts import DetectorContract
+from coattail_devstack.testing.contracts import DetectorContract
 
 SPIKE = {
     "exchange": "binance",

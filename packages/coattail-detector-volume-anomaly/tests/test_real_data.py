@@ -19,9 +19,9 @@ import pytest
 from pyspark.sql import Row, SparkSession
 
 from coattail_detector_volume_anomaly import VolumeAnomalyDetector
+from coattail_devstack.testing import DetectorRun, run_detector_stream
 from coattail_framework import CoattailConfig
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
-from coattail_framework.testing import DetectorRun, run_detector_stream
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ARCHIVE = REPO_ROOT / "tests/data/binance/archive/BTCUSDT-trades-20240808T2354Z-20240809T0005Z.csv"

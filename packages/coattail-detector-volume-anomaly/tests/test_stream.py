@@ -38,10 +38,10 @@ import pytest
 from pyspark.sql import Row, SparkSession
 
 from coattail_detector_volume_anomaly import VOLUME_AGGREGATES, VolumeAnomalyDetector
+from coattail_devstack.testing import DetectorRun, run_detector_stream, trade
 from coattail_framework import CoattailConfig, TradeEvent
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.events import TakerSide
-from coattail_framework.testing import DetectorRun, run_detector_stream, trade
 
 T0 = datetime(2024, 8, 9, tzinfo=timezone.utc)
 T0_MS = 1_723_161_600_000

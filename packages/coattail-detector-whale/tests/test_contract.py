@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import pytest
 
 from coattail_detector_whale import WhaleConfig, WhaleDetector
+from coattail_devstack.testing.contracts import DetectorContract
 from coattail_framework.alerts import SeverityTiers
 from coattail_framework.config import CoattailConfig
 from coattail_framework.errors import ConfigError
-from coattail_framework.testing.contracts import DetectorContract
 
 SYMBOLS = {"BTC/USDT": {"binance": "BTCUSDT"}, "ETH/BTC": {"coinbase": "ETH-BTC"}}
 ORDER = {

@@ -24,17 +24,17 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from coattail_detector_whale import WhaleDetector
+from coattail_devstack.localstack import LocalStack, start_local_stack
+from coattail_devstack.testing import run_detector_stream, trade
+from coattail_devstack.testing.stream import EventLike, event_stream, write_event_batches
 from coattail_framework.alerts import as_parts, make_alert_id
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.config import CoattailConfig
 from coattail_framework.iceberg import open_catalog
-from coattail_framework.localstack import LocalStack, start_local_stack
 from coattail_framework.pipeline.early import CheckpointWatermarks, EarlyAlertHandler, EarlyLedger
 from coattail_framework.sinks import AlertRouter
 from coattail_framework.sinks.dynamodb import WriteCounts
 from coattail_framework.sinks.router import DetectorBatchResult
-from coattail_framework.testing import run_detector_stream, trade
-from coattail_framework.testing.stream import EventLike, event_stream, write_event_batches
 
 T = datetime(2024, 8, 9, 0, 10, tzinfo=timezone.utc)
 SYMBOLS = {"BTC/USDT": {"binance": "BTCUSDT"}, "ETH/USDT": {"binance": "ETHUSDT"}}

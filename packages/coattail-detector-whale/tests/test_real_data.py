@@ -11,8 +11,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from coattail_detector_whale import WhaleDetector
+from coattail_devstack.testing import run_detector_stream
 from coattail_framework.config import CoattailConfig
-from coattail_framework.testing import run_detector_stream
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SPOT_TRADES = REPO_ROOT / "tests/data/binance/archive/BTCUSDT-trades-20240808T2354Z-20240809T0005Z.csv"

@@ -12,10 +12,10 @@ import pytest
 from pyspark.sql import Row, SparkSession
 
 from coattail_detector_whale import WHALE_TRADES, WhaleDetector
+from coattail_devstack.testing import run_detector_stream, run_early_stream, trade
+from coattail_devstack.testing.stream import EventLike
 from coattail_framework.alerts import as_parts, make_alert_id
 from coattail_framework.config import CoattailConfig
-from coattail_framework.testing import run_detector_stream, run_early_stream, trade
-from coattail_framework.testing.stream import EventLike
 
 T0 = datetime(2024, 8, 8, 23, 57, 53, 61_000, tzinfo=timezone.utc)
 SYMBOLS = {

@@ -1,4 +1,4 @@
-"""Framework tests share one SparkSession and one moto server (coattail_framework.testing.fixtures).
+"""Framework tests share one SparkSession and one moto server (the test kit's pytest plugin, coattail-devstack).
 
 The framework's own nox session installs no detector plugin (the dev venv has them all), so
 tests whose outcome depends on the installed modules' declarations use ``small_tier_declared``:
@@ -15,8 +15,6 @@ from typing import Any
 import pytest
 
 from coattail_framework.registry import DETECTOR_INFO_GROUP
-
-pytest_plugins = ["coattail_framework.testing.fixtures"]
 
 DECLARED_MODULES = {"volume-anomaly": "MOD-001", "whale": "MOD-002", "spread": "MOD-003"}
 """Module name -> id of the declarations ``small_tier_declared`` installs (all tier ``small``)."""

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from coattail_devstack.testing.environment import without_aws_credentials
 from coattail_framework.aws.clients import LOCAL_CREDENTIALS, aws_client, is_local_endpoint
-from coattail_framework.testing.environment import without_aws_credentials
 
 
 class RecordingSession:

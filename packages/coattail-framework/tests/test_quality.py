@@ -11,11 +11,11 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from coattail_devstack.testing.stream import event_stream, write_event_batches
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import ConfigError
 from coattail_framework.quality import DataQualityChecker, QualityRule, write_dead_letters
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
-from coattail_framework.testing.stream import event_stream, write_event_batches
 
 T0 = datetime(2024, 8, 8, 23, 54, 15, tzinfo=timezone.utc)
 CONFIG = CoattailConfig.model_validate(

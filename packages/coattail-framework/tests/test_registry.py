@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from coattail_devstack.testing.venv import HEAVY_DISTRIBUTIONS, clean_venv, installed_distributions
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.detector import BaseDetector
 from coattail_framework.errors import ConfigError, PluginError
 from coattail_framework.registry import CONNECTOR_GROUP, DETECTOR_GROUP, DETECTOR_INFO_GROUP, ModuleRegistry
-from coattail_framework.testing.venv import HEAVY_DISTRIBUTIONS, clean_venv, installed_distributions
 
 FRAMEWORK_DIR = Path(__file__).resolve().parents[1]
 TEST_PLUGIN_DIR = Path(__file__).resolve().parent / "fixtures" / "coattail-test-plugin"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from coattail_devstack.testing import run_detector_stream, trade
+from coattail_devstack.testing.detectors import TradeCountDetector
 from coattail_framework.config.model import CoattailConfig
-from coattail_framework.testing import run_detector_stream, trade
-from coattail_framework.testing.detectors import TradeCountDetector
 
 
 def test_batches_watermark_and_alerts(spark: SparkSession, tmp_path: Path) -> None:

@@ -3,8 +3,8 @@
 Alerts are written by the alert router's own writer (``coattail_framework.sinks``) from
 ``BASE_ALERT_RECORD`` rows shaped as its ``dynamodb_rows`` hands them over
 (``detected_at`` ISO 8601 UTC with microseconds and ``Z``, ``details`` a JSON string,
-``ttl_epoch`` seconds). moto, fake credentials and ``spark`` come from the framework's
-pytest plugin.
+``ttl_epoch`` seconds). moto, fake credentials and ``spark`` come from the test kit's
+pytest plugin (``coattail_devstack.testing.fixtures``, loaded through its entry point).
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from coattail_framework.alerts import make_alert_id
 from coattail_framework.aws import aws_client
 from coattail_framework.aws.alert_table import ensure_table
 from coattail_framework.sinks.dynamodb import DynamoAlertWriter
-
-pytest_plugins = ["coattail_framework.testing.fixtures"]
 
 REGION = "us-east-1"
 CURSOR_KEY = "test-cursor-key-0123456789abcdef0123456789"

@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from coattail_framework.testing.venv import HEAVY_DISTRIBUTIONS, clean_venv, imported_after, installed_distributions
+from coattail_devstack.testing.venv import HEAVY_DISTRIBUTIONS, clean_venv, imported_after, installed_distributions
 
 ROOT = Path(__file__).resolve().parents[3]
 LOCAL = [

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from coattail_framework.testing.environment import without_aws_credentials
+from coattail_devstack.testing.environment import without_aws_credentials
 
 from .conftest import BTC_DAY1, published_events
 from .test_cli import COMMAND, write_config

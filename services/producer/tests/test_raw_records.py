@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from coattail_devstack.testing.events import trade
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import ConfigError
-from coattail_framework.testing.events import trade
 from coattail_kinesis.limits import RECORD_MAX_BYTES
 from coattail_producer.raw_records import RawPayload, partition_key, put_payloads, read_lines
 from coattail_producer.replay import replay

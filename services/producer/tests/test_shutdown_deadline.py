@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from coattail_devstack.testing import trade
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.connector import BaseConnector, ConnectorStats
 from coattail_framework.events import TradeEvent
-from coattail_framework.testing import trade
 from coattail_producer.cli import REPLAY_FLUSH_DEADLINE_SECONDS, _parser
 from coattail_producer.publisher import DROP_SHUTDOWN_DEADLINE
 from coattail_producer.runner import Producer

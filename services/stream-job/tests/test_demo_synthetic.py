@@ -14,8 +14,8 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+from coattail_devstack.localstack import start_local_stack
 from coattail_framework.config import load_config
-from coattail_framework.localstack import start_local_stack
 from coattail_framework.recordings import read_recording
 from coattail_framework.simulator import utc_from_ns
 from coattail_producer.replay import replay

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coattail_framework.testing.environment import without_aws_credentials
+import pytest
+
+from coattail_devstack.testing.environment import without_aws_credentials
+from coattail_framework.errors import ConfigError
+from coattail_stream_job.local_extra import require_local_extra
 
 FEATURES = Path(__file__).resolve().parents[3] / "config" / "features.yaml"
 RUN_TIMEOUT_S = 600
@@ -38,17 +42,17 @@ def test_run_local_drain_needs_no_credentials(tmp_path: Path) -> None:
     assert json.loads(done.stdout)["table_rows"]["raw_trades"] == 0
 
 
-WITHOUT_MOTO = """
+WITHOUT_DEVSTACK = """
 import sys
-sys.modules["moto"] = None  # as in an install without the local extra
+sys.modules["coattail_devstack"] = None  # as in an install without the local extra (coattail-devstack)
 from coattail_stream_job.cli import main
 sys.exit(main(["run", "--local", "--config", sys.argv[1]]))
 """
 
 
-def test_run_local_without_moto_names_the_extra_to_install(tmp_path: Path) -> None:
+def test_run_local_without_the_local_stack_names_the_extra_to_install(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_MOTO, str(FEATURES)],
+        [sys.executable, "-c", WITHOUT_DEVSTACK, str(FEATURES)],
         env=no_aws_environment(tmp_path),
         capture_output=True,
         text=True,
@@ -57,4 +61,12 @@ def test_run_local_without_moto_names_the_extra_to_install(tmp_path: Path) -> No
     )
 
     assert done.returncode == 2, done.stderr[-3000:]
+    assert "run --local needs the local stack and PySpark" in done.stderr
     assert "pip install 'coattail-stream-job[local]'" in done.stderr
+
+
+def test_reprocess_local_without_the_local_stack_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "coattail_devstack.localstack", None)
+
+    with pytest.raises(ConfigError, match=r"reprocess --local needs the local stack .*'coattail-stream-job\[local\]'"):
+        require_local_extra("reprocess --local")

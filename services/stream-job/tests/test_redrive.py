@@ -22,13 +22,13 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql.types import BinaryType, StringType, StructField, StructType, TimestampType
 
+from coattail_devstack.testing.events import trade
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.pipeline.parse import parse_trades
 from coattail_framework.quality import DataQualityChecker, write_dead_letters
 from coattail_framework.quality.checker import REASON
 from coattail_framework.quality.dlq import DLQ_FOLDER, dead_letter_date, dead_letter_path
-from coattail_framework.testing.events import trade
 from coattail_stream_job import cli, redrive
 
 REGION = "us-east-1"

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coattail_devstack.localstack import local_config
 from coattail_framework.config import load_config
 from coattail_framework.iceberg import open_catalog
-from coattail_framework.localstack import local_config
 from coattail_framework.recordings import read_recording
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from coattail_devstack.testing.events import trade
 from coattail_framework.config import load_config
-from coattail_framework.testing.events import trade
 from coattail_stream_job.replay.pipeline import run_replay
 
 ROOT = Path(__file__).resolve().parents[3]

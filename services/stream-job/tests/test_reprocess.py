@@ -20,18 +20,18 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
+from coattail_devstack.localstack import local_config
+from coattail_devstack.testing import trade
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.config import ConfigLoader
 from coattail_framework.config.model import CoattailConfig, SnapshotRetention
 from coattail_framework.events import TakerSide, TradeEvent
 from coattail_framework.iceberg import open_catalog
-from coattail_framework.localstack import local_config
 from coattail_framework.pipeline.ingest import RAW_TRADES_PARTITION
 from coattail_framework.schemas import BASE_ALERT_RECORD, UNIFIED_TRADE_EVENT
 from coattail_framework.sinks import IcebergSink
 from coattail_framework.sinks.retention import expire_table_snapshots
 from coattail_framework.sinks.router import ALERTS_PARTITION
-from coattail_framework.testing import trade
 from coattail_stream_job import cli
 from coattail_stream_job.comparison import compare_alerts
 from coattail_stream_job.timetravel import TimeTravelError, pinned, resolve_snapshot, stage_snapshot

@@ -28,11 +28,11 @@ import boto3
 import pytest
 
 from coattail_connector_binance.normalize import normalize_message
+from coattail_devstack.localstack import local_config
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.config import ConfigLoader
 from coattail_framework.events import TradeEvent
 from coattail_framework.iceberg import open_catalog
-from coattail_framework.localstack import local_config
 from coattail_framework.recordings import read_recording
 from coattail_stream_job import cli
 

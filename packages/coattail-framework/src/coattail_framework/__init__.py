@@ -3,7 +3,8 @@
 The contracts plugins implement (``BaseConnector``, ``BaseDetector``, ``TradeEvent``,
 ``ExchangeSimulator``), the registry that finds them through entry points, the
 configuration, the Spark schemas and the data-quality rules. Modules that need PySpark
-(``schemas``, ``alerts``, ``quality``, ``testing``) import it; the rest do not.
+(``schemas``, ``alerts``, ``quality``, ``pipeline``) import it; the rest do not. The local stack
+and the test kit are the ``coattail-devstack`` distribution (ADR-037).
 """
 
 from coattail_framework.config import CoattailConfig, ConfigLoader, SymbolCatalog, load_config

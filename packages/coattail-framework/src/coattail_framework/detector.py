@@ -94,7 +94,7 @@ class BaseDetector(ABC, Generic[SettingsT]):
     ``config_model`` (pydantic model of ``modules.<module_name>``, named ``<Name>Config``,
     ``extra="forbid"``). The registry refuses a class missing one (``missing_declarations``);
     ``configure`` must run
-    before ``process``. ``coattail_framework.testing.contracts.DetectorContract`` checks all of it.
+    before ``process``. ``coattail_devstack.testing.contracts.DetectorContract`` checks all of it.
     """
 
     info: ClassVar[DetectorInfo]

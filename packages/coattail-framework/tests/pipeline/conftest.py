@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from coattail_devstack.localstack import LocalStack, start_local_stack
 from coattail_framework.config.model import CoattailConfig
-from coattail_framework.localstack import LocalStack, start_local_stack
 
 
 @pytest.fixture

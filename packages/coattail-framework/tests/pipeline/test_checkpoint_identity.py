@@ -21,9 +21,11 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import types as st
 
+from coattail_devstack.localstack import LocalStack
+from coattail_devstack.testing import trade
+from coattail_devstack.testing.detectors import TradeCountDetector
 from coattail_framework.config.model import CoattailConfig, IcebergConfig, StorageConfig
 from coattail_framework.iceberg import open_catalog
-from coattail_framework.localstack import LocalStack
 from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.pipeline.checkpoints import (
     IDENTITY_FILE,
@@ -35,8 +37,6 @@ from coattail_framework.pipeline.checkpoints import (
 )
 from coattail_framework.sinks import IcebergSink
 from coattail_framework.sinks.iceberg import CheckpointIdentity
-from coattail_framework.testing import trade
-from coattail_framework.testing.detectors import TradeCountDetector
 
 ROWS = st.StructType([st.StructField("id", st.LongType(), nullable=False)])
 WRITERS = {"ingest": ["raw"], "detector-x": ["x_out", "shared"]}

@@ -16,8 +16,10 @@ import boto3
 import pytest
 from pyspark.sql import SparkSession
 
+from coattail_devstack.localstack import LocalStack
+from coattail_devstack.testing import trade
+from coattail_devstack.testing.detectors import TradeCountDetector
 from coattail_framework.config.model import CoattailConfig
-from coattail_framework.localstack import LocalStack
 from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.pipeline.completeness import (
     DrainedQuery,
@@ -26,8 +28,6 @@ from coattail_framework.pipeline.completeness import (
     check_drain,
     end_positions,
 )
-from coattail_framework.testing import trade
-from coattail_framework.testing.detectors import TradeCountDetector
 from coattail_kinesis.offsets import TRIM_HORIZON
 
 T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)

@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from coattail_devstack.localstack import LocalStack, start_local_stack
+from coattail_devstack.testing import trade
+from coattail_devstack.testing.detectors import TradeCountDetector
 from coattail_framework.alerts import alert_frame, make_alert_id
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.detector import BaseDetector, EarlyAlerts
 from coattail_framework.iceberg import open_catalog, to_arrow_schema
-from coattail_framework.localstack import LocalStack, start_local_stack
 from coattail_framework.metrics import MetricsPublisher
 from coattail_framework.partitioning import day
 from coattail_framework.pipeline import PipelineRunner
@@ -26,8 +28,6 @@ from coattail_framework.pipeline.early import EarlyAlertHandler
 from coattail_framework.pipeline.listener import PipelineStats
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_framework.sinks.dynamodb import WriteCounts
-from coattail_framework.testing import trade
-from coattail_framework.testing.detectors import TradeCountDetector
 
 T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
 MIN_USD = 100_000

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 from pyspark.sql import DataFrame, SparkSession
 
+from coattail_devstack.testing import trade
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.pipeline.parse import parse_trades
 from coattail_framework.quality import DataQualityChecker
-from coattail_framework.testing import trade
 from coattail_kinesis.source import KINESIS_SCHEMA
 
 ARRIVAL = datetime(2024, 8, 8, 23, 54, 16, tzinfo=timezone.utc)

@@ -17,16 +17,16 @@ import boto3
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from coattail_devstack.localstack import LocalStack
+from coattail_devstack.testing import trade
+from coattail_devstack.testing.detectors import TradeCountDetector
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.config.model import CoattailConfig, SnapshotRetention
 from coattail_framework.errors import ConfigError
 from coattail_framework.iceberg import open_catalog
-from coattail_framework.localstack import LocalStack
 from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.pipeline.runner import last_executed_batch
 from coattail_framework.sinks import AlertRouter
-from coattail_framework.testing import trade
-from coattail_framework.testing.detectors import TradeCountDetector
 
 T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
 WRITTEN_AT = datetime(2026, 12, 6, 14, 0, 0, tzinfo=timezone.utc)

@@ -1,7 +1,7 @@
 """Fixtures of the sink tests: a configuration on the shared moto server with its own table and catalog.
 
-``spark``, ``aws_env`` and ``moto_endpoint`` come from ``coattail_framework.testing.fixtures``,
-enabled by the top-level ``tests/conftest.py`` (pytest allows ``pytest_plugins`` only there).
+``spark``, ``aws_env`` and ``moto_endpoint`` come from ``coattail_devstack.testing.fixtures``,
+the test kit's pytest plugin (loaded through its ``pytest11`` entry point).
 The fake credentials go into the environment at import, before the shared SparkSession
 starts, because its Python workers (which write to DynamoDB) inherit the environment of
 that moment.
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
+from coattail_devstack.testing.fixtures import FAKE_AWS_ENV
 from coattail_framework.aws import alert_table
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.config.model import (
@@ -27,7 +28,6 @@ from coattail_framework.config.model import (
     IcebergConfig,
     StorageConfig,
 )
-from coattail_framework.testing.fixtures import FAKE_AWS_ENV
 
 os.environ.update(FAKE_AWS_ENV)
 

@@ -76,21 +76,15 @@ def _parser() -> argparse.ArgumentParser:
 
 @contextmanager
 def _moto_endpoint() -> Iterator[str]:
-    """A moto server on 127.0.0.1 (free port) for the life of the block; yields its URL."""
+    """A moto server on 127.0.0.1 (free port) for the life of the block (coattail-devstack); yields its URL."""
     try:
-        from moto.server import ThreadedMotoServer
+        from coattail_devstack.localstack import moto_server
     except ImportError:
         raise CoattailError(
-            "serve --local without --endpoint-url needs moto: pip install 'coattail-api[local]'"
+            "serve --local without --endpoint-url needs the local stack: pip install 'coattail-api[local]'"
         ) from None
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint_url:
+        yield endpoint_url
 
 
 def serve(arguments: argparse.Namespace) -> None:

@@ -174,7 +174,10 @@ def main(args: argparse.Namespace) -> int:
 
 def local_paths(config: CoattailConfig, root: Path) -> CoattailConfig:
     """``config`` with the local stack's catalog, raw zone and checkpoints under ``root`` (no AWS endpoint needed)."""
-    from coattail_framework.localstack import local_config
+    from coattail_stream_job.local_extra import require_local_extra
+
+    require_local_extra("reprocess --local")
+    from coattail_devstack.localstack import local_config
 
     # Reprocessing reads and writes Iceberg only: keep the configured AWS section, drop the stack's endpoint.
     located = local_config(config, root, endpoint_url="http://127.0.0.1")

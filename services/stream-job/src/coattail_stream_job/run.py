@@ -17,8 +17,8 @@ alert table and the bucket; SQLite Iceberg catalog, raw zone and checkpoints und
 local[2] SparkSession. The stack comes first: Spark's Python workers inherit the
 environment, including the stack's fake credentials, when the session starts.
 
-``--local`` needs the ``local`` extra (``pip install 'coattail-stream-job[local]'``: moto's
-server and PySpark); without it the command stops with that line. No AWS credentials are
+``--local`` needs the ``local`` extra (``pip install 'coattail-stream-job[local]'``: the local
+stack of coattail-devstack and PySpark); without it the command stops with that line. No AWS credentials are
 needed: clients of a local endpoint sign with dummy ones (``coattail_framework.aws.clients``).
 
 ``--drain`` processes what the stream holds and stops. Otherwise the job runs until
@@ -50,8 +50,6 @@ LOG = logging.getLogger(__name__)
 DEFAULT_LOCAL_ROOT = Path(".local-stack")
 APP_NAME = "coattail-stream-job"
 EXIT_QUERY_FAILED = 1
-LOCAL_EXTRA = "coattail-stream-job[local]"
-"""What ``run --local`` needs beyond the plain install: moto's server and PySpark."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,11 +70,12 @@ def main(args: argparse.Namespace) -> int:
     from coattail_framework.config import ConfigLoader
     from coattail_framework.errors import ConfigError
     from coattail_framework.registry import ModuleRegistry
+    from coattail_stream_job.local_extra import require_local_extra
 
     if args.root is not None and not args.local:
         raise ConfigError("--root only applies with --local (the folder of the embedded local stack)")
     if args.local:
-        require_local_extra()
+        require_local_extra("run --local", spark=True)
     config = ConfigLoader(args.config).load()
     # Plugins and module settings are checked before anything starts: a bad value fails in a second.
     detectors = ModuleRegistry().discover().get_active_detectors(config)
@@ -84,7 +83,7 @@ def main(args: argparse.Namespace) -> int:
     if not args.local:
         return _run(config, detectors, drain=args.drain, local=False)
 
-    from coattail_framework.localstack import environment_overrides, start_local_stack
+    from coattail_devstack.localstack import environment_overrides, start_local_stack
 
     root = args.root or DEFAULT_LOCAL_ROOT
     with start_local_stack(config, root) as stack:
@@ -94,19 +93,6 @@ def main(args: argparse.Namespace) -> int:
             " ".join(f"{name}={value}" for name, value in environment_overrides(stack.config).items()),
         )
         return _run(stack.config, detectors, drain=args.drain, local=True)
-
-
-def require_local_extra() -> None:
-    """Raise ``ConfigError`` naming the extra to install when ``--local``'s moto server or PySpark is missing."""
-    from coattail_framework.errors import ConfigError
-
-    try:
-        import moto.server  # noqa: F401 - only checks that the embedded stack can start
-        import pyspark  # noqa: F401
-    except ImportError as missing:
-        raise ConfigError(
-            f"run --local needs moto's server and PySpark ({missing}): pip install '{LOCAL_EXTRA}'"
-        ) from None
 
 
 def _run(config: CoattailConfig, detectors: Sequence[BaseDetector[Any]], *, drain: bool, local: bool) -> int:

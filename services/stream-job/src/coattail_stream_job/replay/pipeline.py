@@ -311,7 +311,10 @@ def run_replay(
     """
     from pyspark.sql import SparkSession
 
-    from coattail_framework.localstack import start_local_stack
+    from coattail_stream_job.local_extra import require_local_extra
+
+    require_local_extra("the local replay", spark=True)
+    from coattail_devstack.localstack import start_local_stack
     from coattail_framework.pipeline import PipelineRunner
     from coattail_framework.spark import local_session
     from coattail_producer.replay import replay

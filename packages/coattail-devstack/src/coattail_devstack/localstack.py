@@ -15,9 +15,12 @@ Example::
     with start_local_stack(config, Path(".local-stack")) as stack:
         router = AlertRouter.from_config(stack.config)
 
+``moto_server`` is the bare server (no resources) for a block: the test fixtures and the
+API's ``serve --local`` use it.
+
 From a shell (runs until Ctrl-C)::
 
-    python -m coattail_framework.localstack --root .local-stack --config config/features.yaml
+    coattail-devstack localstack --root .local-stack --config config/features.yaml
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -139,22 +144,36 @@ def create_resources(config: CoattailConfig) -> None:
         log.info("S3 bucket %s already exists", config.storage.s3_bucket)
 
 
-def start_local_stack(config: CoattailConfig, root: Path) -> LocalStack:
-    """Start moto on 127.0.0.1 (free port), create the resources, return the running stack."""
+def _started_moto() -> tuple[Any, str]:
+    """A started moto server on 127.0.0.1 (free port), its Kinesis shards indexed, and its URL."""
     from moto.server import ThreadedMotoServer
 
-    from coattail_framework.moto_kinesis import index_moto_kinesis_shards
+    from coattail_devstack.moto_kinesis import index_moto_kinesis_shards
 
     index_moto_kinesis_shards()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    credentials_set = _set_fake_credentials()
     server = ThreadedMotoServer(ip_address=HOST, port=0)
     with contextlib.redirect_stdout(sys.stderr):  # moto announces itself on stdout, which the command keeps for exports
         server.start()
     host, port = server.get_host_and_port()
-    stack = LocalStack(
-        server, local_config(config, root, f"http://{host}:{port}"), f"http://{host}:{port}", credentials_set
-    )
+    return server, f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto on 127.0.0.1 (free port) for the life of the block, no resources created; yields its URL."""
+    server, endpoint_url = _started_moto()
+    try:
+        yield endpoint_url
+    finally:
+        server.stop()
+
+
+def start_local_stack(config: CoattailConfig, root: Path) -> LocalStack:
+    """Start moto on 127.0.0.1 (free port), create the resources, return the running stack."""
+    credentials_set = _set_fake_credentials()
+    server, endpoint_url = _started_moto()
+    stack = LocalStack(server, local_config(config, root, endpoint_url), endpoint_url, credentials_set)
     try:
         create_resources(stack.config)
     except BaseException:
@@ -163,24 +182,31 @@ def start_local_stack(config: CoattailConfig, root: Path) -> LocalStack:
     return stack
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m coattail_framework.localstack``: run the stack until interrupted."""
-    from coattail_framework.config import load_config
+DESCRIPTION = "Run the embedded local AWS stack (moto on 127.0.0.1) until Ctrl-C or SIGTERM."
 
-    parser = argparse.ArgumentParser(description="Run the embedded local AWS stack (moto) until Ctrl-C.")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's options (``--root``, ``--config``) on ``parser``."""
     parser.add_argument(
         "--root", type=Path, default=Path(".local-stack"), help="folder for catalog, raw zone, checkpoints"
     )
     parser.add_argument("--config", type=Path, default=None, help="features.yaml (default: the loader's default)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the stack from parsed ``args``, print the exports, and serve until SIGINT or SIGTERM; 0."""
+    from coattail_framework.config import load_config
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    try:
-        with start_local_stack(load_config(args.config), args.root) as stack:
-            _announce(stack)
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        log.info("stopped")
+    stopping = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stopping.set())
+    with start_local_stack(load_config(args.config), args.root) as stack:
+        _announce(stack)
+        stopping.wait()
+    log.info("stopped")
+    return 0
 
 
 def _announce(stack: LocalStack) -> None:
@@ -200,5 +226,12 @@ def _announce(stack: LocalStack) -> None:
     sys.stdout.flush()
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m coattail_devstack.localstack`` (as ``coattail-devstack localstack``)."""
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

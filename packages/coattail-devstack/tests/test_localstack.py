@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from coattail_devstack.localstack import FAKE_CREDENTIALS, start_local_stack
+from coattail_devstack.testing.commands import console_script, running, stop
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.config.model import CoattailConfig, DynamoDBConfig, KinesisConfig, StorageConfig
-from coattail_framework.localstack import FAKE_CREDENTIALS, start_local_stack
+
+DEVSTACK = console_script("coattail-devstack")
 
 
 def test_stack_creates_resources_and_points_config_at_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,21 +77,26 @@ def test_stack_creates_resources_and_points_config_at_them(tmp_path: Path, monke
     assert "AWS_ACCESS_KEY_ID" not in os.environ
 
 
-def test_command_prints_the_endpoint_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "number"),
+    [
+        ([str(DEVSTACK), "localstack"], signal.SIGINT),
+        ([str(DEVSTACK), "localstack"], signal.SIGTERM),
+        ([sys.executable, "-m", "coattail_devstack.localstack"], signal.SIGINT),
+    ],
+    ids=["command-ctrl-c", "command-sigterm", "module-ctrl-c"],
+)
+def test_command_prints_the_endpoint_and_stops_on_a_signal(
+    tmp_path: Path, command: list[str], number: signal.Signals
+) -> None:
     features = tmp_path / "features.yaml"
     features.write_text("kinesis: {stream_name: cli-trades, shard_count: 1}\n")
-    module = "coattail_framework.localstack"
-    command = [sys.executable, "-m", module, "--root", str(tmp_path), "--config", str(features)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    command = [*command, "--root", str(tmp_path), "--config", str(features)]
+    with running(command) as process:
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(7)]
-        process.send_signal(signal.SIGINT)
-        _, errors = process.communicate(timeout=30)
-        assert process.returncode == 0, errors
-    finally:
-        if process.poll() is None:
-            process.kill()
+        code, errors = stop(process, number)
+    assert code == 0, errors
     exports = dict(line.removeprefix("export ").strip().split("=", 1) for line in lines[1:])
     assert urlparse(exports["COATTAIL_AWS__ENDPOINT_URL"]).hostname == "127.0.0.1"
     assert exports["COATTAIL_ICEBERG__URI"] == f"sqlite:///{tmp_path.resolve()}/iceberg/catalog.db"

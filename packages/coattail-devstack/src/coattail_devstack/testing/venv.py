@@ -20,8 +20,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY_DISTRIBUTIONS = frozenset({"pyspark", "pyiceberg", "pyarrow", "pandas", "moto"})
-"""What a connector, the producer or the framework core must not pull (PEP 503 names)."""
+HEAVY_DISTRIBUTIONS = frozenset({"pyspark", "pyiceberg", "pyarrow", "pandas", "moto", "coattail-devstack"})
+"""What a connector, the producer or the framework core must not pull (PEP 503 names): the
+Spark and Iceberg side, and the local stack and test kit (moto, coattail-devstack, ADR-037)."""
 
 _INSTALLED_PROBE = (
     "import json, importlib.metadata as m; "

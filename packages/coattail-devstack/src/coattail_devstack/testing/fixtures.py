@@ -1,22 +1,25 @@
 """pytest plugin: ``spark`` (session-scoped local SparkSession), ``moto_endpoint``, ``aws_env``.
 
-Enable with ``pytest_plugins = ["coattail_framework.testing.fixtures"]`` in a conftest.
-Fixtures run in the pytest process (the Spark driver). The moto server binds 127.0.0.1
-on a free port and speaks the real AWS wire protocol; ``aws_env`` sets fake credentials
-so the default provider chain never reaches real ones.
+Registered through the ``pytest11`` entry point of ``coattail-devstack``, so every suite in a
+venv with the test kit has these fixtures without importing them (``pytest_plugins =
+["coattail_devstack.testing.fixtures"]`` in a top-level conftest still works: it is the same
+plugin). Fixtures run in the pytest process (the Spark driver). PySpark is imported by the
+``spark`` fixture only, so suites without Spark (connectors, the producer) load this plugin
+without it. The moto server binds 127.0.0.1 on a free port and speaks the real AWS wire
+protocol; ``aws_env`` sets fake credentials so the default provider chain never reaches real ones.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-from pyspark.sql import SparkSession
 
-from coattail_framework.spark import local_session
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -32,7 +35,10 @@ def spark(aws_env: dict[str, str]) -> Iterator[SparkSession]:
 
     Fake AWS credentials are in the environment before Spark starts, so Python workers
     (which inherit the environment of the JVM) can reach moto through the default chain.
+    Needs PySpark (``coattail-devstack[spark]``).
     """
+    from coattail_framework.spark import local_session
+
     os.environ["TZ"] = "UTC"
     time.tzset()
     session = local_session("coattail-tests")
@@ -56,11 +62,7 @@ def aws_env() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="session")
 def moto_endpoint(aws_env: dict[str, str]) -> Iterator[str]:
     """An in-process moto server on 127.0.0.1 (free port); yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
+    from coattail_devstack.localstack import moto_server
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with moto_server() as endpoint_url:
+        yield endpoint_url

@@ -10,7 +10,7 @@ import sys
 import pytest
 from moto.kinesis.models import Shard
 
-from coattail_framework.moto_kinesis import _release, index_moto_kinesis_shards
+from coattail_devstack.moto_kinesis import _release, index_moto_kinesis_shards
 
 ORIGINAL_GET_RECORDS = Shard.get_records
 ORIGINAL_MAX = Shard.get_max_sequence_number
@@ -69,7 +69,7 @@ def test_a_moto_outside_the_patched_versions_is_left_untouched(
 ) -> None:
     monkeypatch.setattr(Shard, "get_records", ORIGINAL_GET_RECORDS)
     monkeypatch.setattr(Shard, "get_max_sequence_number", ORIGINAL_MAX)
-    with caplog.at_level(logging.WARNING, logger="coattail_framework.moto_kinesis"):
+    with caplog.at_level(logging.WARNING, logger="coattail_devstack.moto_kinesis"):
         assert not index_moto_kinesis_shards(moto_version=version)
     assert Shard.get_records is ORIGINAL_GET_RECORDS
     assert Shard.get_max_sequence_number is ORIGINAL_MAX

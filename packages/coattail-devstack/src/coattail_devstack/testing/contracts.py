@@ -6,7 +6,7 @@ without PySpark and agrees with the class, the contract is declared as class att
 the config model is ``<Name>Config``, strict and valid with its defaults, the output has
 the declared schema and partitioning, and the alerts built from sample output rows carry
 ``BASE_ALERT_RECORD`` columns and ``details`` payloads that match the declared schema.
-The Spark checks use the ``spark`` fixture (``coattail_framework.testing.fixtures``).
+The Spark checks use the ``spark`` fixture (``coattail_devstack.testing.fixtures``).
 
 Example (``tests/test_contract.py`` of a detector package)::
 
@@ -33,19 +33,19 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import BaseModel
 
-from coattail_framework.config.model import CoattailConfig
-from coattail_framework.connector import BaseConnector
-from coattail_framework.detector import DECLARATIONS, BaseDetector
-from coattail_framework.errors import ConfigError
-from coattail_framework.plugins import DetectorInfo
-from coattail_framework.registry import CONNECTOR_GROUP, DETECTOR_GROUP, DETECTOR_INFO_GROUP, ModuleRegistry
-from coattail_framework.testing.venv import (
+from coattail_devstack.testing.venv import (
     HEAVY_DISTRIBUTIONS,
     clean_venv,
     imported_after,
     installed_distributions,
     monorepo_root,
 )
+from coattail_framework.config.model import CoattailConfig
+from coattail_framework.connector import BaseConnector
+from coattail_framework.detector import DECLARATIONS, BaseDetector
+from coattail_framework.errors import ConfigError
+from coattail_framework.plugins import DetectorInfo
+from coattail_framework.registry import CONNECTOR_GROUP, DETECTOR_GROUP, DETECTOR_INFO_GROUP, ModuleRegistry
 
 UNKNOWN_KEY = "not_a_setting_of_this_module"
 
@@ -197,7 +197,7 @@ class ConnectorContract:
     def test_it_is_not_healthy_before_it_connects(self) -> None:
         assert self.connector().health_check() is False
 
-    def test_a_plain_install_pulls_no_spark_iceberg_arrow_or_moto(self, tmp_path: Path) -> None:
+    def test_a_plain_install_pulls_no_spark_iceberg_arrow_moto_or_test_kit(self, tmp_path: Path) -> None:
         """``pip install`` of the connector (with the framework it needs) into an empty venv stays light.
 
         The connector's distribution is the folder above the subclass's ``tests/``; it must pull

@@ -1,3 +1,0 @@
-"""MOD-001 tests share one local SparkSession (coattail_framework.testing.fixtures)."""
-
-pytest_plugins = ["coattail_framework.testing.fixtures"]
