@@ -147,7 +147,13 @@ def test_a_drain_past_its_time_limit_stops_every_query_and_names_those_still_run
     with pytest.raises(DrainTimeLimitError) as failure:
         runner.run(drain=True, handle_signals=False, time_limit_seconds=0)
     queries = {"ingest", "detector-trade-count"}
-    assert set(failure.value.pending) == queries
+    # Which queries were still running when the limit was first checked (right after the last
+    # start) depends on how long the starts took: in CI on PySpark 4.3.0 the ingest query had
+    # drained its 20 records while the detector query started. The last started one cannot have.
+    assert failure.value.pending
+    assert set(failure.value.pending) <= queries
+    assert str(failure.value).count("still running") == 1
+    assert all(name in str(failure.value).split("still running")[0] for name in failure.value.pending)
     assert set(failure.value.rows_read) == queries
     assert f"drain of {stack.config.kinesis.stream_name} did not finish in time" in str(failure.value)
     assert not any(query.isActive for query in runner.queries)
