@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,11 @@ import pytest
 
 from coattail_framework.recordings import read_recording
 
-FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
 
 @pytest.fixture(scope="session", autouse=True)
-def fake_aws() -> Iterator[dict[str, str]]:
-    """Fake credentials for moto in this process and in every child it starts."""
-    previous = {key: os.environ.get(key) for key in FAKE_AWS}
-    os.environ.update(FAKE_AWS)
-    yield dict(FAKE_AWS)
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def fake_aws(aws_env: dict[str, str]) -> dict[str, str]:
+    """The test kit's fake credentials (``coattail_devstack``) for moto, here and in every child started."""
+    return aws_env
 
 
 def _write_slice(source: Path, target: Path, *, trade_time_until_ms: int) -> int:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from coattail_framework.aws.clients import aws_client
 from coattail_framework.events import TradeEvent
@@ -33,28 +29,16 @@ ETH_DAY1 = DATA / "binance" / "ws" / "spot_ethusdt_20240808.gz"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _aws_env() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    os.environ.update(
-        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
-    )
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def _aws_env(aws_env: dict[str, str]) -> dict[str, str]:
+    """The test kit's fake credentials (``coattail_devstack``), in the environment for every test."""
+    assert aws_env["AWS_DEFAULT_REGION"] == REGION
+    return aws_env
 
 
 @pytest.fixture(scope="session")
-def moto_url(_aws_env: None) -> Iterator[str]:
-    """URL of a moto server bound to 127.0.0.1 on a free port, for the whole session."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+def moto_url(moto_endpoint: str) -> str:
+    """The test kit's moto server on 127.0.0.1 (free port), for the whole session."""
+    return moto_endpoint
 
 
 @pytest.fixture
