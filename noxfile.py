@@ -21,8 +21,14 @@ new upstream release changes nothing until ``nox -s lock`` is run and committed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import nox
@@ -155,6 +161,9 @@ def _lock_input() -> str:
 
 _BUILT: dict[tuple[str, bool], Path] = {}
 """Wheels built by this ``nox`` run: the tree does not change during a run, so each is built once."""
+WHEELHOUSE_BUILT = "NOXFILE_WHEELHOUSE_BUILT"
+"""Set to 1 by ``tests-all`` for the sessions it starts: the wheelhouse holds this tree's wheels.
+(Not ``COATTAIL_*``: those are configuration overrides, and an unknown one is refused.)"""
 
 
 def _build_wheels(session: nox.Session, dists: list[str], *, locked: bool = True) -> dict[str, Path]:
@@ -170,13 +179,25 @@ def _build_wheels(session: nox.Session, dists: list[str], *, locked: bool = True
         if (dist, locked) in _BUILT and _BUILT[dist, locked].is_file():
             wheels[dist] = _BUILT[dist, locked]
             continue
+        if locked and os.environ.get(WHEELHOUSE_BUILT) == "1":
+            # A session started by ``tests`` (below), which built every wheel of this tree first.
+            version = _metadata(dist)["project"]["version"]
+            wheels[dist] = _BUILT[dist, locked] = _one(WHEELHOUSE / dist, f"{dist.replace('-', '_')}-{version}-*.whl")
+            continue
         out = WHEELHOUSE / dist
         build = ["uv", "build", "--quiet", "--wheel", *constraints, "--out-dir", str(out)]
         session.run(*build, str(DISTRIBUTIONS[dist]), external=True)
         version = _metadata(dist)["project"]["version"]
-        (wheel,) = out.glob(f"{dist.replace('-', '_')}-{version}-*.whl")
-        wheels[dist] = _BUILT[dist, locked] = wheel
+        wheels[dist] = _BUILT[dist, locked] = _one(out, f"{dist.replace('-', '_')}-{version}-*.whl")
     return wheels
+
+
+def _one(folder: Path, pattern: str) -> Path:
+    """The one file matching ``pattern`` in ``folder``; fails naming both otherwise."""
+    found = sorted(folder.glob(pattern))
+    if len(found) != 1:
+        raise nox.command.CommandFailed(f"expected one {pattern} in {folder}, found {[p.name for p in found]}")
+    return found[0]
 
 
 def _pyspark_wheel(session: nox.Session, spark: str, *, locked: bool = True) -> list[str]:
@@ -225,21 +246,6 @@ LINE_INDEPENDENT: dict[str, tuple[str, ...]] = {
         # A load scenario: the restart it depends on is proven on every line by the deterministic
         # test beside it (a source process made late on purpose).
         "test_query_start.py::test_five_queries_start_while_two_processes_burn_both_cores",
-    ),
-    "coattail-stream-job": (
-        "test_history.py",
-        "test_history_units.py",
-        "test_local_without_credentials.py",
-        "test_submit.py",
-        "test_redrive.py",
-        "test_replay_hostile_frames.py",
-        "test_demo_synthetic.py",
-        "test_replay_time_limit.py",
-        "test_history_s3_cli.py",
-        "test_history_venues.py",
-        # The replay's raw-line path; the ingest and dead-letter split it ends in is tested on
-        # every line by the framework's pipeline tests.
-        "test_replay_raw_records.py",
     ),
 }
 """Test files (or ``file::test``) whose outcome does not depend on the PySpark line (no Spark,
@@ -321,7 +327,12 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
         session.run(*PYTEST, *paths, *session.posargs, env=_test_jvm(env))
 
     run.__name__ = f"tests-{dist}" + (f"-spark{spark}" if spark else "") + (f"-moto{moto}" if moto else "")
-    nox.session(python=PYTHON, name=run.__name__, tags=[dist, "tests"])(run)
+    TEST_SESSIONS.append(run.__name__)
+    nox.session(python=PYTHON, name=run.__name__, tags=[dist, "tests"], default=False)(run)
+
+
+TEST_SESSIONS: list[str] = []
+"""Every test session, in the order registered: ``tests-all`` (the default run) runs them in lanes."""
 
 
 for _dist in DISTRIBUTIONS:
@@ -431,13 +442,102 @@ def bench(session: nox.Session) -> None:
     session.run("python", "tests/bench/run_all.py", "--out", "docs/BENCHMARKS.md", *session.posargs, env=env)
 
 
-@nox.session(python=PYTHON, name="tests-integration", tags=["integration", "tests"])
+@nox.session(python=PYTHON, name="tests-integration", tags=["integration", "tests"], default=False)
 def tests_integration(session: nox.Session) -> None:
     """Cross-package tests (tests/e2e) on the built wheels: fault tolerance, the EMR archive built and run."""
     env = _install_pipeline(session, "spark,replay,test")
     tests = ROOT / "tests" / "e2e"
     session.chdir(session.create_tmp())
     session.run(*PYTEST, str(tests), *session.posargs, env=_test_jvm(env))
+
+
+TEST_SESSIONS.append("tests-integration")
+
+
+# -- The default run: every test session, in lanes ------------------------------------------------
+
+SESSION_SECONDS: dict[str, int] = {
+    "tests-integration": 510,
+    "tests-coattail-stream-job-spark4.0.2": 380,
+    "tests-coattail-framework-spark4.0.2": 360,
+    "tests-coattail-framework-spark4.3.0": 300,
+    "tests-coattail-detector-whale-spark4.3.0": 130,
+    "tests-coattail-detector-whale-spark4.0.2": 120,
+    "tests-coattail-detector-whale-spark3.5.9": 112,
+    "tests-coattail-kinesis-spark4.0.2": 107,
+    "tests-coattail-kinesis-spark4.3.0": 93,
+}
+"""Seconds each long session's tests took in CI (nox's sequential run of 2026-12-07 on 2 cores):
+``tests-all`` starts the longest first, so no lane is left with a long session at the end.
+Sessions not listed count as short."""
+SESSION_TIMEOUT_S = 40 * 60
+"""A test session still running after this is killed (its whole process group) and reported as failed."""
+DEFAULT_LANES = min(4, os.cpu_count() or 1)
+"""Sessions ``tests-all`` runs at once: one per core, at most 4 (each may start a JVM of 1-2 GiB)."""
+
+
+@nox.session(python=False, name="tests-all")
+def tests_all(session: nox.Session) -> None:
+    """Every test session (``nox -l``), ``--lanes N`` at once (default: one per core, at most 4); ``--only A,B``: those.
+
+    The tests of one session leave a core idle much of the time (JVM and Python worker
+    start-ups, Kinesis polls, trigger waits): two sessions side by side on 2 cores took 146 s
+    where one after the other took 226 s (the whale and Kinesis suites). Each session is its
+    own ``nox`` process on this noxfile with its own venv; the wheels of this tree and every
+    PySpark line's wheel are built once, first. A session's output is printed whole when it
+    ends; the run fails naming every session that failed or ran past ``SESSION_TIMEOUT_S``.
+    """
+    lanes = DEFAULT_LANES
+    if "--lanes" in session.posargs:
+        lanes = int(session.posargs[session.posargs.index("--lanes") + 1])
+    chosen = TEST_SESSIONS
+    if "--only" in session.posargs:
+        chosen = session.posargs[session.posargs.index("--only") + 1].split(",")
+        if unknown := sorted(set(chosen) - set(TEST_SESSIONS)):
+            session.error(f"no such test session: {', '.join(unknown)} (`nox -l` lists them)")
+    _build_wheels(session, list(DISTRIBUTIONS))
+    for spark in _lines():
+        _pyspark_wheel(session, spark)
+    logs = WHEELHOUSE.parent / "_logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    queue = sorted(chosen, key=lambda name: -SESSION_SECONDS.get(name, 0))
+    printing = threading.Lock()
+
+    def run(name: str) -> tuple[str, int | None, float]:
+        log, started = logs / f"{name}.log", time.monotonic()
+        command = [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), "--session", name]
+        with log.open("w") as out:
+            child = subprocess.Popen(  # noqa: S603 - nox on this noxfile, one of its own sessions
+                command, stdout=out, stderr=subprocess.STDOUT, env=os.environ | {WHEELHOUSE_BUILT: "1"},
+                start_new_session=True,
+            )  # fmt: skip
+            try:
+                code: int | None = child.wait(timeout=SESSION_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                code = None
+        seconds = time.monotonic() - started
+        verdict = "passed" if code == 0 else f"ran past {SESSION_TIMEOUT_S} s" if code is None else f"failed ({code})"
+        with printing:
+            sys.stdout.write(log.read_text() + f"\nnox > tests-all: {name} {verdict} in {seconds:.0f} s\n")
+            sys.stdout.flush()
+        return name, code, seconds
+
+    session.log(f"{len(queue)} test sessions in {lanes} lanes, longest first; logs in {logs}")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=lanes) as pool:
+        results = list(pool.map(run, queue))
+    failed = [
+        f"{name} ({'timeout' if code is None else f'exit {code}'}, {logs / name}.log)"
+        for name, code, _ in results
+        if code != 0
+    ]
+    if failed:
+        session.error("test sessions failed: " + ", ".join(failed))
+    session.log(
+        f"all {len(results)} test sessions passed; busiest: "
+        + ", ".join(f"{name} {seconds:.0f} s" for name, _, seconds in sorted(results, key=lambda r: -r[2])[:5])
+    )
 
 
 @nox.session(name="package-emr", python=PYTHON, tags=["package"])
