@@ -14,8 +14,9 @@ new upstream release changes nothing until ``nox -s lock`` is run and committed.
 ``nox -s deps-latest`` (not in the default run) resolves the newest allowed versions instead.
 
     nox -l                       # every session
-    nox -t coattail-framework    # one distribution's sessions
-    nox                          # everything the README's test command runs
+    nox -t coattail-framework    # one distribution's sessions, one after the other
+    nox                          # the README's test command: lint, typecheck, tests-all (every
+                                 # test session, one per core at once), package-emr
     nox -s lock                  # refresh the lock after a requirement changed (-- --upgrade: newest)
 """
 

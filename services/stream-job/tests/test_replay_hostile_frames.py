@@ -1,17 +1,19 @@
-"""A real recording with hostile frames mixed in replays exactly like the clean file (issue 20).
+"""A real recording with hostile frames mixed in replays every real trade once and alerts as the trades say (issue 20).
 
-A 3.5-minute slice of the Binance BTCUSDT recording (every stream, as recorded) is replayed
-through the whole pipeline (``python -m coattail_stream_job.replay replay``: simulator,
-unchanged connector, producer, moto Kinesis, the stream job's queries, Iceberg and
-DynamoDB), once as it is and once with seeded hostile frames written into it at random
-places, in the recording's own format (``<receive ns> <frame>``): bad JSON, JSON nested
-deeper than any decoder goes, wrong types, absurd ids and times (year 2200, year 10000),
-``1E+999999999``, lone surrogates, 1 MiB frames, a non-MARKET ``X``, missing fields, a
-trade of another symbol, and lines that are not frames at all. Each replay runs in its own
-process (it owns its SparkSession and moto). The hostile replay must publish exactly the clean replay's trades,
-once each, give the same alert ids, and count every hostile frame under the reason it
-names in the connector's quarantine. The replays judge trade times against the
-recording's clock (``quality.event_time_reference: ingestion``), so no trade is flagged late.
+A 3.5-minute slice of the Binance BTCUSDT recording (every stream, as recorded) gets seeded
+hostile frames written into it at random places, in the recording's own format
+(``<receive ns> <frame>``): bad JSON, JSON nested deeper than any decoder goes, wrong types,
+absurd ids and times (year 2200, year 10000), ``1E+999999999``, lone surrogates, 1 MiB
+frames, a non-MARKET ``X``, missing fields, a trade of another symbol, and lines that are
+not frames at all. It is replayed through the whole pipeline (``python -m
+coattail_stream_job.replay replay``: simulator, unchanged connector, producer, moto Kinesis,
+the stream job's queries, Iceberg and DynamoDB) in its own process (it owns its
+SparkSession and moto). What the replay must give is computed here from the clean slice,
+without the pipeline: every trade of the slice (the Binance normalizer's events), once
+each, in ``raw_trades``; exactly the alerts of the whale orders rebuilt from those fills
+(``whale_orders``); every hostile frame counted under the reason it names in the
+connector's quarantine. The replay judges trade times against the recording's clock
+(``quality.event_time_reference: ingestion``), so no trade is flagged late.
 """
 
 from __future__ import annotations
@@ -23,13 +25,16 @@ import random
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from coattail_connector_binance.normalize import normalize_message
 from coattail_devstack.localstack import local_config
 from coattail_framework.config import load_config
+from coattail_framework.events import TradeEvent
 from coattail_framework.iceberg import open_catalog
 from coattail_framework.recordings import read_recording
 
@@ -86,16 +91,18 @@ HOSTILE: dict[str, tuple[str | None, Callable[[Trade, random.Random], str]]] = {
 }  # fmt: skip
 
 
-def _slice(target: Path) -> int:
-    """The recording up to ``UNTIL_MS`` of trade time, every stream, as recorded; returns its trades."""
-    trades = 0
+def _slice(target: Path) -> list[TradeEvent]:
+    """The recording up to ``UNTIL_MS`` of trade time, every stream, as recorded; returns its trades' events."""
+    trades: list[TradeEvent] = []
     with gzip.open(target, "wt", encoding="utf-8") as out:
         for message in read_recording(RECORDING):
-            data = json.loads(message.payload).get("data", {})
+            payload = json.loads(message.payload)
+            data = payload.get("data", {})
             if data.get("e") == "trade":
                 if int(data["T"]) > UNTIL_MS:
                     break
-                trades += 1
+                received = datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=timezone.utc)
+                trades.extend(normalize_message(payload, received_at=received))
             out.write(f"{message.received_ns} {message.payload}\n")
     return trades
 
@@ -158,28 +165,24 @@ def _replay(recording: Path, out: Path) -> Replayed:
 
 
 def test_hostile_frames_in_a_real_recording_change_no_trade_and_no_alert_and_are_all_quarantined(
-    tmp_path: Path,
+    tmp_path: Path, whale_orders: Callable[[Sequence[TradeEvent]], list[Any]]
 ) -> None:
     clean, hostile = tmp_path / "clean.gz", tmp_path / "hostile.gz"
     trades = _slice(clean)
     written = _with_hostile_frames(clean, hostile, random.Random(SEED))
     assert sum(written.values()) == COPIES * len(HOSTILE)
+    expected_alerts = sorted(order.alert_id for order in whale_orders(trades))
+    assert (len(trades), len(expected_alerts)) == (3_764, 4)
 
-    expected = _replay(clean, tmp_path / "clean-out")
     replayed = _replay(hostile, tmp_path / "hostile-out")
 
-    assert len(expected.event_ids) == trades
-    assert replayed.event_ids == expected.event_ids
+    assert replayed.event_ids == sorted(trade.event_id for trade in trades)
     assert max(Counter(replayed.event_ids).values()) == 1
-    assert expected.alert_ids  # the slice holds whale orders
-    assert replayed.alert_ids == expected.alert_ids
-    clean_venue = expected.summary["producer"]["venues"]["binance"]
-    hostile_venue = replayed.summary["producer"]["venues"]["binance"]
-    assert clean_venue["quarantined"] == {}
-    assert hostile_venue["quarantined"] == {reason: n for reason, n in written.items() if reason is not None}
-    assert hostile_venue["malformed_lines"] == written[None]
-    assert hostile_venue["connector_stats"]["trades"] == clean_venue["connector_stats"]["trades"] == trades
-    for summary in (expected.summary, replayed.summary):
-        events = summary["events"]
-        assert (events["published"], events["valid"], events["invalid"]) == (trades, trades, 0)
-        assert events["warnings_by_rule"] == {}  # judged by the recording's clock: nothing late
+    assert replayed.alert_ids == expected_alerts
+    venue = replayed.summary["producer"]["venues"]["binance"]
+    assert venue["quarantined"] == {reason: n for reason, n in written.items() if reason is not None}
+    assert venue["malformed_lines"] == written[None]
+    assert venue["connector_stats"]["trades"] == len(trades)
+    events = replayed.summary["events"]
+    assert (events["published"], events["valid"], events["invalid"]) == (len(trades), len(trades), 0)
+    assert events["warnings_by_rule"] == {}  # judged by the recording's clock: nothing late

@@ -5,7 +5,7 @@ time in [23:57:10, 23:57:40), normalized by the Binance connector and published 
 ``TradeEvent`` JSON to the local stack's Kinesis stream. The configuration is the
 repository's ``config/features.yaml`` (volume-anomaly, whale and spread active), with
 ``COATTAIL_*`` overrides naming this test's stream and table only. The expected whale
-orders are computed here from the raw fills, independently of the detector.
+orders are rebuilt from the raw fills, independently of the detector (``whale_orders``, conftest).
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,6 @@ import pytest
 
 from coattail_connector_binance.normalize import normalize_message
 from coattail_devstack.localstack import local_config
-from coattail_framework.alerts import make_alert_id
 from coattail_framework.config import ConfigLoader
 from coattail_framework.events import TradeEvent
 from coattail_framework.iceberg import open_catalog
@@ -40,8 +37,6 @@ REPO = Path(__file__).resolve().parents[3]
 FEATURES = REPO / "config" / "features.yaml"
 RECORDING = REPO / "tests" / "data" / "binance" / "ws" / "spot_btcusdt_20240808.gz"
 SLICE = (datetime(2024, 8, 8, 23, 57, 10, tzinfo=timezone.utc), datetime(2024, 8, 8, 23, 57, 40, tzinfo=timezone.utc))
-WHALE_WATERMARK_DELAY_MS = 2_000
-"""MOD-002's default ``watermark_delay_seconds``: orders this close to the last trade stay open."""
 SIGTERM_TIMEOUT_S = 180.0
 
 
@@ -51,49 +46,6 @@ def _recorded_trades(start: datetime, end: datetime) -> list[TradeEvent]:
         received = datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=timezone.utc)
         trades.extend(normalize_message(json.loads(message.payload), received_at=received))
     return [t for t in trades if start <= t.timestamp < end]
-
-
-@dataclass(frozen=True)
-class WhaleOrder:
-    """One taker order rebuilt from its fills: same trade time and side, consecutive trade ids."""
-
-    order_time: datetime
-    side: str
-    first_trade_id: str
-    fills: int
-    notional: Decimal
-
-    @property
-    def alert_id(self) -> str:
-        micros = int(self.order_time.timestamp()) * 1_000_000 + self.order_time.microsecond
-        return make_alert_id("MOD-002", "binance", "BTCUSDT", self.side, str(micros), self.first_trade_id, "")
-
-    @property
-    def severity(self) -> str:
-        bounds = [("medium", 100_000), ("high", 500_000), ("critical", 1_000_000)]
-        return [name for name, bound in bounds if self.notional > bound][-1]
-
-
-def _whale_orders(trades: Sequence[TradeEvent]) -> list[WhaleOrder]:
-    """Orders over $100k whose trade time the final watermark (last trade - 2 s) has passed."""
-    groups: dict[tuple[datetime, str], list[TradeEvent]] = {}
-    for fill in trades:
-        groups.setdefault((fill.timestamp, fill.side), []).append(fill)
-    closed_until = max(t.timestamp for t in trades).timestamp() * 1000 - WHALE_WATERMARK_DELAY_MS
-    orders = []
-    for (order_time, side), fills in groups.items():
-        fills.sort(key=lambda fill: int(fill.trade_id or 0))
-        runs: list[list[TradeEvent]] = [[fills[0]]]
-        for fill in fills[1:]:
-            if int(fill.trade_id or 0) == int(runs[-1][-1].trade_id or 0) + 1:
-                runs[-1].append(fill)
-            else:
-                runs.append([fill])
-        for run in runs:
-            notional = sum((fill.quote_volume for fill in run), Decimal(0))
-            if notional > 100_000 and order_time.timestamp() * 1000 <= closed_until:
-                orders.append(WhaleOrder(order_time, side, str(run[0].trade_id), len(run), notional))
-    return sorted(orders, key=lambda order: (order.order_time, order.first_trade_id))
 
 
 def _publish(endpoint: str, stream: str, trades: Sequence[TradeEvent]) -> None:
@@ -123,13 +75,14 @@ def _rows(root: Path, table: str) -> list[dict[str, Any]]:
 
 def test_run_local_drain_writes_raw_trades_whales_and_alerts(
     spark: object,
+    whale_orders: Callable[[Sequence[TradeEvent]], list[Any]],
     moto_endpoint: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     trades = _recorded_trades(*SLICE)
-    expected = _whale_orders(trades)
+    expected = whale_orders(trades)
     assert len(trades) == 567
     assert [(o.order_time.isoformat(), o.side, o.fills, round(o.notional)) for o in expected] == [
         ("2024-08-08T23:57:18.615000+00:00", "sell", 34, 153_436),
