@@ -274,13 +274,15 @@ def _test_jvm(env: dict[str, str]) -> dict[str, str]:
     return env | {"JDK_JAVA_OPTIONS": f"{inherited} {TEST_JVM_OPTIONS}".strip()}
 
 
-COMPILED = ["--compile-bytecode"]
-"""Test and pipeline venvs are installed with their bytecode compiled (uv leaves it out by default).
-Where ``PYTHONDONTWRITEBYTECODE`` is set (CI's machines) Python never caches what it compiles, so
-every process compiled every module it imported, each time: ``import pandas`` took 2.2 s of CPU
-instead of 0.57 s, and a pipeline's Python processes (driver, Kinesis source runners, workers) start
-hundreds of times in a run (``run --local --drain`` of 567 trades: 58 s and 79 s of CPU before,
-48 s and 67 s after)."""
+BYTECODE_CACHED = {"PYTHONDONTWRITEBYTECODE": ""}
+"""Environment of every process a test or pipeline session runs: Python caches the bytecode it
+compiles (in the session's venv), whatever the machine says. CI's machines set
+``PYTHONDONTWRITEBYTECODE``, so every process compiled every module it imported, each time, and a
+pipeline starts hundreds of Python processes (driver, Kinesis source runners, workers):
+``import pandas`` took 2.2 s of CPU instead of 0.57 s; ``run --local --drain`` of 567 trades took
+58 s and 79 s of CPU, 48 s and 67 s with the cache. Compiling at install time instead
+(``--compile-bytecode``) compiles every file of every package, imported or not: about 20 s of CPU
+per venv with PySpark."""
 PYTEST = ["pytest", "--import-mode=importlib", "-p", "no:cacheprovider", "--durations=15"]
 """How every test session runs pytest; it prints the 15 slowest tests, so CI's log says where the time goes."""
 
@@ -317,7 +319,7 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
             changed = re.sub(r"^moto==\S+", f"moto=={moto}", lock.read_text(), flags=re.M)
             pins[pins.index("--constraint") + 1] = str(Path(session.create_tmp()) / lock.name)
             Path(pins[pins.index("--constraint") + 1]).write_text(changed)
-        session.install(target, *find_links, *fresh, *pins, *COMPILED)
+        session.install(target, *find_links, *fresh, *pins)
         constraints = pins[pins.index("--constraint") + 1]
         env = {
             "PYSPARK_PYTHON": str(Path(session.bin) / "python"),
@@ -326,7 +328,7 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
             # Tests that install into venvs of their own (the registry's clean-venv test) use the lock too.
             "UV_CONSTRAINT": constraints,
             "UV_BUILD_CONSTRAINT": constraints,
-        }
+        } | BYTECODE_CACHED
         tests = DISTRIBUTIONS[dist] / "tests"
         paths = [str(tests / path) for path in only] or [str(tests)]
         if spark not in (None, PIPELINE_SPARK):
@@ -424,9 +426,9 @@ def _install_pipeline(session: nox.Session, extras: str = "spark,replay", *packa
     wheels = _build_wheels(session, [dist, *locals_])
     find_links = [arg for d in locals_ for arg in ("--find-links", str(wheels[d].parent))]
     pins = _spark_pins(session, PIPELINE_SPARK)
-    session.install(f"{dist}[{extras}] @ {wheels[dist].as_uri()}", *find_links, *pins, *packages, *COMPILED)
+    session.install(f"{dist}[{extras}] @ {wheels[dist].as_uri()}", *find_links, *pins, *packages)
     python = str(Path(session.bin) / "python")
-    return {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"}
+    return {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"} | BYTECODE_CACHED
 
 
 @nox.session(python=PYTHON, tags=["pipeline"], default=False)
@@ -514,22 +516,27 @@ def tests_all(session: nox.Session) -> None:
     logs = WHEELHOUSE.parent / "_logs"
     logs.mkdir(parents=True, exist_ok=True)
     queue = sorted(chosen, key=lambda name: -SESSION_SECONDS.get(name, 0))
-    printing = threading.Lock()
+    printing, running, stopping = threading.Lock(), set[subprocess.Popen[bytes]](), threading.Event()
 
     def run(name: str) -> tuple[str, int | None, float]:
         log, started = logs / f"{name}.log", time.monotonic()
+        if stopping.is_set():
+            return name, None, 0.0
         command = [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), "--session", name]
         with log.open("w") as out:
             child = subprocess.Popen(  # noqa: S603 - nox on this noxfile, one of its own sessions
                 command, stdout=out, stderr=subprocess.STDOUT, env=os.environ | {WHEELHOUSE_BUILT: "1"},
                 start_new_session=True,
             )  # fmt: skip
+            running.add(child)
             try:
                 code: int | None = child.wait(timeout=SESSION_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
                 code = None
+            finally:
+                running.discard(child)
         seconds = time.monotonic() - started
         verdict = "passed" if code == 0 else f"ran past {SESSION_TIMEOUT_S} s" if code is None else f"failed ({code})"
         with printing:
@@ -537,9 +544,24 @@ def tests_all(session: nox.Session) -> None:
             sys.stdout.flush()
         return name, code, seconds
 
+    def interrupted(signum: int, _: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
     session.log(f"{len(queue)} test sessions in {lanes} lanes, longest first; logs in {logs}")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=lanes) as pool:
-        results = list(pool.map(run, queue))
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=lanes) as pool:
+            try:
+                results = list(pool.map(run, queue))
+            except BaseException:
+                # Ctrl-C or SIGTERM: the sessions run in process groups of their own, so stop them here.
+                stopping.set()
+                for child in list(running):
+                    os.killpg(child.pid, signal.SIGKILL)
+                pool.shutdown(cancel_futures=True)
+                raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     failed = [
         f"{name} ({'timeout' if code is None else f'exit {code}'}, {logs / name}.log)"
         for name, code, _ in results
@@ -631,7 +653,7 @@ def deps_latest(session: nox.Session) -> None:
     session.install(
         f"coattail-stream-job[spark,replay,test] @ {wheels['coattail-stream-job'].as_uri()}",
         f"coattail-framework[spark,test] @ {wheels['coattail-framework'].as_uri()}",
-        *find_links, "--upgrade", "--refresh", *COMPILED,
+        *find_links, "--upgrade", "--refresh",
     )  # fmt: skip
     installed = session.run("uv", "pip", "freeze", silent=True, external=True) or ""
     locked = _pins(_lock())
@@ -640,7 +662,7 @@ def deps_latest(session: nox.Session) -> None:
         if version and locked.get(_name(name)) and version not in locked[_name(name)]:
             session.log(f"newer than the lock: {name} {version} (lock: {', '.join(sorted(locked[_name(name)]))})")
     python = str(Path(session.bin) / "python")
-    env = {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"} | BYTECODE_CACHED
     out = Path(session.create_tmp()) / "smoke"
     session.run("python", "-m", "coattail_stream_job.replay", "replay", SMOKE_RECORDING, "--out", str(out), env=env)
     tests = DISTRIBUTIONS["coattail-framework"] / "tests"
