@@ -181,7 +181,7 @@ def _build_wheels(session: nox.Session, dists: list[str], *, locked: bool = True
             wheels[dist] = _BUILT[dist, locked]
             continue
         if locked and os.environ.get(WHEELHOUSE_BUILT) == "1":
-            # A session started by ``tests`` (below), which built every wheel of this tree first.
+            # A session started by ``tests-all`` (below), which built every wheel of this tree first.
             version = _metadata(dist)["project"]["version"]
             wheels[dist] = _BUILT[dist, locked] = _one(WHEELHOUSE / dist, f"{dist.replace('-', '_')}-{version}-*.whl")
             continue
@@ -199,6 +199,15 @@ def _one(folder: Path, pattern: str) -> Path:
     if len(found) != 1:
         raise nox.command.CommandFailed(f"expected one {pattern} in {folder}, found {[p.name for p in found]}")
     return found[0]
+
+
+def _fresh(dists: list[str]) -> list[str]:
+    """uv arguments that install ``dists`` from this run's wheels, never from uv's cache.
+
+    The tree's distributions keep their version between edits, so a cached wheel of the same
+    version may hold older code (the demo once got a producer without ``ReplayStats.raw``).
+    """
+    return [arg for dist in dists for arg in ("--reinstall-package", dist, "--refresh-package", dist)]
 
 
 def _pyspark_wheel(session: nox.Session, spark: str, *, locked: bool = True) -> list[str]:
@@ -280,9 +289,9 @@ compiles (in the session's venv), whatever the machine says. CI's machines set
 ``PYTHONDONTWRITEBYTECODE``, so every process compiled every module it imported, each time, and a
 pipeline starts hundreds of Python processes (driver, Kinesis source runners, workers):
 ``import pandas`` took 2.2 s of CPU instead of 0.57 s; ``run --local --drain`` of 567 trades took
-58 s and 79 s of CPU, 48 s and 67 s with the cache. Compiling at install time instead
-(``--compile-bytecode``) compiles every file of every package, imported or not: about 20 s of CPU
-per venv with PySpark."""
+58 s and 79 s of CPU, 48 s and 67 s with the venv's bytecode compiled beforehand. Compiling at
+install time instead (``--compile-bytecode``) compiles every file of every package, imported or
+not: it made each Spark session 35-45 s longer in CI."""
 PYTEST = ["pytest", "--import-mode=importlib", "-p", "no:cacheprovider", "--durations=15"]
 """How every test session runs pytest; it prints the 15 slowest tests, so CI's log says where the time goes."""
 
@@ -310,8 +319,7 @@ def _test_session(dist: str, spark: str | None, *, moto: str | None = None, only
             line = PIPELINE_SPARK
         target = f"{dist}[{extras}] @ {wheels[dist].as_uri()}" if extras else str(wheels[dist])
         find_links = [arg for d in locals_ for arg in ("--find-links", str(wheels[d].parent))]
-        # Local wheels keep their version between edits: never take them from uv's cache.
-        fresh = [arg for d in [dist, *locals_] for arg in ("--reinstall-package", d, "--refresh-package", d)]
+        fresh = _fresh([dist, *locals_])
         pins = _spark_pins(session, line) if line else _locked()
         if moto is not None:
             # The lock with its moto pin replaced (uv's --overrides do not override constraints).
@@ -426,7 +434,8 @@ def _install_pipeline(session: nox.Session, extras: str = "spark,replay", *packa
     wheels = _build_wheels(session, [dist, *locals_])
     find_links = [arg for d in locals_ for arg in ("--find-links", str(wheels[d].parent))]
     pins = _spark_pins(session, PIPELINE_SPARK)
-    session.install(f"{dist}[{extras}] @ {wheels[dist].as_uri()}", *find_links, *pins, *packages)
+    fresh = _fresh([dist, *locals_])
+    session.install(f"{dist}[{extras}] @ {wheels[dist].as_uri()}", *find_links, *fresh, *pins, *packages)
     python = str(Path(session.bin) / "python")
     return {"PYSPARK_PYTHON": python, "PYSPARK_DRIVER_PYTHON": python, "SPARK_LOCAL_IP": "127.0.0.1"} | BYTECODE_CACHED
 
@@ -482,7 +491,7 @@ SESSION_SECONDS: dict[str, int] = {
     "tests-coattail-kinesis-spark4.0.2": 107,
     "tests-coattail-kinesis-spark4.3.0": 93,
 }
-"""Seconds each long session's tests took in CI (nox's sequential run of 2026-12-07 on 2 cores):
+"""Seconds each long session's tests took when sessions ran one after the other (fresh clone of e4f1217, 2 cores):
 ``tests-all`` starts the longest first, so no lane is left with a long session at the end.
 Sessions not listed count as short."""
 SESSION_TIMEOUT_S = 40 * 60
@@ -491,25 +500,39 @@ DEFAULT_LANES = min(4, os.cpu_count() or 1)
 """Sessions ``tests-all`` runs at once: one per core, at most 4 (each may start a JVM of 1-2 GiB)."""
 
 
+def _option(session: nox.Session, name: str) -> str:
+    """The value after ``name`` in the session's arguments; the session fails naming it when there is none."""
+    at = session.posargs.index(name) + 1
+    if at >= len(session.posargs):
+        session.error(f"{name} needs a value")
+    return session.posargs[at]
+
+
 @nox.session(python=False, name="tests-all")
 def tests_all(session: nox.Session) -> None:
     """Every test session (``nox -l``), ``--lanes N`` at once (default: one per core, at most 4); ``--only A,B``: those.
 
-    The tests of one session leave a core idle much of the time (JVM and Python worker
-    start-ups, Kinesis polls, trigger waits): two sessions side by side on 2 cores took 146 s
-    where one after the other took 226 s (the whale and Kinesis suites). Each session is its
+    The tests of one session leave a core idle part of the time (JVM and Python worker
+    start-ups, Kinesis polls, trigger waits): the whale and Kinesis suites side by side on 2
+    cores took 146 s, where CI's sequential log had 119 s + 107 s for them; the CPU-bound
+    pipeline sessions gain less (the full run: 1,988 s in lanes, 2,908 s before). Each session is its
     own ``nox`` process on this noxfile with its own venv; the wheels of this tree and every
     PySpark line's wheel are built once, first. A session's output is printed whole when it
     ends; the run fails naming every session that failed or ran past ``SESSION_TIMEOUT_S``.
     """
-    lanes = DEFAULT_LANES
+    lanes, chosen = DEFAULT_LANES, TEST_SESSIONS
+    if unknown := [arg for arg in session.posargs[::2] if arg not in ("--lanes", "--only")]:
+        session.error(f"tests-all takes --lanes N and --only A,B; not {' '.join(unknown)}")
     if "--lanes" in session.posargs:
-        lanes = int(session.posargs[session.posargs.index("--lanes") + 1])
-    chosen = TEST_SESSIONS
+        value = _option(session, "--lanes")
+        if not value.isdigit() or int(value) < 1:
+            session.error(f"--lanes takes a whole number of at least 1, not {value!r}")
+        lanes = int(value)
     if "--only" in session.posargs:
-        chosen = session.posargs[session.posargs.index("--only") + 1].split(",")
-        if unknown := sorted(set(chosen) - set(TEST_SESSIONS)):
-            session.error(f"no such test session: {', '.join(unknown)} (`nox -l` lists them)")
+        chosen = [name for name in _option(session, "--only").split(",") if name]
+        strangers = sorted(set(chosen) - set(TEST_SESSIONS))
+        if not chosen or strangers:
+            session.error(f"--only takes test sessions `nox -l` lists, not {', '.join(strangers) or 'nothing'}")
     _build_wheels(session, list(DISTRIBUTIONS))
     for spark in _lines():
         _pyspark_wheel(session, spark)
