@@ -30,10 +30,10 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import nox
-import tomllib
 
 ROOT = Path(__file__).parent
 WHEELHOUSE = ROOT / ".nox" / "_wheelhouse"

@@ -21,7 +21,7 @@ import os
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ EXPIRE_EVERY_SECONDS = 1.0
 def _batch(first: int) -> Any:
     import pyarrow as pa
 
-    start = datetime(2024, 8, 8, 12, tzinfo=timezone.utc)
+    start = datetime(2024, 8, 8, 12, tzinfo=UTC)
     return pa.table(
         {
             "symbol": [f"S{n % 10}" for n in range(first, first + ROWS)],

@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -108,7 +108,7 @@ def produce(endpoint: str, stream: str, phases: list[tuple[str, int, float]], bo
         for tick in range(1, round(seconds * 10) + 1):
             records = []
             for _ in range(per_tick):
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
                 price, quantity = Decimal("60000"), Decimal("4.1666") if whale(n) else Decimal("0.01")
                 trade = TradeEvent(
                     event_id=f"binance:BTCUSDT:{n}",

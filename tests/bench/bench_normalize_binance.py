@@ -20,7 +20,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,12 @@ def _baseline(text: str) -> dict[str, Any]:
         "trade_id": str(data["t"]),
         "price": float(data["p"]),
         "quantity": float(data["q"]),
-        "timestamp": datetime.fromtimestamp(data["T"] / 1000, tz=timezone.utc),
+        "timestamp": datetime.fromtimestamp(data["T"] / 1000, tz=UTC),
         "side": "sell" if data["m"] else "buy",
     }
 
 
-_RECEIVED_AT = datetime(2024, 8, 8, 23, 54, tzinfo=timezone.utc)
+_RECEIVED_AT = datetime(2024, 8, 8, 23, 54, tzinfo=UTC)
 
 
 def _normalize(text: str) -> Any:

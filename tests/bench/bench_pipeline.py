@@ -23,7 +23,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ FILE_RECORDS = 500
 SHARDS = (1, 2, 4)
 SYMBOLS = (1, 10, 50)
 DEFAULT_SHARDS, DEFAULT_SYMBOLS = 2, 10
-T0 = datetime(2024, 8, 8, 23, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 8, 23, 0, tzinfo=UTC)
 SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config" / "features.yaml"
 """The repository's configuration: the benchmarks read Kinesis with its pacing and its triggers."""
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,8 +57,8 @@ def load_events() -> list[TradeEvent]:
                     quantity=quantity,
                     quote_volume=price * quantity,
                     side="sell" if data["m"] else "buy",
-                    timestamp=datetime.fromtimestamp(data["T"] / 1000, tz=timezone.utc),
-                    ingestion_timestamp=datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=timezone.utc),
+                    timestamp=datetime.fromtimestamp(data["T"] / 1000, tz=UTC),
+                    ingestion_timestamp=datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=UTC),
                     trade_id=str(data["t"]),
                 )
             )

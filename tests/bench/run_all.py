@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ def render(results: dict[str, dict[str, Any]], seconds: dict[str, float], host: 
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `{command}` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"Written by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
         f"(`tests/bench/run_all.py`; every figure below comes from that one run, baselines included).",
         "",
         "## Machine",

@@ -22,7 +22,7 @@ import os
 import re
 import subprocess
 import tarfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -47,7 +47,7 @@ def _real_trades(count: int) -> list[TradeEvent]:
     for message in read_recording(RECORDING):
         if message.malformed or message.received_ns is None:
             continue
-        received_at = datetime.fromtimestamp(message.received_ns / 1e9, tz=timezone.utc)
+        received_at = datetime.fromtimestamp(message.received_ns / 1e9, tz=UTC)
         trades.extend(normalize_message(json.loads(message.payload), received_at=received_at))
         if len(trades) >= count:
             return trades[:count]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from coattail_stream_job import cli
 ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ROOT / "config" / "features.yaml"
 RECORDING = ROOT / "tests" / "data" / "binance" / "ws" / "spot_btcusdt_20240808.gz"
-SLICE = (datetime(2024, 8, 8, 23, 57, 10, tzinfo=timezone.utc), datetime(2024, 8, 8, 23, 57, 40, tzinfo=timezone.utc))
+SLICE = (datetime(2024, 8, 8, 23, 57, 10, tzinfo=UTC), datetime(2024, 8, 8, 23, 57, 40, tzinfo=UTC))
 HOSTILE = 3_000
 """Hostile records put: about 200 of each of the 14 categories (the seeded mix). The job's time
 grows with the count: 10,000 (which passed too) took 258 s, 3,000 take 87 s on 2 cores."""
@@ -51,7 +51,7 @@ def _real_trades(shift: timedelta) -> list[TradeEvent]:
     """The slice's trades (recorded receive time as ingestion time), moved by ``shift``."""
     trades: list[TradeEvent] = []
     for message in read_recording(RECORDING):
-        received = datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=timezone.utc)
+        received = datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=UTC)
         trades.extend(normalize_message(json.loads(message.payload), received_at=received))
     in_slice = [t for t in trades if SLICE[0] <= t.timestamp < SLICE[1]]
     return [
@@ -103,7 +103,7 @@ def test_hostile_records_are_dead_lettered_and_every_real_trade_lands(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     trades = _real_trades(shift=(now - timedelta(seconds=90)) - SLICE[1])
     hostile = HostileRecords(SEED, now, trades_before=trades[0].timestamp).make(HOSTILE)
     assert len(trades) == 567
@@ -167,7 +167,7 @@ def test_hostile_records_are_dead_lettered_and_every_real_trade_lands(
 
 def test_the_generator_covers_every_category_with_the_seed() -> None:
     """The seeded mix holds every category (a changed generator is seen here, not as a flaky run)."""
-    now = datetime(2026, 12, 6, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
     records: list[HostileRecord] = HostileRecords(SEED, now, trades_before=now).make(HOSTILE)
     assert Counter(r.expect for r in records).keys() == {
         VALID,

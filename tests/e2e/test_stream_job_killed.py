@@ -25,7 +25,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from coattail_stream_job.replay.pipeline import read_alert_items, read_tables
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "binance" / "ws"
 SLICES = {"binance": DATA / "spot_btcusdt_20240808.gz", "binance-usdm": DATA / "usdm_btcusdt_20240808.gz"}
-SLICE_START = datetime(2024, 8, 8, 23, 54, 15, tzinfo=timezone.utc)
+SLICE_START = datetime(2024, 8, 8, 23, 54, 15, tzinfo=UTC)
 SLICE_SECONDS = 60
 KILLS = 3
 CHILD_TIMEOUT_SECONDS = 300
@@ -87,7 +87,7 @@ def slice_events() -> list[TradeEvent]:
     for venue, path in SLICES.items():
         connector = BinanceConnector(settings={"exchange": venue, "symbols": ["BTCUSDT"]})
         for message in read_recording(path):
-            received = datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=timezone.utc)
+            received = datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=UTC)
             for event in connector.normalize(json.loads(message.payload), received):
                 if event.timestamp < end:
                     events.append(event)

@@ -6,7 +6,7 @@ needs more than defaults to configure (e.g. ``symbols``) also sets ``config``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from coattail_detector_template import TemplateDetector
 from coattail_devstack.testing.contracts import DetectorContract
@@ -16,7 +16,7 @@ LARGE_TRADE = {
     "exchange": "binance",
     "symbol": "BTCUSDT",
     "side": "buy",
-    "trade_time": datetime(2024, 8, 8, 23, 58, 1, tzinfo=timezone.utc),
+    "trade_time": datetime(2024, 8, 8, 23, 58, 1, tzinfo=UTC),
     "price": 61_000.0,
     "quantity": 20.0,
     "notional": 1_220_000.0,

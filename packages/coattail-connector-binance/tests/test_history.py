@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from coattail_framework.history import HistoryFetchError
 from coattail_framework.recordings import RecordedMessage
 from coattail_framework.resilience import Backoff, RetryExhaustedError
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RECORD = {"a": 1, "p": "1.0", "q": "1.0", "f": 1, "l": 1, "T": 1_723_161_600_000, "m": True, "M": True}
 
 

@@ -9,7 +9,7 @@ import random
 import re
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -27,7 +27,7 @@ from coattail_framework.simulator import utc_from_ns
 
 SEED = 20
 FUZZ_FRAMES = 25_000
-START = datetime(2024, 8, 9, tzinfo=timezone.utc)
+START = datetime(2024, 8, 9, tzinfo=UTC)
 FIRST = 3735683259
 
 Frames = Callable[[Path, int], list[RecordedMessage]]
@@ -190,7 +190,7 @@ async def test_a_seeded_fuzz_of_25000_hostile_frames_publishes_only_valid_trades
     recorded = trade_frames(ws_data / "spot_btcusdt_20240808.gz", 2000)
     recorded += trade_frames(ws_data / "usdm_btcusdt_20240808.gz", 500)
     bases = [
-        (json.loads(message.payload)["data"], datetime.fromtimestamp((message.received_ns or 0) / 1e9, timezone.utc))
+        (json.loads(message.payload)["data"], datetime.fromtimestamp((message.received_ns or 0) / 1e9, UTC))
         for message in recorded
     ]
     connector = at_start({"symbols": ["BTCUSDT"]})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ def test_spot_trade_taker_sold(ws_data: Path) -> None:
     # {"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000",
     #  "q":"0.02000000","T":1723161255342,"m":true,"M":true}: buyer was maker -> taker sold.
     raw = _line(ws_data / "spot_btcusdt_20240808.gz", '"t":3735683259')
-    received = datetime(2024, 8, 8, 23, 54, 14, 87896, tzinfo=timezone.utc)
+    received = datetime(2024, 8, 8, 23, 54, 14, 87896, tzinfo=UTC)
     (event,) = BinanceConnector().normalize(raw, received_at=received)
     assert event == TradeEvent(
         event_id="binance:BTCUSDT:3735683259",
@@ -37,7 +37,7 @@ def test_spot_trade_taker_sold(ws_data: Path) -> None:
         quantity=Decimal("0.02"),
         quote_volume=Decimal("1236.7526"),
         side="sell",
-        timestamp=datetime(2024, 8, 8, 23, 54, 15, 342000, tzinfo=timezone.utc),
+        timestamp=datetime(2024, 8, 8, 23, 54, 15, 342000, tzinfo=UTC),
         ingestion_timestamp=received,
         trade_id="3735683259",
     )
@@ -53,9 +53,9 @@ def test_spot_trade_taker_bought(ws_data: Path) -> None:
         Decimal("0.0081"),
         Decimal("500.806962"),
     )
-    assert event.timestamp == datetime(2024, 8, 8, 23, 54, 15, 856000, tzinfo=timezone.utc)
+    assert event.timestamp == datetime(2024, 8, 8, 23, 54, 15, 856000, tzinfo=UTC)
     # Without a receive time, ingestion_timestamp is the exchange's event time E (deterministic).
-    assert event.ingestion_timestamp == datetime(2024, 8, 8, 23, 54, 15, 857000, tzinfo=timezone.utc)
+    assert event.ingestion_timestamp == datetime(2024, 8, 8, 23, 54, 15, 857000, tzinfo=UTC)
     assert event.event_id == "binance:BTCUSDT:3735683305"
 
 
@@ -73,7 +73,7 @@ def test_usdm_trade_uses_the_venue_id(ws_data: Path) -> None:
         Decimal("0.006"),
         Decimal("370.8018"),
     )
-    assert event.timestamp == datetime(2024, 8, 8, 23, 54, 16, 322000, tzinfo=timezone.utc)
+    assert event.timestamp == datetime(2024, 8, 8, 23, 54, 16, 322000, tzinfo=UTC)
 
 
 def test_agg_trade(ws_data: Path) -> None:
@@ -92,7 +92,7 @@ def test_agg_trade(ws_data: Path) -> None:
         Decimal("21.963"),
         Decimal("49.987788"),
     )
-    assert event.timestamp == datetime(2021, 4, 17, 16, 36, 13, 912000, tzinfo=timezone.utc)
+    assert event.timestamp == datetime(2021, 4, 17, 16, 36, 13, 912000, tzinfo=UTC)
 
 
 def test_bare_and_wrapped_give_the_same_event(ws_data: Path) -> None:

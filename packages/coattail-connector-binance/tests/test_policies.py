@@ -6,7 +6,7 @@ import asyncio
 import importlib.metadata
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -150,7 +150,7 @@ def test_trade_sequence() -> None:
 
 def test_an_absurd_id_is_held_and_cleared_by_the_next_plausible_one() -> None:
     sequence = TradeSequence(max_jump=1000, resync_after_frames=3, resync_after_s=30.0)
-    at = datetime(2024, 8, 8, tzinfo=timezone.utc)
+    at = datetime(2024, 8, 8, tzinfo=UTC)
     sequence.advance("BTCUSDT", 100)
     assert sequence.check("BTCUSDT", 10**15) == Verdict("jump")
     assert sequence.check("BTCUSDT", 100 - 1002) == Verdict("jump")
@@ -163,7 +163,7 @@ def test_an_absurd_id_is_held_and_cleared_by_the_next_plausible_one() -> None:
 
 def test_ids_that_keep_jumping_resync_after_a_bounded_number_of_frames_or_seconds() -> None:
     sequence = TradeSequence(max_jump=1000, resync_after_frames=3, resync_after_s=30.0)
-    at = datetime(2024, 8, 8, tzinfo=timezone.utc)
+    at = datetime(2024, 8, 8, tzinfo=UTC)
     sequence.advance("BTCUSDT", 100)
     assert sequence.hold("BTCUSDT", 50_000, at) == Verdict("suspect")
     assert sequence.hold("BTCUSDT", 50_001, at) == Verdict("suspect")

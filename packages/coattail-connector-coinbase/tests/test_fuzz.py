@@ -15,7 +15,7 @@ import random
 import re
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +28,7 @@ SEED = 20261206
 HOSTILE_FRAMES = 25_000
 LATER_TRADE_IDS = 10_000_000
 LATER_SEQUENCES = 10_000_000_000
-RECEIVED_AT = datetime(2021, 4, 17, 16, 50, tzinfo=timezone.utc)
+RECEIVED_AT = datetime(2021, 4, 17, 16, 50, tzinfo=UTC)
 PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?\Z", re.ASCII)
 FIELDS = ("type", "trade_id", "maker_order_id", "taker_order_id", "side", "size", "price", "product_id", "sequence")
 HOSTILE_VALUES: list[Any] = [
@@ -151,7 +151,7 @@ def check_frame_event(event: TradeEvent, frame: str | bytes) -> None:
         str(message["trade_id"]),
         message["taker_order_id"],
     )
-    assert datetime(2010, 1, 1, tzinfo=timezone.utc) <= event.timestamp
+    assert datetime(2010, 1, 1, tzinfo=UTC) <= event.timestamp
     assert RECEIVED_AT - timedelta(hours=24) <= event.timestamp <= RECEIVED_AT + timedelta(seconds=60)
     assert event == normalize_match(message, ingestion_timestamp=RECEIVED_AT)
     assert TradeEvent.model_validate_json(event.to_json().encode("utf-8")) == event

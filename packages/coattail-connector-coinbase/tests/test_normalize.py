@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -41,7 +41,7 @@ def test_last_match_band_gbp_exact(by_trade: ByTrade) -> None:
     assert event.price == Decimal("14.7775")
     assert event.quantity == Decimal("0.04")
     assert event.quote_volume == Decimal("0.591100")
-    assert event.timestamp == datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)
+    assert event.timestamp == datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=UTC)
     assert event.ingestion_timestamp == event.timestamp
     assert event.trade_id == "881613"
     assert event.taker_order_id == "1da6ce16-c8da-4732-9f71-6049f4c6aaf8"
@@ -57,14 +57,14 @@ def test_match_skl_btc_maker_bought_so_taker_sold(by_trade: ByTrade) -> None:
     assert event.price == Decimal("0.00001305")
     assert event.quantity == Decimal("1006")
     assert event.quote_volume == Decimal("0.01312830")
-    assert event.timestamp == datetime(2021, 4, 17, 16, 43, 47, 750922, tzinfo=timezone.utc)
+    assert event.timestamp == datetime(2021, 4, 17, 16, 43, 47, 750922, tzinfo=UTC)
     assert event.trade_id == "280236"
     assert event.taker_order_id == "4d301c11-c69a-4830-b912-176af07e5047"
 
 
 def test_match_skl_usd_exact_with_ingestion_time(by_trade: ByTrade) -> None:
     raw = by_trade("SKL-USD", 1568300)
-    received = datetime(2021, 4, 17, 17, 0, tzinfo=timezone.utc)
+    received = datetime(2021, 4, 17, 17, 0, tzinfo=UTC)
     event = normalize_match(raw, exchange="coinbase-sandbox", ingestion_timestamp=received)
     assert event.event_id == "coinbase-sandbox:SKL-USD:1568300"
     assert event.exchange == "coinbase-sandbox"
@@ -88,7 +88,7 @@ def test_every_recorded_match_normalizes_exactly(recorded_matches: list[dict[str
 
 def test_microseconds_and_offsets_parsed_to_utc(by_trade: ByTrade) -> None:
     raw = {**by_trade("SKL-GBP", 82007), "time": "2021-04-17T18:43:29.5+02:00"}
-    assert normalize_match(raw).timestamp == datetime(2021, 4, 17, 16, 43, 29, 500000, tzinfo=timezone.utc)
+    assert normalize_match(raw).timestamp == datetime(2021, 4, 17, 16, 43, 29, 500000, tzinfo=UTC)
 
 
 def test_quote_volume_exact_beyond_default_decimal_context(by_trade: ByTrade) -> None:
@@ -105,22 +105,22 @@ def test_quote_volume_over_38_digits_is_rejected_by_name(by_trade: ByTrade) -> N
 @pytest.mark.parametrize(
     ("time", "expected"),
     [
-        ("2021-04-17T16:43:30.244075Z", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)),
-        ("2021-04-17T16:43:30Z", datetime(2021, 4, 17, 16, 43, 30, tzinfo=timezone.utc)),
-        ("2021-04-17T16:43:30+00:00", datetime(2021, 4, 17, 16, 43, 30, tzinfo=timezone.utc)),
-        ("2021-04-17T16:43:30.244075+00:00", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)),
-        ("2021-04-17T16:43:30.244075-00:00", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)),
-        ("2021-04-17T16:43:30.2Z", datetime(2021, 4, 17, 16, 43, 30, 200000, tzinfo=timezone.utc)),
-        ("2021-04-17T16:43:30.244075999Z", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)),
-        ("2021-04-17T12:13:30.244075-04:30", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=timezone.utc)),
-        ("2020-02-29T23:59:59.999999Z", datetime(2020, 2, 29, 23, 59, 59, 999999, tzinfo=timezone.utc)),
-        ("2021-01-01T00:30:00.000000+01:00", datetime(2020, 12, 31, 23, 30, tzinfo=timezone.utc)),
+        ("2021-04-17T16:43:30.244075Z", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=UTC)),
+        ("2021-04-17T16:43:30Z", datetime(2021, 4, 17, 16, 43, 30, tzinfo=UTC)),
+        ("2021-04-17T16:43:30+00:00", datetime(2021, 4, 17, 16, 43, 30, tzinfo=UTC)),
+        ("2021-04-17T16:43:30.244075+00:00", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=UTC)),
+        ("2021-04-17T16:43:30.244075-00:00", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=UTC)),
+        ("2021-04-17T16:43:30.2Z", datetime(2021, 4, 17, 16, 43, 30, 200000, tzinfo=UTC)),
+        ("2021-04-17T16:43:30.244075999Z", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=UTC)),
+        ("2021-04-17T12:13:30.244075-04:30", datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=UTC)),
+        ("2020-02-29T23:59:59.999999Z", datetime(2020, 2, 29, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("2021-01-01T00:30:00.000000+01:00", datetime(2020, 12, 31, 23, 30, tzinfo=UTC)),
     ],
 )
 def test_time_forms_parse_to_the_same_utc_instant(time: str, expected: datetime, by_trade: ByTrade) -> None:
     event = normalize_match({**by_trade("BAND-GBP", 881613), "time": time})
     assert event.timestamp == expected
-    assert event.timestamp.tzinfo is timezone.utc
+    assert event.timestamp.tzinfo is UTC
     assert event.ingestion_timestamp is event.timestamp
 
 
@@ -165,7 +165,7 @@ def test_unusual_forms_of_every_recorded_match_give_the_same_event(recorded_matc
             assert repr(other) == repr(event)
             assert other.model_dump_json() == event.model_dump_json()
             assert other.model_fields_set == event.model_fields_set
-            assert other.timestamp.tzinfo is event.timestamp.tzinfo is timezone.utc
+            assert other.timestamp.tzinfo is event.timestamp.tzinfo is UTC
 
 
 @pytest.mark.parametrize(
@@ -238,13 +238,13 @@ def test_documented_forms_are_still_taken(by_trade: ByTrade) -> None:
     raw = {**by_trade("BAND-GBP", 881614), "price": "67000", "size": "0.00000001", "time": "2010-01-01T00:00:00Z"}
     event = normalize_match(raw)
     assert (event.price, event.quantity) == (Decimal("67000"), Decimal("0.00000001"))
-    assert event.timestamp == datetime(2010, 1, 1, tzinfo=timezone.utc)
+    assert event.timestamp == datetime(2010, 1, 1, tzinfo=UTC)
     unicode_order = normalize_match({**raw, "taker_order_id": "\u00e9t\u00e9"})
     assert unicode_order.taker_order_id == "\u00e9t\u00e9"
 
 
 def test_trade_time_window_around_receive_time() -> None:
-    received = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+    received = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
     ahead, behind = timedelta(seconds=60), timedelta(hours=24)
     check_trade_time(received + ahead, received, ahead=ahead, behind=behind)
     check_trade_time(received - behind, received, ahead=ahead, behind=behind)

@@ -7,6 +7,7 @@ import json
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,16 @@ def _assert_complete(events: list[TradeEvent], recorded_trade_keys: TradeKeys) -
     assert len(events) == 107
 
 
+def _receive_times(recording: Path) -> dict[tuple[str, str], datetime]:
+    """(product_id, trade_id) of each recorded match to its recorded receive time (aware UTC)."""
+    received = {}
+    for message in read_recording(recording):
+        decoded = json.loads(message.payload)
+        if decoded.get("type") in ("match", "last_match"):
+            received[(decoded["product_id"], str(decoded["trade_id"]))] = utc_from_ns(message.received_ns or 0)
+    return received
+
+
 def _assert_subscribed_quickly(simulator: CoinbaseSimulator, connections: int) -> None:
     assert len(simulator.sessions) == connections
     for session in simulator.sessions:
@@ -53,11 +64,7 @@ async def test_full_replay_is_exact_and_ends_on_shutdown(
     events, connector = await replay(simulator)
     _assert_complete(events, recorded_trade_keys)
     expected = {(m["product_id"], str(m["trade_id"])): normalize_match(m) for m in recorded_matches}
-    received = {}
-    for message in read_recording(recording):
-        decoded = json.loads(message.payload)
-        if decoded.get("type") in ("match", "last_match"):
-            received[(decoded["product_id"], str(decoded["trade_id"]))] = utc_from_ns(message.received_ns or 0)
+    received = _receive_times(recording)
     for event in events:
         assert (
             event.model_copy(update={"ingestion_timestamp": event.timestamp})
@@ -80,6 +87,28 @@ async def test_full_replay_is_exact_and_ends_on_shutdown(
     assert stats["duplicates_dropped"] == 0
     _assert_subscribed_quickly(simulator, 1)
     assert simulator.sessions[0].close_code == 1000  # the connector's close frame
+
+
+async def test_heartbeats_flooding_the_feed_do_not_move_the_recorded_clock_under_a_match(
+    recorded_trade_keys: TradeKeys, replay: Replay, recording: Path
+) -> None:
+    """A heartbeat every 2 ms per product queues frames ahead of each match; each is still stamped with its own time.
+
+    The simulator's clock moves once the client's websocket answered a ping, which it does as
+    soon as it read the frame, queued or not. Before the connector took frames with ``recv`` in
+    its own task (``asyncio.timeout``, not ``wait_for``), 4-7 of the 107 matches were stamped with
+    a later frame's time in every one of three runs like this one.
+    """
+    flooded = CoinbaseSimulator(Faults(), heartbeat_interval=0.002)
+    flooded.load(read_recording(recording))
+    received = _receive_times(recording)
+
+    events, connector = await replay(flooded)
+
+    _assert_complete(events, recorded_trade_keys)
+    assert connector.stats.messages > 2_000  # the heartbeats did flood the connection
+    stamped_late = [(e.symbol, e.trade_id) for e in events if e.ingestion_timestamp != received[(e.symbol, e.trade_id)]]
+    assert stamped_late == []
 
 
 async def test_connection_dropped_mid_stream_is_backfilled_over_rest(

@@ -7,7 +7,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ FAST_BACKOFF = {"initial": 0.05, "maximum": 0.2, "multiplier": 2.0, "jitter": 0.
 
 def _good_frames(template: dict[str, Any], first_trade: int, count: int) -> list[dict[str, Any]]:
     """``count`` consecutive SKL-USD matches after the recording's last one, 10 ms apart."""
-    start = datetime(2021, 4, 17, 16, 45, tzinfo=timezone.utc)
+    start = datetime(2021, 4, 17, 16, 45, tzinfo=UTC)
     return [
         {
             **template,
@@ -208,7 +208,7 @@ async def test_a_gap_whose_backfill_gets_html_is_reported_and_the_trade_still_pu
     (first,) = [m for m in recorded_matches if m["product_id"] == "SKL-USD" and m["trade_id"] == 1568300]
     later = {**first, "product_id": "HTML", "trade_id": 1568310, "sequence": first["sequence"] + 50}
     connector = CoinbaseConnector(settings={"symbols": ["HTML"], "rest_url": url})
-    received_at = datetime(2021, 4, 17, 16, 50, tzinfo=timezone.utc)
+    received_at = datetime(2021, 4, 17, 16, 50, tzinfo=UTC)
     async with aiohttp.ClientSession() as session:
         rest = TradesClient(session, url, retries=2, sleep=no_sleep)
         first_events = await connector.handle_frame(json.dumps({**first, "product_id": "HTML"}), received_at, rest)

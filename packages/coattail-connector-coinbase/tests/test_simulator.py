@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -116,8 +116,8 @@ def test_recording_span_is_the_receive_times_or_the_bulk_of_the_trade_times(reco
     served = [m for m in read_recording(recording) if '"type":"subscriptions"' not in m.payload]
     received = [m.received_ns for m in served if m.received_ns is not None]
     assert cryptofeed.recording_span() == (
-        datetime.fromtimestamp(min(received) / 1e9, timezone.utc),
-        datetime.fromtimestamp(max(received) / 1e9, timezone.utc),
+        datetime.fromtimestamp(min(received) / 1e9, UTC),
+        datetime.fromtimestamp(max(received) / 1e9, UTC),
     )
 
     times = ["2021-04-17T16:43:30.000000Z", "2031-04-17T16:43:30.000000Z", "2021-04-17T16:50:00.000000Z"]
@@ -128,7 +128,7 @@ def test_recording_span_is_the_receive_times_or_the_bulk_of_the_trade_times(reco
         for n, t in enumerate(times)
     )
     assert jsonl.recording_span() == (
-        datetime(2021, 4, 17, 16, 43, 30, tzinfo=timezone.utc),
-        datetime(2021, 4, 17, 16, 50, tzinfo=timezone.utc),
+        datetime(2021, 4, 17, 16, 43, 30, tzinfo=UTC),
+        datetime(2021, 4, 17, 16, 50, tzinfo=UTC),
     )
     assert CoinbaseSimulator().recording_span() is None

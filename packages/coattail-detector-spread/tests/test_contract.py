@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,8 +22,8 @@ SYMBOLS = {
 }
 
 WINDOW = {
-    "window_start": datetime(2024, 8, 8, 23, 58, tzinfo=timezone.utc),
-    "window_end": datetime(2024, 8, 8, 23, 58, 30, tzinfo=timezone.utc),
+    "window_start": datetime(2024, 8, 8, 23, 58, tzinfo=UTC),
+    "window_end": datetime(2024, 8, 8, 23, 58, 30, tzinfo=UTC),
     "symbol": "BTC/USD",
     "exchange_a": "binance",
     "symbol_a": "BTCUSDT",

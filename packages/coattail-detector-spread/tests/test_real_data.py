@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import statistics
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ def archive_rows(path: Path, exchange: str, header: bool) -> list[dict[str, Any]
         if header:
             next(reader)
         for trade_id, price, qty, quote_qty, time_ms, buyer_is_maker, *_ in reader:
-            when = datetime.fromtimestamp(int(time_ms) / 1000, tz=timezone.utc)
+            when = datetime.fromtimestamp(int(time_ms) / 1000, tz=UTC)
             rows.append(
                 {
                     "event_id": f"{exchange}:BTCUSDT:{trade_id}",
@@ -56,7 +56,7 @@ def expected_premiums(rows: list[dict[str, Any]]) -> dict[datetime, float]:
     totals: dict[tuple[datetime, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for row in rows:
         epoch_ms = round(row["timestamp"].timestamp() * 1000)
-        start = datetime.fromtimestamp(epoch_ms // WINDOW_MS * WINDOW_MS / 1000, tz=timezone.utc)
+        start = datetime.fromtimestamp(epoch_ms // WINDOW_MS * WINDOW_MS / 1000, tz=UTC)
         totals[(start, row["exchange"])][0] += row["quote_volume"]
         totals[(start, row["exchange"])][1] += row["quantity"]
     watermark = max(row["timestamp"] for row in rows) - timedelta(milliseconds=WATERMARK_DELAY_MS)

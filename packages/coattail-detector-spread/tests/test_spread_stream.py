@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from coattail_devstack.testing.stream import EventLike
 from coattail_framework.alerts import as_parts, make_alert_id
 from coattail_framework.config import CoattailConfig
 
-W0 = datetime(2024, 8, 9, 0, 0, tzinfo=timezone.utc)
+W0 = datetime(2024, 8, 9, 0, 0, tzinfo=UTC)
 SYMBOLS = {
     "BTC/USDT": {"binance": "BTCUSDT", "binance-usdm": "BTCUSDT"},
     "BTC/USD": {"coinbase": "BTC-USD"},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from coattail_detector_volume_anomaly import VolumeAnomalyDetector
 from coattail_devstack.testing.contracts import DetectorContract
@@ -10,8 +10,8 @@ from coattail_devstack.testing.contracts import DetectorContract
 SPIKE = {
     "exchange": "binance",
     "symbol": "BTCUSDT",
-    "window_start": datetime(2024, 8, 8, 23, 58, tzinfo=timezone.utc),
-    "window_end": datetime(2024, 8, 8, 23, 59, tzinfo=timezone.utc),
+    "window_start": datetime(2024, 8, 8, 23, 58, tzinfo=UTC),
+    "window_end": datetime(2024, 8, 8, 23, 59, tzinfo=UTC),
     "trade_count": 120,
     "base_volume": 20.0,
     "quote_volume": 1_200_000.0,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -12,7 +12,7 @@ from coattail_framework import CoattailConfig
 from coattail_framework.quality import DataQualityChecker
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 
-AT = datetime(2024, 8, 9, tzinfo=timezone.utc)
+AT = datetime(2024, 8, 9, tzinfo=UTC)
 
 
 def row(event_id: str, **changes: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ Per-minute trade counts must match pandas exactly; volumes match to float roundi
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ def detector() -> VolumeAnomalyDetector:
 def events(trades: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for trade in trades.itertuples():
-        at = datetime.fromtimestamp(trade.time / 1000, tz=timezone.utc)
+        at = datetime.fromtimestamp(trade.time / 1000, tz=UTC)
         rows.append(
             {
                 "event_id": f"binance:BTCUSDT:{trade.id}",
@@ -87,7 +87,7 @@ def per_minute(trades: pd.DataFrame) -> pd.DataFrame:
 
 
 def start_ms(row: Row) -> int:
-    return int(row.window_start.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(row.window_start.replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def assert_windows_match(rows: list[Row], expected: pd.DataFrame) -> None:

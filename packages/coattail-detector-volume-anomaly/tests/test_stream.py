@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from coattail_framework import CoattailConfig, TradeEvent
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.events import TakerSide
 
-T0 = datetime(2024, 8, 9, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 9, tzinfo=UTC)
 T0_MS = 1_723_161_600_000
 SETTINGS = {
     "window_seconds": 60,

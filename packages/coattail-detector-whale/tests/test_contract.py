@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,7 +17,7 @@ ORDER = {
     "exchange": "binance",
     "symbol": "BTCUSDT",
     "side": "buy",
-    "order_time": datetime(2024, 8, 8, 23, 58, 1, tzinfo=timezone.utc),
+    "order_time": datetime(2024, 8, 8, 23, 58, 1, tzinfo=UTC),
     "notional": 2_000_000.0,
     "base_quantity": 33.0,
     "fill_count": 3,

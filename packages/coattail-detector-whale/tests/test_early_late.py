@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from coattail_framework.sinks import AlertRouter
 from coattail_framework.sinks.dynamodb import WriteCounts
 from coattail_framework.sinks.router import DetectorBatchResult
 
-T = datetime(2024, 8, 9, 0, 10, tzinfo=timezone.utc)
+T = datetime(2024, 8, 9, 0, 10, tzinfo=UTC)
 SYMBOLS = {"BTC/USDT": {"binance": "BTCUSDT"}, "ETH/USDT": {"binance": "ETHUSDT"}}
 WRITER = "detector-whale"
 

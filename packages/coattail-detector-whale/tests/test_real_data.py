@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ def archive_rows(path: Path) -> list[dict[str, Any]]:
     rows = []
     with path.open(newline="") as handle:
         for trade_id, price, qty, quote_qty, time_ms, buyer_is_maker, *_ in csv.reader(handle):
-            when = datetime.fromtimestamp(int(time_ms) / 1000, tz=timezone.utc)
+            when = datetime.fromtimestamp(int(time_ms) / 1000, tz=UTC)
             rows.append(
                 {
                     "event_id": f"binance:BTCUSDT:{trade_id}",

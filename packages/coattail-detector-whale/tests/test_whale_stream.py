@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from coattail_devstack.testing.stream import EventLike
 from coattail_framework.alerts import as_parts, make_alert_id
 from coattail_framework.config import CoattailConfig
 
-T0 = datetime(2024, 8, 8, 23, 57, 53, 61_000, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 8, 23, 57, 53, 61_000, tzinfo=UTC)
 SYMBOLS = {
     "BTC/USDT": {"binance": "BTCUSDT"},
     "BTC/USD": {"coinbase": "BTC-USD"},
@@ -210,7 +210,7 @@ def test_config_moves_the_thresholds(spark: SparkSession, tmp_path: Path) -> Non
 def test_an_order_split_across_batches_is_one_row_and_late_fills_are_dropped(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    t1 = datetime(2024, 8, 9, 0, 1, tzinfo=timezone.utc)
+    t1 = datetime(2024, 8, 9, 0, 1, tzinfo=UTC)
 
     def later(seconds: float) -> datetime:
         return t1 + timedelta(seconds=seconds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -43,7 +43,7 @@ def test_severity_tiers_must_increase() -> None:
 def test_alert_frame_builds_base_alert_records(spark: SparkSession) -> None:
     rows = spark.createDataFrame(
         [
-            ("BTCUSDT", "binance", 600_000.0, datetime(2024, 8, 8, 23, 58, tzinfo=timezone.utc)),
+            ("BTCUSDT", "binance", 600_000.0, datetime(2024, 8, 8, 23, 58, tzinfo=UTC)),
             ("BTCUSDT", "binance", 5.0, None),
         ],
         "symbol string, exchange string, notional double, at timestamp",

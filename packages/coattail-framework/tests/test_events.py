@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -19,8 +19,8 @@ VALID: dict[str, Any] = {
     "quantity": Decimal("0.00123"),
     "quote_volume": Decimal("75.0442877"),
     "side": "sell",
-    "timestamp": datetime(2024, 8, 8, 23, 54, 15, 208000, tzinfo=timezone.utc),
-    "ingestion_timestamp": datetime(2024, 8, 8, 23, 54, 16, 400000, tzinfo=timezone.utc),
+    "timestamp": datetime(2024, 8, 8, 23, 54, 15, 208000, tzinfo=UTC),
+    "ingestion_timestamp": datetime(2024, 8, 8, 23, 54, 16, 400000, tzinfo=UTC),
     "trade_id": "3737284470",
 }
 
@@ -37,7 +37,7 @@ def test_json_round_trip_keeps_exact_values() -> None:
 def test_other_time_zones_are_converted_to_utc() -> None:
     plus_two = timezone(timedelta(hours=2))
     event = TradeEvent(**{**VALID, "timestamp": datetime(2024, 8, 9, 1, 54, 15, tzinfo=plus_two)})
-    assert event.timestamp == datetime(2024, 8, 8, 23, 54, 15, tzinfo=timezone.utc)
+    assert event.timestamp == datetime(2024, 8, 8, 23, 54, 15, tzinfo=UTC)
     assert event.timestamp.utcoffset() == timedelta(0)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,8 +21,8 @@ VALID: dict[str, Any] = {
     "quantity": Decimal("0.00123"),
     "quote_volume": Decimal("75.0442877"),
     "side": "sell",
-    "timestamp": datetime(2024, 8, 8, 23, 54, 15, 208000, tzinfo=timezone.utc),
-    "ingestion_timestamp": datetime(2024, 8, 8, 23, 54, 16, 400000, tzinfo=timezone.utc),
+    "timestamp": datetime(2024, 8, 8, 23, 54, 15, 208000, tzinfo=UTC),
+    "ingestion_timestamp": datetime(2024, 8, 8, 23, 54, 16, 400000, tzinfo=UTC),
     "trade_id": "3737284470",
     "taker_order_id": "dd068ce5-f175-4396-bae1-a1db56d209f5",
 }
@@ -55,8 +55,8 @@ def _assert_identical(event: TradeEvent, expected: TradeEvent) -> None:
     assert event.to_json() == expected.to_json()
     assert repr(event) == repr(expected)
     assert hash(event) == hash(expected)
-    assert event.timestamp.tzinfo is timezone.utc
-    assert event.ingestion_timestamp.tzinfo is timezone.utc
+    assert event.timestamp.tzinfo is UTC
+    assert event.ingestion_timestamp.tzinfo is UTC
     with pytest.raises(ValidationError):
         event.price = Decimal(1)  # type: ignore[misc]  # frozen like any TradeEvent
 

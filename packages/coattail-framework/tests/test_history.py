@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,7 @@ from coattail_framework.errors import PluginError
 from coattail_framework.events import TradeEvent
 from coattail_framework.history import HistoryFetchError, TradeHistory
 
-T0 = datetime(2024, 8, 8, 23, 54, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 8, 23, 54, tzinfo=UTC)
 
 
 class ListedHistory(TradeHistory):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from coattail_framework.errors import ConfigError
 from coattail_framework.quality import DataQualityChecker, QualityRule, write_dead_letters
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 
-T0 = datetime(2024, 8, 8, 23, 54, 15, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 8, 23, 54, 15, tzinfo=UTC)
 CONFIG = CoattailConfig.model_validate(
     {
         "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}, "BTC/USD": {"coinbase": "BTC-USD", "kraken": "XBTUSD"}},

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from coattail_framework.quarantine import MAX_REASONS, OTHER_REASON, Quarantine, cut_text
 
-START = datetime(2024, 8, 9, tzinfo=timezone.utc)
+START = datetime(2024, 8, 9, tzinfo=UTC)
 
 
 class StepClock:

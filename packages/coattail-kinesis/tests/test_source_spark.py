@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ def test_restart_on_the_same_checkpoint_reads_every_record_exactly_once(
     assert {row[4] for row in rows} == {stream}
     assert all(isinstance(row[5], datetime) for row in rows)
     arrival = max(row[5] for row in rows)
-    assert abs((arrival - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()) < 120
+    assert abs((arrival - datetime.now(UTC).replace(tzinfo=None)).total_seconds()) < 120
     assert spark.readStream.format(FORMAT_NAME).options(**options).load().columns == [
         "data",
         "streamName",
@@ -213,7 +213,7 @@ def test_latest_and_at_timestamp_start_where_asked(
     stream = new_stream(2)
     put_trades(stream, range(100))
     time.sleep(0.5)
-    middle = datetime.now(timezone.utc)
+    middle = datetime.now(UTC)
     time.sleep(0.5)
     put_trades(stream, range(100, 160))
 

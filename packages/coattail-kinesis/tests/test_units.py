@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -39,7 +39,7 @@ from coattail_kinesis.reader import (
 from coattail_kinesis.shards import Shard, readable, reconcile
 from coattail_kinesis.source import KinesisStreamReader, _streaming_datasource_api
 
-T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def test_positions_order_sequence_numbers_as_integers_between_markers_and_shard_end() -> None:
@@ -276,7 +276,7 @@ def test_response_timestamps_are_utc_and_the_same_instant_as_botocore_parses(
     assert utc_timestamp(1767323045.25) == T0 + timedelta(microseconds=250_000)
     assert utc_timestamp(1767323045) == T0
     assert utc_timestamp("2026-01-02T03:04:05.250000Z") == T0 + timedelta(microseconds=250_000)
-    assert utc_timestamp("2026-01-02T05:04:05+02:00").tzinfo is timezone.utc
+    assert utc_timestamp("2026-01-02T05:04:05+02:00").tzinfo is UTC
 
     stream = new_stream(1)
     put_trades(stream, range(3))
@@ -287,7 +287,7 @@ def test_response_timestamps_are_utc_and_the_same_instant_as_botocore_parses(
         responses.append(client.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
     default, ours = ([r["ApproximateArrivalTimestamp"] for r in records] for records in responses)
     assert len(ours) == 3
-    assert all(stamp.tzinfo is timezone.utc for stamp in ours)
+    assert all(stamp.tzinfo is UTC for stamp in ours)
     assert ours == default
 
 
@@ -509,7 +509,7 @@ def test_a_list_shards_that_keeps_failing_stops_the_query_and_a_success_resets_i
 
 
 def test_a_batch_keeps_within_its_byte_cap_and_always_takes_one_record() -> None:
-    arrival = datetime(2024, 8, 8, tzinfo=timezone.utc)
+    arrival = datetime(2024, 8, 8, tzinfo=UTC)
     cursor = ShardCursor(shard=Shard("s", (), None), base=TRIM_HORIZON)
     sizes = [900_000, 100, 200_000, 300_000, 50]
     cursor.records = [KinesisRecord("s", str(n + 1), "k", b"x" * size, arrival) for n, size in enumerate(sizes)]

@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -33,7 +33,7 @@ from coattail_framework.sinks.dynamodb import DynamoAlertWriter
 
 REGION = "us-east-1"
 CURSOR_KEY = "test-cursor-key-0123456789abcdef0123456789"
-BASE_TIME = datetime(2024, 8, 8, 23, 54, 0, 125000, tzinfo=timezone.utc)
+BASE_TIME = datetime(2024, 8, 8, 23, 54, 0, 125000, tzinfo=UTC)
 TTL_DAYS = 30
 
 
@@ -66,7 +66,7 @@ class AlertRow:
 
     @property
     def detected_at_text(self) -> str:
-        return self.detected_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return self.detected_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     def record(self) -> dict[str, Any]:
         """The ``BASE_ALERT_RECORD`` row as the router hands it to its DynamoDB writer."""

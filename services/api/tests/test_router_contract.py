@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 from coattail_api.app import Severity
@@ -18,7 +18,7 @@ def test_detected_at_format_is_the_routers() -> None:
     pattern = DETECTED_AT_FORMAT.replace("'", "").replace("SSSSSS", "%f")
     for java, strftime in JAVA_TO_STRFTIME:
         pattern = pattern.replace(java, strftime)
-    moment = datetime(2024, 8, 8, 23, 58, 1, 123000, tzinfo=timezone.utc)
+    moment = datetime(2024, 8, 8, 23, 58, 1, 123000, tzinfo=UTC)
 
     assert pattern == STORED_TIME_FORMAT
     assert to_stored_time(moment) == "2024-08-08T23:58:01.123000Z"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -102,10 +102,10 @@ def binance_trades(path: Path, limit: int | None = None) -> list[TradeEvent]:
                 quantity=quantity,
                 quote_volume=price * quantity,
                 side="sell" if data["m"] else "buy",
-                timestamp=datetime.fromtimestamp(data["T"] / 1000, tz=timezone.utc),
-                ingestion_timestamp=datetime.fromtimestamp(message.received_ns / 1e9, tz=timezone.utc)
+                timestamp=datetime.fromtimestamp(data["T"] / 1000, tz=UTC),
+                ingestion_timestamp=datetime.fromtimestamp(message.received_ns / 1e9, tz=UTC)
                 if message.received_ns
-                else datetime.now(timezone.utc),
+                else datetime.now(UTC),
                 trade_id=str(data["t"]),
             )
         )

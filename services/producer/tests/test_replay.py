@@ -7,7 +7,7 @@ import itertools
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -75,8 +75,8 @@ async def test_replay_publishes_every_recorded_trade_exactly_once(
     assert [event.event_id for _, _, event in read] == [f"binance:BTCUSDT:{t['t']}" for t in trades]
     assert {key for _, key, _ in read} == {"BTCUSDT"}
     first, last = read[0][2], read[-1][2]
-    assert first.timestamp == datetime.fromtimestamp(trades[0]["T"] / 1000, tz=timezone.utc)
-    assert last.timestamp == datetime.fromtimestamp(trades[-1]["T"] / 1000, tz=timezone.utc)
+    assert first.timestamp == datetime.fromtimestamp(trades[0]["T"] / 1000, tz=UTC)
+    assert last.timestamp == datetime.fromtimestamp(trades[-1]["T"] / 1000, tz=UTC)
     assert (first.price, first.quantity) == (Decimal(trades[0]["p"]), Decimal(trades[0]["q"]))
     assert first.side == ("sell" if trades[0]["m"] else "buy")
 
@@ -105,7 +105,7 @@ async def test_retime_moves_trade_times_to_now_keeping_gaps(
     trades = recorded_trades(btc_slice)[:400]
     short = btc_slice.parent / "retime_slice.jsonl"
     short.write_text("".join(json.dumps({"stream": "btcusdt@trade", "data": t}) + "\n" for t in trades))
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     stats = await replay(
         make_config(moto_url, stream), [f"binance:{short}"], retime=True, kinesis_client=kinesis, settings=SETTINGS
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coattail_devstack.testing import trade
@@ -26,7 +26,7 @@ from coattail_producer.settings import (
     PublisherSettings,
 )
 
-T0 = datetime(2024, 8, 8, 23, 54, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 8, 23, 54, tzinfo=UTC)
 DEADLINE = 1.0
 SLACK = 0.5
 """What a stop may take beyond its deadline here: no call in flight lasts, no metrics push, no health server."""

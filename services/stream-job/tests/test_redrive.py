@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def write_batch(
     spark: SparkSession, config: CoattailConfig, payloads: list[bytes | None], batch_id: int
 ) -> dict[str, int]:
     """Dead-letter ``payloads`` as the ingest query does (rows without a time under ``DAY``)."""
-    arrival = datetime(2024, 8, 8, 10, 0, 1, tzinfo=timezone.utc)
+    arrival = datetime(2024, 8, 8, 10, 0, 1, tzinfo=UTC)
     records = spark.createDataFrame(
         [(payload, arrival, str(n), "shardId-000000000000") for n, payload in enumerate(payloads)], RECORDS
     )

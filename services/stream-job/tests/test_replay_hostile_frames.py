@@ -27,7 +27,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def _slice(target: Path) -> list[TradeEvent]:
             if data.get("e") == "trade":
                 if int(data["T"]) > UNTIL_MS:
                     break
-                received = datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=timezone.utc)
+                received = datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=UTC)
                 trades.extend(normalize_message(payload, received_at=received))
             out.write(f"{message.received_ns} {message.payload}\n")
     return trades

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from coattail_devstack.testing.events import trade
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_raw_lines_end_in_raw_trades_or_the_dead_letter_path_and_are_counted(tmp_path: Path) -> None:
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     trades = [
         trade(start + timedelta(seconds=n), "60000.5", "0.01", trade_id=n).to_json().encode() for n in range(1, 4)
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from coattail_stream_job import cli
 from coattail_stream_job.comparison import compare_alerts
 from coattail_stream_job.timetravel import TimeTravelError, pinned, resolve_snapshot, stage_snapshot
 
-T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=UTC)
 CONFIG_YAML = """
 feature_tier: small
 disabled_modules: [volume-anomaly]
@@ -156,14 +156,14 @@ def test_time_travel_resolves_ids_and_times_and_names_what_is_wrong(catalog: Cat
     table = _table(catalog.config, "raw_trades")
     first, second = (table.snapshot_by_id(snapshot_id) for snapshot_id in catalog.snapshots)
     assert resolve_snapshot(table, snapshot_id=first.snapshot_id).snapshot_id == first.snapshot_id
-    as_of_first = datetime.fromtimestamp(first.timestamp_ms / 1000, tz=timezone.utc)
+    as_of_first = datetime.fromtimestamp(first.timestamp_ms / 1000, tz=UTC)
     assert resolve_snapshot(table, as_of=as_of_first).snapshot_id == first.snapshot_id
-    as_of_second = datetime.fromtimestamp(second.timestamp_ms / 1000, tz=timezone.utc) + timedelta(days=1)
+    as_of_second = datetime.fromtimestamp(second.timestamp_ms / 1000, tz=UTC) + timedelta(days=1)
     assert resolve_snapshot(table, as_of=as_of_second).snapshot_id == second.snapshot_id
     with pytest.raises(TimeTravelError, match=f"no snapshot 42; the latest are: {first.snapshot_id}"):
         resolve_snapshot(table, snapshot_id=42)
     with pytest.raises(TimeTravelError, match="no snapshot at or before 2000-01-01T00:00:00"):
-        resolve_snapshot(table, as_of=datetime(2000, 1, 1, tzinfo=timezone.utc))
+        resolve_snapshot(table, as_of=datetime(2000, 1, 1, tzinfo=UTC))
 
 
 def test_staging_writes_the_older_snapshot_in_trade_time_order_without_splitting_an_instant(
@@ -184,9 +184,9 @@ def test_reprocess_applies_current_thresholds_to_the_older_snapshot(
 ) -> None:
     originals = {name: _table(catalog.config, name).current_snapshot().snapshot_id for name in ("raw_trades", "alerts")}
     argv = ["reprocess", "--as-of-snapshot", str(catalog.snapshots[0]), "--config", str(catalog.config_file)]
-    started = int(datetime.now(timezone.utc).timestamp())
+    started = int(datetime.now(UTC).timestamp())
     code = cli.main([*argv, "--local", "--root", str(catalog.root), "--rows-per-batch", "3", "--json"])
-    finished = int(datetime.now(timezone.utc).timestamp()) + 1
+    finished = int(datetime.now(UTC).timestamp()) + 1
     result = json.loads(capsys.readouterr().out)
     assert code == 0
 
@@ -247,7 +247,7 @@ def test_a_pinned_snapshot_outlives_expiry_until_released(tmp_path: Path) -> Non
         )
     table = _table(config, "raw_trades")
     first, second, third = (s.snapshot_id for s in table.snapshots())
-    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    later = datetime.now(UTC) + timedelta(hours=1)
     keep_latest_only = SnapshotRetention(keep_all_minutes=0)
 
     with pinned(table, first, tag="coattail-reprocess-test"):

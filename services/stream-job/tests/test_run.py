@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +36,14 @@ from coattail_stream_job import cli
 REPO = Path(__file__).resolve().parents[3]
 FEATURES = REPO / "config" / "features.yaml"
 RECORDING = REPO / "tests" / "data" / "binance" / "ws" / "spot_btcusdt_20240808.gz"
-SLICE = (datetime(2024, 8, 8, 23, 57, 10, tzinfo=timezone.utc), datetime(2024, 8, 8, 23, 57, 40, tzinfo=timezone.utc))
+SLICE = (datetime(2024, 8, 8, 23, 57, 10, tzinfo=UTC), datetime(2024, 8, 8, 23, 57, 40, tzinfo=UTC))
 SIGTERM_TIMEOUT_S = 180.0
 
 
 def _recorded_trades(start: datetime, end: datetime) -> list[TradeEvent]:
     trades = []
     for message in read_recording(RECORDING):
-        received = datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=timezone.utc)
+        received = datetime.fromtimestamp((message.received_ns or 0) / 1e9, tz=UTC)
         trades.extend(normalize_message(json.loads(message.payload), received_at=received))
     return [t for t in trades if start <= t.timestamp < end]
 

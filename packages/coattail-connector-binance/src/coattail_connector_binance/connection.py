@@ -126,7 +126,7 @@ class StreamConnection:
                         max_queue=1024,
                         max_size=2**22,
                     )
-                except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI, ValueError) as error:
+                except (TimeoutError, OSError, InvalidHandshake, InvalidURI, ValueError) as error:
                     delay = self.backoff.next_delay()
                     LOG.warning("binance: connecting to %s failed (%s); retrying in %.2f s", url, error, delay)
                     await self._pause(delay)
@@ -177,8 +177,11 @@ class StreamConnection:
                     return "stale"
                 wait = min(self.settings.stale_after_s - quiet_for, retire_at - now)
                 try:
-                    message = await asyncio.wait_for(ws.recv(), timeout=wait)
-                except asyncio.TimeoutError:
+                    # asyncio.timeout, not wait_for: recv runs in this task, so a frame already read
+                    # is handed over (and stamped) without a trip through the event loop.
+                    async with asyncio.timeout(wait):
+                        message = await ws.recv()
+                except TimeoutError:
                     continue
                 self.last_activity = time.monotonic()
                 if self.backoff.attempt and self.last_activity - opened >= self.settings.healthy_after_s:
@@ -196,7 +199,7 @@ class StreamConnection:
         self.recent_delays.append(delay)
         try:
             await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return
 
     async def send_control(self, method: Literal["SUBSCRIBE", "UNSUBSCRIBE"], streams: Sequence[str]) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -38,7 +38,7 @@ MAX_LIMIT = 1000
 """The most records one ``aggTrades`` request returns."""
 MAX_TIME_WINDOW_MS = 3_599_999
 """``endTime - startTime`` must stay below one hour when both are sent."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def epoch_ms(moment: datetime) -> int:

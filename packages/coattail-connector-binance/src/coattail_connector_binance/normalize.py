@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
 from typing import Any, Literal
 
@@ -58,7 +58,7 @@ MAX_DECIMAL_CHARS = 40
 """Longest price or quantity string accepted (Binance sends at most 8 decimals after ~10 digits)."""
 _DECIMAL = re.compile(r"[0-9]{1,32}(?:\.[0-9]{1,32})?")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FLOAT_EXACT_MS = 2**32 * 1000
 _from_timestamp = datetime.fromtimestamp
 _EXACT = Context(prec=80)
@@ -220,7 +220,7 @@ def _utc_from_ms(ms: int) -> datetime:
     integer arithmetic (and raise ``OverflowError`` past year 9999).
     """
     if 0 <= ms < _FLOAT_EXACT_MS:
-        return _from_timestamp(ms / 1000, timezone.utc)
+        return _from_timestamp(ms / 1000, UTC)
     return _EPOCH + timedelta(0, 0, 0, ms)
 
 

@@ -346,7 +346,7 @@ class BinanceSimulator(ExchangeSimulator):
         """True once every loaded frame was published and sent to its subscribers."""
         try:
             await asyncio.wait_for(self._drained.wait(), timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 

@@ -195,7 +195,7 @@ class CoinbaseConnector(BaseConnector):
                         async for event in self._read(websocket, rest):
                             yield event
                         subscribed_for = self._clock() - subscribed_at
-                except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as error:
+                except (TimeoutError, OSError, websockets.WebSocketException) as error:
                     LOG.warning(
                         "coinbase: connection to %s failed: %s: %s", self.settings.url, type(error).__name__, error
                     )
@@ -211,7 +211,14 @@ class CoinbaseConnector(BaseConnector):
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     async def _read(self, websocket: ClientConnection, rest: TradesClient) -> AsyncIterator[TradeEvent]:
-        """Frames of one connection until it closes, goes stale, or the connector stops."""
+        """Frames of one connection until it closes, goes stale, or the connector stops.
+
+        Each frame is stamped with ``wall_clock`` as ``recv`` returns it. ``recv`` runs in this
+        task, so frames the websocket already read are taken one after another without yielding
+        to the event loop; behind a ``wait_for`` each took a new task and several loop turns, and
+        a replay's recorded clock (which moves once the client's websocket answered a ping) could
+        move on before a queued frame was stamped.
+        """
         while True:
             last_sign_of_life = max(self._last_message or self._connection_started, self._connection_started)
             remaining = last_sign_of_life + self.settings.stale_after - self._clock()
@@ -221,10 +228,11 @@ class CoinbaseConnector(BaseConnector):
                 await websocket.close()
                 return
             try:
-                frame = await asyncio.wait_for(
-                    websocket.recv(), timeout=remaining if remaining > 0 else self.settings.close_timeout
-                )
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: recv runs in this task, so a frame already read is
+                # handed over (and stamped) without a trip through the event loop (see the docstring).
+                async with asyncio.timeout(remaining if remaining > 0 else self.settings.close_timeout):
+                    frame = await websocket.recv()
+            except TimeoutError:
                 continue
             except websockets.ConnectionClosed as closed:
                 if not self._stopping.is_set():

@@ -31,9 +31,8 @@ Example::
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -71,18 +70,13 @@ _exact_product = _EXACT.multiply
 _trade_event = TradeEvent.from_fields
 # The usual Coinbase form, 2021-04-17T16:43:30.244075Z: exactly six fraction digits, a Z,
 # ASCII digits and hour 00-23. ``datetime.fromisoformat`` parses it to the value the general
-# ``_TIME`` path gives (on Python 3.10 once the Z is spelled +00:00).
+# ``_TIME`` path gives.
 _is_usual_time = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}\.[0-9]{6}Z").fullmatch
-if sys.version_info >= (3, 11):
-    _from_usual_time = datetime.fromisoformat
-else:
-
-    def _from_usual_time(value: str) -> datetime:
-        return datetime.fromisoformat(value[:26] + "+00:00")
+_from_usual_time = datetime.fromisoformat
 
 
 _is_plain_decimal = re.compile(r"[0-9]{1,40}(?:\.[0-9]{1,40})?").fullmatch
-EARLIEST_TRADE_TIME = datetime(2010, 1, 1, tzinfo=timezone.utc)
+EARLIEST_TRADE_TIME = datetime(2010, 1, 1, tzinfo=UTC)
 """Trade times before this are rejected (no crypto exchange traded earlier)."""
 _TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})\Z")
 # TradeEvent fields back to the Coinbase field a validation error is about.
@@ -216,7 +210,7 @@ def _parse_time(value: object, field: str) -> datetime:
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     micro = int((fraction or "0")[:6].ljust(6, "0"))
     if zone == "Z":
-        tz = timezone.utc
+        tz = UTC
     else:
         sign = -1 if zone[0] == "-" else 1
         tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
@@ -225,7 +219,7 @@ def _parse_time(value: object, field: str) -> datetime:
     except ValueError as error:
         raise InvalidTradeError("time_format", f"{field} is not a valid date/time: {value!r} ({error})") from None
     try:
-        return parsed if tz is timezone.utc else parsed.astimezone(timezone.utc)
+        return parsed if tz is UTC else parsed.astimezone(UTC)
     except OverflowError:
         raise InvalidTradeError("time_range", f"{field} is past year 9999 in UTC: {value!r}") from None
 

@@ -46,7 +46,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -161,7 +161,7 @@ def _bulk(times: list[datetime]) -> tuple[datetime, datetime]:
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class CoinbaseSimulator(ExchangeSimulator):
@@ -297,8 +297,8 @@ class CoinbaseSimulator(ExchangeSimulator):
         if self._received_ns:
             first, last = min(self._received_ns), max(self._received_ns)
             return (
-                datetime.fromtimestamp(first / 1e9, timezone.utc),
-                datetime.fromtimestamp(last / 1e9, timezone.utc),
+                datetime.fromtimestamp(first / 1e9, UTC),
+                datetime.fromtimestamp(last / 1e9, UTC),
             )
         if self._trade_times:
             return _bulk(sorted(self._trade_times))
@@ -308,7 +308,7 @@ class CoinbaseSimulator(ExchangeSimulator):
         """True once every loaded frame was made (and sent unless a fault said otherwise)."""
         try:
             await asyncio.wait_for(self._drained.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -431,7 +431,7 @@ class CoinbaseSimulator(ExchangeSimulator):
             timeout = deadline - time.monotonic() if not client.subscriptions else None
             try:
                 message = await websocket.receive(timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await self._error(client, "Failed to subscribe", "no subscribe message within 5 seconds of connecting")
                 await websocket.close(code=1008, message=b"subscribe timeout")
                 return

@@ -22,7 +22,7 @@ Example::
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -78,11 +78,11 @@ class TradeEvent(BaseModel):
     @field_validator("timestamp", "ingestion_timestamp")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is timezone.utc:
+        if value.tzinfo is UTC:
             return value  # what astimezone(timezone.utc) returns for it: the same object
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("must be timezone-aware (UTC), got a naive datetime")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     @classmethod
     def from_fields(
@@ -194,7 +194,7 @@ _new_object = object.__new__
 _set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__  # BaseModel's slots
 _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
-_UTC = timezone.utc
+_UTC = UTC
 _set_attribute = object.__setattr__
 _FIELD_NAMES = frozenset(TradeEvent.model_fields)
 _EXCHANGE_ID: TypeAdapter[str] = TypeAdapter(ExchangeId)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -110,7 +110,7 @@ class TradeHistory(ABC):
         next_id = first_id
         while True:
             page = await self.page(symbol, from_id=next_id, limit=self.max_page)
-            received_at = datetime.now(timezone.utc)
+            received_at = datetime.now(UTC)
             for record in page:
                 trade_id, trade_time = self.record_id(record), self.record_time(record)
                 if trade_id is None or trade_id < next_id:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from coattail_framework.aws.clients import aws_client
@@ -55,7 +55,7 @@ class MetricsPublisher:
         if not self._metrics.enabled:
             LOG.debug("metrics (disabled): %s %s", dict(values), dict(dimensions or {}))
             return
-        when = timestamp or datetime.now(timezone.utc)
+        when = timestamp or datetime.now(UTC)
         dims = [{"Name": key, "Value": value} for key, value in sorted((dimensions or {}).items())]
         data = [
             {"MetricName": name, "Dimensions": dims, "Timestamp": when, "Value": float(value), "Unit": unit}

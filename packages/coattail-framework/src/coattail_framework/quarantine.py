@@ -37,7 +37,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ MAX_DETAIL_CHARS = 500
 
 def utc_now() -> datetime:
     """The current time, UTC, timezone-aware."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def cut_text(payload: str | bytes, max_bytes: int) -> tuple[str, int]:
@@ -95,7 +95,7 @@ class QuarantinedFrame:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ``received_at`` as ISO-8601 UTC (an aware time in another zone is converted)."""
         return {
-            "received_at": self.received_at.astimezone(timezone.utc).isoformat(),
+            "received_at": self.received_at.astimezone(UTC).isoformat(),
             "reason": self.reason,
             "detail": self.detail,
             "size_bytes": self.size_bytes,

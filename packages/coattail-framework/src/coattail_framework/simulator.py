@@ -31,13 +31,13 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coattail_framework.quarantine import utc_now
 from coattail_framework.recordings import RecordedMessage
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BULK_GAP_NS = 3600 * 1_000_000_000
 """Exchange times further than this (one hour) from the rest of a recording's are not its bulk."""
 

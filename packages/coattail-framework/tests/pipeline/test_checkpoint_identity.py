@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,7 @@ def test_an_unreadable_identity_file_is_an_error_naming_it(spark: SparkSession, 
         read_identity(CheckpointFiles(spark), str(folder))
 
 
-T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=UTC)
 STACK_CONFIG = CoattailConfig.model_validate(
     {
         "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}},
@@ -244,7 +244,7 @@ def test_the_job_on_new_checkpoints_is_refused_then_accepted_writes_all_its_batc
     catalog = open_catalog(stack.config.iceberg, stack.config.aws)
     raw = catalog.load_table((stack.config.iceberg.database, "raw_trades"))
     assert len(raw.scan().to_arrow()) == 5
-    after_first = datetime.now(timezone.utc)
+    after_first = datetime.now(UTC)
     _put(stack, 100, 4)
 
     moved = stack.config.storage.checkpoint_root + "-new"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -30,7 +30,7 @@ from coattail_framework.pipeline.completeness import (
 )
 from coattail_kinesis.offsets import TRIM_HORIZON
 
-T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=UTC)
 BASE_CONFIG = CoattailConfig.model_validate(
     {
         "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}},
@@ -168,7 +168,7 @@ def test_records_that_arrived_after_the_drain_started_are_not_required(stack: Lo
     kinesis = _kinesis(stack)
     stream = stack.config.kinesis.stream_name
     before = _put_trades(stack, 6)
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     after = _put_trades(stack, 4, first_id=100)
     shards = sorted(set(before) | set(after))
     last = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +29,7 @@ from coattail_framework.pipeline.listener import PipelineStats
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_framework.sinks.dynamodb import WriteCounts
 
-T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=UTC)
 MIN_USD = 100_000
 
 

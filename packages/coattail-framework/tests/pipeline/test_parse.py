@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -13,7 +13,7 @@ from coattail_framework.pipeline.parse import parse_trades
 from coattail_framework.quality import DataQualityChecker
 from coattail_kinesis.source import KINESIS_SCHEMA
 
-ARRIVAL = datetime(2024, 8, 8, 23, 54, 16, tzinfo=timezone.utc)
+ARRIVAL = datetime(2024, 8, 8, 23, 54, 16, tzinfo=UTC)
 CONFIG = CoattailConfig.model_validate(
     {"symbols": {"BTC/USDT": {"binance": "BTCUSDT"}}, "exchanges": {"binance": {"connector": "binance"}}}
 )
@@ -128,7 +128,7 @@ def test_event_time_guard_judges_trade_time_against_arrival(spark: SparkSession)
 
 def test_replays_judge_event_time_against_the_recorded_ingestion_clock(spark: SparkSession) -> None:
     """A 2024 recording replayed today: arrival is today, the records' ingestion clock is the recording's."""
-    today = datetime.now(timezone.utc)
+    today = datetime.now(UTC)
     rows = [(_payload(), "s", "k", "1", today, "shardId-0")]
     replayed = parse_trades(spark.createDataFrame(rows, KINESIS_SCHEMA))
     live = DataQualityChecker(spark, CONFIG)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,8 @@ from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.pipeline.runner import last_executed_batch
 from coattail_framework.sinks import AlertRouter
 
-T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=timezone.utc)
-WRITTEN_AT = datetime(2026, 12, 6, 14, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 8, 8, 23, 54, 0, tzinfo=UTC)
+WRITTEN_AT = datetime(2026, 12, 6, 14, 0, 0, tzinfo=UTC)
 """The alert router's injected wall clock: trades of 2024 replayed "now"."""
 BASE_CONFIG = CoattailConfig.model_validate(
     {
@@ -121,7 +121,7 @@ def test_events_flow_to_dynamodb_iceberg_and_the_dlq(
     assert [item["alert_id"] for item in items] == expected_ids
     first = items[0]
     assert first["detected_at"] == "2024-08-08T23:55:00.000000Z"
-    assert int(first["ttl_epoch"]) == int(datetime(2027, 1, 5, 14, 0, tzinfo=timezone.utc).timestamp())
+    assert int(first["ttl_epoch"]) == int(datetime(2027, 1, 5, 14, 0, tzinfo=UTC).timestamp())
     assert (first["severity"], first["module_id"], first["alert_type"]) == ("medium", "MOD-T01", "busy_window")
     assert json.loads(first["details"])["trades"] == 3
     assert sorted(r["alert_id"] for r in _table_rows(stack.config, "alerts")) == sorted(expected_ids)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +26,7 @@ from coattail_framework.sinks import AlertRouter, AlertWriteError, DynamoAlertWr
 from coattail_framework.sinks.dynamodb import dynamodb_client
 
 TTL_SECONDS = 30 * 86_400
-WRITTEN_AT = datetime(2026, 12, 6, 14, 0, 0, 900_000, tzinfo=timezone.utc)
+WRITTEN_AT = datetime(2026, 12, 6, 14, 0, 0, 900_000, tzinfo=UTC)
 """The router's injected wall clock: alerts of 2024 written "now"."""
 WRITTEN_EPOCH = 1_796_565_600
 """``WRITTEN_AT`` in whole seconds since the epoch."""
@@ -39,7 +39,7 @@ def ticking(*times: datetime) -> Callable[[], datetime]:
 
 
 def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def alert(at: str, symbol: str = "BTCUSDT", severity: str = "high", notional: float = 847_000.5) -> dict[str, Any]:
@@ -99,9 +99,7 @@ def test_an_alert_detected_in_2024_written_now_lives_ttl_days_from_now(
     assert (counts.written, counts.duplicates) == (1, 0)
     stored = stored_alerts()[ALERTS[0]["alert_id"]]
     assert (stored["detected_at"], stored["ttl_epoch"]) == ("2024-08-08T23:58:01.123456Z", Decimal(1_799_157_600))
-    assert datetime.fromtimestamp(int(stored["ttl_epoch"]), tz=timezone.utc) == datetime(
-        2027, 1, 5, 14, 0, 0, tzinfo=timezone.utc
-    )
+    assert datetime.fromtimestamp(int(stored["ttl_epoch"]), tz=UTC) == datetime(2027, 1, 5, 14, 0, 0, tzinfo=UTC)
 
 
 def test_the_ttl_needs_an_aware_write_time() -> None:
@@ -113,7 +111,7 @@ def test_the_ttl_needs_an_aware_write_time() -> None:
 def test_replayed_batch_writes_nothing_and_counts_duplicates(
     spark: SparkSession, sink_config: CoattailConfig, stored_alerts: Callable[[], dict[str, dict[str, Any]]]
 ) -> None:
-    later = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    later = datetime(2026, 12, 7, tzinfo=UTC)
     router = AlertRouter.from_config(sink_config, clock=ticking(WRITTEN_AT, later, later))
     router.route(frame(spark, ALERTS[:2]), 4, writer="detector-whale")
     before = stored_alerts()

@@ -8,7 +8,7 @@ a frame shaped like Iceberg's ``snapshots`` metadata table, its appends are reco
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +192,7 @@ def test_the_spark_writer_records_and_checks_the_checkpoint_like_pyiceberg(
 ) -> None:
     sink = IcebergSink(_config(tmp_path, writer="spark"))
     appended: list[tuple[dict[str, str], int]] = []
-    t0 = datetime(2026, 12, 6, 12, 0, tzinfo=timezone.utc)
+    t0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
     def snapshots() -> DataFrame:
         rows = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def with_maintenance(config: CoattailConfig, **settings: Any) -> CoattailConfig:
 
 
 def batch(first: int, rows: int = 3) -> pa.Table:
-    start = datetime(2024, 8, 8, 12, tzinfo=timezone.utc)
+    start = datetime(2024, 8, 8, 12, tzinfo=UTC)
     return pa.table(
         {
             "symbol": [f"S{n}" for n in range(first, first + rows)],
@@ -127,7 +127,7 @@ def test_expiry_keeps_every_row_and_each_writers_exactly_once_check(sink_config:
     before = table.snapshots()
     latest = {"a": before[-1].snapshot_id, "b": before[-3].snapshot_id}
 
-    result = sink.expire_snapshots("orders", now=datetime.now(timezone.utc) + timedelta(minutes=1))
+    result = sink.expire_snapshots("orders", now=datetime.now(UTC) + timedelta(minutes=1))
 
     table = table.refresh()
     assert (result.expired, result.kept, result.manifest_lists_deleted) == (8, 2, 8)

@@ -17,7 +17,7 @@ process calls them (the driver when planning, executors when replaying).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 TRIM_HORIZON = "TRIM_HORIZON"
@@ -31,7 +31,7 @@ Positions = dict[str, str]
 def at_timestamp(moment: datetime) -> str:
     """The starting marker for records that arrived at or after ``moment`` (naive = UTC)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return f"{_AT_TIMESTAMP}{int(moment.timestamp() * 1000)}"
 
 
@@ -69,7 +69,7 @@ def iterator_request(position: str) -> dict[str, Any]:
         millis = int(position[len(_AT_TIMESTAMP) :])
         return {
             "ShardIteratorType": "AT_TIMESTAMP",
-            "Timestamp": datetime.fromtimestamp(millis / 1000, tz=timezone.utc),
+            "Timestamp": datetime.fromtimestamp(millis / 1000, tz=UTC),
         }
     raise ValueError(f"shard position {position!r} has nothing left to read; no iterator can start there")
 

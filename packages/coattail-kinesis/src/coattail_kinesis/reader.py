@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config as BotoConfig
@@ -66,9 +66,9 @@ def utc_timestamp(value: Any) -> datetime:
     two thirds of parsing a 10,000-record ``GetRecords`` response; the instant is the same.
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, timezone.utc)
+        return datetime.fromtimestamp(value, UTC)
     parsed: datetime = parse_timestamp(value)
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def kinesis_client(region: str, endpoint_url: str | None) -> Any:
@@ -112,7 +112,7 @@ class KinesisRecord:
             sequence_number=record["SequenceNumber"],
             partition_key=record["PartitionKey"],
             data=bytes(record["Data"]),
-            arrival=record["ApproximateArrivalTimestamp"].astimezone(timezone.utc),
+            arrival=record["ApproximateArrivalTimestamp"].astimezone(UTC),
         )
 
     def row(self, stream_name: str) -> tuple[bytes, str, str, str, datetime, str]:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -216,7 +216,7 @@ class KinesisStreamReader(DataSourceStreamReader):
             assert opts.starting_timestamp is not None
             return {shard.shard_id: at_timestamp(opts.starting_timestamp) for shard in shards}
         # LATEST, pinned to this instant so that a replay reads the same records.
-        now = at_timestamp(datetime.now(timezone.utc))
+        now = at_timestamp(datetime.now(UTC))
         return {shard.shard_id: SHARD_END if shard.closed else now for shard in shards}
 
     def getDefaultReadLimit(self) -> Any:  # noqa: N802
@@ -225,7 +225,7 @@ class KinesisStreamReader(DataSourceStreamReader):
 
     def prepareForTriggerAvailableNow(self) -> None:  # noqa: N802
         """Driver (PySpark 4.2+). Ends this run at the records that arrived by now (UTC)."""
-        self._state().arrived_by = datetime.now(timezone.utc)
+        self._state().arrived_by = datetime.now(UTC)
 
     def _cap(self, limit: Any) -> int | None:
         if limit is None:

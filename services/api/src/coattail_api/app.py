@@ -41,7 +41,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
@@ -70,8 +70,8 @@ LOGGER = Logger(service=SERVICE)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 """``since`` and ``until`` must lie in ``[EARLIEST, LATEST]`` (UTC, inclusive)."""
 MAX_TIME_CHARS = 40
 HEALTH_PROBE_KEY = "health-check"
@@ -111,7 +111,7 @@ def _in_time_range(moment: datetime) -> datetime:
     """``moment`` in UTC; refuses times outside ``[EARLIEST, LATEST]`` (and offsets that overflow)."""
     problem = f"must be from {EARLIEST:%Y-%m-%dT%H:%M:%SZ} to {LATEST:%Y-%m-%dT%H:%M:%SZ}"
     try:
-        utc = moment.astimezone(timezone.utc)
+        utc = moment.astimezone(UTC)
     except OverflowError:
         raise ValueError(problem) from None
     if not EARLIEST <= utc <= LATEST:

@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -98,7 +98,7 @@ def http_api_event(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The API Gateway HTTP API (payload 2.0) event for one request; ``target`` is path + query."""
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     split = urlsplit(target)
     lowered: dict[str, str] = {}
     cookies: list[str] = []

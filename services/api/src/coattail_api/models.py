@@ -8,7 +8,7 @@ decoded into an object; ``expires_at`` is when DynamoDB's TTL may delete the ale
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_serializer
@@ -17,7 +17,7 @@ from coattail_api.store import STORED_TIME_FORMAT, Item, from_stored_time
 
 
 def _utc_text(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(timezone.utc).strftime(STORED_TIME_FORMAT)
+    return None if moment is None else moment.astimezone(UTC).strftime(STORED_TIME_FORMAT)
 
 
 class _Body(BaseModel):
@@ -61,7 +61,7 @@ class Alert(_Body):
             detected_at=from_stored_time(item["detected_at"]),
             message=item["message"],
             ttl_epoch=ttl_epoch,
-            expires_at=None if ttl_epoch is None else datetime.fromtimestamp(ttl_epoch, tz=timezone.utc),
+            expires_at=None if ttl_epoch is None else datetime.fromtimestamp(ttl_epoch, tz=UTC),
             details=details,
         )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from coattail_api.cursor import StartKey
@@ -37,12 +37,12 @@ def to_stored_time(moment: datetime) -> str:
     """``moment`` (timezone-aware) in the stored ``detected_at`` format, in UTC."""
     if moment.tzinfo is None:
         raise ValueError("timestamps must carry a time zone")
-    return moment.astimezone(timezone.utc).strftime(STORED_TIME_FORMAT)
+    return moment.astimezone(UTC).strftime(STORED_TIME_FORMAT)
 
 
 def from_stored_time(text: str) -> datetime:
     """A stored ``detected_at`` as an aware UTC datetime."""
-    return datetime.strptime(text, STORED_TIME_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, STORED_TIME_FORMAT).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

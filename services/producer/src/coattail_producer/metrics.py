@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -230,7 +230,7 @@ class CloudWatchEmitter:
 
         A failed call is logged and counted, never raised: metrics must not stop the producer.
         """
-        data = self.metric_data(samples, latency, datetime.now(timezone.utc))
+        data = self.metric_data(samples, latency, datetime.now(UTC))
         sent = 0
         for start in range(0, len(data), CLOUDWATCH_MAX_DATA_PER_CALL):
             chunk = data[start : start + CLOUDWATCH_MAX_DATA_PER_CALL]

@@ -365,7 +365,7 @@ async def replay(
         await _settle(producer, pacer, timeout=drain_timeout)
         try:  # everything is read: publish it all before the stop, whose deadline is for a live SIGTERM
             await asyncio.wait_for(producer.publisher.flush(), timeout=drain_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             LOG.error("replay: the publisher did not flush within %.0fs; stopping anyway", drain_timeout)
         stop.set()
         result = await run

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coattail_framework.recordings import RecordedMessage
@@ -87,7 +87,7 @@ def shift_message(message: RecordedMessage, shift_ms: int) -> RecordedMessage:
                     changed = True
             for key in ISO_FIELDS & obj.keys():
                 if isinstance(obj[key], str) and (parsed := _parse_iso(obj[key])) is not None:
-                    moved = (parsed + timedelta(milliseconds=shift_ms)).astimezone(timezone.utc)
+                    moved = (parsed + timedelta(milliseconds=shift_ms)).astimezone(UTC)
                     obj[key] = moved.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
                     changed = True
     payload = json.dumps(decoded, separators=(",", ":")) if changed else message.payload

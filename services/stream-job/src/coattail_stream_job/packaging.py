@@ -32,11 +32,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomllib
 
 STREAM_JOB = "coattail-stream-job"
 LOCK_PATH = Path("services/stream-job/requirements.lock")

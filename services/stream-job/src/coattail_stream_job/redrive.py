@@ -41,7 +41,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -319,7 +319,7 @@ def redrive(
         report.skipped.update(outcome.rejected)
         report.skipped.update(outcome.dropped)
         if outcome.put:
-            moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+            moment = (now or datetime.now(UTC)).astimezone(UTC)
             folder.write_marker({**report.as_dict(), "redriven_at": moment.isoformat(), "forced": force})
     if report.found == 0:
         raise ConfigError(f"the {len(report.files)} file(s) under {folder.uri} hold no dead letters (empty part files)")

@@ -41,7 +41,7 @@ import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,7 +132,7 @@ def main(args: argparse.Namespace) -> int:
     catalog = router.sink.catalog
     raw_trades = _load_raw_trades(catalog, config)
     snapshot = resolve_snapshot(raw_trades, snapshot_id=args.as_of_snapshot, as_of=args.as_of_time)
-    run = f"snapshot-{snapshot.snapshot_id}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
+    run = f"snapshot-{snapshot.snapshot_id}-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
     scratch = f"{config.storage.checkpoint_root.rstrip('/')}/reprocess/{run}"
     LOG.info("reprocessing raw_trades snapshot %d with %s", snapshot.snapshot_id, [d.module_name for d in detectors])
     with pinned(raw_trades, snapshot.snapshot_id, tag=f"coattail-reprocess-{run}"):

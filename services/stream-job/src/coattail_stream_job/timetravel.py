@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,7 +74,7 @@ class StagedSnapshot:
 
 def utc(millis: int) -> datetime:
     """Milliseconds since the epoch as an aware UTC datetime."""
-    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
 def resolve_snapshot(table: Table, *, snapshot_id: int | None = None, as_of: datetime | None = None) -> Snapshot:
@@ -118,7 +118,7 @@ def _ranges(table: Table, snapshot_id: int) -> list[BooleanExpression]:
         return [AlwaysTrue()]
     ranges: list[BooleanExpression] = []
     for day in days:
-        start = datetime.combine(day, time(), tzinfo=timezone.utc)
+        start = datetime.combine(day, time(), tzinfo=UTC)
         ranges.append(
             And(
                 GreaterThanOrEqual(term=EVENT_TIME_COLUMN, value=start.isoformat()),

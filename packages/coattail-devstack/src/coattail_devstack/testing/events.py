@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from coattail_framework.events import TakerSide, TradeEvent
@@ -24,7 +24,7 @@ def trade(
     """A trade at ``at`` (UTC; ISO 8601 string or aware datetime); quote volume = price x quantity."""
     when = datetime.fromisoformat(at.replace("Z", "+00:00")) if isinstance(at, str) else at
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     price_d, quantity_d = Decimal(str(price)), Decimal(str(quantity))
     identifier = None if trade_id is None else str(trade_id)
     return TradeEvent(

@@ -19,7 +19,7 @@ Runs on the driver when the query is defined; nothing is read until the query st
 from __future__ import annotations
 
 import math
-from datetime import timezone
+from datetime import UTC
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -59,7 +59,7 @@ def aws_kinesis_options(config: CoattailConfig) -> dict[str, str]:
     if starting == "AT_TIMESTAMP":
         assert kinesis.starting_timestamp is not None  # enforced by KinesisConfig
         moment = kinesis.starting_timestamp
-        moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         starting = f"AT_TIMESTAMP {moment.strftime('%Y-%m-%dT%H:%M:%SZ')}"
     options = {
         "kinesis.streamName": kinesis.stream_name,

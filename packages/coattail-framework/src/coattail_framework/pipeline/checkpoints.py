@@ -36,7 +36,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from coattail_framework.errors import CoattailError
@@ -174,7 +174,7 @@ def write_identity(files: CheckpointFiles, location: str, identity: CheckpointId
         {
             "checkpoint_id": identity.checkpoint_id,
             "legacy": identity.legacy,
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
         }
     )
     files.write_text(f"{location.rstrip('/')}/{IDENTITY_FILE}", text)

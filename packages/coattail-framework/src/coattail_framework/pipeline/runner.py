@@ -44,7 +44,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -305,7 +305,7 @@ class PipelineRunner:
             LOG.warning("%s", excess)
         delays = dict.fromkeys(intervals, 0.0) if drain else self.read_delays()
         self.prepare_checkpoints()
-        self._drain_started_at = datetime.now(timezone.utc) if drain else None
+        self._drain_started_at = datetime.now(UTC) if drain else None
         self._listener = PipelineListener(self.stats, self.metrics, None)
         self.spark.streams.addListener(self._listener)
         ingest = self.ingest_frame(self._records(delays[INGEST_QUERY]))

@@ -10,7 +10,7 @@ its own files instead of adding a second copy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -27,7 +27,7 @@ def dead_letter_path(raw_zone: str, reason: str, date: str) -> str:
 
 def today_utc() -> str:
     """Today's date in UTC, ``YYYY-MM-DD`` (the ``dt`` of rows with no time at all)."""
-    return datetime.now(timezone.utc).date().isoformat()
+    return datetime.now(UTC).date().isoformat()
 
 
 def dead_letter_date(today: str) -> Column:

@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -47,7 +47,7 @@ class LoadCheckpoint(BaseModel):
     stored: list[IdRange] = Field(default_factory=list)
     pending: list[str] = Field(default_factory=list)
     """Paths relative to the destination root of files written but not yet committed."""
-    updated_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def last_stored_id(self) -> int | None:
@@ -72,7 +72,7 @@ class LoadCheckpoint(BaseModel):
 
     def with_pending(self, paths: list[str]) -> LoadCheckpoint:
         """This checkpoint announcing ``paths`` as being written."""
-        return self.model_copy(update={"pending": list(paths), "updated_at": datetime.now(timezone.utc)})
+        return self.model_copy(update={"pending": list(paths), "updated_at": datetime.now(UTC)})
 
     def with_stored(self, span: IdRange) -> LoadCheckpoint:
         """This checkpoint with ``span`` committed (merged with its neighbours) and nothing pending."""
@@ -82,4 +82,4 @@ class LoadCheckpoint(BaseModel):
                 merged[-1] = IdRange(first=merged[-1].first, last=max(merged[-1].last, current.last))
             else:
                 merged.append(current)
-        return self.model_copy(update={"stored": merged, "pending": [], "updated_at": datetime.now(timezone.utc)})
+        return self.model_copy(update={"stored": merged, "pending": [], "updated_at": datetime.now(UTC)})

@@ -36,7 +36,7 @@ import io
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -56,7 +56,7 @@ DEFAULT_ROWS_PER_FILE = 100_000
 """Trades per Parquet file (about 100 pages, a few MB with zstd)."""
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -204,7 +204,7 @@ class HistoryLoader:
             next_id = resumed
             stop_before = checkpoint.next_stored_after(next_id)
             page = await self._client.page(symbol, from_id=next_id, limit=self._page_limit)
-            received_at = datetime.now(timezone.utc)
+            received_at = datetime.now(UTC)
             stats.pages += 1
             if not page:
                 stats.reached_latest = True
@@ -299,7 +299,7 @@ class HistoryLoader:
         return sink.getvalue()
 
     def _ban_message(self, ban: HistoryBannedError, checkpoint: LoadCheckpoint, stats: LoadStats) -> str:
-        resume_at = datetime.now(timezone.utc) + timedelta(seconds=ban.retry_after_s)
+        resume_at = datetime.now(UTC) + timedelta(seconds=ban.retry_after_s)
         last = checkpoint.last_stored_id
         files = ", ".join(self._store.uri(path) for path in stats.files[-3:]) or "none"
         return (

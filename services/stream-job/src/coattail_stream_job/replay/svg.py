@@ -12,7 +12,7 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 WIDTH, HEIGHT = 900, 300
@@ -123,7 +123,7 @@ class Chart:
                 f"{html.escape(self._format(tick))}</text>"
             )
         for tick in _time_ticks(t0, t1):
-            label = datetime.fromtimestamp(tick, tz=timezone.utc).strftime("%H:%M:%S" if t1 - t0 < 600 else "%H:%M")
+            label = datetime.fromtimestamp(tick, tz=UTC).strftime("%H:%M:%S" if t1 - t0 < 600 else "%H:%M")
             px = LEFT + (tick - t0) / (t1 - t0) * plot_w
             parts.append(
                 f'<text x="{px:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="11">{label}</text>'

@@ -24,7 +24,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ def binance_window_vwaps(paths: Iterable[Path], window_seconds: int) -> list[tup
             price, quantity = float(data["p"]), float(data["q"])
             quote[window] = quote.get(window, 0.0) + price * quantity
             base[window] = base.get(window, 0.0) + quantity
-    return [(datetime.fromtimestamp(w, tz=timezone.utc), quote[w] / base[w]) for w in sorted(quote)]
+    return [(datetime.fromtimestamp(w, tz=UTC), quote[w] / base[w]) for w in sorted(quote)]
 
 
 def _iso(moment: datetime) -> str:
@@ -135,7 +135,7 @@ def write_coinbase_btc_usd(binance_btcusdt: Iterable[Path], folder: Path, plan: 
 
 def _received_ns(message: dict[str, object]) -> int:
     """The recorded receive time of a synthetic match: its trade time plus ``RECEIVE_LATENCY`` (ns, UTC)."""
-    at = datetime.strptime(str(message["time"]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    at = datetime.strptime(str(message["time"]), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     return ns_from_utc(at + RECEIVE_LATENCY)
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -208,7 +208,7 @@ class IcebergSink:
         race to an append is retried on the refreshed table. With ``iceberg.writer: spark``
         run Iceberg's ``expire_snapshots`` procedure on EMR instead (the error says how).
         """
-        return self._writer.expire_snapshots(table, now or datetime.now(timezone.utc))
+        return self._writer.expire_snapshots(table, now or datetime.now(UTC))
 
     def committed_batch(self, table: str, writer: str) -> int | None:
         """The batch id of the latest snapshot ``writer`` committed to ``table`` from its registered checkpoint.

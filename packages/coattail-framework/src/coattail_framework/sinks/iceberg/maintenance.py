@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from pyiceberg.exceptions import CommitFailedException
@@ -148,7 +148,7 @@ class SnapshotExpiry:
                 return
             self._checked_at[table] = checked_now
         try:
-            result = self.expire(table, iceberg_table, datetime.now(timezone.utc))
+            result = self.expire(table, iceberg_table, datetime.now(UTC))
         except Exception as error:  # noqa: BLE001 - the batch is committed; the next check retries
             log.warning("Iceberg %s: snapshot expiry failed (%s); retried after the next append", table, error)
             with self._lock:
