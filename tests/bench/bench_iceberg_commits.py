@@ -1,6 +1,6 @@
 """Iceberg commit time as a table ages: the sink with snapshot expiry vs the same appends without it.
 
-One process, no Spark: ``IcebergSink.write_arrow`` (pyiceberg, SQLite catalog, local
+One process, no Spark: ``IcebergSink.append`` of Arrow rows (pyiceberg, SQLite catalog, local
 warehouse) appends ``COMMITS`` batches of ``ROWS`` rows, one after another, to a table as
 a streaming query does (load the table, check the writer's last batch id, append). The
 run "with expiry" uses ``iceberg.maintenance`` as the stream job does, with the retention
@@ -78,7 +78,7 @@ def appends(root: Path, *, expiry: bool) -> dict[str, Any]:
     times = []
     for batch_id in range(COMMITS):
         started = time.perf_counter()
-        sink.write_arrow("orders", schema, (day("trade_time"),), _batch(batch_id * ROWS), batch_id=batch_id, writer="q")
+        sink.append("orders", schema, (day("trade_time"),), _batch(batch_id * ROWS), batch_id=batch_id, writer="q")
         times.append(time.perf_counter() - started)
     table = sink.catalog.load_table(("coattail", "orders"))
     return {

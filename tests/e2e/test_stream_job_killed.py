@@ -184,7 +184,7 @@ def comparable(value: Any) -> Any:
 
 
 def outputs(config: CoattailConfig) -> dict[str, Counter[Any]]:
-    tables = {name: Counter(comparable(row) for row in rows) for name, rows in read_tables(config).items()}
+    tables = {name: Counter(map(comparable, table.to_pylist())) for name, table in read_tables(config).items()}
     return tables | {"dynamodb": Counter(comparable(item) for item in read_alert_items(config))}
 
 

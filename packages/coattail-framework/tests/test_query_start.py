@@ -70,14 +70,17 @@ def _late_interpreter(folder: Path, late_launches: int, delay_seconds: float) ->
 
 
 def test_a_query_whose_source_process_connects_back_late_is_started_again(tmp_path: Path) -> None:
+    from coattail_framework.spark import QUERY_START_ATTEMPTS
+
     python = _late_interpreter(tmp_path, late_launches=2, delay_seconds=12)
 
     report = _start(2, "plain-then-start_query", python)
 
     plain, retried = report["queries"]["q0"], report["queries"]["q1"]
     assert "Python worker failed to connect back" in plain  # Spark alone: the query is dead
-    assert retried == "ok"  # start_query: the second start connected back
-    assert report["starts"]["q1"] == 2
+    assert retried == "ok", report  # start_query: a later start connected back
+    # The first two launches are late on purpose; on a loaded machine a third can be late too.
+    assert 2 <= report["starts"]["q1"] <= QUERY_START_ATTEMPTS, report
 
 
 def test_five_queries_start_while_two_processes_burn_both_cores() -> None:
@@ -131,20 +134,24 @@ LATE = "[STREAM_FAILED] Query terminated with exception: Python worker failed to
         ((None,), 1, True),
         ((LATE, None), 2, True),
         ((LATE, LATE, None), 3, True),
-        ((LATE, LATE, LATE, None), 3, False),  # bounded: the third failure is returned to the caller
+        ((LATE, LATE, LATE, None), 4, True),
+        ((LATE, LATE, LATE, LATE, None), 4, False),  # bounded: the fourth failure is returned to the caller
         (("[STREAM_FAILED] ResourceNotFoundException: stream trades", None), 1, False),  # not retried
     ],
 )
 def test_start_query_starts_again_only_a_query_whose_python_process_was_late(
     outcomes: tuple[str | None, ...], starts: int, running: bool
 ) -> None:
+    from coattail_framework.resilience import Backoff
     from coattail_framework.spark import start_query
 
     writer = FakeWriter(*outcomes)
+    pauses: list[float] = []
 
-    query = start_query(writer)  # type: ignore[arg-type]
+    query = start_query(writer, sleep=pauses.append, backoff=Backoff(initial=2, cap=8, jitter=0))  # type: ignore[arg-type]
 
     assert (writer.starts, query.isActive) == (starts, running)
+    assert pauses == [2.0, 4.0, 8.0][: starts - 1]  # a pause before each restart, none before the first start
 
 
 def _main(queries: int, mode: str) -> None:  # pragma: no cover - runs in the child process

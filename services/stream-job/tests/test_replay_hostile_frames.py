@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from coattail_connector_binance.normalize import normalize_message
 from coattail_devstack.localstack import local_config
 from coattail_framework.config import load_config
@@ -143,6 +145,8 @@ class Replayed:
     summary: dict[str, Any]
     event_ids: list[str]
     alert_ids: list[str]
+    parquet: dict[str, list[dict[str, Any]]]
+    """``out/tables/<table>.parquet`` read back, by table name."""
 
 
 def _replay(recording: Path, out: Path) -> Replayed:
@@ -161,6 +165,7 @@ def _replay(recording: Path, out: Path) -> Replayed:
         json.loads((out / "summary.json").read_text()),
         sorted(row["event_id"] for row in rows),
         sorted(alert["alert_id"] for alert in alerts),
+        {path.stem: pq.read_table(path).to_pylist() for path in (out / "tables").glob("*.parquet")},
     )
 
 
@@ -179,6 +184,9 @@ def test_hostile_frames_in_a_real_recording_change_no_trade_and_no_alert_and_are
     assert replayed.event_ids == sorted(trade.event_id for trade in trades)
     assert max(Counter(replayed.event_ids).values()) == 1
     assert replayed.alert_ids == expected_alerts
+    assert {table: len(rows) for table, rows in replayed.parquet.items()} == replayed.summary["table_rows"]
+    assert sorted(row["event_id"] for row in replayed.parquet["raw_trades"]) == replayed.event_ids
+    assert sorted(row["alert_id"] for row in replayed.parquet["alerts"]) == expected_alerts
     venue = replayed.summary["producer"]["venues"]["binance"]
     assert venue["quarantined"] == {reason: n for reason, n in written.items() if reason is not None}
     assert venue["malformed_lines"] == written[None]

@@ -141,7 +141,7 @@ def catalog(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Ca
             batch_id=batch_id,
             writer="ingest",
         )
-        assert appended == len(events)
+        assert appended.rows == len(events)
     sink.append("alerts", BASE_ALERT_RECORD, ALERTS_PARTITION, _alert_rows(spark), batch_id=0, writer="detector-whale")
     table = open_catalog(config.iceberg, config.aws).load_table(("coattail", "raw_trades"))
     snapshots = [s.snapshot_id for s in sorted(table.snapshots(), key=lambda s: s.sequence_number or 0)]
@@ -242,9 +242,7 @@ def test_a_pinned_snapshot_outlives_expiry_until_released(tmp_path: Path) -> Non
         event = _binance(batch_id, 200 + batch_id, "1").model_dump()
         row = event | {"price": 60_000.0, "quantity": 1.0, "quote_volume": 60_000.0}
         rows = pa.Table.from_pylist([row])
-        sink.write_arrow(
-            "raw_trades", UNIFIED_TRADE_EVENT, RAW_TRADES_PARTITION, rows, batch_id=batch_id, writer="ingest"
-        )
+        sink.append("raw_trades", UNIFIED_TRADE_EVENT, RAW_TRADES_PARTITION, rows, batch_id=batch_id, writer="ingest")
     table = _table(config, "raw_trades")
     first, second, third = (s.snapshot_id for s in table.snapshots())
     later = datetime.now(UTC) + timedelta(hours=1)

@@ -14,7 +14,9 @@ holds no compiled files, so on a loaded 2-core machine with several queries star
 it can miss that and the query dies with "Python worker failed to connect back".
 ``start_query`` waits until the query's sources are initialised, so the queries of a pipeline
 start their source processes one at a time, and starts a query again, at most
-``QUERY_START_ATTEMPTS`` times in all, when that was the reason it died.
+``QUERY_START_ATTEMPTS`` times in all, when that was the reason it died, after a pause
+(``restart_pauses``: a restart straight into the load that made the process late
+is likely to be late again).
 
 Example::
 
@@ -36,7 +38,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.streaming.readwriter import DataStreamWriter
 
-from coattail_framework.resilience import wait_until
+from coattail_framework.resilience import Backoff, wait_until
 
 LOG = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ def local_session(app_name: str = "coattail", master: str = "local[2]", **conf: 
     return session
 
 
-QUERY_START_ATTEMPTS = 3
+QUERY_START_ATTEMPTS = 4
 """Starts of one query in all when its Python source process did not connect back in time."""
 SOURCE_INITIALIZATION_TIMEOUT_S = 120.0
 """How long ``start_query`` waits for a query's sources to be initialised before returning it anyway."""
@@ -108,6 +110,11 @@ def await_sources(
     )
 
 
+def restart_pauses() -> Backoff:
+    """The pauses before a query's restarts, seconds: 1-2, then 2-4, then 4-8 (at most 14 s in all)."""
+    return Backoff(initial=2.0, cap=8.0, jitter=0.5)
+
+
 def start_query(
     writer: DataStreamWriter,
     *,
@@ -115,14 +122,17 @@ def start_query(
     timeout_seconds: float = SOURCE_INITIALIZATION_TIMEOUT_S,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    backoff: Backoff | None = None,
 ) -> StreamingQuery:
     """Start ``writer``'s query and wait until its sources are initialised (see the module docstring).
 
     A start that died because a Python process did not connect back is started again from the
-    same writer (same name and checkpoint; the failed start committed nothing), each failure
-    logged, up to ``attempts`` starts. Any other failure, or the last attempt's, is returned
-    with the query as Spark left it: the caller sees it as it sees any failed query.
+    same writer (same name and checkpoint; the failed start committed nothing) after a pause
+    from ``backoff`` (default ``restart_pauses()``), each failure logged, up to ``attempts``
+    starts. Any other failure, or the last attempt's, is returned with the query as Spark left
+    it: the caller sees it as it sees any failed query.
     """
+    pauses = backoff or restart_pauses()
     query = writer.start()
     for attempt in range(2, attempts + 1):
         await_sources(query, timeout_seconds, sleep=sleep, clock=clock)
@@ -130,13 +140,16 @@ def start_query(
             return query
         with contextlib.suppress(StreamingQueryException):
             query.awaitTermination()  # returns once Spark has unregistered it: the name and id are free again
+        pause = pauses.next_delay()
         LOG.warning(
             "query %s: its Python source process did not connect back within Spark's 10 s (a loaded machine); "
-            "starting it again (attempt %d of %d)",
+            "starting it again in %.1f s (attempt %d of %d)",
             query.name,
+            pause,
             attempt,
             attempts,
         )
+        sleep(pause)
         query = writer.start()
     await_sources(query, timeout_seconds, sleep=sleep, clock=clock)
     return query

@@ -66,7 +66,7 @@ def _prepare(spark: SparkSession, sink: IcebergSink, tmp_path: Path, *, accept: 
 
 def _append(sink: IcebergSink, table: str, writer: str, batch_id: int, count: int) -> int:
     rows = pa.table({"id": list(range(count))})
-    return sink.write_arrow(table, ROWS, (), rows, batch_id=batch_id, writer=writer).rows
+    return sink.append(table, ROWS, (), rows, batch_id=batch_id, writer=writer).rows
 
 
 def _ran_a_batch(tmp_path: Path, writer: str) -> None:

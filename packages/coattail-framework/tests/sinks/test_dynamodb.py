@@ -296,13 +296,13 @@ def test_a_detector_batch_writes_alerts_before_its_module_table_and_skips_alert_
         ("ETHUSDT", utc("2024-08-08T23:58:03Z"), 9_000.0),
     ]
     commits: list[str] = []
-    write_arrow = router.sink.write_arrow
+    append = router.sink.append
 
     def recording(table: str, *args: Any, **kwargs: Any) -> Any:
         commits.append(f"{table}:{len(stored_alerts())} alerts in DynamoDB")
-        return write_arrow(table, *args, **kwargs)
+        return append(table, *args, **kwargs)
 
-    router.sink.write_arrow = recording  # type: ignore[method-assign]
+    router.sink.append = recording  # type: ignore[method-assign]
 
     empty = router.route_detector_batch(
         detector, spark.createDataFrame([], detector.output_schema), 0, writer="detector-big-orders"

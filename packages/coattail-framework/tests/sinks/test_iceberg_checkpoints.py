@@ -60,7 +60,7 @@ def _rows(label: str, count: int, first: int = 0) -> pa.Table:
 
 
 def _write(sink: IcebergSink, batch_id: int, label: str, count: int, first: int = 0) -> tuple[int, bool]:
-    outcome = sink.write_arrow("t", ROWS, (), _rows(label, count, first), batch_id=batch_id, writer=WRITER)
+    outcome = sink.append("t", ROWS, (), _rows(label, count, first), batch_id=batch_id, writer=WRITER)
     return outcome.rows, outcome.skipped
 
 
@@ -220,7 +220,7 @@ def test_the_spark_writer_records_and_checks_the_checkpoint_like_pyiceberg(
 
     def write(batch_id: int, count: int) -> tuple[int, bool]:
         frame = spark.createDataFrame([(i, f"b{batch_id}") for i in range(count)], ROWS)
-        outcome = sink.write_batch("t", ROWS, (), frame, batch_id=batch_id, writer=WRITER)
+        outcome = sink.append("t", ROWS, (), frame, batch_id=batch_id, writer=WRITER)
         return outcome.rows, outcome.skipped
 
     sink.use_checkpoint(WRITER, OLD)

@@ -182,7 +182,7 @@ def test_raw_trades_append_with_quality_columns_dropped(spark: SparkSession, sin
         "raw_trades", UNIFIED_TRADE_EVENT, partition, checked.drop("dq_warnings"), batch_id=0, writer="ingest"
     )
 
-    assert written == 1
+    assert written.rows == 1
     raw = table(sink_config, "raw_trades")
     assert [field.name for field in raw.spec().fields] == ["timestamp_day", "exchange"]
     assert rows_of(raw) == [trade]
@@ -193,11 +193,11 @@ def test_same_batch_twice_is_skipped(spark: SparkSession, sink_config: CoattailC
     batch = orders(spark, ("BTCUSDT", "2024-08-08T23:58:01Z", "buy", 1.0, 1))
     write = dict(batch_id=3, writer="detector-taker")
 
-    first = sink.write_batch("taker_orders", TAKER_ORDERS, TakerOrders.partition_spec, batch, **write)  # type: ignore[arg-type]
-    second = sink.write_batch("taker_orders", TAKER_ORDERS, TakerOrders.partition_spec, batch, **write)  # type: ignore[arg-type]
+    first = sink.append("taker_orders", TAKER_ORDERS, TakerOrders.partition_spec, batch, **write)  # type: ignore[arg-type]
+    second = sink.append("taker_orders", TAKER_ORDERS, TakerOrders.partition_spec, batch, **write)  # type: ignore[arg-type]
     older = sink.append("taker_orders", TAKER_ORDERS, (), batch, batch_id=2, writer="detector-taker")
 
-    assert (first.rows, first.skipped, second.rows, second.skipped, older) == (1, False, 0, True, 0)
+    assert (first.rows, first.skipped, second.rows, second.skipped, older.rows) == (1, False, 0, True, 0)
     written = table(sink_config, "taker_orders")
     assert len(written.snapshots()) == 1
     assert len(rows_of(written)) == 1
@@ -208,7 +208,7 @@ def test_same_batch_twice_is_skipped(spark: SparkSession, sink_config: CoattailC
 def test_empty_batch_creates_the_table_and_commits_nothing(spark: SparkSession, sink_config: CoattailConfig) -> None:
     sink = IcebergSink(sink_config)
 
-    outcome = sink.write_batch("taker_orders", TAKER_ORDERS, (), orders(spark), batch_id=0, writer="w")
+    outcome = sink.append("taker_orders", TAKER_ORDERS, (), orders(spark), batch_id=0, writer="w")
 
     assert (outcome.rows, outcome.skipped) == (0, False)
     assert table(sink_config, "taker_orders").snapshots() == []
@@ -224,7 +224,7 @@ def test_two_writers_interleaved_keep_their_own_batch_ids(spark: SparkSession, s
     spread_1 = alerts(spark, "MOD-003", "2024-08-08T11:00:00Z")
 
     results = [
-        router.sink.write_batch(ALERTS_TABLE, BASE_ALERT_RECORD, (), frame, batch_id=batch, writer=writer)
+        router.sink.append(ALERTS_TABLE, BASE_ALERT_RECORD, (), frame, batch_id=batch, writer=writer)
         for frame, batch, writer in [
             (whale_0, 0, "detector-whale"),
             (spread_0, 0, "detector-spread"),
@@ -280,7 +280,7 @@ def test_lost_commit_race_is_retried_on_the_refreshed_table(
         ALERTS_TABLE, BASE_ALERT_RECORD, (), alerts(spark, "MOD-002", "2024-08-08T11:00:00Z"), batch_id=1, writer="a"
     )
 
-    assert written == 1
+    assert written.rows == 1
     assert len(calls) == 2
     stored = table(sink_config, ALERTS_TABLE)
     assert summaries(stored) == [("a", "0"), ("b", "0"), ("a", "1")]
@@ -410,6 +410,10 @@ def test_spark_writer_without_iceberg_runtime_is_a_clear_error(
             sink.append("taker_orders", TAKER_ORDERS, (day("trade_time"),), batch, batch_id=0, writer="w")
     finally:
         spark.conf.unset("spark.sql.catalog.lake")
+    arrow = to_table_arrow("taker_orders", TAKER_ORDERS, batch)
+    for rows in (arrow, lambda: arrow):
+        with pytest.raises(IcebergWriteError, match=r"taker_orders: w batch 4: Arrow rows are appended with pyiceberg"):
+            sink.append("taker_orders", TAKER_ORDERS, (), rows, batch_id=4, writer="w")
     assert sink.spark_ddl("taker_orders", TAKER_ORDERS, (day("trade_time"), identity("symbol"))) == (
         "CREATE TABLE IF NOT EXISTS lake.coattail.taker_orders (\n"
         "  `symbol` string NOT NULL,\n"

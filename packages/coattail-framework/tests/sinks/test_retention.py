@@ -120,9 +120,9 @@ def test_expiry_keeps_every_row_and_each_writers_exactly_once_check(sink_config:
     config = with_maintenance(sink_config, enabled=False, retention=SnapshotRetention(keep_all_minutes=0))
     sink = IcebergSink(config)
     for batch_id in range(6):
-        sink.write_arrow("orders", ORDERS, PARTITION, batch(10 * batch_id), batch_id=batch_id, writer="a")
+        sink.append("orders", ORDERS, PARTITION, batch(10 * batch_id), batch_id=batch_id, writer="a")
         if batch_id < 4:
-            sink.write_arrow("orders", ORDERS, PARTITION, batch(10 * batch_id + 5), batch_id=batch_id, writer="b")
+            sink.append("orders", ORDERS, PARTITION, batch(10 * batch_id + 5), batch_id=batch_id, writer="b")
     table = open_catalog(config.iceberg, config.aws).load_table(("coattail", "orders"))
     before = table.snapshots()
     latest = {"a": before[-1].snapshot_id, "b": before[-3].snapshot_id}
@@ -140,9 +140,9 @@ def test_expiry_keeps_every_row_and_each_writers_exactly_once_check(sink_config:
     expired_lists = [s.manifest_list for s in before if s.snapshot_id not in latest.values()]
     assert [local_path(path).exists() for path in expired_lists] == [False] * 8
     assert all(local_path(s.manifest_list).exists() for s in table.snapshots())
-    replayed = sink.write_arrow("orders", ORDERS, PARTITION, batch(50), batch_id=5, writer="a")
+    replayed = sink.append("orders", ORDERS, PARTITION, batch(50), batch_id=5, writer="a")
     assert (replayed.rows, replayed.skipped) == (0, True)
-    assert sink.write_arrow("orders", ORDERS, PARTITION, batch(60), batch_id=6, writer="a").rows == 3
+    assert sink.append("orders", ORDERS, PARTITION, batch(60), batch_id=6, writer="a").rows == 3
     assert table.refresh().scan().to_arrow().num_rows == 33
 
 
@@ -150,7 +150,7 @@ def appended(config: CoattailConfig, batches: int) -> Table:
     """``orders`` after ``batches`` appends of 3 rows by writer ``a`` through one sink."""
     sink = IcebergSink(config)
     for batch_id in range(batches):
-        sink.write_arrow("orders", ORDERS, PARTITION, batch(10 * batch_id), batch_id=batch_id, writer="a")
+        sink.append("orders", ORDERS, PARTITION, batch(10 * batch_id), batch_id=batch_id, writer="a")
     return open_catalog(config.iceberg, config.aws).load_table(("coattail", "orders"))
 
 
@@ -192,8 +192,8 @@ def test_a_failed_expiry_leaves_the_append_committed_and_is_retried_next_time(
 
     monkeypatch.setattr(maintenance_module, "expire_table_snapshots", flaky)
     with caplog.at_level(logging.WARNING, logger=maintenance_module.__name__):
-        first = sink.write_arrow("orders", ORDERS, PARTITION, batch(0), batch_id=0, writer="a")
-    second = sink.write_arrow("orders", ORDERS, PARTITION, batch(10), batch_id=1, writer="a")
+        first = sink.append("orders", ORDERS, PARTITION, batch(0), batch_id=0, writer="a")
+    second = sink.append("orders", ORDERS, PARTITION, batch(10), batch_id=1, writer="a")
 
     assert (first.rows, second.rows) == (3, 3)
     assert "snapshot expiry failed (warehouse unreachable); retried after the next append" in caplog.text
@@ -207,12 +207,12 @@ def test_metadata_files_are_bounded_by_previous_versions_max(sink_config: Coatta
     config = with_maintenance(sink_config, enabled=False)
     sink = IcebergSink(config)
     catalog = open_catalog(config.iceberg, config.aws)
-    sink.write_arrow("orders", ORDERS, PARTITION, batch(0), batch_id=0, writer="a")
+    sink.append("orders", ORDERS, PARTITION, batch(0), batch_id=0, writer="a")
     table = catalog.load_table(("coattail", "orders"))
     table.transaction().set_properties({"write.metadata.previous-versions-max": "3"}).commit_transaction()
 
     for batch_id in range(1, 8):
-        sink.write_arrow("orders", ORDERS, PARTITION, batch(10 * batch_id), batch_id=batch_id, writer="a")
+        sink.append("orders", ORDERS, PARTITION, batch(10 * batch_id), batch_id=batch_id, writer="a")
 
     folder = local_path(catalog.load_table(("coattail", "orders")).metadata_location).parent
     assert len([name for name in os.listdir(folder) if name.endswith(".metadata.json")]) == 4

@@ -265,7 +265,7 @@ def write_batch(
         alerts = router.with_ttl(detector.build_alerts(output))
         alert_rows = router.sink.append(
             ALERTS_REPROCESSED, BASE_ALERT_RECORD, ALERTS_PARTITION, alerts, batch_id=batch_id, writer=writer
-        )
+        ).rows
     finally:
         output.unpersist()
     with totals.lock:

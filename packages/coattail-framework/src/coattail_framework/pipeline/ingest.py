@@ -90,26 +90,15 @@ def write_ingest_batch(
     try:
         valid, invalid = DataQualityChecker.split(batch)
         counted: DeadLetterCounts | None = None
+        rows: DataFrame | pa.Table
         if sink.collects_to_driver:
             collected = split_collected(batch)
-            written = sink.write_arrow(
-                RAW_TRADES_TABLE,
-                UNIFIED_TRADE_EVENT,
-                RAW_TRADES_PARTITION,
-                collected.valid,
-                batch_id=batch_id,
-                writer=INGEST_QUERY,
-            ).rows
-            counted = collected.dead_letters
+            rows, counted = collected.valid, collected.dead_letters
         else:
-            written = sink.append(
-                RAW_TRADES_TABLE,
-                UNIFIED_TRADE_EVENT,
-                RAW_TRADES_PARTITION,
-                trade_columns(valid),
-                batch_id=batch_id,
-                writer=INGEST_QUERY,
-            )
+            rows = trade_columns(valid)
+        written = sink.append(
+            RAW_TRADES_TABLE, UNIFIED_TRADE_EVENT, RAW_TRADES_PARTITION, rows, batch_id=batch_id, writer=INGEST_QUERY
+        ).rows
         stats.add("table_rows", RAW_TRADES_TABLE, written)
         dead = invalid.select(*UNIFIED_TRADE_EVENT.fieldNames(), "raw", "dq_failed_rules", "dq_warnings", REASON)
         for reason, count in write_dead_letters(dead, raw_zone, batch_id=batch_id, counted=counted).items():

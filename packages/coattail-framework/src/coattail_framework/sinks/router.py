@@ -138,7 +138,7 @@ class AlertRouter:
         if self.sink.collects_to_driver:
             collected, counts = self.dynamodb.write_through(routed)
             by_severity = _count_by(collected, "severity")
-            outcome = self.sink.write_arrow(
+            outcome = self.sink.append(
                 ALERTS_TABLE, BASE_ALERT_RECORD, ALERTS_PARTITION, collected, batch_id=batch_id, writer=writer
             )
         else:
@@ -147,7 +147,7 @@ class AlertRouter:
                 rows = routed.groupBy("severity").agg(F.count(F.lit(1)).alias("n")).collect()
                 by_severity = {row["severity"]: int(row["n"]) for row in rows}
                 counts = self.dynamodb.write(dynamodb_rows(routed))
-                outcome = self.sink.write_batch(
+                outcome = self.sink.append(
                     ALERTS_TABLE, BASE_ALERT_RECORD, ALERTS_PARTITION, routed, batch_id=batch_id, writer=writer
                 )
             finally:
@@ -186,7 +186,7 @@ class AlertRouter:
             if self.sink.collects_to_driver:
                 rows = collect_arrow(output.select(*detector.output_schema.fieldNames()))
                 alerts = self.route(detector.build_alerts(output), batch_id, writer=writer) if rows.num_rows else None
-                module_rows = self.sink.write_arrow(
+                module_rows = self.sink.append(
                     detector.output_table,
                     detector.output_schema,
                     detector.partition_spec,
@@ -213,7 +213,7 @@ class AlertRouter:
             output,
             batch_id=batch_id,
             writer=writer,
-        )
+        ).rows
 
 
 def _count_by(table: pa.Table, column: str) -> dict[str, int]:

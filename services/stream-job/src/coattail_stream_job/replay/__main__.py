@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "recordings", nargs="+", help="recording files (gzip or plain); prefix binance:, coinbase:, binance-usdm:"
     )
-    replay.add_argument("--out", type=Path, required=True, help="output folder (alerts.jsonl, summary.json, iceberg/)")
+    replay.add_argument(
+        "--out", type=Path, required=True, help="output folder (alerts.jsonl, summary.json, tables/*.parquet, iceberg/)"
+    )
     replay.add_argument("--config", type=Path, default=None, help="features.yaml (default: config/features.yaml)")
     demo = commands.add_parser("demo", help="replay the bundled recordings, print a summary, write report.html")
     demo.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out/)")

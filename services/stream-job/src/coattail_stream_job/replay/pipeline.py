@@ -12,8 +12,13 @@ unread its ``DrainIncompleteError``). Everything the run leaves is under ``out``
   table, ``alerts``); ``raw/dlq/`` — dead letters by reason; ``checkpoints/``;
 - ``alerts.jsonl`` — the DynamoDB alert table read back, one ``BASE_ALERT_RECORD`` per
   line (``detected_at`` ISO 8601 UTC, ``ttl_epoch`` seconds), sorted by time then id;
+- ``tables/<table>.parquet`` — every Iceberg table of the run as one Parquet file (Arrow
+  types as the table's scan gives them: timestamps ``timestamp[us, tz=UTC]``), so a
+  backtest's outputs are read without a catalog (``pyarrow.parquet.read_table``, pandas,
+  DuckDB, Spark);
 - ``summary.json`` — events read, valid, invalid by rule, late rows per query, rows per
-  Iceberg table, alerts per module and severity, producer figures and wall times.
+  Iceberg table (``table_rows``, each equal to its Parquet file's), alerts per module and
+  severity, producer figures and wall times.
 
 Recorded event times are kept, and the stream job reads the whole replay as ONE
 micro-batch (``kinesis.max_records_per_trigger`` is raised to the number of published
@@ -45,7 +50,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from coattail_framework.aws.alert_table import decode_alert_item
 from coattail_framework.aws.clients import aws_client
@@ -53,9 +58,12 @@ from coattail_framework.config.model import CoattailConfig
 from coattail_framework.errors import CoattailError
 from coattail_framework.schemas import BASE_ALERT_RECORD
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 LOG = logging.getLogger(__name__)
 
-OWNED_PATHS = ("iceberg", "raw", "checkpoints", "alerts.jsonl", "summary.json", "report.html")
+OWNED_PATHS = ("iceberg", "raw", "checkpoints", "tables", "alerts.jsonl", "summary.json", "report.html")
 """What a replay writes under its output folder (removed first: every replay starts empty)."""
 
 STOP_GRACE_SECONDS = 10.0
@@ -203,8 +211,8 @@ def read_alert_items(config: CoattailConfig) -> list[dict[str, Any]]:
     return sorted(items, key=lambda item: (str(item["detected_at"]), str(item["alert_id"])))
 
 
-def read_tables(config: CoattailConfig) -> dict[str, list[dict[str, Any]]]:
-    """Every Iceberg table of ``iceberg.database`` read back (rows as dicts), by table name."""
+def read_tables(config: CoattailConfig) -> dict[str, pa.Table]:
+    """Every Iceberg table of ``iceberg.database`` read back whole (its current snapshot), by table name."""
     from coattail_framework.iceberg import open_catalog
 
     catalog = open_catalog(config.iceberg, config.aws)
@@ -212,9 +220,22 @@ def read_tables(config: CoattailConfig) -> dict[str, list[dict[str, Any]]]:
     if database not in {namespace[0] for namespace in catalog.list_namespaces()}:
         return {}
     return {
-        identifier[-1]: catalog.load_table(identifier).scan().to_arrow().to_pylist()
+        identifier[-1]: catalog.load_table(identifier).scan().to_arrow()
         for identifier in sorted(catalog.list_tables(database))
     }
+
+
+def write_parquet_tables(tables: Mapping[str, pa.Table], folder: Path) -> dict[str, Path]:
+    """Each table as ``folder/<table>.parquet`` (zstd, one file), by table name; ``folder`` is created."""
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, table in tables.items():
+        path = folder / f"{name}.parquet"
+        pq.write_table(table, path, compression="zstd")
+        written[name] = path
+    return written
 
 
 def alert_counts(alerts: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -359,7 +380,9 @@ def run_replay(
         severities = {rule.name: rule.severity for rule in runner.checker.rules}
         clock.stage("sinks", "reading DynamoDB and Iceberg back")
         alerts = read_alert_items(job_config)
-        tables = read_tables(job_config)
+        arrow_tables = read_tables(job_config)
+        write_parquet_tables(arrow_tables, out / "tables")
+        tables = {name: table.to_pylist() for name, table in arrow_tables.items()}
         clock.check()
         clock.finish()
         summary = build_summary(stats, report, tables, alerts, clock, names, config_path, severities)

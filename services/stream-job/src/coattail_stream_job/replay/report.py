@@ -1,7 +1,7 @@
 """The replay's summary table (terminal) and ``report.html`` (self-contained, inline SVG charts).
 
 Runs in the replay/demo process after the sinks were read back. Inputs are the
-``summary.json`` document, the Iceberg tables as rows (``pipeline.read_tables``) and the
+``summary.json`` document, the Iceberg tables as rows (``pipeline.read_tables``, as dicts) and the
 alert records (``pipeline.read_alert_items``). The HTML needs no network: no scripts,
 no fonts, no CDN. Rows that come from synthetic input (``synthetic`` maps a venue to
 its synthetic symbols) are labelled SYNTHETIC wherever they are shown.

@@ -12,7 +12,7 @@ picks one ``TableWriter`` when it is built, from ``iceberg.writer``:
 
 The parts, one concern each:
 
-- ``table_writer``: the ``TableWriter`` protocol, ``AppendOutcome``, the errors.
+- ``table_writer``: the ``TableWriter`` protocol, ``AppendTarget``, ``AppendOutcome``, the errors.
 - ``idempotency``: the snapshot properties (``coattail.writer``, ``coattail.batch-id``,
   ``coattail.checkpoint-id``) and the skip decision (ADR-028). The writer's checkpoint is
   registered with ``use_checkpoint`` (the stream job's ``PipelineRunner`` does it at start);
@@ -26,8 +26,8 @@ The parts, one concern each:
 Example (driver)::
 
     sink = IcebergSink(config)
-    sink.append("raw_trades", UNIFIED_TRADE_EVENT, (day("timestamp"), identity("exchange")),
-                valid_trades, batch_id=batch_id, writer="ingest")
+    outcome = sink.append("raw_trades", UNIFIED_TRADE_EVENT, (day("timestamp"), identity("exchange")),
+                          valid_trades, batch_id=batch_id, writer="ingest")
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ from coattail_framework.sinks.iceberg.spark_writer import (
 )
 from coattail_framework.sinks.iceberg.table_writer import (
     AppendOutcome,
+    AppendTarget,
     IcebergRuntimeMissingError,
     IcebergWriteError,
     TableWriter,
@@ -87,6 +88,7 @@ __all__ = [
     "COMMIT_ATTEMPTS",
     "COMMIT_MAX_DELAY_S",
     "AppendOutcome",
+    "AppendTarget",
     "CheckpointIdentity",
     "CompactionResult",
     "IcebergRuntimeMissingError",
@@ -154,52 +156,27 @@ class IcebergSink:
         table: str,
         schema: StructType,
         partition: Sequence[PartitionField],
-        rows: DataFrame,
+        rows: DataFrame | pa.Table | Callable[[], pa.Table],
         *,
         batch_id: int,
         writer: str,
-    ) -> int:
-        """Append ``rows`` (exactly ``schema``'s columns) to ``table``; 0 when already committed."""
-        return self.write_batch(table, schema, partition, rows, batch_id=batch_id, writer=writer).rows
+    ) -> AppendOutcome:
+        """Append ``rows`` to ``table`` as ``writer``'s batch ``batch_id``, unless that batch is already committed.
+
+        A DataFrame holds exactly ``schema``'s columns (any ``iceberg.writer``). Arrow rows, or
+        a callable that collects them (called only when the batch is not committed), hold at
+        least the declared columns, cast to the table's schema; they need the ``pyiceberg``
+        writer (``IcebergWriteError`` with ``spark``). The table is created on first write.
+        """
+        target = AppendTarget(table, schema, tuple(partition), batch_id, writer, self.checkpoint_of(writer))
+        if isinstance(rows, DataFrame):
+            return self._writer.write_batch(target, rows)
+        return self._writer.write_arrow(target, rows)
 
     @property
     def collects_to_driver(self) -> bool:
         """True with the ``pyiceberg`` writer: every append collects its rows to the driver."""
         return self._writer.collects_to_driver
-
-    def write_batch(
-        self,
-        table: str,
-        schema: StructType,
-        partition: Sequence[PartitionField],
-        rows: DataFrame,
-        *,
-        batch_id: int,
-        writer: str,
-    ) -> AppendOutcome:
-        """``append``, also telling whether the batch was skipped as already committed."""
-        return self._writer.write_batch(
-            table, schema, partition, rows, batch_id=batch_id, writer=writer, checkpoint=self.checkpoint_of(writer)
-        )
-
-    def write_arrow(
-        self,
-        table: str,
-        schema: StructType,
-        partition: Sequence[PartitionField],
-        rows: pa.Table | Callable[[], pa.Table],
-        *,
-        batch_id: int,
-        writer: str,
-    ) -> AppendOutcome:
-        """Append Arrow ``rows`` (or what the callable collects, only when needed) with pyiceberg (driver).
-
-        ``rows`` holds at least the declared columns; they are cast to the table's schema.
-        With ``iceberg.writer: spark`` this raises ``IcebergWriteError``: use ``write_batch``.
-        """
-        return self._writer.write_arrow(
-            table, schema, partition, rows, batch_id=batch_id, writer=writer, checkpoint=self.checkpoint_of(writer)
-        )
 
     def expire_snapshots(self, table: str, *, now: datetime | None = None) -> ExpiryResult:
         """Expire ``table``'s snapshots its retention does not keep at ``now`` (UTC; default: now). Driver.

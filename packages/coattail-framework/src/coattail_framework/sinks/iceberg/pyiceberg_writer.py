@@ -14,7 +14,7 @@ After a successful append the table's snapshots are expired when due (``Snapshot
 Example (driver)::
 
     writer = PyIcebergWriter(config.iceberg, LazyCatalog(config))
-    writer.write_arrow("orders", ORDERS, (), arrow_rows, batch_id=7, writer="detector-whale", checkpoint=None)
+    writer.write_arrow(AppendTarget("orders", ORDERS, (), batch_id=7, writer="detector-whale"), arrow_rows)
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from coattail_framework.iceberg import ensure_table, open_catalog, to_arrow_sche
 from coattail_framework.partitioning import PartitionField
 from coattail_framework.sinks.iceberg.idempotency import (
     SUMMARY_KEYS,
-    CheckpointIdentity,
     already_committed,
     snapshot_properties,
 )
@@ -44,7 +43,12 @@ from coattail_framework.sinks.iceberg.maintenance import (
     commit_retrying,
     compact_table,
 )
-from coattail_framework.sinks.iceberg.table_writer import AppendOutcome, IcebergWriteError, select_declared_columns
+from coattail_framework.sinks.iceberg.table_writer import (
+    AppendOutcome,
+    AppendTarget,
+    IcebergWriteError,
+    select_declared_columns,
+)
 from coattail_framework.sinks.retention import ExpiryResult
 
 if TYPE_CHECKING:
@@ -126,47 +130,20 @@ class PyIcebergWriter:
         self._catalog = catalog
         self._expiry = SnapshotExpiry(iceberg)
 
-    def write_batch(
-        self,
-        table: str,
-        schema: StructType,
-        partition: Sequence[PartitionField],
-        rows: DataFrame,
-        *,
-        batch_id: int,
-        writer: str,
-        checkpoint: CheckpointIdentity | None,
-    ) -> AppendOutcome:
+    def write_batch(self, target: AppendTarget, rows: DataFrame) -> AppendOutcome:
         """``write_arrow`` of ``rows`` collected to the driver, only once the batch is known not to be committed."""
-        return self.write_arrow(
-            table,
-            schema,
-            partition,
-            lambda: to_table_arrow(table, schema, rows),
-            batch_id=batch_id,
-            writer=writer,
-            checkpoint=checkpoint,
-        )
+        return self.write_arrow(target, lambda: to_table_arrow(target.table, target.schema, rows))
 
-    def write_arrow(
-        self,
-        table: str,
-        schema: StructType,
-        partition: Sequence[PartitionField],
-        rows: pa.Table | Callable[[], pa.Table],
-        *,
-        batch_id: int,
-        writer: str,
-        checkpoint: CheckpointIdentity | None,
-    ) -> AppendOutcome:
+    def write_arrow(self, target: AppendTarget, rows: pa.Table | Callable[[], pa.Table]) -> AppendOutcome:
         """Append Arrow ``rows`` (at least the declared columns, cast to the table's schema).
 
         A callable instead of rows is called only once the batch is known not to be committed.
         """
-        iceberg_table = self._load_or_create(table, schema, partition)
+        table, writer, batch_id, checkpoint = target.table, target.writer, target.batch_id, target.checkpoint
+        iceberg_table = self._load_or_create(table, target.schema, target.partition)
         if already_committed(table_summaries(iceberg_table), writer, batch_id, checkpoint):
             return AppendOutcome(0, skipped=True)
-        arrow = rows() if callable(rows) else conform_arrow(table, schema, rows)
+        arrow = rows() if callable(rows) else conform_arrow(table, target.schema, rows)
         if arrow.num_rows == 0:
             return AppendOutcome(0, skipped=False)
         properties = snapshot_properties(writer, batch_id, checkpoint)

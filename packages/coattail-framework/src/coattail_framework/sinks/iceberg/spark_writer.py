@@ -11,8 +11,7 @@ expiry and compaction are not done here: run Iceberg's ``expire_snapshots`` and
 Example (driver, EMR)::
 
     writer = SparkIcebergWriter(config.iceberg)
-    writer.write_batch("alerts", BASE_ALERT_RECORD, (day("detected_at"),), alerts,
-                       batch_id=7, writer="detector-whale", checkpoint=None)
+    writer.write_batch(AppendTarget("alerts", BASE_ALERT_RECORD, (day("detected_at"),), 7, "detector-whale"), alerts)
 """
 
 from __future__ import annotations
@@ -31,12 +30,12 @@ from coattail_framework.partitioning import PartitionField
 from coattail_framework.sinks.iceberg.idempotency import (
     BATCH_ID_PROPERTY,
     CHECKPOINT_ID_PROPERTY,
-    CheckpointIdentity,
     already_committed,
     snapshot_properties,
 )
 from coattail_framework.sinks.iceberg.table_writer import (
     AppendOutcome,
+    AppendTarget,
     IcebergRuntimeMissingError,
     IcebergWriteError,
     select_declared_columns,
@@ -105,24 +104,15 @@ class SparkIcebergWriter:
         self._created: set[str] = set()
         self._lock = threading.Lock()
 
-    def write_batch(
-        self,
-        table: str,
-        schema: StructType,
-        partition: Sequence[PartitionField],
-        rows: DataFrame,
-        *,
-        batch_id: int,
-        writer: str,
-        checkpoint: CheckpointIdentity | None,
-    ) -> AppendOutcome:
+    def write_batch(self, target: AppendTarget, rows: DataFrame) -> AppendOutcome:
         """Append ``rows`` with ``writeTo(...).append()`` and the batch's snapshot properties, unless committed."""
+        table, writer, batch_id, checkpoint = target.table, target.writer, target.batch_id, target.checkpoint
         spark = rows.sparkSession
         name = spark_table_name(self._iceberg, table)
-        self._ensure_table(spark, table, schema, partition)
+        self._ensure_table(spark, table, target.schema, target.partition)
         if already_committed(self._summaries(spark, name, writer), writer, batch_id, checkpoint):
             return AppendOutcome(0, skipped=True)
-        selected = select_declared_columns(table, schema, rows).persist()
+        selected = select_declared_columns(table, target.schema, rows).persist()
         try:
             count = selected.count()
             if count:
@@ -134,19 +124,12 @@ class SparkIcebergWriter:
             selected.unpersist()
         return AppendOutcome(count, skipped=False)
 
-    def write_arrow(
-        self,
-        table: str,
-        schema: StructType,
-        partition: Sequence[PartitionField],
-        rows: pa.Table | Callable[[], pa.Table],
-        *,
-        batch_id: int,
-        writer: str,
-        checkpoint: CheckpointIdentity | None,
-    ) -> NoReturn:
+    def write_arrow(self, target: AppendTarget, rows: pa.Table | Callable[[], pa.Table]) -> NoReturn:
         """Refused: Arrow rows are appended with pyiceberg."""
-        raise IcebergWriteError("write_arrow appends with pyiceberg; iceberg.writer is 'spark': use write_batch")
+        raise IcebergWriteError(
+            f"Iceberg {target.table}: {target.writer} batch {target.batch_id}: Arrow rows are appended with "
+            "pyiceberg and iceberg.writer is 'spark'; append a Spark DataFrame"
+        )
 
     def summaries(self, table: str, writer: str) -> list[Mapping[str, str | None]]:
         """``writer``'s snapshot summaries of ``table`` in the active session, oldest first; [] without a table."""

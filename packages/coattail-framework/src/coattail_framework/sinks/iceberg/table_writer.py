@@ -36,6 +36,23 @@ class IcebergRuntimeMissingError(CoattailError):
 
 
 @dataclass(frozen=True)
+class AppendTarget:
+    """Where one micro-batch goes and who appends it: what makes the append create its table and run once.
+
+    ``table`` is created on first write from ``schema`` and ``partition``; ``writer`` is the
+    streaming query's name and ``checkpoint`` the identity registered for it (None: the
+    writer's snapshots match on its name alone); ``batch_id`` is the micro-batch's id.
+    """
+
+    table: str
+    schema: StructType
+    partition: Sequence[PartitionField]
+    batch_id: int
+    writer: str
+    checkpoint: CheckpointIdentity | None = None
+
+
+@dataclass(frozen=True)
 class AppendOutcome:
     """Rows appended by one call, and whether the (writer, batch id) was already committed."""
 
@@ -46,9 +63,8 @@ class AppendOutcome:
 class TableWriter(Protocol):
     """Appends micro-batches to Iceberg tables exactly once per (writer, checkpoint, batch id). Driver only.
 
-    ``writer`` is the streaming query's name; ``checkpoint`` the identity registered for it
-    (None: the writer's snapshots match on its name alone). Tables are created on first write
-    from ``schema`` and ``partition``.
+    Each append names its ``AppendTarget``: the table (created on first write) and the
+    (writer, checkpoint, batch id) whose snapshot it would be.
     """
 
     @property
@@ -56,31 +72,11 @@ class TableWriter(Protocol):
         """True when every append collects its rows to the driver (Arrow), false when Spark writes them."""
         ...
 
-    def write_batch(
-        self,
-        table: str,
-        schema: StructType,
-        partition: Sequence[PartitionField],
-        rows: DataFrame,
-        *,
-        batch_id: int,
-        writer: str,
-        checkpoint: CheckpointIdentity | None,
-    ) -> AppendOutcome:
-        """Append ``rows`` (exactly ``schema``'s columns) unless the batch is already committed."""
+    def write_batch(self, target: AppendTarget, rows: DataFrame) -> AppendOutcome:
+        """Append ``rows`` (exactly the target schema's columns) unless the batch is already committed."""
         ...
 
-    def write_arrow(
-        self,
-        table: str,
-        schema: StructType,
-        partition: Sequence[PartitionField],
-        rows: pa.Table | Callable[[], pa.Table],
-        *,
-        batch_id: int,
-        writer: str,
-        checkpoint: CheckpointIdentity | None,
-    ) -> AppendOutcome:
+    def write_arrow(self, target: AppendTarget, rows: pa.Table | Callable[[], pa.Table]) -> AppendOutcome:
         """Append Arrow ``rows`` (or what the callable collects, only when needed); pyiceberg only."""
         ...
 
