@@ -188,6 +188,14 @@ def test_raw_trades_append_with_quality_columns_dropped(spark: SparkSession, sin
     assert rows_of(raw) == [trade]
 
 
+def test_rows_of_another_type_are_refused_naming_it(sink_config: CoattailConfig) -> None:
+    sink = IcebergSink(sink_config)
+
+    with pytest.raises(IcebergWriteError, match=r"taker_orders: w batch 2: rows must be .* not list"):
+        sink.append("taker_orders", TAKER_ORDERS, (), [{"symbol": "BTCUSDT"}], batch_id=2, writer="w")  # type: ignore[arg-type]
+    assert sink.committed_batch("taker_orders", "w") is None
+
+
 def test_same_batch_twice_is_skipped(spark: SparkSession, sink_config: CoattailConfig) -> None:
     sink = IcebergSink(sink_config)
     batch = orders(spark, ("BTCUSDT", "2024-08-08T23:58:01Z", "buy", 1.0, 1))

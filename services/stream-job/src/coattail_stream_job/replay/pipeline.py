@@ -226,14 +226,20 @@ def read_tables(config: CoattailConfig) -> dict[str, pa.Table]:
 
 
 def write_parquet_tables(tables: Mapping[str, pa.Table], folder: Path) -> dict[str, Path]:
-    """Each table as ``folder/<table>.parquet`` (zstd, one file), by table name; ``folder`` is created."""
+    """Each table as ``folder/<table>.parquet`` (zstd, one file), by table name; ``folder`` is created.
+
+    Each file is written beside its name and renamed once complete, so a run killed mid-write
+    leaves no truncated ``.parquet`` (only a ``.parquet.partial``, and no ``summary.json``).
+    """
     import pyarrow.parquet as pq
 
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, table in tables.items():
         path = folder / f"{name}.parquet"
-        pq.write_table(table, path, compression="zstd")
+        partial = path.with_name(f"{path.name}.partial")
+        pq.write_table(table, partial, compression="zstd")
+        partial.replace(path)
         written[name] = path
     return written
 

@@ -171,7 +171,12 @@ class IcebergSink:
         target = AppendTarget(table, schema, tuple(partition), batch_id, writer, self.checkpoint_of(writer))
         if isinstance(rows, DataFrame):
             return self._writer.write_batch(target, rows)
-        return self._writer.write_arrow(target, rows)
+        if isinstance(rows, pa.Table) or callable(rows):
+            return self._writer.write_arrow(target, rows)
+        raise IcebergWriteError(
+            f"Iceberg {table}: {writer} batch {batch_id}: rows must be a Spark DataFrame, a pyarrow Table or a "
+            f"callable returning one, not {type(rows).__name__}"
+        )
 
     @property
     def collects_to_driver(self) -> bool:
