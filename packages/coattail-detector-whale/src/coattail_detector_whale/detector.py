@@ -45,6 +45,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from coattail_detector_whale.config import WhaleConfig
 from coattail_detector_whale.early import EarlyOrders
+from coattail_detector_whale.fills import TAKER_SIDES, usd_quoted_pairs
 from coattail_detector_whale.metadata import DETECTOR_INFO
 from coattail_detector_whale.orders import GROUP_KEY, fill_struct, order_figures, split_runs
 from coattail_detector_whale.schema import WHALE_TRADES
@@ -58,7 +59,6 @@ from coattail_framework.schemas import EVENT_TIME_COLUMN
 if TYPE_CHECKING:
     from coattail_framework.config.model import CoattailConfig
 
-TAKER_SIDES = ("buy", "sell")
 ORDER_KEY = ("exchange", "symbol", "side", "order_time", "first_trade_id", "taker_order_id")
 """``whale_trades`` columns that identify an order: the parts of its alert id."""
 _DETAILS = StructType(
@@ -90,10 +90,7 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
         """Keep the (exchange, symbol) pairs quoted in a currency counted as USD."""
         self._built = self._early = None
         quotes = set(self.settings.usd_quote_currencies)
-        pairs = config.symbols.pairs()
-        self._usd_pairs = tuple(
-            sorted(f"{exchange}:{symbol}" for exchange, symbol, canonical in pairs if canonical.split("/")[1] in quotes)
-        )
+        self._usd_pairs = usd_quoted_pairs(config.symbols.pairs(), quotes)
         if not self._usd_pairs:
             raise ConfigError(
                 f"{config.source_of(('symbols',))}: symbols has no instrument quoted in "

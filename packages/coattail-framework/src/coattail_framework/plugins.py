@@ -44,7 +44,7 @@ TIERS: tuple[Tier, ...] = get_args(Tier)
 DetailType = Literal["string", "number", "integer", "boolean", "timestamp"]
 """JSON type of one ``details`` value. ``timestamp``: an ISO 8601 string (Spark's ``to_json``)."""
 
-AlertViewKind = Literal["listing", "latest_per_pair"]
+AlertViewKind = Literal["listing", "latest_per_pair", "latest_per_key"]
 
 _ALERT_TYPE = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 _MODULE_ID = re.compile(r"^[A-Z][A-Z0-9]{0,15}-[0-9]{3,8}$")
@@ -81,11 +81,15 @@ class AlertView:
     whose numeric ``details[min_filter]`` is at least the ``min_<min_filter>`` parameter.
     ``latest_per_pair``: for one canonical ``BASE/QUOTE`` symbol, the latest alert of each
     venue pair (the alert's ``exchange`` is ``exchange_a|exchange_b``).
+    ``latest_per_key``: for one venue symbol, the latest alert of each distinct combination
+    of the ``details`` values named by ``key`` (e.g. MOD-008's cohort statistics per
+    exchange, side, notional bucket and horizon), latest first.
     """
 
     path: str
     kind: AlertViewKind
     min_filter: str | None = None
+    key: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,13 @@ class AlertType:
         if view is not None:
             if not _PATH.match(view.path):
                 raise ValueError(f"alert type {self.name!r}: view path {view.path!r} must be one lower-case segment")
+            if (view.kind == "latest_per_key") != bool(view.key):
+                raise ValueError(
+                    f"alert type {self.name!r}: a view has key fields exactly when its kind is latest_per_key"
+                )
+            missing = [name for name in view.key if self.field(name) is None]
+            if missing:
+                raise ValueError(f"alert type {self.name!r}: view key {missing} names undeclared details keys")
             if view.min_filter is not None:
                 field = self.field(view.min_filter)
                 if view.kind != "listing" or field is None or field.type not in ("number", "integer"):

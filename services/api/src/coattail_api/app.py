@@ -19,7 +19,9 @@ Routes (all ``GET``, JSON, times ISO 8601 UTC):
   ``listing`` — ``?symbol=&since=&until=&min_<key>=&limit=&cursor=``, that type's alerts,
   optionally only those whose numeric ``details.<key>`` is at least ``min_<key>``;
   ``latest_per_pair`` — ``?symbol=&since=``, the latest alert of that type per venue pair
-  for a canonical ``BASE/QUOTE`` symbol. docs/API.md lists the routes of the shipped detectors.
+  for a canonical ``BASE/QUOTE`` symbol; ``latest_per_key`` — ``?symbol=&since=``, the latest
+  alert of that type per combination of the ``details`` values the view names, for a venue
+  symbol, latest first. docs/API.md lists the routes of the shipped detectors.
 - ``/health`` — the function runs and can read the table (503 when it cannot).
 
 Hostile input is refused before anything reads the table: every string parameter has a
@@ -57,7 +59,7 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from coattail_api import __version__
 from coattail_api.cursor import CursorCodec, InvalidCursorError, query_fingerprint
-from coattail_api.models import Alert, AlertPage, Health, PairBoard, VenuePair
+from coattail_api.models import Alert, AlertPage, Health, KeyBoard, KeyEntry, KeyValue, PairBoard, VenuePair
 from coattail_api.settings import ApiSettings, load_settings
 from coattail_api.store import AlertStore, IndexQuery, Item
 from coattail_framework.aws import aws_client
@@ -127,6 +129,7 @@ def _bounded(name: str, **constraints: Any) -> Any:
 Severity = Literal["low", "medium", "high", "critical"]
 QueryTime = Annotated[AwareDatetime, BeforeValidator(_iso_time_text), AfterValidator(_in_time_range)]
 SymbolParam = Annotated[str | None, _bounded("symbol", description="venue or canonical symbol")]
+VenueSymbolParam = Annotated[str, _bounded("symbol", description="venue symbol, e.g. BTCUSDT")]
 AlertTypeParam = Annotated[str | None, _bounded("alert_type")]
 ModuleIdParam = Annotated[str | None, _bounded("module_id")]
 SeverityParam = Annotated[Severity | None, Query()]
@@ -210,6 +213,27 @@ def _detail_at_least(key: str, floor: float) -> Callable[[Item], bool]:
         return value is not None and value >= floor
 
     return keep
+
+
+def _key_values(alert: Alert, alert_type: AlertType, names: tuple[str, ...]) -> tuple[KeyValue, ...] | None:
+    """The alert's ``details`` values named by ``names``, or None (logged) when one disagrees
+    with ``alert_type``'s declaration of that key (a nullable key may be absent: null)."""
+    values = tuple(alert.details.get(name) for name in names)
+    fields = [alert_type.field(name) for name in names]
+    if all(field is not None and field.accepts(value) for field, value in zip(fields, values, strict=True)):
+        return values
+    LOGGER.warning(
+        "alert whose details disagree with the key its view groups by",
+        extra={"alert_id": alert.alert_id, "alert_type": alert.alert_type, "details_keys": list(names)},
+    )
+    return None
+
+
+def _key_order(values: tuple[KeyValue, ...]) -> tuple[tuple[bool, KeyValue], ...]:
+    """Sort key of one combination of key values: each value ascending, null last.
+
+    Values at one position share their declared type (``_key_values``), so they compare."""
+    return tuple((value is None, value) for value in values)
 
 
 def installed_alert_types(registry: ModuleRegistry | None = None) -> tuple[AlertType, ...]:
@@ -386,8 +410,41 @@ def create_resolver(
         latest_per_pair.__name__ = f"latest_{view.path.replace('-', '_')}"
         read_route(f"/{view.path}")(latest_per_pair)
 
+    def latest_per_key_route(alert_type: AlertType, view: AlertView) -> None:
+        """``GET /<view.path>``: the latest ``alert_type`` alert of one venue symbol per combination
+        of the ``details`` values named by ``view.key``, latest first."""
+
+        def latest_per_key(symbol: VenueSymbolParam, since: TimeParam = None) -> dict[str, Any]:
+            check_request(("symbol", "since"))
+            query = IndexQuery("by_symbol", symbol, since, None, {"alert_type": alert_type.name})
+            page = store.page(query, limit=settings.read_budget)
+            latest: dict[tuple[KeyValue, ...], Alert] = {}
+            for item in page.alerts:
+                alert = Alert.from_item(item)
+                values = _key_values(alert, alert_type, view.key)
+                if values is not None:
+                    latest.setdefault(values, alert)
+            ordered = sorted(latest, key=_key_order)
+            ordered.sort(key=lambda values: latest[values].detected_at, reverse=True)
+            board = KeyBoard(
+                symbol=symbol,
+                entries=[
+                    KeyEntry(key=dict(zip(view.key, values, strict=True)), latest=latest[values]) for values in ordered
+                ],
+                complete=page.next_start_key is None,
+            )
+            return board.model_dump(mode="json")
+
+        latest_per_key.__name__ = f"latest_{view.path.replace('-', '_')}"
+        read_route(f"/{view.path}")(latest_per_key)
+
+    routes_of_kind = {
+        "listing": listing_route,
+        "latest_per_pair": latest_per_pair_route,
+        "latest_per_key": latest_per_key_route,
+    }
     for alert_type, view in views:
-        (listing_route if view.kind == "listing" else latest_per_pair_route)(alert_type, view)
+        routes_of_kind[view.kind](alert_type, view)
 
     @read_route("/health")
     def health() -> dict[str, Any]:

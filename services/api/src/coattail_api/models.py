@@ -95,6 +95,31 @@ class PairBoard(_Body):
     complete: bool
 
 
+KeyValue = str | int | float | bool | None
+"""One ``details`` value a ``latest_per_key`` view groups by: of its declared JSON type, or null."""
+
+
+class KeyEntry(_Body):
+    """The latest alert of one combination of key values: ``key`` maps each ``details`` key the
+    view names (in the view's order) to that combination's value."""
+
+    key: dict[str, KeyValue]
+    latest: Alert
+
+
+class KeyBoard(_Body):
+    """The latest alert per combination of key values for one venue symbol (a ``latest_per_key``
+    view), latest ``detected_at`` first, ties in order of the key values.
+
+    ``complete`` is false when the read budget ran out before the symbol's history did;
+    narrow the search with ``since`` to be sure no older combination was missed.
+    """
+
+    symbol: str
+    entries: list[KeyEntry]
+    complete: bool
+
+
 class Health(_Body):
     """Liveness: the function runs and can read the alert table."""
 

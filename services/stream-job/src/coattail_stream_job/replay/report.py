@@ -2,7 +2,8 @@
 
 Runs in the replay/demo process after the sinks were read back. Inputs are the
 ``summary.json`` document, the Iceberg tables as rows (``pipeline.read_tables``, as dicts) and the
-alert records (``pipeline.read_alert_items``). The HTML needs no network: no scripts,
+alert records (``pipeline.read_alert_items``). MOD-008's ``whale_markouts`` rows, when the run
+has any, add the whale-alpha cohort table and markout curves. The HTML needs no network: no scripts,
 no fonts, no CDN. Rows that come from synthetic input (``synthetic`` maps a venue to
 its synthetic symbols) are labelled SYNTHETIC wherever they are shown.
 
@@ -16,11 +17,14 @@ from __future__ import annotations
 
 import html
 import json
+import math
+import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from coattail_stream_job.replay.svg import Chart, Marker, Series, money, sorted_points
+from coattail_stream_job.replay.svg import CategoryChart, Chart, Curve, Marker, Series, money, sorted_points
 
 TOP_N = 5
 Rows = list[dict[str, Any]]
@@ -52,6 +56,130 @@ def highest_z_scores(tables: Mapping[str, Rows], n: int = TOP_N) -> Rows:
     """The ``n`` volume windows with the highest z-score (windows without one are skipped)."""
     scored = [r for r in tables.get("volume_aggregates", []) if r.get("z_score") is not None]
     return sorted(scored, key=lambda r: -float(r["z_score"]))[:n]
+
+
+class Cohort(NamedTuple):
+    """A MOD-008 whale-alpha cohort: markouts pool per venue, instrument, taker side and notional bucket."""
+
+    exchange: str
+    symbol: str
+    side: str
+    bucket: str
+
+
+@dataclass(frozen=True)
+class MarkoutMean:
+    """A cohort's mean return at one horizon over this run's markouts with a return, in bps."""
+
+    horizon_seconds: int
+    n: int
+    mean_bps: float
+    std_error_bps: float | None
+    """Sample standard deviation / sqrt(n); None below n = 2."""
+
+
+@dataclass(frozen=True)
+class CohortHorizon:
+    """A cohort at one horizon (> 0): MOD-008's rolling statistics as its last markout of the run left them."""
+
+    cohort: Cohort
+    horizon_seconds: int
+    last: Mapping[str, Any]
+    """The latest ``whale_markouts`` row: by ``horizon_end``, then ``order_time``, then ``first_trade_id``."""
+    markouts_in_run: int
+    """This run's rows of the cohort at the horizon with a return (``return_bps`` not null)."""
+
+
+def _text(value: Any) -> str:
+    return "n/a" if value is None else str(value)
+
+
+def _cohort(row: Mapping[str, Any]) -> Cohort:
+    return Cohort(_text(row["exchange"]), _text(row["symbol"]), _text(row["side"]), _text(row["notional_bucket"]))
+
+
+def horizon_label(seconds: int) -> str:
+    """A markout horizon as shown: ``entry`` for 0, else whole hours, minutes or seconds.
+
+    >>> [horizon_label(s) for s in (0, 45, 60, 300, 900, 3600, 5400)]
+    ['entry', '45s', '1m', '5m', '15m', '1h', '90m']
+    """
+    if seconds == 0:
+        return "entry"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+def markout_curves(tables: Mapping[str, Rows]) -> dict[Cohort, list[MarkoutMean]]:
+    """Per cohort (sorted), its mean return per horizon (ascending; entry rows are horizon 0, return 0).
+
+    Computed from this run's ``return_bps`` (null returns skipped), not from the ``cohort_*``
+    columns; a cohort or horizon without a return has no entry.
+    """
+    returns: dict[Cohort, dict[int, list[float]]] = {}
+    for r in tables.get("whale_markouts", []):
+        if r["return_bps"] is not None:
+            by_horizon = returns.setdefault(_cohort(r), {})
+            by_horizon.setdefault(int(r["horizon_seconds"]), []).append(float(r["return_bps"]))
+    return {
+        cohort: [
+            MarkoutMean(
+                horizon,
+                len(values),
+                statistics.fmean(values),
+                statistics.stdev(values) / math.sqrt(len(values)) if len(values) >= 2 else None,
+            )
+            for horizon, values in sorted(by_horizon.items())
+        ]
+        for cohort, by_horizon in sorted(returns.items())
+    }
+
+
+def _trade_id_order(trade_id: str | None) -> tuple[bool, int, str]:
+    """Numbered trade ids first, by number (exchanges number a product's trades consecutively), then the rest."""
+    if trade_id is not None and trade_id.isascii() and trade_id.isdigit():
+        return False, int(trade_id), trade_id
+    return True, 0, trade_id or ""
+
+
+def _markout_order(row: Mapping[str, Any]) -> tuple[datetime, datetime, tuple[bool, int, str]]:
+    return row["horizon_end"], row["order_time"], _trade_id_order(row["first_trade_id"])
+
+
+def cohort_horizons(tables: Mapping[str, Rows]) -> list[CohortHorizon]:
+    """Every (cohort, horizon > 0) of ``whale_markouts``, sorted by cohort then horizon."""
+    rows: dict[tuple[Cohort, int], Rows] = {}
+    for r in tables.get("whale_markouts", []):
+        if int(r["horizon_seconds"]) > 0:
+            rows.setdefault((_cohort(r), int(r["horizon_seconds"])), []).append(r)
+    return [
+        CohortHorizon(cohort, horizon, max(group, key=_markout_order), sum(r["return_bps"] is not None for r in group))
+        for (cohort, horizon), group in sorted(rows.items())
+    ]
+
+
+def _fixed(value: Any, spec: str) -> str:
+    return "n/a" if value is None else format(float(value), spec)
+
+
+def _alpha_rows(tables: Mapping[str, Rows], synthetic: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    return [
+        [
+            c.cohort.exchange,
+            c.cohort.symbol + _tag(synthetic, c.cohort.exchange, c.cohort.symbol),
+            c.cohort.side,
+            c.cohort.bucket,
+            horizon_label(c.horizon_seconds),
+            _text(c.last["cohort_n"]),
+            _fixed(c.last["cohort_mean_bps"], "+.2f"),
+            _fixed(c.last["cohort_std_bps"], ".2f"),
+            _fixed(c.last["cohort_t"], "+.2f"),
+            _fixed(c.last["cohort_hit_rate"], ".1%"),
+            str(c.markouts_in_run),
+        ]
+        for c in cohort_horizons(tables)
+    ]
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -119,13 +247,17 @@ def summary_sections(
         ]
         for r in highest_z_scores(tables)
     ]
-    return [
+    sections = [
         ("Events", ["what", "count"], counts),
         ("Alerts by module and severity", ["module", "severity", "alerts"], alerts),
         ("Biggest whale orders", ["order time (UTC)", "venue", "taker", "notional", "fills", "impact bps"], whales),
         ("Widest spreads", ["window (UTC)", "instrument", "venues", "spread", "premium bps"], spreads),
         ("Highest volume z-scores", ["window (UTC)", "venue", "quote volume", "z", "baseline windows"], z_scores),
     ]
+    if tables.get("whale_markouts"):
+        headers = ["exchange", "symbol", "side", "bucket", "horizon", "n", "mean bps", "std bps", "t", "hit rate"]
+        sections.append(("Whale alpha: cohorts", [*headers, "markouts in run"], _alpha_rows(tables, synthetic)))
+    return sections
 
 
 def summary_table(
@@ -197,6 +329,29 @@ def spread_chart(tables: Mapping[str, Rows], synthetic: Mapping[str, Sequence[st
     return chart
 
 
+def alpha_chart(tables: Mapping[str, Rows], synthetic: Mapping[str, Sequence[str]]) -> CategoryChart:
+    """Markout curves: per cohort, its mean return by horizon in this run, band mean ± 1 standard error."""
+    curves = markout_curves(tables)
+    horizons = sorted({m.horizon_seconds for means in curves.values() for m in means})
+    column = {horizon: index for index, horizon in enumerate(horizons)}
+    chart = CategoryChart(
+        "Whale alpha: markout curves per cohort",
+        [horizon_label(horizon) for horizon in horizons],
+        "horizon after the whale order",
+        "mean return, bps (± 1 s.e.)",
+    )
+    for cohort, means in curves.items():
+        label = f"{' '.join(cohort)}{_tag(synthetic, cohort.exchange, cohort.symbol)}"
+        points = [(column[m.horizon_seconds], m.mean_bps) for m in means]
+        band = [
+            (column[m.horizon_seconds], m.mean_bps - m.std_error_bps, m.mean_bps + m.std_error_bps)
+            for m in means
+            if m.std_error_bps is not None
+        ]
+        chart.curves.append(Curve(label, points, band))
+    return chart
+
+
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:960px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;padding:3px 10px;text-align:left}
@@ -213,7 +368,7 @@ def html_report(
     synthetic: Mapping[str, Sequence[str]],
     notes: Sequence[str],
 ) -> str:
-    """The self-contained HTML report (summary tables, three charts, synthetic-input notes)."""
+    """The self-contained HTML report (summary tables, charts, synthetic-input notes)."""
     esc = html.escape
     body = [
         "<h1>Coat Tail Capital — replay report</h1>",
@@ -234,6 +389,9 @@ def html_report(
     body.append(whale_chart(tables, synthetic).render())
     body.append("<h2>Spreads per window</h2>")
     body.append(spread_chart(tables, synthetic).render())
+    if tables.get("whale_markouts"):
+        body.append("<h2>Whale alpha: markout curves per cohort (mean return, band ± 1 standard error)</h2>")
+        body.append(alpha_chart(tables, synthetic).render())
     body.append(f"<h2>Run</h2><pre>{esc(json.dumps(summary['wall_seconds'], indent=2))}</pre>")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Coat Tail Capital replay report</title>'

@@ -1,22 +1,25 @@
-"""Inline SVG charts for the replay report: time on x, one numeric value on y, no dependencies.
+"""Inline SVG charts for the replay report: one numeric value on y, no dependencies.
 
 Runs in the demo process after the replay. Times are UTC ``datetime``s, shown as UTC HH:MM.
-A ``Chart`` takes series (lines, optional bands) and points (markers), scales them into
-a fixed viewport and renders one ``<svg>`` element; colours come from a fixed palette so
-the same series keeps its colour across charts.
+A ``Chart`` (time on x) takes series (lines, optional bands) and points (markers); a
+``CategoryChart`` (evenly spaced categories on x, e.g. markout horizons) takes curves
+(lines, optional bands). Each scales them into a fixed viewport and renders one ``<svg>``
+element; colours come from a fixed palette so the same series keeps its colour across charts.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 WIDTH, HEIGHT = 900, 300
 LEFT, RIGHT, TOP, BOTTOM = 80, 170, 20, 40
+CATEGORY_RIGHT = 260
+"""Legend width of a ``CategoryChart``: its labels (venue, symbol, side, bucket) are longer."""
 
 
 @dataclass
@@ -45,8 +48,7 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     raw = (high - low) / count
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(low / step) * step
-    return [first + i * step for i in range(int((high - first) / step) + 1)]
+    return [k * step for k in range(math.ceil(low / step), math.floor(high / step) + 1)]
 
 
 TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
@@ -57,6 +59,50 @@ def _time_ticks(low: float, high: float, count: int = 8) -> list[float]:
     step = next((s for s in TIME_STEPS if (high - low) / s <= count), TIME_STEPS[-1])
     first = math.ceil(low / step) * step
     return [first + i * step for i in range(int((high - first) / step) + 1)]
+
+
+def _frame(title: str, plot_w: float, plot_h: float) -> list[str]:
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{html.escape(title)}">',
+        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>',
+    ]
+
+
+def _empty(parts: list[str]) -> str:
+    parts.append(f'<text x="{LEFT + 10}" y="{TOP + 30}" fill="#666">no rows in this run</text></svg>')
+    return "".join(parts)
+
+
+def _y_axis(
+    ticks: Sequence[float], y: Callable[[float], float], plot_w: float, label: Callable[[float], str], title: str
+) -> list[str]:
+    parts = []
+    for tick in ticks:
+        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>')
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11">'
+            f"{html.escape(label(tick))}</text>"
+        )
+    middle = TOP + (HEIGHT - TOP - BOTTOM) / 2
+    parts.append(
+        f'<text x="14" y="{middle}" transform="rotate(-90 14 {middle})" '
+        f'text-anchor="middle" font-size="12">{html.escape(title)}</text>'
+    )
+    return parts
+
+
+def _colours(labels: Sequence[str]) -> dict[str, str]:
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+def _legend(colour: dict[str, str], left: float) -> list[str]:
+    parts = []
+    for index, (label, fill) in enumerate(colour.items()):
+        ly = TOP + 12 + index * 16
+        parts.append(f'<rect x="{left + 10}" y="{ly - 9}" width="10" height="10" fill="{fill}"/>')
+        parts.append(f'<text x="{left + 26}" y="{ly}" font-size="11">{html.escape(label)}</text>')
+    return parts
 
 
 def money(value: float) -> str:
@@ -106,34 +152,17 @@ class Chart:
         def y(value: float) -> float:
             return TOP + plot_h - (value - v0) / (v1 - v0) * plot_h
 
-        parts = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-            f'aria-label="{html.escape(self.title)}">',
-            f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>',
-        ]
+        parts = _frame(self.title, plot_w, plot_h)
         if not self.series and not self.markers:
-            parts.append(f'<text x="{LEFT + 10}" y="{TOP + 30}" fill="#666">no rows in this run</text></svg>')
-            return "".join(parts)
-        for tick in _ticks(v0, v1):
-            parts.append(
-                f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#eee"/>'
-            )
-            parts.append(
-                f'<text x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11">'
-                f"{html.escape(self._format(tick))}</text>"
-            )
+            return _empty(parts)
+        parts += _y_axis(_ticks(v0, v1), y, plot_w, self._format, self.y_label)
         for tick in _time_ticks(t0, t1):
             label = datetime.fromtimestamp(tick, tz=UTC).strftime("%H:%M:%S" if t1 - t0 < 600 else "%H:%M")
             px = LEFT + (tick - t0) / (t1 - t0) * plot_w
             parts.append(
                 f'<text x="{px:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="11">{label}</text>'
             )
-        parts.append(
-            f'<text x="14" y="{TOP + plot_h / 2}" transform="rotate(-90 14 {TOP + plot_h / 2})" '
-            f'text-anchor="middle" font-size="12">{html.escape(self.y_label)}</text>'
-        )
-        labels = list(dict.fromkeys([s.label for s in self.series] + [m.label for m in self.markers]))
-        colour = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+        colour = _colours(list(dict.fromkeys([s.label for s in self.series] + [m.label for m in self.markers])))
         for series in self.series:
             if series.band:
                 upper = " ".join(f"{x(at):.1f},{y(high):.1f}" for at, _, high in series.band)
@@ -147,10 +176,99 @@ class Chart:
                 f'fill="{colour[marker.label]}" fill-opacity="0.7" stroke="#333" stroke-width="0.5">'
                 f"<title>{html.escape(marker.title)}</title></circle>"
             )
-        for index, label in enumerate(labels):
-            ly = TOP + 12 + index * 16
-            parts.append(f'<rect x="{WIDTH - RIGHT + 10}" y="{ly - 9}" width="10" height="10" fill="{colour[label]}"/>')
-            parts.append(f'<text x="{WIDTH - RIGHT + 26}" y="{ly}" font-size="11">{html.escape(label)}</text>')
+        parts += _legend(colour, WIDTH - RIGHT)
+        parts.append("</svg>")
+        return "".join(parts)
+
+
+@dataclass
+class Curve:
+    """A line over a ``CategoryChart``'s categories (x: category index), optionally with a band (index, low, high)."""
+
+    label: str
+    points: list[tuple[int, float]]
+    band: list[tuple[int, float, float]] = field(default_factory=list)
+
+
+def _band_runs(band: Sequence[tuple[int, float, float]]) -> list[list[tuple[int, float, float]]]:
+    """``band`` split into runs of consecutive categories: a band is not drawn across a category without one."""
+    runs: list[list[tuple[int, float, float]]] = []
+    for point in sorted(band):
+        if runs and point[0] == runs[-1][-1][0] + 1:
+            runs[-1].append(point)
+        else:
+            runs.append([point])
+    return runs
+
+
+@dataclass
+class CategoryChart:
+    """One chart: evenly spaced categories on x (labels in order), curves on y, a line at y = 0.
+
+    Values are shown to 2 decimals on hover. A curve's band is drawn over each run of
+    consecutive categories that have one; a category alone in its run gets an error bar.
+    """
+
+    title: str
+    categories: list[str]
+    x_label: str
+    y_label: str
+    curves: list[Curve] = field(default_factory=list)
+
+    def _bounds(self) -> tuple[float, float]:
+        values = [0.0, *(value for curve in self.curves for _, value in curve.points)]
+        values += [v for curve in self.curves for _, low, high in curve.band for v in (low, high)]
+        pad = (max(values) - min(values)) * 0.05 or 1.0
+        return min(values) - pad, max(values) + pad
+
+    def render(self) -> str:
+        """The chart as one ``<svg>`` element (an empty-state note when there is nothing to draw)."""
+        v0, v1 = self._bounds()
+        plot_w, plot_h = WIDTH - LEFT - CATEGORY_RIGHT, HEIGHT - TOP - BOTTOM
+
+        def x(index: int) -> float:
+            return LEFT + (index + 0.5) / len(self.categories) * plot_w
+
+        def y(value: float) -> float:
+            return TOP + plot_h - (value - v0) / (v1 - v0) * plot_h
+
+        parts = _frame(self.title, plot_w, plot_h)
+        if not self.curves:
+            return _empty(parts)
+        parts += _y_axis(_ticks(v0, v1), y, plot_w, lambda value: f"{value:g}", self.y_label)
+        parts.append(f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#999"/>')
+        for index, category in enumerate(self.categories):
+            parts.append(
+                f'<text x="{x(index):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="11">'
+                f"{html.escape(category)}</text>"
+            )
+        parts.append(
+            f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 6}" text-anchor="middle" font-size="12">'
+            f"{html.escape(self.x_label)}</text>"
+        )
+        colour = _colours(list(dict.fromkeys(curve.label for curve in self.curves)))
+        for curve in self.curves:
+            fill = colour[curve.label]
+            for run in _band_runs(curve.band):
+                if len(run) == 1:
+                    at, low, high = run[0]
+                    parts.append(
+                        f'<line x1="{x(at):.1f}" x2="{x(at):.1f}" y1="{y(low):.1f}" y2="{y(high):.1f}" '
+                        f'stroke="{fill}" stroke-opacity="0.4" stroke-width="4"/>'
+                    )
+                    continue
+                upper = " ".join(f"{x(at):.1f},{y(high):.1f}" for at, _, high in run)
+                lower = " ".join(f"{x(at):.1f},{y(low):.1f}" for at, low, _ in reversed(run))
+                parts.append(f'<polygon points="{upper} {lower}" fill="{fill}" fill-opacity="0.12"/>')
+            path = " ".join(f"{x(at):.1f},{y(value):.1f}" for at, value in curve.points)
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{fill}" stroke-width="1.5"/>')
+            for at, value in curve.points:
+                title = f"{curve.label} {self.categories[at]}: {value:.2f}"
+                parts.append(
+                    f'<circle cx="{x(at):.1f}" cy="{y(value):.1f}" r="3" fill="{fill}">'
+                    f"<title>{html.escape(title)}</title></circle>"
+                )
+        parts += _legend(colour, WIDTH - CATEGORY_RIGHT)
         parts.append("</svg>")
         return "".join(parts)
 
