@@ -1,10 +1,10 @@
-"""An ``AlertType`` refuses a view the alert API could not serve: the key of a ``latest_per_key`` view."""
+"""Plugin declarations: an ``AlertType`` refuses a view the API could not serve; tiers select modules."""
 
 from __future__ import annotations
 
 import pytest
 
-from coattail_framework.plugins import AlertType, AlertView, AlertViewKind, DetailField
+from coattail_framework.plugins import AlertType, AlertView, AlertViewKind, DetailField, DetectorInfo, select_modules
 
 MARKOUT_DETAILS = (
     DetailField("exchange", "string", nullable=False),
@@ -42,3 +42,32 @@ def test_a_key_naming_an_undeclared_details_key_is_refused() -> None:
 
     with pytest.raises(ValueError, match=r"view key \['notional_bucket', 'horizon'\] names undeclared details keys"):
         AlertType("whale_markout", details=MARKOUT_DETAILS, view=view)
+
+
+def _info(name: str, module_id: str, tier: str) -> DetectorInfo:
+    return DetectorInfo(module_id, name, tier, (AlertType(name.replace("-", "_"), details=()),))  # type: ignore[arg-type]
+
+
+SMALL, MEDIUM, LARGE = (
+    _info("whale", "MOD-002", "small"),
+    _info("flow", "MOD-004", "medium"),
+    _info("alpha", "MOD-008", "large"),
+)
+
+
+@pytest.mark.parametrize(
+    ("tier", "disabled", "modules", "expected"),
+    [
+        ("small", (), {}, ["whale"]),
+        ("medium", (), {}, ["whale", "flow"]),
+        ("large", (), {}, ["whale", "flow", "alpha"]),
+        ("small", (), {"alpha": {"enabled": True}}, ["whale", "alpha"]),  # one module switched on alone
+        ("small", (), {"alpha": {"min_usd": 5}}, ["whale"]),  # settings alone do not switch it on
+        ("large", (), {"flow": {"enabled": False}}, ["whale", "alpha"]),
+        ("small", ("alpha",), {"alpha": {"enabled": True}}, ["whale"]),  # disabled_modules wins
+    ],
+)
+def test_modules_are_selected_by_tier_or_switched_on_alone(
+    tier: str, disabled: tuple[str, ...], modules: dict[str, dict[str, object]], expected: list[str]
+) -> None:
+    assert select_modules([LARGE, MEDIUM, SMALL], tier, disabled, modules) == expected

@@ -18,6 +18,7 @@ LOCAL = [
     "packages/coattail-detector-volume-anomaly",
     "packages/coattail-detector-whale",
     "packages/coattail-detector-spread",
+    "packages/coattail-detector-whale-alpha",
 ]
 ROUTES = (
     "from coattail_api import app\n"
@@ -30,9 +31,14 @@ def test_a_plain_install_is_light_and_declares_every_view(tmp_path: Path) -> Non
 
     installed = installed_distributions(python)
     assert installed & HEAVY_DISTRIBUTIONS == set()
-    assert {"coattail-api", "coattail-detector-whale", "coattail-detector-spread"} <= installed
+    assert {
+        "coattail-api",
+        "coattail-detector-whale",
+        "coattail-detector-spread",
+        "coattail-detector-whale-alpha",
+    } <= installed
 
     loaded = imported_after(python, "import json\n" + ROUTES)
     assert loaded & {"pyspark", "pyarrow", "pyiceberg", "pandas"} == set()
     views = subprocess.run([str(python), "-c", "import json\n" + ROUTES], capture_output=True, text=True, check=True)
-    assert json.loads(views.stdout) == ["spreads", "whales"]  # MOD-001 declares no view
+    assert json.loads(views.stdout) == ["alpha", "alpha-signals", "spreads", "whales"]  # MOD-001 declares no view

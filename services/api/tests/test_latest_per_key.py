@@ -302,6 +302,6 @@ def test_alpha_signals_lists_signals_over_min_signal_t(api: Any, seeded: Any) ->
 
 
 def test_the_declaration_restated_here_is_whale_alphas() -> None:
-    metadata = pytest.importorskip("coattail_detector_whale_alpha.metadata")
+    from coattail_detector_whale_alpha.metadata import DETECTOR_INFO  # the API pins MOD-008
 
-    assert metadata.DETECTOR_INFO == WHALE_ALPHA
+    assert DETECTOR_INFO == WHALE_ALPHA

@@ -186,10 +186,17 @@ def select_modules(
     disabled: Iterable[str] = (),
     modules: Mapping[str, Mapping[str, object]] | None = None,
 ) -> list[str]:
-    """Module names to run: tier at or below ``feature_tier``, minus ``disabled`` and
-    ``modules.<name>.enabled: false``; smallest tier first, then by module id."""
-    off = set(disabled) | {name for name, section in (modules or {}).items() if not section.get("enabled", True)}
-    chosen = [info for info in infos if tier_rank(info.tier) <= tier_rank(feature_tier) and info.module_name not in off]
+    """Module names to run: tier at or below ``feature_tier`` or ``modules.<name>.enabled: true``
+    (one module switched on above the tier), minus ``disabled`` and ``modules.<name>.enabled:
+    false``; smallest tier first, then by module id."""
+    sections = modules or {}
+    off = set(disabled) | {name for name, section in sections.items() if section.get("enabled", True) is False}
+    on = {name for name, section in sections.items() if section.get("enabled") is True}
+    chosen = [
+        info
+        for info in infos
+        if (tier_rank(info.tier) <= tier_rank(feature_tier) or info.module_name in on) and info.module_name not in off
+    ]
     return [info.module_name for info in sorted(chosen, key=lambda info: (tier_rank(info.tier), info.module_id))]
 
 

@@ -283,8 +283,8 @@ class CoattailConfig(BaseModel):
 
     @property
     def active_modules(self) -> list[str]:
-        """Installed detectors of ``feature_tier`` or a smaller tier, minus ``disabled_modules``
-        and ``enabled: false`` ones (``ModuleRegistry.active_modules``; reads the light
+        """Installed detectors of ``feature_tier`` or a smaller tier and those with ``enabled: true``,
+        minus ``disabled_modules`` and ``enabled: false`` ones (``ModuleRegistry.active_modules``; reads the light
         ``coattail.detector_info`` entry points, never a detector class)."""
         from coattail_framework.registry import ModuleRegistry
 
