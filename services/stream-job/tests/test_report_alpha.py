@@ -199,3 +199,14 @@ def test_a_run_without_markouts_has_no_alpha_section(tables: dict[str, list[dict
     assert not [title for title in titles if "alpha" in title]
     assert "Whale alpha" not in page
     assert "Whale alpha" not in summary_table(summary(), tables, SYNTHETIC)
+
+
+def test_a_latest_markout_without_an_entry_price_does_not_hide_the_cohorts_statistics() -> None:
+    rows = [
+        markout(LARGE_BUY, 0, "100", 60, 10.0, (1, 10.0, None, None, 1.0)),
+        markout(LARGE_BUY, 3, "300", 60, None),  # later, but no entry price: carries no statistics
+    ]
+    (cohorts,) = [
+        rows for title, _, rows in summary_sections(summary(), {"whale_markouts": rows}, {}) if "cohorts" in title
+    ]
+    assert cohorts == [["binance", "BTCUSDT", "buy", "large", "1m", "1", "+10.00", "n/a", "n/a", "100.0%", "1"]]

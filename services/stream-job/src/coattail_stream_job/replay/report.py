@@ -148,13 +148,21 @@ def _markout_order(row: Mapping[str, Any]) -> tuple[datetime, datetime, tuple[bo
 
 
 def cohort_horizons(tables: Mapping[str, Rows]) -> list[CohortHorizon]:
-    """Every (cohort, horizon > 0) of ``whale_markouts``, sorted by cohort then horizon."""
+    """Every (cohort, horizon > 0) of ``whale_markouts``, sorted by cohort then horizon.
+
+    ``last`` is the latest row that carries cohort statistics (a markout without an entry price
+    carries none), or the latest row when none does."""
     rows: dict[tuple[Cohort, int], Rows] = {}
     for r in tables.get("whale_markouts", []):
         if int(r["horizon_seconds"]) > 0:
             rows.setdefault((_cohort(r), int(r["horizon_seconds"])), []).append(r)
     return [
-        CohortHorizon(cohort, horizon, max(group, key=_markout_order), sum(r["return_bps"] is not None for r in group))
+        CohortHorizon(
+            cohort,
+            horizon,
+            max(group, key=lambda r: (r["cohort_n"] is not None, _markout_order(r))),
+            sum(r["return_bps"] is not None for r in group),
+        )
         for (cohort, horizon), group in sorted(rows.items())
     ]
 
