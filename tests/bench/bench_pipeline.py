@@ -1,4 +1,4 @@
-"""Stream job throughput (ingest + every detector) from Kinesis vs the same queries from local files; scaling.
+"""Stream job throughput (ingest + the detectors) from Kinesis vs the same queries from local files; scaling; tiers.
 
 One process, one local[2] SparkSession; moto in a child process on 127.0.0.1 (``aws_process``). Each run puts
 ``BENCH_PIPELINE_EVENTS`` synthetic trades (symbols quoted on Binance and Coinbase,
@@ -8,7 +8,9 @@ volume-anomaly, whale and spread queries with their sinks (Iceberg on SQLite, Dy
 moto). Events/s = events / wall seconds of the drain, query start-up and the drain's
 final idle triggers included. The baseline runs the SAME runner and queries over the same
 records read from local JSON files (Spark's file source, same records per trigger).
-Scaling: 1, 2 and 4 shards at 10 symbols; 1, 10 and 50 symbols at 2 shards.
+Scaling: 1, 2 and 4 shards at 10 symbols; 1, 10 and 50 symbols at 2 shards. The runs above use
+``feature_tier: small`` (MOD-001..003); run ``large`` repeats the default one with every built
+module (``feature_tier: large``), so the cost of the larger tiers is read beside it.
 Peak memory (``procmem``) covers every run; its baseline is an idle SparkSession.
 
     python tests/bench/bench_pipeline.py     # prints JSON
@@ -52,8 +54,8 @@ def shipped_config() -> Any:
     return ConfigLoader(SHIPPED_CONFIG, environ={}).load()
 
 
-def bench_config(symbols: int, shards: int, name: str) -> Any:
-    """The benchmark's configuration: ``symbols`` instruments on binance and coinbase, all modules.
+def bench_config(symbols: int, shards: int, name: str, tier: str = "small") -> Any:
+    """The benchmark's configuration: ``symbols`` instruments on binance and coinbase, the modules of ``tier``.
 
     Kinesis is read with the shipped ``kinesis.min_poll_interval_ms`` (the least time between
     two reads of a shard by one query) and tables are kept with the shipped ``iceberg.maintenance``.
@@ -63,6 +65,7 @@ def bench_config(symbols: int, shards: int, name: str) -> Any:
     shipped = shipped_config()
     return CoattailConfig.model_validate(
         {
+            "feature_tier": tier,
             "symbols": {
                 f"S{n:02d}/USDT": {"binance": f"S{n:02d}USDT", "coinbase": f"S{n:02d}-USD"} for n in range(symbols)
             },
@@ -178,6 +181,7 @@ def drain(spark: Any, config: Any, files: Path | None = None) -> dict[str, Any]:
     if read != EVENTS or stats["table_rows"].get("raw_trades", 0) != EVENTS:
         raise RuntimeError(f"the drain did not ingest every event: {json.dumps(stats)}")
     return {
+        "modules": list(config.active_modules),
         "events": read,
         "seconds": round(seconds, 2),
         "events_per_s": round(read / seconds),
@@ -210,12 +214,16 @@ def run() -> dict[str, Any]:
         results["memory_idle_session_mib"] = {
             key: round(v / 1024, 1) for key, v in idle.items() if key.endswith(("python", "jvm", "workers"))
         }
-        runs = [("kinesis", DEFAULT_SHARDS, DEFAULT_SYMBOLS, False), ("files", DEFAULT_SHARDS, DEFAULT_SYMBOLS, True)]
-        runs += [(f"shards-{n}", n, DEFAULT_SYMBOLS, False) for n in SHARDS if n != DEFAULT_SHARDS]
-        runs += [(f"symbols-{n}", DEFAULT_SHARDS, n, False) for n in SYMBOLS if n != DEFAULT_SYMBOLS]
+        runs = [
+            ("kinesis", DEFAULT_SHARDS, DEFAULT_SYMBOLS, False, "small"),
+            ("files", DEFAULT_SHARDS, DEFAULT_SYMBOLS, True, "small"),
+            ("large", DEFAULT_SHARDS, DEFAULT_SYMBOLS, False, "large"),
+        ]
+        runs += [(f"shards-{n}", n, DEFAULT_SYMBOLS, False, "small") for n in SHARDS if n != DEFAULT_SHARDS]
+        runs += [(f"symbols-{n}", DEFAULT_SHARDS, n, False, "small") for n in SYMBOLS if n != DEFAULT_SYMBOLS]
         with MemorySampler() as memory:
-            for name, shards, symbols, from_files in runs:
-                config = local_config(bench_config(symbols, shards, name), root / name, endpoint)
+            for name, shards, symbols, from_files, tier in runs:
+                config = local_config(bench_config(symbols, shards, name, tier), root / name, endpoint)
                 create_resources(config)
                 trades = synthetic_trades(symbols, EVENTS)
                 files = None
@@ -225,7 +233,7 @@ def run() -> dict[str, Any]:
                 else:
                     put_trades(endpoint, config.kinesis.stream_name, trades)
                 figures = drain(spark, config, files)
-                results[name] = {"shards": shards, "symbols": symbols, **figures}
+                results[name] = {"shards": shards, "symbols": symbols, "tier": tier, **figures}
                 print(f"bench_pipeline: {name}: {figures['events_per_s']} events/s", file=sys.stderr, flush=True)
         results["memory_peak_mib"] = memory.peaks()
         spark.stop()

@@ -200,6 +200,16 @@ def render(results: dict[str, dict[str, Any]], seconds: dict[str, float], host: 
                 f"{r['kinesis']['events_per_s'] / max(r['files']['events_per_s'], 1):.2f}",
             )
         )
+        if "large" in r:
+            rows.append(
+                (
+                    f"stream job with every built module (feature_tier large: {', '.join(r['large']['modules'])}), "
+                    f"events/s ({_n(r['events_per_run'])} events, drain)",
+                    _n(r["large"]["events_per_s"]),
+                    f"{_n(r['kinesis']['events_per_s'])} (feature_tier small: {', '.join(r['kinesis']['modules'])})",
+                    f"{r['large']['events_per_s'] / max(r['kinesis']['events_per_s'], 1):.2f}",
+                )
+            )
     if "bench_latency" in results:
         r = results["bench_latency"]
         base = r["baseline_put_to_get_records"]
@@ -249,7 +259,7 @@ def _scaling(r: dict[str, Any] | None) -> list[str]:
         "|---|---|---|---|",
     ]
     runs = sorted(
-        (v for k, v in r.items() if isinstance(v, dict) and "events_per_s" in v and k != "files"),
+        (v for k, v in r.items() if isinstance(v, dict) and "events_per_s" in v and k not in ("files", "large")),
         key=lambda v: (v["symbols"] != 10, v["shards"], v["symbols"]),
     )
     lines += [f"| {v['shards']} | {v['symbols']} | {_n(v['events_per_s'])} | {v['seconds']} |" for v in runs]
