@@ -182,7 +182,7 @@ class WhaleAlphaDetector(BaseDetector[WhaleAlphaConfig]):
             F.col("notional_bucket"),
             F.format_string("%+.2f", F.col("signal_mean_bps")),
             _duration(F.col("signal_horizon_seconds")),
-            F.coalesce(F.format_string("%.2f", F.col("signal_t")), F.lit("n/a")),
+            _number("%.2f", F.col("signal_t")),
             F.format_string("%.0f", F.col("signal_hit_rate") * 100),
             F.col("signal_n"),
         )
@@ -213,7 +213,7 @@ class WhaleAlphaDetector(BaseDetector[WhaleAlphaConfig]):
             F.col("notional_bucket"),
             _duration(F.col("horizon_seconds")),
             F.format_string("%+.2f", F.col("cohort_mean_bps")),
-            F.coalesce(F.format_string("%.2f", F.col("cohort_t")), F.lit("n/a")),
+            _number("%.2f", F.col("cohort_t")),
             F.col("cohort_n"),
         )
         return alert_frame(
@@ -233,6 +233,11 @@ class WhaleAlphaDetector(BaseDetector[WhaleAlphaConfig]):
 def _details(fields: Sequence[object]) -> list[Column]:
     """The output columns named by an alert type's ``details`` declaration."""
     return [F.col(field.name) for field in fields]  # type: ignore[attr-defined]
+
+
+def _number(spec: str, value: Column) -> Column:
+    """``value`` formatted with ``spec``, ``n/a`` when null (``format_string`` would write ``null``)."""
+    return F.when(value.isNull(), F.lit("n/a")).otherwise(F.format_string(spec, value))
 
 
 def _duration(seconds: Column) -> Column:

@@ -72,8 +72,8 @@ WHALE_MARKOUTS = StructType(
 """``whale_markouts``: see the module docstring.
 
 ``entry_price`` is the VWAP of the key's trades in (``order_time``, ``order_time`` +
-``entry_delay_seconds``] and ``entry_trade_count`` their number; both are null when no trade
-fell there, and then so is ``return_bps`` (the row is still written). ``exit_price`` is the
+``entry_delay_seconds``] and ``entry_trade_count`` their number; when no trade fell there the
+count is 0 and ``entry_price`` and ``return_bps`` are null (the row is still written). ``exit_price`` is the
 price of the last trade at or before ``horizon_end`` (``exit_time`` its time: a quiet market
 leaves it early). ``return_bps`` = s x (exit - entry) / entry x 10,000 with s = +1 for a
 buy, -1 for a sell. ``cohort_*``: the last ``cohort_size`` non-null returns of the cohort
