@@ -19,6 +19,7 @@ LOCAL = [
     "packages/coattail-detector-whale",
     "packages/coattail-detector-spread",
     "packages/coattail-detector-whale-alpha",
+    "packages/coattail-detector-flow-imbalance",
 ]
 ROUTES = (
     "from coattail_api import app\n"

@@ -52,6 +52,14 @@ def widest_spreads(tables: Mapping[str, Rows], n: int = TOP_N) -> Rows:
     return sorted(tables.get("exchange_spreads", []), key=lambda r: -float(r["spread_pct"] or 0))[:n]
 
 
+def strongest_flows(tables: Mapping[str, Rows], n: int = TOP_N) -> Rows:
+    """The ``n`` flow-imbalance windows (MOD-004) with the largest net flow z-score in size (scored first)."""
+    rows = tables.get("flow_imbalance", [])
+    return sorted(rows, key=lambda r: (r["net_flow_z"] is None, -abs(float(r["net_flow_z"] or 0)), r["window_start"]))[
+        :n
+    ]
+
+
 def highest_z_scores(tables: Mapping[str, Rows], n: int = TOP_N) -> Rows:
     """The ``n`` volume windows with the highest z-score (windows without one are skipped)."""
     scored = [r for r in tables.get("volume_aggregates", []) if r.get("z_score") is not None]
@@ -262,6 +270,21 @@ def summary_sections(
         ("Widest spreads", ["window (UTC)", "instrument", "venues", "spread", "premium bps"], spreads),
         ("Highest volume z-scores", ["window (UTC)", "venue", "quote volume", "z", "baseline windows"], z_scores),
     ]
+    if tables.get("flow_imbalance"):
+        flows = [
+            [
+                _time(r["window_start"]),
+                f"{r['exchange']} {r['symbol']}{_tag(synthetic, r['exchange'], r['symbol'])}",
+                money(float(r["buy_quote_volume"])),
+                money(float(r["sell_quote_volume"])),
+                f"{float(r['imbalance']):+.2f}",
+                _fixed(r["net_flow_z"], "+.2f"),
+                str(r["baseline_size"]),
+            ]
+            for r in strongest_flows(tables)
+        ]
+        headers = ["window (UTC)", "venue", "buy", "sell", "imbalance", "net flow z", "baseline windows"]
+        sections.append(("Strongest taker flow imbalances", headers, flows))
     if tables.get("whale_markouts"):
         headers = ["exchange", "symbol", "side", "bucket", "horizon", "n", "mean bps", "std bps", "t", "hit rate"]
         sections.append(("Whale alpha: cohorts", [*headers, "markouts in run"], _alpha_rows(tables, synthetic)))
