@@ -47,7 +47,8 @@ TRADES = [
     trade(102, 8, 99.0, side="sell"),  # B's entry: 99
     trade(150, 9, 97.0, side="sell"),  # B's 60 s exit (160 s): 97 -> (97 - 99) / 99 * 1e4
     trade(250, 10, 90.0, side="sell"),  # A's 300 s exit: 90 -> (90 - 102) / 102 * 1e4
-    trade(420, 11, 95.0, side="sell"),  # B's 300 s exit (400 s) is still 90 at 250 s
+    trade(390, 12, 90.0, side="sell"),  # B's 300 s exit (400 s)
+    trade(420, 11, 95.0, side="sell"),
 ]
 A_60 = (110 - 102) / 102 * 1e4
 A_300 = (90 - 102) / 102 * 1e4
@@ -158,3 +159,17 @@ def test_state_round_trips_through_json_exactly() -> None:
     assert json.loads(text)["version"] == 1
     with pytest.raises(ValueError, match="state version"):
         KeyState.from_json(text.replace('"version":1', '"version":0'))
+
+
+def test_an_exit_older_than_max_exit_age_gives_no_return() -> None:
+    trades = [trade(0, 1, 100.0, 2.0), trade(2, 2, 101.0, side="sell"), trade(60 - 30, 3, 103.0, side="sell")]
+    fresh = run([trades], [70 * S], Settings(**{**SETTINGS.__dict__, "max_exit_age_us": 30 * S}))
+    stale = run([trades], [70 * S], Settings(**{**SETTINGS.__dict__, "max_exit_age_us": 30 * S - 1}))
+    assert [(r["horizon_seconds"], r["exit_time"], r["return_bps"]) for r in fresh] == [
+        (0, None, 0.0),
+        (60, 30 * S, (103 - 101) / 101 * 1e4),  # 30 s old: at the bound, still a return
+    ]
+    assert [(r["horizon_seconds"], r["exit_price"], r["return_bps"], r["cohort_n"]) for r in stale] == [
+        (0, 101.0, 0.0, None),
+        (60, 103.0, None, None),  # 1 µs older than the bound: written, no return, not in the cohort
+    ]

@@ -51,6 +51,7 @@ MODULES = {
         "cohort_size": 5,
         "score_horizon_seconds": 60,
         "thresholds": {"medium": 0.5, "high": 2.5},
+        "max_exit_age_seconds": 150,  # the streams below are sparse: exits up to 105 s old count
     },
 }
 SIGNAL_TYPE, MARKOUT_TYPE = DETECTOR_INFO.alert_types
@@ -236,10 +237,10 @@ def test_buy_and_sell_markouts_resolve_horizon_by_horizon_as_the_watermark_passe
 
 # 2. BTCUSDT goes silent after the order; ETHUSDT keeps moving the watermark.
 SILENT = order("buy", 0, ("1", "1"), 180_000.0, 3.0, 1, 60_000.0)
-SILENT_RETURN = (60_100.0 - 60_040.0) / 60_040.0 * 1e4  # entry 60,040 (3 s), exit 60,100 (20 s) at both horizons
+SILENT_RETURN = (60_100.0 - 60_040.0) / 60_040.0 * 1e4  # entry 60,040 (3 s), exit 60,100 (20 s)
 
 
-def test_markouts_of_a_silent_venue_resolve_on_event_time_with_its_last_trade(
+def test_markouts_of_a_silent_venue_resolve_on_event_time_and_a_stale_exit_gives_no_return(
     spark: SparkSession, detector: WhaleAlphaDetector, tmp_path: Path
 ) -> None:
     batches = [
@@ -263,7 +264,8 @@ def test_markouts_of_a_silent_venue_resolve_on_event_time_with_its_last_trade(
     assert rows_of(run.outputs, "binance", "BTCUSDT") == [
         entry_row(SILENT, 60_040.0, 1),
         markout_row(SILENT, 60, (60_040.0, 1), (60_100.0, 20), SILENT_RETURN, single(SILENT_RETURN)),
-        markout_row(SILENT, 300, (60_040.0, 1), (60_100.0, 20), SILENT_RETURN, single(SILENT_RETURN)),
+        # 300 s: the last trade (20 s) is 280 s old, past max_exit_age_seconds (150): no return, no cohort.
+        markout_row(SILENT, 300, (60_040.0, 1), (60_100.0, 20), None, NO_COHORT),
     ]
 
 

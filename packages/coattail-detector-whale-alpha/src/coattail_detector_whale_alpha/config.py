@@ -60,6 +60,11 @@ class WhaleAlphaConfig(BaseModel):
     thresholds: SeverityTiers = SeverityTiers(medium=2.0, high=3.0, critical=4.0)
     """Severity bounds on the signal statistic; a value strictly above the mildest one alerts."""
 
+    max_exit_age_seconds: float = Field(60.0, gt=0, le=86_400)
+    """A markout whose last trade at or before ``order_time + h`` is older than this (the venue was
+    silent: feed down or market closed) gets no return and stays out of its cohort; the row, with
+    its stale exit, is still written."""
+
     watermark_delay_seconds: float = Field(2.0, ge=0, le=3600)
     """How long (event time) an order stays open for late fills; MOD-002's default."""
 

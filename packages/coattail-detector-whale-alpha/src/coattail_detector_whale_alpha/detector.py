@@ -110,6 +110,7 @@ class WhaleAlphaDetector(BaseDetector[WhaleAlphaConfig]):
             cohort_size=settings.cohort_size,
             score_horizon_us=settings.score_horizon_seconds * 1_000_000,
             max_pending_orders=settings.max_pending_orders,
+            max_exit_age_us=round(settings.max_exit_age_seconds * 1_000_000),
         )
 
     def _trades(self, events: DataFrame) -> DataFrame:

@@ -73,15 +73,16 @@ WHALE_MARKOUTS = StructType(
 
 ``entry_price`` is the VWAP of the key's trades in (``order_time``, ``order_time`` +
 ``entry_delay_seconds``] and ``entry_trade_count`` their number; when no trade fell there the
-count is 0 and ``entry_price`` and ``return_bps`` are null (the row is still written). ``exit_price`` is the
-price of the last trade at or before ``horizon_end`` (``exit_time`` its time: a quiet market
-leaves it early). ``return_bps`` = s x (exit - entry) / entry x 10,000 with s = +1 for a
-buy, -1 for a sell. ``cohort_*``: the last ``cohort_size`` non-null returns of the cohort
-(exchange, symbol, side, ``notional_bucket``) at this horizon, this one included: count, mean,
-sample standard deviation (null below 2), t = mean / (std / sqrt(n)) (null when std is null
-or 0) and the share of returns above 0. ``orders_untracked``: whale orders of this
-(exchange, symbol) the module could not follow because ``max_pending_orders`` were pending
-(running count since the query started)."""
+count is 0 and ``entry_price`` and ``return_bps`` are null (the row is still written).
+``exit_price`` is the price of the last trade at or before ``horizon_end`` (``exit_time`` its
+time: a quiet market leaves it early; older than ``max_exit_age_seconds``, the return is null).
+``return_bps`` = s x (exit - entry) / entry x 10,000 with s = +1 for a buy, -1 for a sell.
+``cohort_*``: the last ``cohort_size`` non-null returns of the cohort (exchange, symbol, side,
+``notional_bucket``) at this horizon, this one included: count, mean, sample standard
+deviation (null below 2), t = mean / (std / sqrt(n)) (null when std is null or 0) and the
+share of returns above 0. ``orders_untracked``: whale orders of this (exchange, symbol) the
+module could not follow because ``max_pending_orders`` were pending (running count since the
+query started)."""
 
 STATE = StructType([StructField("state_json", StringType(), nullable=False)])
 """Per (exchange, symbol) state of the ``applyInPandasWithState`` function (``state.KeyState``)."""

@@ -15,7 +15,8 @@ That gives four kinds of event, each handled when ``W`` reaches its time:
 - **entry** at ``t + entry_delay``: entry price = VWAP of the key's trades in (``t``,
   ``t + entry_delay``]; the entry row (horizon 0) is written.
 - **markout** at ``t + h``: exit = the last trade at or before ``t + h``; the return joins the
-  cohort and the markout row is written with the cohort's statistics after it.
+  cohort and the markout row is written with the cohort's statistics after it. An exit older
+  than ``max_exit_age`` (a silent venue) gives no return: the row keeps its stale exit.
 
 Events are handled in event-time order (markouts before orders at the same instant), and a
 batch only ever handles events in (previous ``W``, ``W``], so the rows, the cohorts and every
@@ -117,6 +118,7 @@ class Settings:
     cohort_size: int
     score_horizon_us: int
     max_pending_orders: int
+    max_exit_age_us: int = 60_000_000
 
 
 @dataclass
@@ -278,7 +280,8 @@ class KeyState:
         returned = None
         stats = EMPTY
         key = _cohort(pending.order["side"], pending.order["notional_bucket"], horizon_us)
-        if entry_price is not None:
+        fresh = pending.event_us + horizon_us - exit_us <= settings.max_exit_age_us
+        if entry_price is not None and fresh:
             sign = 1.0 if pending.order["side"] == "buy" else -1.0
             returned = sign * (exit_price - entry_price) / entry_price * BPS + 0.0
             returns = self.cohorts.setdefault(key, [])
