@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from coattail_detector_spread import SpreadConfig, SpreadDetector
-from coattail_detector_spread.detector import Leg
+from coattail_detector_spread.legs import Leg
 from coattail_devstack.testing.contracts import DetectorContract
 from coattail_framework.alerts import SeverityTiers
 from coattail_framework.config import CoattailConfig

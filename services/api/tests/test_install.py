@@ -20,6 +20,8 @@ LOCAL = [
     "packages/coattail-detector-spread",
     "packages/coattail-detector-whale-alpha",
     "packages/coattail-detector-flow-imbalance",
+    "packages/coattail-detector-split-order",
+    "packages/coattail-detector-lead-lag",
 ]
 ROUTES = (
     "from coattail_api import app\n"
@@ -42,4 +44,5 @@ def test_a_plain_install_is_light_and_declares_every_view(tmp_path: Path) -> Non
     loaded = imported_after(python, "import json\n" + ROUTES)
     assert loaded & {"pyspark", "pyarrow", "pyiceberg", "pandas"} == set()
     views = subprocess.run([str(python), "-c", "import json\n" + ROUTES], capture_output=True, text=True, check=True)
-    assert json.loads(views.stdout) == ["alpha", "alpha-signals", "spreads", "whales"]  # MOD-001 declares no view
+    # MOD-001, MOD-004 and MOD-005 declare no view
+    assert json.loads(views.stdout) == ["alpha", "alpha-signals", "leaders", "spreads", "whales"]

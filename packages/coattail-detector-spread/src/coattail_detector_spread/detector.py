@@ -21,15 +21,13 @@ Example::
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from coattail_detector_spread.config import SpreadConfig
+from coattail_detector_spread.legs import Leg, legs_of, pairs_of
 from coattail_detector_spread.metadata import DETECTOR_INFO
 from coattail_detector_spread.schema import EXCHANGE_SPREADS
 from coattail_framework.alerts import alert_frame
@@ -43,34 +41,6 @@ if TYPE_CHECKING:
 
 PERCENT = 100.0
 BPS = 10_000.0
-
-
-@dataclass(frozen=True, order=True)
-class Leg:
-    """One venue's symbol of an instrument (``instrument`` after quote equivalence)."""
-
-    instrument: str
-    exchange: str
-    symbol: str
-
-
-def _legs_of(config: CoattailConfig, settings: SpreadConfig) -> tuple[Leg, ...]:
-    """Every configured venue symbol as a leg, ordered by instrument, then venue id."""
-    return tuple(
-        sorted(
-            Leg(settings.instrument(canonical), exchange, symbol)
-            for exchange, symbol, canonical in config.symbols.pairs()
-        )
-    )
-
-
-def _pairs_of(legs: Sequence[Leg]) -> tuple[tuple[int, int], ...]:
-    """Index pairs (a, b) of legs of one instrument on different venues, venue a < venue b."""
-    return tuple(
-        (a, b)
-        for a, b in itertools.combinations(range(len(legs)), 2)
-        if legs[a].instrument == legs[b].instrument and legs[a].exchange < legs[b].exchange
-    )
 
 
 class SpreadDetector(BaseDetector[SpreadConfig]):
@@ -90,8 +60,8 @@ class SpreadDetector(BaseDetector[SpreadConfig]):
 
     def on_configured(self, config: CoattailConfig) -> None:
         """Derive the legs and the pairs to compare from ``symbols`` and the quote equivalence."""
-        self.legs = _legs_of(config, self.settings)
-        self.pairs = _pairs_of(self.legs)
+        self.legs = legs_of(config, self.settings)
+        self.pairs = pairs_of(self.legs)
         if not self.pairs:
             raise ConfigError(
                 f"{config.source_of(('symbols',))}: no instrument under symbols is quoted on two exchanges "

@@ -60,6 +60,12 @@ def strongest_flows(tables: Mapping[str, Rows], n: int = TOP_N) -> Rows:
     ]
 
 
+def largest_sequences(tables: Mapping[str, Rows], n: int = TOP_N) -> Rows:
+    """The ``n`` split-order sequences (MOD-005) with the largest total notional."""
+    rows = tables.get("split_order_sequences", [])
+    return sorted(rows, key=lambda r: (-float(r["total_notional"]), r["sequence_start"]))[:n]
+
+
 def highest_z_scores(tables: Mapping[str, Rows], n: int = TOP_N) -> Rows:
     """The ``n`` volume windows with the highest z-score (windows without one are skipped)."""
     scored = [r for r in tables.get("volume_aggregates", []) if r.get("z_score") is not None]
@@ -285,6 +291,41 @@ def summary_sections(
         ]
         headers = ["window (UTC)", "venue", "buy", "sell", "imbalance", "net flow z", "baseline windows"]
         sections.append(("Strongest taker flow imbalances", headers, flows))
+    if tables.get("split_order_sequences"):
+        sequences = [
+            [
+                _time(r["sequence_start"]),
+                _time(r["sequence_end"]),
+                f"{r['exchange']} {r['symbol']}{_tag(synthetic, r['exchange'], r['symbol'])}",
+                str(r["side"]),
+                str(r["clip_count"]),
+                f"{float(r['clip_base_quantity']):g}",
+                money(float(r["total_notional"])),
+                f"{float(r['interval_mean_seconds']):.1f} s",
+                f"{float(r['interval_cv']):.2f}",
+                "yes" if r["regular"] else "no",
+                f"{float(r['price_drift_bps']):+.1f}",
+            ]
+            for r in largest_sequences(tables)
+        ]
+        headers = ["start (UTC)", "end (UTC)", "venue", "side", "clips", "clip size", "total", "interval", "cv"]
+        sections.append(("Split-order sequences", [*headers, "regular", "drift bps"], sequences))
+    if tables.get("lead_lag"):
+        lead_lag = [
+            [
+                _time(r["window_end"]),
+                str(r["symbol"]),
+                f"{r['exchange_a']} {r['symbol_a']} / {r['exchange_b']} {r['symbol_b']}",
+                f"{float(r['lag_seconds']):+g} s",
+                str(r["leader"] or "none"),
+                f"{float(r['correlation_at_lag']):+.3f}",
+                f"{float(r['correlation_at_zero']):+.3f}",
+                "yes" if r["significant"] else "no",
+            ]
+            for r in sorted(tables["lead_lag"], key=lambda r: (r["window_end"], r["symbol"], r["exchange_a"]))
+        ]
+        headers = ["window end (UTC)", "instrument", "legs", "lag k*", "leader", "rho(k*)", "rho(0)", "significant"]
+        sections.append(("Lead-lag between venues", headers, lead_lag))
     if tables.get("whale_markouts"):
         headers = ["exchange", "symbol", "side", "bucket", "horizon", "n", "mean bps", "std bps", "t", "hit rate"]
         sections.append(("Whale alpha: cohorts", [*headers, "markouts in run"], _alpha_rows(tables, synthetic)))
