@@ -1,9 +1,7 @@
 """A ``latest_per_key`` view (MOD-008's ``/alpha``): the latest alert per combination of ``details`` keys.
 
-The API's test environment installs only the detectors the stream job ships, not
-``coattail-detector-whale-alpha``, so its declaration is restated here (``WHALE_ALPHA``) and
-the routes are built from it with ``create_resolver``; where the distribution is installed,
-``test_the_declaration_restated_here_is_whale_alphas`` checks the two agree.
+The API pins ``coattail-detector-whale-alpha``: the routes are built from its declaration
+(``WHALE_ALPHA``) with ``create_resolver``.
 
 Seeded ``BTCUSDT`` markouts, seconds after ``BASE_TIME`` (a venue cannot hold two alerts of
 one instant: the test rows' ids are module, venue, symbol and time):
@@ -29,57 +27,9 @@ import pytest
 from coattail_api.app import create_resolver
 from coattail_api.cursor import CursorCodec
 from coattail_api.store import AlertStore
-from coattail_framework.plugins import AlertType, AlertView, DetailField, DetectorInfo
+from coattail_detector_whale_alpha.metadata import DETECTOR_INFO
 
-_ORDER = (
-    DetailField("exchange", "string", nullable=False),
-    DetailField("symbol", "string", nullable=False),
-    DetailField("side", "string", nullable=False),
-    DetailField("order_time", "timestamp", nullable=False),
-    DetailField("first_trade_id", "string"),
-    DetailField("taker_order_id", "string"),
-    DetailField("notional", "number", nullable=False),
-    DetailField("notional_bucket", "string", nullable=False),
-    DetailField("entry_price", "number"),
-)
-COHORT_KEY = ("exchange", "side", "notional_bucket", "horizon_seconds")
-WHALE_ALPHA = DetectorInfo(
-    module_id="MOD-008",
-    module_name="whale-alpha",
-    tier="large",
-    alert_types=(
-        AlertType(
-            "whale_alpha_signal",
-            details=(
-                *_ORDER,
-                DetailField("signal_horizon_seconds", "integer", nullable=False),
-                DetailField("signal_n", "integer", nullable=False),
-                DetailField("signal_mean_bps", "number", nullable=False),
-                DetailField("signal_std_bps", "number"),
-                DetailField("signal_t", "number"),
-                DetailField("signal_hit_rate", "number", nullable=False),
-            ),
-            view=AlertView(path="alpha-signals", kind="listing", min_filter="signal_t"),
-        ),
-        AlertType(
-            "whale_markout",
-            details=(
-                *_ORDER,
-                DetailField("horizon_seconds", "integer", nullable=False),
-                DetailField("exit_price", "number", nullable=False),
-                DetailField("exit_time", "timestamp", nullable=False),
-                DetailField("return_bps", "number", nullable=False),
-                DetailField("cohort_n", "integer", nullable=False),
-                DetailField("cohort_mean_bps", "number", nullable=False),
-                DetailField("cohort_std_bps", "number"),
-                DetailField("cohort_t", "number"),
-                DetailField("cohort_hit_rate", "number", nullable=False),
-            ),
-            view=AlertView(path="alpha", kind="latest_per_key", key=COHORT_KEY),
-        ),
-    ),
-)
-"""``coattail_detector_whale_alpha.metadata.DETECTOR_INFO``, restated."""
+WHALE_ALPHA = DETECTOR_INFO
 SIGNAL_TYPE, MARKOUT_TYPE = WHALE_ALPHA.alert_types
 
 BUY = ("binance", "buy", "100K-500K")
@@ -299,9 +249,3 @@ def test_alpha_signals_lists_signals_over_min_signal_t(api: Any, seeded: Any) ->
         seeded["ETHUSDT",][1].alert_id,
         signals[1].alert_id,
     ]
-
-
-def test_the_declaration_restated_here_is_whale_alphas() -> None:
-    from coattail_detector_whale_alpha.metadata import DETECTOR_INFO  # the API pins MOD-008
-
-    assert DETECTOR_INFO == WHALE_ALPHA

@@ -39,9 +39,10 @@ from coattail_detector_flow_imbalance.metadata import DETECTOR_INFO
 from coattail_detector_flow_imbalance.schema import FLOW_IMBALANCE, STATE
 from coattail_detector_flow_imbalance.state import Settings
 from coattail_detector_whale.detector import WhaleDetector
-from coattail_detector_whale.fills import TAKER_SIDES, usd_quoted_pairs
+from coattail_detector_whale.fills import TAKER_SIDES
 from coattail_framework.detector import BaseDetector
 from coattail_framework.partitioning import day
+from coattail_framework.quality.rules import positive_finite
 from coattail_framework.schemas import EVENT_TIME_COLUMN
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class FlowImbalanceDetector(BaseDetector[FlowImbalanceConfig]):
         """
         whale = WhaleDetector()
         whale.configure(config)
-        self._usd_pairs = usd_quoted_pairs(config.symbols.pairs(), whale.settings.usd_quote_currencies)
+        self._usd_pairs = whale.usd_pairs
 
     @property
     def state_settings(self) -> Settings:
@@ -86,8 +87,7 @@ class FlowImbalanceDetector(BaseDetector[FlowImbalanceConfig]):
         rule flags them); ``taker_orders`` itself skips fills without a positive price or size.
         """
         usd = F.concat_ws(":", F.col("exchange"), F.col("symbol")).isin(*self._usd_pairs)
-        notional = _quote_volume()
-        counted = notional.isNotNull() & ~F.isnan(notional) & (notional > 0) & (notional < F.lit(float("inf")))
+        counted = positive_finite(_quote_volume())
         return events.where(F.col(EVENT_TIME_COLUMN).isNotNull() & usd & F.col("side").isin(*TAKER_SIDES) & counted)
 
     def process(self, events: DataFrame) -> DataFrame:

@@ -22,6 +22,7 @@ import pandas as pd  # type: ignore[import-untyped]
 from coattail_detector_flow_imbalance.schema import FLOW_IMBALANCE
 from coattail_detector_flow_imbalance.state import KeyState, Settings
 from coattail_detector_whale.fills import Fill
+from coattail_framework.stateful import timeout_ms
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
@@ -46,16 +47,6 @@ def flows_frame(exchange: str, symbol: str, rows: list[dict[str, Any]]) -> Any:
     frame.insert(0, "symbol", symbol)
     frame.insert(0, "exchange", exchange)
     return frame
-
-
-def timeout_ms(due_us: int) -> int:
-    """The event-time timeout that fires once the watermark (ms) reaches ``due_us``.
-
-    Spark fires when the watermark is strictly greater than the timeout, and ``due_us`` is
-    reached when ``watermark_ms * 1000 >= due_us``. For a ``due_us`` after the current
-    watermark (``KeyState.next_due_us``) the result is at or after it, as Spark requires.
-    """
-    return -(-due_us // 1000) - 1
 
 
 def flow_state_function(settings: Settings) -> StateFunction:

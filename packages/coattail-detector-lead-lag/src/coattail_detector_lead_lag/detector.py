@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import ValidationError
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupStateTimeout
@@ -41,13 +40,12 @@ from coattail_detector_lead_lag.pandas_functions import lead_lag_batch_function,
 from coattail_detector_lead_lag.schema import LEAD_LAG, STATE
 from coattail_detector_lead_lag.state import Pair, Settings, leg_key
 from coattail_detector_spread.config import SpreadConfig
-
-# MOD-003's own derivation of legs and pairs (module-private there; hence the exact pin in pyproject.toml).
 from coattail_detector_spread.legs import Leg, legs_of, pairs_of
 from coattail_framework.alerts import alert_frame
-from coattail_framework.detector import BaseDetector
+from coattail_framework.detector import BaseDetector, module_settings
 from coattail_framework.errors import ConfigError
 from coattail_framework.partitioning import day
+from coattail_framework.quality.rules import positive_finite
 from coattail_framework.schemas import EVENT_TIME_COLUMN
 
 if TYPE_CHECKING:
@@ -78,14 +76,7 @@ class LeadLagDetector(BaseDetector[LeadLagConfig]):
 
     def on_configured(self, config: CoattailConfig) -> None:
         """Read MOD-003's quote equivalence and derive its legs and pairs from ``symbols``."""
-        raw = dict(config.modules.get(SPREAD_MODULE, {}))
-        raw.pop("enabled", None)
-        try:
-            self.spread = SpreadConfig.model_validate(raw)
-        except ValidationError as error:
-            raise ConfigError.from_validation(
-                error, prefix=("modules", SPREAD_MODULE), source=config.source_of
-            ) from None
+        self.spread = module_settings(config, SPREAD_MODULE, SpreadConfig)
         self.legs = legs_of(config, self.spread)
         self.pairs = pairs_of(self.legs)
         if not self.pairs:
@@ -125,15 +116,7 @@ class LeadLagDetector(BaseDetector[LeadLagConfig]):
             leg_key(leg.exchange, leg.symbol): leg.instrument for i, leg in enumerate(self.legs) if i in paired
         }
         leg = F.concat_ws(":", F.col("exchange"), F.col("symbol"))
-        price = F.col("price")
-        usable = (
-            F.col(EVENT_TIME_COLUMN).isNotNull()
-            & leg.isin(*instrument_of)
-            & price.isNotNull()
-            & ~F.isnan(price)
-            & (price > 0)
-            & (price < F.lit(float("inf")))
-        )
+        usable = F.col(EVENT_TIME_COLUMN).isNotNull() & leg.isin(*instrument_of) & positive_finite(F.col("price"))
         mapping = F.create_map(*(F.lit(text) for item in instrument_of.items() for text in item))
         return events.where(usable).withColumn("leg", leg).withColumn("instrument", F.element_at(mapping, leg))
 

@@ -22,6 +22,7 @@ import pandas as pd  # type: ignore[import-untyped]
 
 from coattail_detector_lead_lag.schema import LEAD_LAG
 from coattail_detector_lead_lag.state import InstrumentState, Settings, Trade
+from coattail_framework.stateful import timeout_ms
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
@@ -48,15 +49,6 @@ def lead_lag_frame(instrument: str, rows: list[dict[str, Any]]) -> Any:
         frame[column] = pd.to_datetime(frame[column], unit="us", utc=True)
     frame.insert(2, "symbol", instrument)
     return frame[LEAD_LAG.fieldNames()]
-
-
-def timeout_ms(event_us: int) -> int:
-    """The event-time timeout that fires once the watermark (ms) reaches ``event_us``.
-
-    Spark fires when the watermark is strictly greater than the timeout; a step end at
-    ``event_us`` is due when ``watermark_ms * 1000 >= event_us``.
-    """
-    return -(-event_us // 1000) - 1
 
 
 def lead_lag_state_function(settings: Settings) -> StateFunction:

@@ -32,8 +32,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import ValidationError
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupStateTimeout
 
@@ -42,12 +41,12 @@ from coattail_detector_split_order.metadata import DETECTOR_INFO
 from coattail_detector_split_order.schema import SPLIT_ORDER_SEQUENCES, STATE
 from coattail_detector_split_order.state import Settings
 from coattail_detector_split_order.tracker import NEWEST_COLUMN, sequence_batch_function, sequence_state_function
-from coattail_detector_whale.config import WhaleConfig
-from coattail_detector_whale.fills import TAKER_SIDES, usd_quoted_pairs
+from coattail_detector_whale.detector import WhaleDetector
+from coattail_detector_whale.fills import TAKER_SIDES
 from coattail_framework.alerts import alert_frame
 from coattail_framework.detector import BaseDetector
-from coattail_framework.errors import ConfigError
 from coattail_framework.partitioning import day
+from coattail_framework.quality.rules import positive_finite
 from coattail_framework.schemas import EVENT_TIME_COLUMN
 
 if TYPE_CHECKING:
@@ -74,22 +73,10 @@ class SplitOrderDetector(BaseDetector[SplitOrderConfig]):
     _usd_pairs: tuple[str, ...] = ()
 
     def on_configured(self, config: CoattailConfig) -> None:
-        """Read MOD-002's quote currencies and keep the (exchange, symbol) pairs quoted in USD."""
-        raw = dict(config.modules.get(WHALE_MODULE, {}))
-        raw.pop("enabled", None)
-        try:
-            whale = WhaleConfig.model_validate(raw)
-        except ValidationError as error:
-            raise ConfigError.from_validation(
-                error, prefix=("modules", WHALE_MODULE), source=config.source_of
-            ) from None
-        self._usd_pairs = usd_quoted_pairs(config.symbols.pairs(), whale.usd_quote_currencies)
-        if not self._usd_pairs:
-            raise ConfigError(
-                f"{config.source_of(('symbols',))}: symbols has no instrument quoted in "
-                f"modules.whale.usd_quote_currencies {sorted(whale.usd_quote_currencies)}; MOD-005 counts clips "
-                "in USD and follows such instruments only"
-            )
+        """Read MOD-002's quote currencies through its own ``configure`` (its key paths, its refusals)."""
+        whale = WhaleDetector()
+        whale.configure(config)
+        self._usd_pairs = whale.usd_pairs
 
     @property
     def state_settings(self) -> Settings:
@@ -110,15 +97,10 @@ class SplitOrderDetector(BaseDetector[SplitOrderConfig]):
     def _trades(self, events: DataFrame) -> DataFrame:
         """Trades of USD-quoted instruments with a time, a taker side and a finite positive price and size."""
 
-        def positive(name: str) -> Column:
-            value = F.col(name)
-            return value.isNotNull() & ~F.isnan(value) & (value > 0) & (value < F.lit(float("inf")))
-
         usd = F.concat_ws(":", F.col("exchange"), F.col("symbol")).isin(*self._usd_pairs)
         known_side = F.col("side").isin(*TAKER_SIDES)
-        return events.where(
-            F.col(EVENT_TIME_COLUMN).isNotNull() & usd & known_side & positive("price") & positive("quantity")
-        )
+        usable = positive_finite(F.col("price")) & positive_finite(F.col("quantity"))
+        return events.where(F.col(EVENT_TIME_COLUMN).isNotNull() & usd & known_side & usable)
 
     def process(self, events: DataFrame) -> DataFrame:
         """``SPLIT_ORDER_SEQUENCES`` rows of ``events`` (streaming: as sequences close; static: all closed)."""

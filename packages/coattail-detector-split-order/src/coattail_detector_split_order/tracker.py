@@ -22,6 +22,7 @@ import pandas as pd  # type: ignore[import-untyped]
 from coattail_detector_split_order.schema import SPLIT_ORDER_SEQUENCES
 from coattail_detector_split_order.state import KeyState, Settings
 from coattail_detector_whale.fills import Fill
+from coattail_framework.stateful import timeout_ms
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
@@ -57,15 +58,6 @@ def sequences_frame(exchange: str, symbol: str, rows: list[dict[str, Any]]) -> A
     frame.insert(0, "symbol", symbol)
     frame.insert(0, "exchange", exchange)
     return frame[SPLIT_ORDER_SEQUENCES.fieldNames()]
-
-
-def timeout_ms(event_us: int) -> int:
-    """The event-time timeout that fires once the watermark (ms) reaches ``event_us``.
-
-    Spark fires when the watermark is strictly greater than the timeout; an event at
-    ``event_us`` is due when ``watermark_ms * 1000 >= event_us``.
-    """
-    return -(-event_us // 1000) - 1
 
 
 def sequence_state_function(settings: Settings) -> StateFunction:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from coattail_framework.quality.rules import QualityContext, QualityRule
+from coattail_framework.quality.rules import QualityContext, QualityRule, positive_finite
 from coattail_framework.schemas import EVENT_TIME_COLUMN
 
 
@@ -28,8 +28,7 @@ def _side_known(_: QualityContext | None = None) -> Column:
 
 
 def _positive(name: str) -> Column:
-    amount = F.col(name)
-    return amount.isNotNull() & ~F.isnan(amount) & (amount < F.lit(float("inf"))) & (amount > 0)
+    return positive_finite(F.col(name))
 
 
 def _quote_volume_positive(_: QualityContext | None = None) -> Column:

@@ -34,6 +34,7 @@ import pandas as pd  # type: ignore[import-untyped]
 
 from coattail_detector_volume_anomaly.baseline import baseline_stats, push_window
 from coattail_detector_volume_anomaly.schema import VOLUME_AGGREGATES
+from coattail_framework.stateful import timeout_ms
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
@@ -202,7 +203,7 @@ class KeyState:
         """
         if not self.open_windows:
             return None
-        return (min(self.open_windows) + window_us) // 1000 - 1
+        return timeout_ms(min(self.open_windows) + window_us)
 
 
 def aggregates_frame(exchange: str, symbol: str, rows: list[dict[str, Any]]) -> Any:

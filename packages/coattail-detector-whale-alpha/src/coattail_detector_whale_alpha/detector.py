@@ -37,13 +37,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import ValidationError
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.state import GroupStateTimeout
 
 from coattail_detector_whale.config import WhaleConfig
-from coattail_detector_whale.fills import usd_quoted_pairs
+from coattail_detector_whale.detector import WhaleDetector
 from coattail_detector_whale_alpha.config import WhaleAlphaConfig
 from coattail_detector_whale_alpha.markouts import markout_batch_function, markout_state_function
 from coattail_detector_whale_alpha.metadata import DETECTOR_INFO
@@ -51,16 +50,14 @@ from coattail_detector_whale_alpha.schema import STATE, WHALE_MARKOUTS
 from coattail_detector_whale_alpha.state import Settings
 from coattail_framework.alerts import alert_frame
 from coattail_framework.detector import BaseDetector
-from coattail_framework.errors import ConfigError
 from coattail_framework.partitioning import day
+from coattail_framework.quality.rules import positive_finite
 from coattail_framework.schemas import EVENT_TIME_COLUMN
 
 if TYPE_CHECKING:
     from coattail_framework.config.model import CoattailConfig
 
 KEY_COLUMNS = ("exchange", "symbol")
-WHALE_MODULE = "whale"
-"""The section whose settings say what a whale order is (MOD-002's)."""
 _SIGNAL_TYPE, _MARKOUT_TYPE = DETECTOR_INFO.alert_types
 
 
@@ -81,22 +78,10 @@ class WhaleAlphaDetector(BaseDetector[WhaleAlphaConfig]):
     _usd_pairs: tuple[str, ...] = ()
 
     def on_configured(self, config: CoattailConfig) -> None:
-        """Read MOD-002's whale definition and keep the (exchange, symbol) pairs quoted in USD."""
-        raw = dict(config.modules.get(WHALE_MODULE, {}))
-        raw.pop("enabled", None)
-        try:
-            self.whale = WhaleConfig.model_validate(raw)
-        except ValidationError as error:
-            raise ConfigError.from_validation(
-                error, prefix=("modules", WHALE_MODULE), source=config.source_of
-            ) from None
-        self._usd_pairs = usd_quoted_pairs(config.symbols.pairs(), self.whale.usd_quote_currencies)
-        if not self._usd_pairs:
-            raise ConfigError(
-                f"{config.source_of(('symbols',))}: symbols has no instrument quoted in "
-                f"modules.whale.usd_quote_currencies {sorted(self.whale.usd_quote_currencies)}; MOD-008 follows "
-                "whale orders of such instruments only"
-            )
+        """Read MOD-002's whale definition through its own ``configure`` (its key paths, its refusals)."""
+        whale = WhaleDetector()
+        whale.configure(config)
+        self.whale, self._usd_pairs = whale.settings, whale.usd_pairs
 
     @property
     def state_settings(self) -> Settings:
@@ -115,13 +100,9 @@ class WhaleAlphaDetector(BaseDetector[WhaleAlphaConfig]):
 
     def _trades(self, events: DataFrame) -> DataFrame:
         """Trades of USD-quoted instruments with a time and a finite positive price and size."""
-
-        def positive(name: str) -> Column:
-            value = F.col(name)
-            return value.isNotNull() & ~F.isnan(value) & (value > 0) & (value < F.lit(float("inf")))
-
         usd = F.concat_ws(":", F.col("exchange"), F.col("symbol")).isin(*self._usd_pairs)
-        return events.where(F.col(EVENT_TIME_COLUMN).isNotNull() & usd & positive("price") & positive("quantity"))
+        usable = positive_finite(F.col("price")) & positive_finite(F.col("quantity"))
+        return events.where(F.col(EVENT_TIME_COLUMN).isNotNull() & usd & usable)
 
     def process(self, events: DataFrame) -> DataFrame:
         """``WHALE_MARKOUTS`` rows of ``events`` (streaming: as horizons resolve; static: all resolvable)."""

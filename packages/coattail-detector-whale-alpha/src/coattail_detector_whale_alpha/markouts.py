@@ -20,6 +20,7 @@ import pandas as pd  # type: ignore[import-untyped]
 
 from coattail_detector_whale_alpha.schema import WHALE_MARKOUTS
 from coattail_detector_whale_alpha.state import KeyState, Settings, Trade
+from coattail_framework.stateful import timeout_ms
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
@@ -52,15 +53,6 @@ def markouts_frame(exchange: str, symbol: str, rows: list[dict[str, Any]]) -> An
     frame.insert(0, "symbol", symbol)
     frame.insert(0, "exchange", exchange)
     return frame[WHALE_MARKOUTS.fieldNames()]
-
-
-def timeout_ms(event_us: int) -> int:
-    """The event-time timeout that fires once the watermark (ms) reaches ``event_us``.
-
-    Spark fires when the watermark is strictly greater than the timeout; an event at
-    ``event_us`` is due when ``watermark_ms * 1000 >= event_us``.
-    """
-    return -(-event_us // 1000) - 1
 
 
 def markout_state_function(settings: Settings) -> StateFunction:

@@ -97,6 +97,14 @@ class WhaleDetector(BaseDetector[WhaleConfig]):
                 f"modules.whale.usd_quote_currencies {sorted(quotes)}; add one (e.g. BTC/USDT) or extend the list"
             )
 
+    @property
+    def usd_pairs(self) -> tuple[str, ...]:
+        """``exchange:symbol`` of the configured instruments quoted in a currency counted as USD (sorted).
+
+        The instruments MOD-002 evaluates; MOD-004, MOD-005 and MOD-008 configure a
+        ``WhaleDetector`` to read it, so they follow the same instruments."""
+        return self._usd_pairs
+
     def quality_rules(self) -> Sequence[QualityRule]:
         """Flag fills without a taker side: the whale detector cannot place them in an order."""
         return (

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from coattail_framework.quality.rules import QualityRule
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 DECLARATIONS = (
     "module_id",
     "module_name",
@@ -63,6 +64,22 @@ DECLARATIONS = (
     "config_model",
 )
 """The class attributes every detector sets (``info`` too, except a class registered by hand)."""
+
+
+def module_settings(config: CoattailConfig, module_name: str, model: type[ModelT]) -> ModelT:
+    """``modules.<module_name>`` validated by ``model`` (driver).
+
+    Each detector's own section (``BaseDetector.configure``), and another module's section a
+    detector shares a definition with (MOD-008 reads ``modules.whale``, MOD-010
+    ``modules.spread``). ``enabled`` is the platform's key, not the module's. Raises
+    ``ConfigError`` naming the key path and the file or override it came from.
+    """
+    raw: dict[str, Any] = dict(config.modules.get(module_name, {}))
+    raw.pop("enabled", None)  # read by CoattailConfig.active_modules, not by the module
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError.from_validation(error, prefix=("modules", module_name), source=config.source_of) from None
 
 
 @dataclass(frozen=True)
@@ -121,14 +138,7 @@ class BaseDetector(ABC, Generic[SettingsT]):
 
         Raises ``ConfigError`` naming the key path and the reason for a bad value.
         """
-        raw: dict[str, Any] = dict(config.modules.get(self.module_name, {}))
-        raw.pop("enabled", None)  # read by CoattailConfig.active_modules, not by the module
-        try:
-            self.settings = self.config_model.model_validate(raw)  # type: ignore[assignment]
-        except ValidationError as error:
-            raise ConfigError.from_validation(
-                error, prefix=("modules", self.module_name), source=config.source_of
-            ) from None
+        self.settings = module_settings(config, self.module_name, self.config_model)  # type: ignore[assignment]
         self.on_configured(config)
 
     def on_configured(self, config: CoattailConfig) -> None:

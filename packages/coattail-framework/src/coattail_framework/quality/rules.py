@@ -69,11 +69,15 @@ def _present(name: str) -> Callable[[QualityContext], Column]:
     return check
 
 
+def positive_finite(column: Column) -> Column:
+    """``column`` is present, a number (not NaN), finite and above 0: an amount a detector can use."""
+    return column.isNotNull() & ~F.isnan(column) & (column > 0) & (column < F.lit(float("inf")))
+
+
 def _positive(name: str) -> Callable[[QualityContext], Column]:
     def check(_: QualityContext) -> Column:
         column = F.col(name)
-        finite = ~F.isnan(column) & (column < F.lit(float("inf")))
-        return column.isNull() | (finite & (column > 0))
+        return column.isNull() | positive_finite(column)
 
     return check
 
