@@ -26,7 +26,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from coattail_detector_lead_lag import LEAD_LAG, LeadLagDetector
-from coattail_devstack.testing import DetectorRun, run_detector_stream, trade
+from coattail_devstack.testing import DetectorRun, TradeClock, run_detector_stream, trade
 from coattail_framework import CoattailConfig, TradeEvent
 from coattail_framework.alerts import make_alert_id
 
@@ -63,13 +63,8 @@ def detector() -> LeadLagDetector:
     return detector
 
 
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def naive(seconds: float) -> datetime:
-    """What Spark's collect returns for a timestamp (UTC session, TZ=UTC)."""
-    return at(seconds).replace(tzinfo=None)
+CLOCK = TradeClock(T0)
+at, naive = CLOCK.at, CLOCK.naive
 
 
 def walk(seed: int, count: int) -> list[float]:

@@ -13,7 +13,7 @@ watermark first reaches its last clip + 30 s.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,10 +22,9 @@ from pyspark.sql import SparkSession
 from coattail_detector_split_order import SplitOrderDetector
 from coattail_detector_split_order.metadata import DETECTOR_INFO
 from coattail_detector_split_order.schema import SPLIT_ORDER_SEQUENCES
-from coattail_devstack.testing import DetectorRun, run_detector_stream, trade, write_event_batches
+from coattail_devstack.testing import DetectorRun, TradeClock, run_detector_stream, write_event_batches
 from coattail_framework import CoattailConfig, TradeEvent
 from coattail_framework.alerts import make_alert_id
-from coattail_framework.events import TakerSide
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 
 T0 = datetime(2024, 8, 9, tzinfo=UTC)
@@ -55,30 +54,8 @@ def detector() -> SplitOrderDetector:
     return detector
 
 
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def naive(seconds: float) -> datetime:
-    """What Spark's collect returns for a timestamp (UTC session, TZ=UTC)."""
-    return at(seconds).replace(tzinfo=None)
-
-
-def fill(
-    seconds: float,
-    trade_id: int,
-    price: float,
-    quantity: float,
-    side: TakerSide = "buy",
-    *,
-    exchange: str = "binance",
-    symbol: str = "BTCUSDT",
-    taker_order_id: str | None = None,
-) -> TradeEvent:
-    return trade(
-        at(seconds), price, quantity, side=side, exchange=exchange, symbol=symbol, trade_id=trade_id,
-        taker_order_id=taker_order_id,
-    )  # fmt: skip
+CLOCK = TradeClock(T0)
+at, naive, fill = CLOCK.at, CLOCK.naive, CLOCK.fill
 
 
 def run_stream(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from pyspark.sql import Row, SparkSession
 from coattail_detector_whale_alpha import WhaleAlphaDetector
 from coattail_detector_whale_alpha.metadata import DETECTOR_INFO
 from coattail_detector_whale_alpha.schema import WHALE_MARKOUTS
-from coattail_devstack.testing import DetectorRun, run_detector_stream, trade
+from coattail_devstack.testing import DetectorRun, TradeClock, run_detector_stream
 from coattail_framework import CoattailConfig, TradeEvent
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.events import TakerSide
@@ -74,30 +74,8 @@ def detector() -> WhaleAlphaDetector:
     return detector
 
 
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def naive(seconds: float) -> datetime:
-    """What Spark's collect returns for a timestamp (UTC session, TZ=UTC)."""
-    return at(seconds).replace(tzinfo=None)
-
-
-def fill(
-    seconds: float,
-    trade_id: int,
-    price: float,
-    quantity: float,
-    side: TakerSide = "buy",
-    *,
-    symbol: str = "BTCUSDT",
-    exchange: str = "binance",
-    taker_order_id: str | None = None,
-) -> TradeEvent:
-    return trade(
-        at(seconds), price, quantity, side=side, exchange=exchange, symbol=symbol, trade_id=trade_id,
-        taker_order_id=taker_order_id,
-    )  # fmt: skip
+CLOCK = TradeClock(T0)
+at, naive, fill = CLOCK.at, CLOCK.naive, CLOCK.fill
 
 
 def order(

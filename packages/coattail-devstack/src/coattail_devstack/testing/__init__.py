@@ -10,7 +10,8 @@
   output rows and alerts.
 - ``run_early_stream``: the same lists through the job's early-query handler (carry
   included), collecting the alerts it would put (``BaseDetector.early_alerts``).
-- ``trade``: build a valid ``TradeEvent`` with terse arguments.
+- ``trade``: build a valid ``TradeEvent`` with terse arguments; ``TradeClock``: trades and
+  times a number of seconds after one instant.
 - ``coattail_devstack.testing.environment``: a child process's environment without AWS
   credentials.
 
@@ -22,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from coattail_devstack.testing.events import trade
+from coattail_devstack.testing.events import TradeClock, trade
 
 _STREAM = ("DetectorRun", "run_detector_stream", "run_early_stream", "write_event_batches")
-__all__ = [*_STREAM, "trade"]
+__all__ = [*_STREAM, "TradeClock", "trade"]
 
 
 def __getattr__(name: str) -> Any:
