@@ -21,6 +21,7 @@ SEQUENCE_ROW = {
     "sequence_start": T0,
     "sequence_end": T0 + timedelta(seconds=300),
     "clip_count": 16,
+    "off_cadence_clips": 2,
     "clip_base_quantity": 0.5,
     "clip_notional_median": 30_850.0,
     "total_notional": 493_551.23,
@@ -33,7 +34,8 @@ SEQUENCE_ROW = {
     "first_trade_id": "9000000000",
     "orders_dropped": 0,
 }
-"""A 16-clip TWAP of $493,551: above the medium bound (250,000), so the defaults alert on it."""
+"""A 16-clip TWAP of $493,551 (two same-size orders off its cadence left out): above the medium bound
+(250,000), so the defaults alert on it."""
 
 
 class TestSplitOrderContract(DetectorContract):
@@ -59,10 +61,11 @@ def test_defaults_follow_the_design_but_the_calibrated_size_tolerance() -> None:
     assert (settings.min_clip_usd, settings.max_clip_usd, settings.size_tolerance) == (5_000, 250_000, 0.005)
     assert (settings.max_gap_seconds, settings.horizon_seconds, settings.watermark_delay_seconds) == (120, 600, 10)
     assert (settings.min_clips, settings.min_total_usd, settings.max_interval_cv) == (8, 250_000, 0.35)
+    assert settings.cadence_tolerance == 0.35
     assert settings.thresholds.ordered() == [("medium", 250_000), ("high", 1_000_000), ("critical", 5_000_000)]
     assert settings.max_orders_in_state == 5_000
     state = detector.state_settings
-    assert (state.max_gap_us, state.horizon_us) == (120_000_000, 600_000_000)
+    assert (state.max_gap_us, state.horizon_us, state.cadence_tolerance) == (120_000_000, 600_000_000, 0.35)
 
 
 @pytest.mark.parametrize(
@@ -74,6 +77,8 @@ def test_defaults_follow_the_design_but_the_calibrated_size_tolerance() -> None:
                                   "at least max_gap_seconds (120.0)"),
         ({"size_tolerance": 0}, "modules.split-order.size_tolerance input should be greater than 0"),
         ({"min_clips": 1}, "modules.split-order.min_clips input should be greater than or equal to 2"),
+        ({"cadence_tolerance": 0}, "modules.split-order.cadence_tolerance input should be greater than 0"),
+        ({"cadence_tolerance": 1}, "modules.split-order.cadence_tolerance input should be less than 1"),
         ({"max_orders_in_state": 0}, "modules.split-order.max_orders_in_state input should be greater than or equal"),
         ({"thresholds": {"medium": 5, "high": 1}}, "modules.split-order.thresholds value error, high (1.0) must be "
                                                    "greater than medium (5.0)"),

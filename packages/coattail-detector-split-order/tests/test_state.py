@@ -1,21 +1,25 @@
 """MOD-005's state machine without Spark: hand-computed sequences, the join rule, bounds, determinism.
 
 Unless a test says otherwise: clips of 100 to 10,000 (quote), a 60 s gap, a 600 s horizon, 4
-clips and 1,000 of notional to be written, regular up to an interval CV of 0.35, and a size
-tolerance of 25 % (an exact binary fraction, so the bounds of a median of 4.0 are exactly 3.0
-and 5.0). Each ``clip`` below is one fill, so one taker order; times are seconds after 0.
+clips and 1,000 of notional to be written, regular up to an interval CV of 0.35, a cadence
+tolerance of 35 % (the default), and a size tolerance of 25 % (an exact binary fraction, so the
+bounds of a median of 4.0 are exactly 3.0 and 5.0). Each ``clip`` below is one fill, so one taker
+order; times are seconds after 0.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import doctest
 import json
 import random
 from typing import Any
 
 import pytest
 
+from coattail_detector_split_order import sequences
 from coattail_detector_split_order.config import SplitOrderConfig
+from coattail_detector_split_order.sequences import Clip, regular_core
 from coattail_detector_split_order.state import KeyState, Settings
 from coattail_detector_whale.fills import Fill
 
@@ -29,6 +33,7 @@ SETTINGS = Settings(
     min_clips=4,
     min_total_usd=1_000.0,
     max_interval_cv=0.35,
+    cadence_tolerance=0.35,
     max_orders_in_state=100,
 )
 
@@ -64,6 +69,7 @@ def test_a_regular_twap_is_one_row_with_hand_computed_figures() -> None:
         "sequence_start": 0,
         "sequence_end": 40 * S,
         "clip_count": 5,
+        "off_cadence_clips": 0,
         "clip_base_quantity": 5.0,
         "clip_notional_median": 510.0,  # 500, 505, 510, 515, 520
         "total_notional": 2_550.0,
@@ -78,13 +84,107 @@ def test_a_regular_twap_is_one_row_with_hand_computed_figures() -> None:
     }
 
 
-def test_an_irregular_sequence_is_written_with_its_interval_cv() -> None:
-    # Intervals 5, 25, 5, 25 s: mean 15, population std 10, CV 2/3.
+def test_an_irregular_sequence_is_written_whole_with_its_interval_cv() -> None:
+    # Intervals 5, 25, 5, 25 s: mean 15, population std 10, CV 2/3. Median 15 s: no two clips are
+    # 9.75 to 20.25 s apart, so its regular core is one clip and the row has them all.
     clips = [clip(seconds, index + 1, 4.0, 250.0) for index, seconds in enumerate((0, 5, 30, 35, 60))]
     (row,) = run([clips], [200])
-    assert (row["clip_count"], row["total_notional"], row["interval_mean_seconds"]) == (5, 5_000.0, 15.0)
+    assert (row["clip_count"], row["off_cadence_clips"]) == (5, 0)
+    assert (row["total_notional"], row["interval_mean_seconds"]) == (5_000.0, 15.0)
     assert row["interval_cv"] == pytest.approx(2 / 3, rel=1e-15)
     assert row["regular"] is False
+
+
+def twap(seconds: list[float], first_id: int = 1, quantity: float = 4.0) -> list[Fill]:
+    """One clip at each of ``seconds``, trade ids from ``first_id``, prices 100, 101, ..."""
+    return [clip(at, first_id + index, quantity, 100.0 + index) for index, at in enumerate(seconds)]
+
+
+def test_orders_off_the_cadence_between_regular_clips_are_left_out_and_counted() -> None:
+    regular = twap([10 * index for index in range(10)])  # every 10 s from 0 to 90
+    # 5 s after 20 and 4 s after 60: no interval to or from them lies within 35 % of 10 s.
+    strays = [clip(25, 100, 4.0, 500.0), clip(64, 101, 4.0, 500.0)]
+    (alone,) = run([regular], [300])
+    (row,) = run([sorted([*regular, *strays], key=lambda fill: fill.event_us)], [300])
+    assert row == {**alone, "off_cadence_clips": 2}
+    assert (row["clip_count"], row["total_notional"], row["interval_cv"]) == (10, 4_180.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "start", "end", "off_cadence"),
+    [
+        (4.0, 116.0, 10, 100, 2),  # 6 s before the first clip, 16 s after the last: outside 6.5 to 13.5 s
+        (3.4, 113.0, 3.4, 113, 0),  # 6.6 s and 13 s: on the cadence, indistinguishable from the splitter's
+    ],
+)
+def test_a_stray_clip_before_the_first_or_after_the_last_regular_clip_is_left_out_if_off_cadence(
+    before: float, after: float, start: float, end: float, off_cadence: int
+) -> None:
+    clips = [clip(before, 100, 4.0, 500.0), *twap([10 + 10 * index for index in range(10)]), clip(after, 101, 4.0)]
+    (row,) = run([clips], [300])
+    assert (row["sequence_start"], row["sequence_end"]) == (round(start * S), end * S)
+    assert (row["clip_count"], row["off_cadence_clips"]) == (12 - off_cadence, off_cadence)
+    # The alert id's parts are the row's: the first regular clip's time and trade id.
+    assert row["first_trade_id"] == ("1" if off_cadence else "100")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_twap_jittered_by_20_percent_keeps_every_clip(seed: int) -> None:
+    rng = random.Random(seed)
+    times = [0.0]
+    for _ in range(15):
+        times.append(round(times[-1] + 20 * (1 + rng.uniform(-0.2, 0.2)), 3))
+    (row,) = run([twap(times)], [1_000])
+    assert (row["clip_count"], row["off_cadence_clips"], row["regular"]) == (16, 0, True)
+    assert (row["sequence_start"], row["sequence_end"]) == (0, round(times[-1] * S))
+
+
+@pytest.mark.parametrize(
+    ("changes", "written"),
+    [
+        ({"min_clips": 5}, (5, 2, 2_040.0)),  # the core: 5 clips of 400 to 416 at 0 ... 40 s
+        ({"min_clips": 5, "min_total_usd": 2_040.0}, (5, 2, 2_040.0)),
+        ({"min_clips": 6}, (7, 0, 2_840.0)),  # the core is too short: every clip, as without a core
+        ({"min_clips": 5, "min_total_usd": 2_040.01}, (7, 0, 2_840.0)),  # the core is too small
+        ({"min_clips": 8}, None),
+        ({"min_clips": 5, "min_total_usd": 2_840.01}, None),
+    ],
+)
+def test_the_row_is_the_core_when_it_has_min_clips_and_min_total_else_every_clip(
+    changes: dict[str, Any], written: tuple[int, int, float] | None
+) -> None:
+    # 45 s: 5 s after the core's last clip; 56 s: 16 s after it, 11 s after the stray at 45 s.
+    clips = [*twap([0, 10, 20, 30, 40]), clip(45, 100, 4.0, 100.0), clip(56, 101, 4.0, 100.0)]
+    rows = run([clips], [300], with_(**changes))
+    assert [(row["clip_count"], row["off_cadence_clips"], row["total_notional"]) for row in rows] == (
+        [written] if written else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("times", "core"),
+    [
+        # Two chains of 4 clips (30 -> 35 s is off the cadence): the one that starts first.
+        ((0, 10, 20, 30, 35, 45, 55, 65), (0, 10, 20, 30)),
+        # Ten clips ending at 88 s (80 -> 88: 2 s off 10) or 90 s (on it): the smallest deviation.
+        ((0, 10, 20, 30, 40, 50, 60, 70, 80, 88, 90), (0, 10, 20, 30, 40, 50, 60, 70, 80, 90)),
+        # Four clips ending at 28 s or 32 s, each 2 s off: the one ending first.
+        ((0, 10, 20, 28, 32), (0, 10, 20, 28)),
+        # Through 48 s or 52 s, each 2 + 2 s off, both ending at 70 s: the earliest clip, backwards.
+        ((0, 10, 20, 30, 40, 48, 52, 60, 70), (0, 10, 20, 30, 40, 48, 60, 70)),
+        # Median interval 50.5 s: neither 1 s nor 100 s is within 35 % of it; a single clip.
+        ((0, 1, 101), (0,)),
+    ],
+)
+def test_of_several_longest_chains_the_core_is_the_earliest_start_then_the_least_deviation_then_the_earliest_end(
+    times: tuple[int, ...], core: tuple[int, ...]
+) -> None:
+    clips = [Clip(at * S, 4.0, 400.0, 100.0, str(at)) for at in times]
+    assert tuple(clip.event_us // S for clip in regular_core(clips, 0.35)) == core
+
+
+def test_the_examples_in_the_sequences_docstrings_hold() -> None:
+    assert doctest.testmod(sequences).failed == 0
 
 
 @pytest.mark.parametrize(("max_interval_cv", "regular"), [(0.5, True), (0.499, False)])
@@ -264,7 +364,8 @@ def test_state_round_trips_through_json_exactly() -> None:
 
 
 def market(seed: int) -> list[Fill]:
-    """Random taker orders of one instrument (1 to 3 fills each, some sharing a millisecond) and two TWAPs."""
+    """Random taker orders of one instrument (1 to 3 fills each, some sharing a millisecond) and two TWAPs,
+    each with a same-size order off its cadence."""
     rng = random.Random(seed)
     fills = []
     price = 100.0
@@ -282,6 +383,8 @@ def market(seed: int) -> list[Fill]:
         for index in range(12):
             trade_id += 1
             fills.append(clip(start + 15 * index, 10_000_000 + trade_id, quantity, round(price, 2), side))
+        trade_id += 1  # another taker of the same size, 6 s after the sixth clip: off the 15 s cadence
+        fills.append(clip(start + 15 * 5 + 6, 10_000_000 + trade_id, quantity, round(price, 2), side))
     return sorted(fills, key=lambda fill: fill.event_us)
 
 
@@ -297,9 +400,13 @@ def test_rows_do_not_depend_on_how_fills_were_cut_into_batches(seed: int, max_or
     assert len(expected) >= 2
     if max_orders_in_state > len(fills):
         assert {row["side"] for row in expected} == {"buy", "sell"}
-        twaps = [(row["side"], row["clip_count"], row["regular"]) for row in expected if row["clip_count"] == 12]
-        assert ("buy", 12, True) in twaps
-        assert ("sell", 12, True) in twaps
+        twaps = [
+            (row["side"], row["clip_count"], row["off_cadence_clips"], row["regular"])
+            for row in expected
+            if row["clip_count"] == 12
+        ]
+        assert ("buy", 12, 1, True) in twaps
+        assert ("sell", 12, 1, True) in twaps
     else:  # the bound is hit: clips are dropped, as deterministically
         assert min(row["orders_dropped"] for row in expected) > 0
     # Random cuts, fills shuffled inside each batch, watermarks trailing the newest fill by 2 s.

@@ -92,6 +92,7 @@ TWAP_ROW = {
     "sequence_start": naive(0),
     "sequence_end": naive(30),
     "clip_count": 4,
+    "off_cadence_clips": 0,
     "clip_base_quantity": 1.0,
     "clip_notional_median": 60_045.0,  # (60,030 + 60,060) / 2
     "total_notional": 240_210.0,  # 60,000 + 60,030 + 60,060 + 60,120
@@ -188,6 +189,7 @@ def test_a_silent_venue_closes_its_sequence_on_event_time_and_taker_orders_are_i
         "sequence_start": naive(0),
         "sequence_end": naive(45),
         "clip_count": 4,
+        "off_cadence_clips": 0,
         "clip_base_quantity": 1.0,  # the 0.3 of T-X at 15 s is an order of its own, no clip of this sequence
         "clip_notional_median": 59_955.0,  # (59,970 + 59,940) / 2
         "total_notional": 239_790.0,  # 60,000 + 59,970 + 59,940 + 59,880

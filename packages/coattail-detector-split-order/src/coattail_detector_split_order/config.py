@@ -18,6 +18,7 @@ Example::
         min_clips: 8                # a closed sequence is written from 8 clips
         min_total_usd: 250000       # ... and this total notional
         max_interval_cv: 0.35       # regular = interval std / mean at most this
+        cadence_tolerance: 0.35     # the row: the longest chain of clips within 35 % of the median interval
         thresholds: {medium: 250000, high: 1000000, critical: 5000000}
 """
 
@@ -60,6 +61,12 @@ class SplitOrderConfig(BaseModel):
 
     max_interval_cv: float = Field(0.35, ge=0)
     """``regular`` = the coefficient of variation of the intervals between clips is at most this."""
+
+    cadence_tolerance: float = Field(0.35, gt=0, lt=1)
+    """A closed sequence is described by its regular core: the longest chain of its clips whose every
+    interval lies within this share of the median interval between its clips (same-size orders of
+    other takers off the cadence are left out and counted in ``off_cadence_clips``). Used when the
+    core alone has ``min_clips`` clips and ``min_total_usd`` notional; else the row has every clip."""
 
     thresholds: SeverityTiers = SeverityTiers(medium=250_000.0, high=1_000_000.0, critical=5_000_000.0)
     """Severity of the ``split_order`` alert: a sequence's total notional strictly above a bound."""

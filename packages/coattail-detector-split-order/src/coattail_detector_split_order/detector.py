@@ -6,6 +6,9 @@ exactly as MOD-002 does, keeps those of ``min_clip_usd`` to ``max_clip_usd`` as 
 clips of matching size (``size_tolerance``) at most ``max_gap_seconds`` apart into sequences,
 and writes a ``split_order_sequences`` row for each closed sequence of at least ``min_clips``
 clips and ``min_total_usd`` notional, with the regularity of its intervals and its price drift.
+The row describes the sequence's regular core (the longest chain of clips at its median
+interval, ``cadence_tolerance``) when that core alone is worth writing: same-size orders of other
+takers off the cadence are left out and counted (``off_cadence_clips``).
 
 ``process`` builds one stateful streaming plan on the driver: trades of USD-quoted instruments
 with a taker side -> watermark (``watermark_delay_seconds``) -> one ``applyInPandasWithState``
@@ -16,9 +19,9 @@ input (reprocessing) runs the same state machine through ``applyInPandas``.
 
 Alert ``split_order`` (``build_alerts``, per micro-batch of output, driver): severity from
 ``thresholds`` on ``total_notional``; ``detected_at`` = the sequence's last clip; id parts:
-exchange, symbol, side, sequence start (µs), first trade id. It is raised once the watermark
-passes the sequence's close: ``max_gap_seconds`` after its last clip, or ``horizon_seconds``
-after its first, whichever comes first.
+exchange, symbol, side, sequence start (µs), first trade id (the row's: the core's when the row
+is the core). It is raised once the watermark passes the sequence's close: ``max_gap_seconds``
+after its last clip, or ``horizon_seconds`` after its first, whichever comes first.
 
 Example::
 
@@ -91,6 +94,7 @@ class SplitOrderDetector(BaseDetector[SplitOrderConfig]):
             min_clips=settings.min_clips,
             min_total_usd=settings.min_total_usd,
             max_interval_cv=settings.max_interval_cv,
+            cadence_tolerance=settings.cadence_tolerance,
             max_orders_in_state=settings.max_orders_in_state,
         )
 
@@ -140,7 +144,7 @@ class SplitOrderDetector(BaseDetector[SplitOrderConfig]):
         """``split_order`` alerts of one static batch of ``split_order_sequences`` rows."""
         settings = self.settings
         message = F.format_string(
-            "%s %s: split %s order, %d clips of %s over %s s (every %.1f s, cv %.2f, %s), $%s, drift %s bps",
+            "%s %s: split %s order, %d clips of %s over %s s (every %.1f s, cv %.2f, %s%s), $%s, drift %s bps",
             F.col("symbol"),
             F.col("exchange"),
             F.upper(F.col("side")),
@@ -152,6 +156,10 @@ class SplitOrderDetector(BaseDetector[SplitOrderConfig]):
             F.col("interval_mean_seconds"),
             F.col("interval_cv"),
             F.when(F.col("regular"), F.lit("regular")).otherwise(F.lit("irregular")),
+            F.when(
+                F.col("off_cadence_clips") > 0,
+                F.format_string(", %d off-cadence clips left out", F.col("off_cadence_clips")),
+            ).otherwise(F.lit("")),
             F.format_number(F.col("total_notional"), 0),
             F.format_string("%+.1f", F.col("price_drift_bps")),
         )

@@ -21,6 +21,7 @@ DETECTOR_INFO = DetectorInfo(
                 DetailField("sequence_start", "timestamp", nullable=False),
                 DetailField("sequence_end", "timestamp", nullable=False),
                 DetailField("clip_count", "integer", nullable=False),
+                DetailField("off_cadence_clips", "integer", nullable=False),
                 DetailField("clip_base_quantity", "number", nullable=False),
                 DetailField("clip_notional_median", "number", nullable=False),
                 DetailField("total_notional", "number", nullable=False),

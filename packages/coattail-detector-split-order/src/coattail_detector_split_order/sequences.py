@@ -7,6 +7,9 @@ most ``max_gap_seconds`` after the one before: what one actor slicing a large or
 equal pieces (TWAP-style) leaves on a public trade feed. Times are microseconds since the
 epoch (UTC); amounts in the quote currency, quantities in the base currency.
 
+The row of a closed sequence describes its **regular core** (``regular_core``) when that is worth
+writing: the same-size orders of other takers that fall off the sequence's cadence are left out.
+
 Every figure is independent of the order in which clips were summed (``math.fsum``, sorted
 medians): the same clips give the same doubles however the trades reached the state.
 
@@ -23,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import statistics
@@ -119,6 +123,61 @@ def interval_statistics(times_us: Sequence[int]) -> tuple[float, float]:
     mean_us = (times_us[-1] - times_us[0]) / len(intervals)
     std_us = math.sqrt(math.fsum((interval - mean_us) ** 2 for interval in intervals) / len(intervals))
     return mean_us / US_PER_SECOND, std_us / mean_us
+
+
+def regular_core(clips: Sequence[Clip], cadence_tolerance: float) -> list[Clip]:
+    """The longest chain of ``clips`` at their own cadence: every interval within ``cadence_tolerance``
+    of the median interval.
+
+    ``clips``: at least two, in time order with strictly increasing trade times (a sequence's).
+    ``m`` = the median of the intervals between consecutive clips (all of them); the chain is a
+    subsequence of the clips, in time order, whose every interval between consecutive members
+    lies in [m x (1 - ``cadence_tolerance``), m x (1 + ``cadence_tolerance``)]: what is left of
+    a TWAP once same-size orders of other takers that fell between its clips, or before or after
+    them, are left out. Of several longest chains: the one that starts first, then the one with
+    the smallest sum of ``|interval - m|``, then the one ending first, and so on backwards (the
+    earliest last clip, then the earliest clip before it ...). Integer µs arithmetic (``m`` and
+    the deviations are kept doubled), so the choice is exact. A single clip when no interval
+    between any two clips lies within the bounds.
+
+    Cost: for each clip, one step per earlier clip whose interval to it lies within the bounds
+    (found by bisection): at most n^2 / 2 steps for n clips, n at most ``max_orders_in_state``
+    (5,000 by default); in practice one or two per clip, as the bounds span 2 x
+    ``cadence_tolerance`` x m and m is the median interval (the recordings' sequences hold 8 to
+    36 clips).
+
+    >>> times = [0, 11, 20, 40, 60, 80, 100, 120, 140, 156, 160]  # every 20 s, and two other takers
+    >>> core = regular_core([Clip(t * 1_000_000, 0.5, 30_000.0, 60_000.0, str(t)) for t in times], 0.35)
+    >>> [clip.event_us // 1_000_000 for clip in core]  # m = 20 s; 140 -> 156 is within 35 %, but 16 s
+    [0, 20, 40, 60, 80, 100, 120, 140, 160]
+    """
+    times = [clip.event_us for clip in clips]
+    intervals = sorted(later - earlier for earlier, later in itertools.pairwise(times))
+    middle = len(intervals) // 2
+    twice_median = 2 * intervals[middle] if len(intervals) % 2 else intervals[middle - 1] + intervals[middle]
+    twice_low, twice_high = twice_median * (1.0 - cadence_tolerance), twice_median * (1.0 + cadence_tolerance)
+    # Per clip, the best chain ending there: rank (-length, start index, doubled deviation sum), the
+    # smaller the better, and the clip before it. Ties keep the earliest predecessor (strict <).
+    ranks: list[tuple[int, int, int]] = []
+    before: list[int | None] = []
+    for end, end_us in enumerate(times):
+        best, best_before = (-1, end, 0), None
+        for start in range(bisect.bisect_left(times, end_us - twice_high / 2), end):
+            twice_interval = 2 * (end_us - times[start])
+            if twice_interval < twice_low:
+                break  # later predecessors are even closer
+            length, first, deviation = ranks[start]
+            candidate = (length - 1, first, deviation + abs(twice_interval - twice_median))
+            if candidate < best:
+                best, best_before = candidate, start
+        ranks.append(best)
+        before.append(best_before)
+    chain: list[Clip] = []
+    index: int | None = min(range(len(times)), key=ranks.__getitem__)  # the first of equal ranks
+    while index is not None:
+        chain.append(clips[index])
+        index = before[index]
+    return chain[::-1]
 
 
 def sequence_figures(side: str, clips: Sequence[Clip], max_interval_cv: float) -> dict[str, Any]:

@@ -18,10 +18,14 @@ Two kinds of event, each handled when ``W`` reaches its time, in event-time orde
   quantity in [m x (1 - ``size_tolerance``), m x (1 + ``size_tolerance``)]; of several, the
   closest in size (``|q - m| / m``), then the one opened first. Otherwise it opens a sequence.
 - **close** at ``min(last clip + max_gap_seconds, first clip + horizon_seconds)``: no clip can
-  join any more. A sequence of at least ``min_clips`` clips and ``min_total_usd`` notional is
-  written, any other forgotten. A split order working longer than ``horizon_seconds`` is thus
-  written as consecutive sequences of at most ``horizon_seconds`` each (its next clip opens the
-  next one).
+  join any more. If the sequence's regular core (``sequences.regular_core``: the longest chain
+  of its clips whose intervals lie within ``cadence_tolerance`` of its median interval) has at
+  least ``min_clips`` clips and ``min_total_usd`` notional, the row describes the core and
+  counts the clips left out in ``off_cadence_clips``; otherwise a sequence of at least
+  ``min_clips`` clips and ``min_total_usd`` notional is written whole (``off_cadence_clips``
+  0), any other forgotten (``written_figures``). A split order working longer than
+  ``horizon_seconds`` is thus written as consecutive sequences of at most ``horizon_seconds``
+  each (its next clip opens the next one).
 
 At one instant, orders come before closes (a clip exactly ``max_gap_seconds`` after the last one
 still joins). A batch handles only events in (previous ``W``, ``W``] and sums are
@@ -44,7 +48,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from coattail_detector_split_order.sequences import Clip, ClipSequence, sequence_figures
+from coattail_detector_split_order.sequences import Clip, ClipSequence, regular_core, sequence_figures
 from coattail_detector_whale.fills import Fill, TakerOrder, taker_orders
 
 STATE_VERSION = 1
@@ -62,6 +66,7 @@ class Settings:
     min_clips: int
     min_total_usd: float
     max_interval_cv: float
+    cadence_tolerance: float
     max_orders_in_state: int
 
 
@@ -169,9 +174,28 @@ class KeyState:
         self.sequences = [sequence for index, sequence in enumerate(self.sequences) if index not in closed]
         rows = []
         for sequence in closing:
-            if len(sequence.clips) < settings.min_clips:
-                continue
-            figures = sequence_figures(sequence.side, sequence.clips, settings.max_interval_cv)
-            if figures["total_notional"] >= settings.min_total_usd:
+            figures = written_figures(sequence, settings)
+            if figures is not None:
                 rows.append({**figures, "orders_dropped": self.orders_dropped})
         return rows
+
+
+def written_figures(sequence: ClipSequence, settings: Settings) -> dict[str, Any] | None:
+    """The row of a closed sequence without ``orders_dropped``, or None if it is not written.
+
+    Its regular core (``regular_core``) if that has ``min_clips`` clips and ``min_total_usd``
+    notional, with ``off_cadence_clips`` the clips left out; else all its clips, if they have,
+    with ``off_cadence_clips`` 0.
+    """
+    clips = sequence.clips
+    if len(clips) < settings.min_clips:
+        return None
+    core = regular_core(clips, settings.cadence_tolerance)
+    if len(core) >= settings.min_clips:
+        figures = sequence_figures(sequence.side, core, settings.max_interval_cv)
+        if figures["total_notional"] >= settings.min_total_usd:
+            return {**figures, "off_cadence_clips": len(clips) - len(core)}
+    figures = sequence_figures(sequence.side, clips, settings.max_interval_cv)
+    if figures["total_notional"] >= settings.min_total_usd:
+        return {**figures, "off_cadence_clips": 0}
+    return None
