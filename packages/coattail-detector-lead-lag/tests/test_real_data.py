@@ -67,12 +67,16 @@ def oracle(spot: Leg, perp: Leg, settings: dict[str, Any], watermark_ms: int) ->
     window = settings.get("window_seconds", 300) * 1000 // grid
     lags = round(settings.get("max_lag_seconds", 10) * 1000) // grid
     min_samples, held = settings.get("min_samples", 120), []
+    silence_ms = settings.get("max_leg_silence_seconds", 60) * 1000
     rows = []
     for end in range(spot.times_ms[0] // step * step + step, watermark_ms + 1, step):
         cell_ends = end - grid * np.arange(window + lags + 1)[::-1]  # prices at the ends of cells before `end`
         last = [np.searchsorted(leg.times_ms, cell_ends, side="left") - 1 for leg in (spot, perp)]
         if min(index[0] for index in last) < 0:
             continue  # a leg had not traded before the first cell
+        newest = [int(leg.times_ms[index[-1]]) for leg, index in zip((spot, perp), last, strict=True)]
+        if max(end - (t // grid + 1) * grid for t in newest) > silence_ms:
+            continue  # a leg fell silent (the perpetual's recording ends at 00:00): no row
         a, b = (np.diff(np.log(leg.prices[index])) for leg, index in zip((spot, perp), last, strict=True))
         moves = (int(np.count_nonzero(a[lags:])), int(np.count_nonzero(b[lags:])))
         if min(moves) < min_samples:
@@ -154,8 +158,10 @@ def test_default_rows_equal_a_computation_from_the_raw_trades(
         got = [row for row in run.outputs if row.symbol == instrument]
         worst = compare(got, expected)
         print(f"{instrument}: {len(got)} default rows, largest difference from numpy {worst:.1e}")
-        # The perpetual stops at midnight: 00:00 is the only 5-minute window with both legs trading throughout.
-        assert [row.window_end.strftime("%H:%M") for row in got] == ["00:00", "00:01", "00:02"]
+        # The perpetual's recording stops at midnight (last trades 23:59:59.643 BTC, 00:00:00.029 ETH):
+        # at 00:01 its last 1 s cell ended 60 s before, within max_leg_silence_seconds (60): a row on
+        # the carried price; at 00:02, 120 s: silent, no row (before the rule, 00:02 had one too).
+        assert [row.window_end.strftime("%H:%M") for row in got] == ["00:00", "00:01"]
         midnight = got[0]
         assert (midnight.lag_seconds, midnight.leader, midnight.significant) == (0.0, None, False)
     btc, eth = (next(row for row in run.outputs if row.symbol == name) for name in ("BTC/USD", "ETH/USD"))

@@ -272,3 +272,14 @@ def test_state_round_trips_through_json_exactly() -> None:
     assert json.loads(text)["leaders"] == {PAIR.name: ["binance"]}
     with pytest.raises(ValueError, match="state version"):
         InstrumentState.from_json(text.replace('"version":1', '"version":0'))
+
+
+def test_a_leg_silent_longer_than_max_leg_silence_gives_no_row() -> None:
+    prices_a, prices_b = shifted_pair(3)  # both legs trade in cells 0..129 (a trade at cell + 0.5 s)
+    quiet_b = {cell: price for cell, price in prices_b.items() if cell < 110}  # b's last cell: 109
+    trades = cell_trades(A, prices_a) + cell_trades(B, quiet_b, first_id=1000)
+    # Window ending at 120 s: b's last cell ended at 110 s, 10 s before.
+    allowed = dataclasses.replace(SETTINGS, max_leg_silence_us=10 * S)
+    (row,) = run([trades], [T0 + 120 * S], allowed)
+    assert (row["window_end"], row["leader"]) == (T0 + 120 * S, "binance")
+    assert run([trades], [T0 + 120 * S], dataclasses.replace(SETTINGS, max_leg_silence_us=10 * S - 1)) == []

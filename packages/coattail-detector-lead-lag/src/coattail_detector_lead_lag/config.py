@@ -16,6 +16,7 @@ Example::
         min_correlation: 0.2
         min_gain: 0.05
         min_samples: 120              # non-zero returns needed on each leg
+        max_leg_silence_seconds: 60   # no row when a leg has not traded for this long at the window's end
         min_consecutive: 3
         thresholds: {medium: 0.2, high: 0.4, critical: 0.6}
 """
@@ -55,6 +56,10 @@ class LeadLagConfig(BaseModel):
 
     min_samples: int = Field(120, ge=3)
     """A pair gives a row only when each leg has at least this many non-zero returns in the window."""
+
+    max_leg_silence_seconds: float = Field(60.0, gt=0, le=86_400)
+    """A pair gives no row when a leg's last trade before the window's end is older than this: a
+    silent venue (feed down, recording ended) would otherwise correlate on its carried price."""
 
     min_consecutive: int = Field(3, ge=1, le=100)
     """``leader_change``: a significant leader other than the one of the previous this-many significant windows."""

@@ -105,6 +105,7 @@ class LeadLagDetector(BaseDetector[LeadLagConfig]):
             min_correlation=settings.min_correlation,
             min_gain=settings.min_gain,
             min_samples=settings.min_samples,
+            max_leg_silence_us=round(settings.max_leg_silence_seconds * 1_000_000),
             min_consecutive=settings.min_consecutive,
             pairs=pairs,
         )

@@ -106,6 +106,7 @@ class Settings:
     min_samples: int
     min_consecutive: int
     pairs: Mapping[str, tuple[Pair, ...]]
+    max_leg_silence_us: int = 60_000_000
     """Instrument -> its pairs, in MOD-003's order."""
 
     @property
@@ -125,6 +126,11 @@ class PriceGrid:
     cells: np.ndarray
     prices: np.ndarray
     carry: float | None
+
+    def last_trade_cell(self, before: int) -> int | None:
+        """The newest cell with a trade before cell ``before`` (None: only the carried price, or none)."""
+        index = int(np.searchsorted(self.cells, before, side="left")) - 1
+        return None if index < 0 else int(self.cells[index])
 
     def prices_from(self, first: int, count: int) -> np.ndarray | None:
         """The leg's price in cells ``first`` .. ``first + count - 1``; None when it has none at ``first``."""
@@ -261,12 +267,16 @@ class InstrumentState:
         """The row of ``pair`` for the window ending at ``end_us``, or None (no history, too few moves)."""
         window, max_lag = settings.window_cells, settings.max_lag_cells
         first = end_us // settings.grid_us - settings.price_cells
+        end_cell = end_us // settings.grid_us
         returns = []
         for leg in (pair.leg_a, pair.leg_b):
             grid = grids.get(leg)
             prices = None if grid is None else grid.prices_from(first, settings.price_cells)
-            if prices is None:
+            if grid is None or prices is None:
                 return None
+            last = grid.last_trade_cell(end_cell)
+            if last is None or end_us - (last + 1) * settings.grid_us > settings.max_leg_silence_us:
+                return None  # the leg fell silent: its carried price says nothing about who leads
             returns.append(log_returns(prices.tolist()))
         returns_a, returns_b = returns
         moves_a = sum(value != 0 for value in returns_a[max_lag:])
