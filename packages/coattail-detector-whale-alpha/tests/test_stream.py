@@ -30,10 +30,11 @@ from pyspark.sql import Row, SparkSession
 from coattail_detector_whale_alpha import WhaleAlphaDetector
 from coattail_detector_whale_alpha.metadata import DETECTOR_INFO
 from coattail_detector_whale_alpha.schema import WHALE_MARKOUTS
-from coattail_devstack.testing import DetectorRun, TradeClock, run_detector_stream
+from coattail_devstack.testing import DetectorRun, TradeClock, run_detector_stream, write_event_batches
 from coattail_framework import CoattailConfig, TradeEvent
 from coattail_framework.alerts import make_alert_id
 from coattail_framework.events import TakerSide
+from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 
 T0 = datetime(2024, 8, 9, tzinfo=UTC)
 T0_US = 1_723_161_600_000_000
@@ -288,6 +289,23 @@ def test_rows_do_not_depend_on_fill_order_or_on_how_an_order_is_cut_into_batches
         2: sorted((symbol, "buy", "00:00:00", h) for h in (0, 60) for symbol in ("BTCUSDT", "ETHUSDT")),
         3: [("BTCUSDT", "buy", "00:00:00", 300), ("ETHUSDT", "buy", "00:00:00", 300)],
     }
+
+
+def test_static_input_gives_the_rows_the_stream_ends_with(
+    spark: SparkSession, detector: WhaleAlphaDetector, tmp_path: Path
+) -> None:
+    """Reprocessing stored trades: the watermark is the key's newest trade (310 s) minus 2 s, as the stream's last."""
+    folder = write_event_batches([same_trades("BTCUSDT")], tmp_path / "stored")
+    static = detector.process(spark.read.schema(UNIFIED_TRADE_EVENT).parquet(str(folder)))
+    assert not static.isStreaming
+    whale = order("buy", 0, ("10", "12"), 180_030.0, 3.0, 3, 60_010.0)
+    return_60 = (60_100.0 - 60_040.0) / 60_040.0 * 1e4
+    return_300 = (60_070.0 - 60_040.0) / 60_040.0 * 1e4
+    assert rows_of(static.collect(), "binance", "BTCUSDT") == [
+        entry_row(whale, 60_040.0, 2),
+        markout_row(whale, 60, (60_040.0, 2), (60_100.0, 30), return_60, single(return_60)),
+        markout_row(whale, 300, (60_040.0, 2), (60_070.0, 200), return_300, single(return_300)),
+    ]
 
 
 # 4. An order without a trade in its entry window; a stream of one trade and empty batches.
