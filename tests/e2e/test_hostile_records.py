@@ -1,7 +1,8 @@
 """3,000 hostile records among real trades, through the running stream job: nothing stops it or is lost.
 
 The stream job (``coattail-stream-job run --local --drain``, the shipped
-``config/features.yaml``: ingest plus MOD-001..003 with their early query) reads a moto
+``config/features.yaml`` with ``feature_tier: large`` from the environment: ingest plus every
+built module, MOD-002's early query included) reads a moto
 Kinesis stream holding the 567 real trades of a 30-second slice of the Binance BTCUSDT
 recording, moved to the last minutes so that they are timely against their Kinesis arrival
 (the production ``quality.event_time_reference: arrival``), and 3,000 seeded hostile
@@ -11,7 +12,8 @@ and exit 0 (a record that failed a query would end it with an error), and:
 - every record is either a ``raw_trades`` row or a dead letter: rows + dead letters = records put;
 - each real trade is in ``raw_trades`` once; each hostile record is where its category says,
   the dead letters under the reason it names;
-- no hostile record moved event time: MOD-002 finds exactly the slice's four whale orders.
+- no hostile record moved event time: MOD-002 finds exactly the slice's four whale orders, and
+  MOD-008 writes the entry rows of the three whose entry window the final watermark closed.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ROOT / "config" / "features.yaml"
 RECORDING = ROOT / "tests" / "data" / "binance" / "ws" / "spot_btcusdt_20240808.gz"
 SLICE = (datetime(2024, 8, 8, 23, 57, 10, tzinfo=UTC), datetime(2024, 8, 8, 23, 57, 40, tzinfo=UTC))
+LARGE_TIER = ("volume-anomaly", "whale", "spread", "flow-imbalance", "split-order", "whale-alpha", "lead-lag")
+"""Every built module, as ``feature_tier: large`` runs them (smallest tier first, then by module id)."""
 HOSTILE = 3_000
 """Hostile records put: about 200 of each of the 14 categories (the seeded mix). The job's time
 grows with the count: 10,000 (which passed too) took 258 s, 3,000 take 87 s on 2 cores."""
@@ -122,6 +126,7 @@ def test_hostile_records_are_dead_lettered_and_every_real_trade_lands(
             ordered.append((trades[position].to_json().encode(), trades[position].partition_key))
     assert len(ordered) == HOSTILE + len(trades)
 
+    monkeypatch.setenv("COATTAIL_FEATURE_TIER", "large")  # every built module meets the hostile records
     monkeypatch.setenv("COATTAIL_KINESIS__STREAM_NAME", "trades-hostile")
     monkeypatch.setenv("COATTAIL_DYNAMODB__TABLE_NAME", "alerts-hostile")
     config = ConfigLoader(FEATURES).load()
@@ -133,6 +138,8 @@ def test_hostile_records_are_dead_lettered_and_every_real_trade_lands(
     root = tmp_path / "stack"
     assert cli.main(["run", "--config", str(FEATURES), "--local", "--root", str(root), "--drain"]) == 0
     summary = json.loads(capsys.readouterr().out)
+    queries = ["ingest", "early-whale", *(f"detector-{name}" for name in LARGE_TIER)]
+    assert summary["input_rows"] == dict.fromkeys(queries, len(ordered))  # every module read every record
 
     raw = _table(root, "raw_trades")
     letters = _dead_letters(root / "raw")
@@ -160,6 +167,8 @@ def test_hostile_records_are_dead_lettered_and_every_real_trade_lands(
         ("buy", 24, 139_706),
         ("sell", 70, 617_310),
     ]
+    entries = sorted((row["order_time"], row["horizon_seconds"]) for row in _table(root, "whale_markouts"))
+    assert entries == [(order["order_time"], 0) for order in orders[:3]]  # the 4th's window ends past the data
     dynamodb = boto3.resource("dynamodb", region_name="us-east-1", endpoint_url=moto_endpoint)
     whales = [i for i in dynamodb.Table("alerts-hostile").scan()["Items"] if i["module_id"] == "MOD-002"]
     assert len(whales) == 4
