@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.streaming.state import GroupStateTimeout
 
 from coattail_detector_flow_imbalance.alerts import flow_imbalance_alerts
 from coattail_detector_flow_imbalance.config import FlowImbalanceConfig
@@ -41,6 +40,7 @@ from coattail_detector_flow_imbalance.state import Settings
 from coattail_detector_whale.detector import WhaleDetector
 from coattail_detector_whale.fills import TAKER_SIDES
 from coattail_framework.detector import BaseDetector
+from coattail_framework.keyed_state import event_rows, keyed_state, watermark_ms
 from coattail_framework.partitioning import day
 from coattail_framework.quality.rules import positive_finite
 from coattail_framework.schemas import EVENT_TIME_COLUMN
@@ -92,28 +92,17 @@ class FlowImbalanceDetector(BaseDetector[FlowImbalanceConfig]):
 
     def process(self, events: DataFrame) -> DataFrame:
         """``FLOW_IMBALANCE`` rows of ``events`` (streaming: as the watermark passes window ends; static: all)."""
-        delay_ms = round(self.settings.watermark_delay_seconds * 1000)
-        fills = (
-            self._fills(events)
-            .withWatermark(EVENT_TIME_COLUMN, f"{delay_ms} milliseconds")
-            .select(
-                *KEY_COLUMNS,
-                # Kept so Spark drops late rows before the state function; the function reads event_us.
-                EVENT_TIME_COLUMN,
-                F.unix_micros(F.col(EVENT_TIME_COLUMN)).alias("event_us"),
-                *(name for name in FILL_COLUMNS if name not in ("event_us", "quote_volume")),
-                _quote_volume().alias("quote_volume"),
-            )
-        )
-        grouped = fills.groupBy(*KEY_COLUMNS)
-        if not events.isStreaming:
-            return grouped.applyInPandas(flow_batch_function(self.state_settings), schema=FLOW_IMBALANCE)
-        return grouped.applyInPandasWithState(
-            flow_state_function(self.state_settings),
-            outputStructType=FLOW_IMBALANCE,
-            stateStructType=STATE,
-            outputMode="append",
-            timeoutConf=GroupStateTimeout.EventTimeTimeout,
+        columns: list[str | Column] = [name for name in FILL_COLUMNS if name not in ("event_us", "quote_volume")]
+        columns.append(_quote_volume().alias("quote_volume"))
+        delay_ms = watermark_ms(self.settings.watermark_delay_seconds)
+        return keyed_state(
+            event_rows(self._fills(events), delay_ms=delay_ms, keys=KEY_COLUMNS, columns=columns),
+            KEY_COLUMNS,
+            streaming=events.isStreaming,
+            state_function=flow_state_function(self.state_settings),
+            batch_function=flow_batch_function(self.state_settings),
+            output_schema=FLOW_IMBALANCE,
+            state_schema=STATE,
         )
 
     def build_alerts(self, output: DataFrame) -> DataFrame:

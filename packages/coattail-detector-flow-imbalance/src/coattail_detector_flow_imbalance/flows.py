@@ -22,7 +22,7 @@ import pandas as pd  # type: ignore[import-untyped]
 from coattail_detector_flow_imbalance.schema import FLOW_IMBALANCE
 from coattail_detector_flow_imbalance.state import KeyState, Settings
 from coattail_detector_whale.fills import Fill
-from coattail_framework.stateful import timeout_ms
+from coattail_framework.stateful import StateFunction, timeout_ms
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
@@ -31,7 +31,6 @@ FILL_COLUMNS = Fill._fields
 """Columns the functions read, named as ``Fill``'s fields: ``event_us`` is the trade time in µs
 since the epoch (UTC); ``quote_volume`` is never null (``process`` fills in price x quantity)."""
 TIME_COLUMNS = ("window_start", "window_end")
-StateFunction = Callable[[tuple[Any, ...], Iterable[Any], "GroupState"], Iterator[Any]]
 
 
 def key_fills(frame: Any) -> list[Fill]:

@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.streaming.state import GroupStateTimeout
 
 from coattail_detector_lead_lag.config import LeadLagConfig
 from coattail_detector_lead_lag.metadata import DETECTOR_INFO
@@ -44,6 +43,7 @@ from coattail_detector_spread.legs import Leg, legs_of, pairs_of
 from coattail_framework.alerts import alert_frame
 from coattail_framework.detector import BaseDetector, module_settings
 from coattail_framework.errors import ConfigError
+from coattail_framework.keyed_state import event_rows, keyed_state, watermark_ms
 from coattail_framework.partitioning import day
 from coattail_framework.quality.rules import positive_finite
 from coattail_framework.schemas import EVENT_TIME_COLUMN
@@ -123,29 +123,17 @@ class LeadLagDetector(BaseDetector[LeadLagConfig]):
 
     def process(self, events: DataFrame) -> DataFrame:
         """``LEAD_LAG`` rows of ``events`` (streaming: as the watermark passes step ends; static: all passed)."""
-        delay_ms = round(self.settings.watermark_delay_seconds * 1000)
-        trades = (
-            self._trades(events)
-            .withWatermark(EVENT_TIME_COLUMN, f"{delay_ms} milliseconds")
-            .select(
-                "instrument",
-                # Kept so Spark drops late rows before the state function; the function reads event_us.
-                EVENT_TIME_COLUMN,
-                F.unix_micros(F.col(EVENT_TIME_COLUMN)).alias("event_us"),
-                "leg",
-                "trade_id",
-                "price",
-            )
-        )
-        grouped = trades.groupBy("instrument")
-        if not events.isStreaming:
-            return grouped.applyInPandas(lead_lag_batch_function(self.state_settings, delay_ms * 1000), schema=LEAD_LAG)
-        return grouped.applyInPandasWithState(
-            lead_lag_state_function(self.state_settings),
-            outputStructType=LEAD_LAG,
-            stateStructType=STATE,
-            outputMode="append",
-            timeoutConf=GroupStateTimeout.EventTimeTimeout,
+        delay_ms = watermark_ms(self.settings.watermark_delay_seconds)
+        keys = ("instrument",)
+        return keyed_state(
+            event_rows(self._trades(events), delay_ms=delay_ms, keys=keys, columns=("leg", "trade_id", "price")),
+            keys,
+            streaming=events.isStreaming,
+            state_function=lead_lag_state_function(self.state_settings),
+            batch_function=lead_lag_batch_function(self.state_settings, delay_ms * 1000),
+            output_schema=LEAD_LAG,
+            state_schema=STATE,
+            static_newest=True,
         )
 
     def build_alerts(self, output: DataFrame) -> DataFrame:

@@ -9,8 +9,8 @@ Streaming: the watermark is Spark's (``GroupState.getCurrentWatermarkMs``); the 
 timeout is set to fire once the watermark reaches the next step end whose window holds a
 trade, so an instrument that went silent still has its last windows evaluated while other
 instruments move the watermark. Static (reprocessing stored trades): the watermark is the
-instrument's newest trade time minus ``watermark_delay_seconds``, as a stream of the same
-trades would end.
+newest trade time of the whole input minus ``watermark_delay_seconds``, where a stream of the
+same trades ends (``coattail_framework.stateful.static_watermark_us``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pandas as pd  # type: ignore[import-untyped]
 
 from coattail_detector_lead_lag.schema import LEAD_LAG
 from coattail_detector_lead_lag.state import InstrumentState, Settings, Trade
-from coattail_framework.stateful import timeout_ms
+from coattail_framework.stateful import StateFunction, static_watermark_us, timeout_ms
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 TRADE_COLUMNS = ("leg", "event_us", "trade_id", "price")
 """Columns the functions read: ``leg`` (``state.leg_key``), trade time in µs since the epoch (UTC), id, price."""
 TIME_COLUMNS = ("window_start", "window_end")
-StateFunction = Callable[[tuple[Any, ...], Iterable[Any], "GroupState"], Iterator[Any]]
 
 
 def instrument_trades(frame: Any) -> list[tuple[str, Trade]]:
@@ -76,7 +75,7 @@ def lead_lag_batch_function(settings: Settings, watermark_delay_us: int) -> Call
     def evaluate(key: tuple[Any, ...], frame: Any) -> Any:
         (instrument,) = key
         trades = instrument_trades(frame)
-        watermark = max(trade.event_us for _, trade in trades) - watermark_delay_us if trades else 0
+        watermark = static_watermark_us(frame, watermark_delay_us)
         return lead_lag_frame(
             instrument, InstrumentState().advance(trades, watermark, settings.pairs[instrument], settings)
         )

@@ -37,17 +37,17 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.streaming.state import GroupStateTimeout
 
 from coattail_detector_split_order.config import SplitOrderConfig
 from coattail_detector_split_order.metadata import DETECTOR_INFO
 from coattail_detector_split_order.schema import SPLIT_ORDER_SEQUENCES, STATE
 from coattail_detector_split_order.state import Settings
-from coattail_detector_split_order.tracker import NEWEST_COLUMN, sequence_batch_function, sequence_state_function
+from coattail_detector_split_order.tracker import sequence_batch_function, sequence_state_function
 from coattail_detector_whale.detector import WhaleDetector
 from coattail_detector_whale.fills import TAKER_SIDES
 from coattail_framework.alerts import alert_frame
 from coattail_framework.detector import BaseDetector
+from coattail_framework.keyed_state import event_rows, keyed_state, watermark_ms
 from coattail_framework.partitioning import day
 from coattail_framework.quality.rules import positive_finite
 from coattail_framework.schemas import EVENT_TIME_COLUMN
@@ -108,36 +108,17 @@ class SplitOrderDetector(BaseDetector[SplitOrderConfig]):
 
     def process(self, events: DataFrame) -> DataFrame:
         """``SPLIT_ORDER_SEQUENCES`` rows of ``events`` (streaming: as sequences close; static: all closed)."""
-        delay_ms = round(self.settings.watermark_delay_seconds * 1000)
-        trades = (
-            self._trades(events)
-            .withWatermark(EVENT_TIME_COLUMN, f"{delay_ms} milliseconds")
-            .select(
-                *KEY_COLUMNS,
-                # Kept so Spark drops late rows before the state function; the function reads event_us.
-                EVENT_TIME_COLUMN,
-                F.unix_micros(F.col(EVENT_TIME_COLUMN)).alias("event_us"),
-                "trade_id",
-                "price",
-                "quantity",
-                "quote_volume",
-                "taker_order_id",
-            )
-        )
-        if not events.isStreaming:
-            newest = trades.agg(F.max("event_us").alias(NEWEST_COLUMN))
-            function = sequence_batch_function(self.state_settings, delay_ms * 1000)
-            return (
-                trades.crossJoin(F.broadcast(newest))
-                .groupBy(*KEY_COLUMNS)
-                .applyInPandas(function, schema=SPLIT_ORDER_SEQUENCES)
-            )
-        return trades.groupBy(*KEY_COLUMNS).applyInPandasWithState(
-            sequence_state_function(self.state_settings),
-            outputStructType=SPLIT_ORDER_SEQUENCES,
-            stateStructType=STATE,
-            outputMode="append",
-            timeoutConf=GroupStateTimeout.EventTimeTimeout,
+        delay_ms = watermark_ms(self.settings.watermark_delay_seconds)
+        columns = ("trade_id", "price", "quantity", "quote_volume", "taker_order_id")
+        return keyed_state(
+            event_rows(self._trades(events), delay_ms=delay_ms, keys=KEY_COLUMNS, columns=columns),
+            KEY_COLUMNS,
+            streaming=events.isStreaming,
+            state_function=sequence_state_function(self.state_settings),
+            batch_function=sequence_batch_function(self.state_settings, delay_ms * 1000),
+            output_schema=SPLIT_ORDER_SEQUENCES,
+            state_schema=STATE,
+            static_newest=True,
         )
 
     def build_alerts(self, output: DataFrame) -> DataFrame:

@@ -9,7 +9,8 @@ Streaming: the watermark is Spark's (``GroupState.getCurrentWatermarkMs``); the 
 timeout is set to fire once the watermark makes the key's next event due (a pending order, or
 a sequence's close), so a sequence closes while its key is silent. Static (reprocessing stored
 trades): the watermark is the newest trade time of the whole input minus
-``watermark_delay_seconds`` (column ``NEWEST_COLUMN``), where a stream of the same trades ends.
+``watermark_delay_seconds`` (``coattail_framework.stateful.static_watermark_us``), where a stream of
+the same trades ends.
 """
 
 from __future__ import annotations
@@ -22,18 +23,15 @@ import pandas as pd  # type: ignore[import-untyped]
 from coattail_detector_split_order.schema import SPLIT_ORDER_SEQUENCES
 from coattail_detector_split_order.state import KeyState, Settings
 from coattail_detector_whale.fills import Fill
-from coattail_framework.stateful import timeout_ms
+from coattail_framework.stateful import StateFunction, static_watermark_us, timeout_ms
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
 
 FILL_COLUMNS = ("event_us", "trade_id", "price", "quantity", "quote_volume", "taker_order_id")
 """Columns the functions read; ``event_us`` is the trade time in µs since the epoch (UTC)."""
-NEWEST_COLUMN = "newest_us"
-"""Static input only: the newest trade time (µs) of the whole input, on every row."""
 TIME_COLUMNS = ("sequence_start", "sequence_end")
 KEY_NAMES = ("exchange", "symbol")
-StateFunction = Callable[[tuple[Any, ...], Iterable[Any], "GroupState"], Iterator[Any]]
 
 
 def _none(value: Any) -> Any:
@@ -83,7 +81,7 @@ def sequence_batch_function(settings: Settings, watermark_delay_us: int) -> Call
 
     def sequences(key: tuple[Any, ...], frame: Any) -> Any:
         exchange, symbol, side = key
-        watermark = int(frame[NEWEST_COLUMN].iloc[0]) - watermark_delay_us if len(frame) else 0
+        watermark = static_watermark_us(frame, watermark_delay_us)
         rows = KeyState().advance(key_fills(side, frame), watermark, settings)
         return sequences_frame(exchange, symbol, rows)
 

@@ -23,8 +23,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-from pyspark.sql.streaming.state import GroupStateTimeout
 
 from coattail_detector_volume_anomaly.alerts import volume_spike_alerts
 from coattail_detector_volume_anomaly.config import VolumeAnomalyConfig
@@ -33,9 +31,9 @@ from coattail_detector_volume_anomaly.quality import usable_trades, volume_quali
 from coattail_detector_volume_anomaly.schema import VOLUME_AGGREGATES, VOLUME_STATE
 from coattail_detector_volume_anomaly.windows import volume_batch_function, volume_state_function
 from coattail_framework.detector import BaseDetector
+from coattail_framework.keyed_state import event_rows, keyed_state, watermark_ms
 from coattail_framework.partitioning import day
 from coattail_framework.quality.rules import QualityRule
-from coattail_framework.schemas import EVENT_TIME_COLUMN
 
 KEY_COLUMNS = ("exchange", "symbol")
 
@@ -66,28 +64,16 @@ class VolumeAnomalyDetector(BaseDetector[VolumeAnomalyConfig]):
         trades): ``applyInPandasWithState`` is streaming-only, so the same window and
         baseline logic runs through ``applyInPandas`` and every window is emitted.
         """
-        trades = (
-            usable_trades(events)
-            .withWatermark(EVENT_TIME_COLUMN, f"{round(self.settings.watermark_delay_seconds * 1000)} milliseconds")
-            .select(
-                *KEY_COLUMNS,
-                # Kept so Spark can drop late rows before the state function; the function reads event_us.
-                EVENT_TIME_COLUMN,
-                F.unix_micros(F.col(EVENT_TIME_COLUMN)).alias("event_us"),
-                "quantity",
-                "quote_volume",
-                "side",
-            )
-        )
-        grouped = trades.groupBy(*KEY_COLUMNS)
-        if not events.isStreaming:
-            return grouped.applyInPandas(volume_batch_function(self.settings), schema=VOLUME_AGGREGATES)
-        return grouped.applyInPandasWithState(
-            volume_state_function(self.settings),
-            outputStructType=VOLUME_AGGREGATES,
-            stateStructType=VOLUME_STATE,
-            outputMode="append",
-            timeoutConf=GroupStateTimeout.EventTimeTimeout,
+        delay_ms = watermark_ms(self.settings.watermark_delay_seconds)
+        columns = ("quantity", "quote_volume", "side")
+        return keyed_state(
+            event_rows(usable_trades(events), delay_ms=delay_ms, keys=KEY_COLUMNS, columns=columns),
+            KEY_COLUMNS,
+            streaming=events.isStreaming,
+            state_function=volume_state_function(self.settings),
+            batch_function=volume_batch_function(self.settings),
+            output_schema=VOLUME_AGGREGATES,
+            state_schema=VOLUME_STATE,
         )
 
     def build_alerts(self, output: DataFrame) -> DataFrame:

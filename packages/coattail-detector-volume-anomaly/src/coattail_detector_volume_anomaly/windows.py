@@ -34,7 +34,7 @@ import pandas as pd  # type: ignore[import-untyped]
 
 from coattail_detector_volume_anomaly.baseline import baseline_stats, push_window
 from coattail_detector_volume_anomaly.schema import VOLUME_AGGREGATES
-from coattail_framework.stateful import timeout_ms
+from coattail_framework.stateful import StateFunction, timeout_ms
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 TRADE_COLUMNS = ("event_us", "quantity", "quote_volume", "side")
 """Columns ``window_totals`` reads: trade time (µs since the epoch, UTC), base and quote amounts, taker side."""
-
-StateFunction = Callable[[tuple[Any, ...], Iterable[Any], "GroupState"], Iterator[Any]]
 
 
 @dataclass(frozen=True)

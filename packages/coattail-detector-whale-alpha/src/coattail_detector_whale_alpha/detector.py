@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.streaming.state import GroupStateTimeout
 
 from coattail_detector_whale.config import WhaleConfig
 from coattail_detector_whale.detector import WhaleDetector
@@ -50,6 +49,7 @@ from coattail_detector_whale_alpha.schema import STATE, WHALE_MARKOUTS
 from coattail_detector_whale_alpha.state import Settings
 from coattail_framework.alerts import alert_frame
 from coattail_framework.detector import BaseDetector
+from coattail_framework.keyed_state import event_rows, keyed_state, watermark_ms
 from coattail_framework.partitioning import day
 from coattail_framework.quality.rules import positive_finite
 from coattail_framework.schemas import EVENT_TIME_COLUMN
@@ -106,33 +106,17 @@ class WhaleAlphaDetector(BaseDetector[WhaleAlphaConfig]):
 
     def process(self, events: DataFrame) -> DataFrame:
         """``WHALE_MARKOUTS`` rows of ``events`` (streaming: as horizons resolve; static: all resolvable)."""
-        delay_ms = round(self.settings.watermark_delay_seconds * 1000)
-        trades = (
-            self._trades(events)
-            .withWatermark(EVENT_TIME_COLUMN, f"{delay_ms} milliseconds")
-            .select(
-                *KEY_COLUMNS,
-                # Kept so Spark drops late rows before the state function; the function reads event_us.
-                EVENT_TIME_COLUMN,
-                F.unix_micros(F.col(EVENT_TIME_COLUMN)).alias("event_us"),
-                "trade_id",
-                "price",
-                "quantity",
-                "quote_volume",
-                "side",
-                "taker_order_id",
-            )
-        )
-        grouped = trades.groupBy(*KEY_COLUMNS)
-        if not events.isStreaming:
-            function = markout_batch_function(self.state_settings, delay_ms * 1000)
-            return grouped.applyInPandas(function, schema=WHALE_MARKOUTS)
-        return grouped.applyInPandasWithState(
-            markout_state_function(self.state_settings),
-            outputStructType=WHALE_MARKOUTS,
-            stateStructType=STATE,
-            outputMode="append",
-            timeoutConf=GroupStateTimeout.EventTimeTimeout,
+        delay_ms = watermark_ms(self.settings.watermark_delay_seconds)
+        columns = ("trade_id", "price", "quantity", "quote_volume", "side", "taker_order_id")
+        return keyed_state(
+            event_rows(self._trades(events), delay_ms=delay_ms, keys=KEY_COLUMNS, columns=columns),
+            KEY_COLUMNS,
+            streaming=events.isStreaming,
+            state_function=markout_state_function(self.state_settings),
+            batch_function=markout_batch_function(self.state_settings, delay_ms * 1000),
+            output_schema=WHALE_MARKOUTS,
+            state_schema=STATE,
+            static_newest=True,
         )
 
     def build_alerts(self, output: DataFrame) -> DataFrame:

@@ -7,8 +7,9 @@ the driver by ``WhaleAlphaDetector.process`` from its settings.
 
 Streaming: the watermark is Spark's (``GroupState.getCurrentWatermarkMs``); the event-time
 timeout is set to fire once the watermark makes the key's next event due, so markouts resolve
-while the key is silent. Static (reprocessing stored trades): the watermark is the key's
-newest trade time minus ``watermark_delay_seconds``, as a stream of the same trades would end.
+while the key is silent. Static (reprocessing stored trades): the watermark is the newest trade
+time of the whole input minus ``watermark_delay_seconds``, where a stream of the same trades
+ends (``coattail_framework.stateful.static_watermark_us``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd  # type: ignore[import-untyped]
 
 from coattail_detector_whale_alpha.schema import WHALE_MARKOUTS
 from coattail_detector_whale_alpha.state import KeyState, Settings, Trade
-from coattail_framework.stateful import timeout_ms
+from coattail_framework.stateful import StateFunction, static_watermark_us, timeout_ms
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming.state import GroupState
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 TRADE_COLUMNS = ("event_us", "trade_id", "price", "quantity", "quote_volume", "side", "taker_order_id")
 """Columns the functions read; ``event_us`` is the trade time in µs since the epoch (UTC)."""
 TIME_COLUMNS = ("order_time", "horizon_end", "exit_time")
-StateFunction = Callable[[tuple[Any, ...], Iterable[Any], "GroupState"], Iterator[Any]]
 
 
 def _none(value: Any) -> Any:
@@ -80,7 +80,7 @@ def markout_batch_function(settings: Settings, watermark_delay_us: int) -> Calla
         exchange, symbol = key
         trades = key_trades(frame)
         current = KeyState()
-        watermark = max(trade.event_us for trade in trades) - watermark_delay_us if trades else 0
+        watermark = static_watermark_us(frame, watermark_delay_us)
         return markouts_frame(exchange, symbol, current.advance(trades, watermark, settings))
 
     return markouts

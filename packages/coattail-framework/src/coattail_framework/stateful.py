@@ -6,6 +6,17 @@ MOD-010) and in tests. Times are microseconds since the epoch (UTC) unless named
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql.streaming.state import GroupState
+
+StateFunction = Callable[[tuple[Any, ...], Iterable[Any], "GroupState"], Iterator[Any]]
+"""An ``applyInPandasWithState`` function: (key, the key's pandas batches, its state) -> output frames."""
+BatchFunction = Callable[[tuple[Any, ...], Any], Any]
+"""An ``applyInPandas`` function: (key, every row of the key as one pandas frame) -> output frame."""
+
 
 def timeout_ms(event_us: int) -> int:
     """The event-time timeout (ms) that fires once the watermark reaches ``event_us``.
@@ -18,3 +29,15 @@ def timeout_ms(event_us: int) -> int:
     (59999, 60000)
     """
     return -(-event_us // 1000) - 1
+
+
+NEWEST_US_COLUMN = "newest_us"
+"""Static input: the newest trade time of the whole input (µs), on every row (``keyed_state.keyed_state``)."""
+
+
+def static_watermark_us(frame: Any, delay_us: int) -> int:
+    """Where a stream of the same static input ends: its newest trade time minus the delay (0 when empty).
+
+    ``frame``: one key's pandas rows carrying ``NEWEST_US_COLUMN``.
+    """
+    return int(frame[NEWEST_US_COLUMN].iloc[0]) - delay_us if len(frame) else 0
