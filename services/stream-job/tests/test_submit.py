@@ -1,7 +1,8 @@
 """``submit`` against moto's EMR Serverless and S3 (in-process server on 127.0.0.1).
 
 moto records the job run as started (jobDriver, configurationOverrides) and reports every
-run as SUCCESS; a failed run is made by setting the run's state in moto's backend (moto
+run as SUCCESS; ``--stack`` and ``--deployment`` read a real CloudFormation stack's outputs and
+real SSM parameters created in the same server; a failed run is made by setting the run's state in moto's backend (moto
 keeps it in this process), so ``--wait`` reads FAILED and its stateDetails over the wire.
 The archive here is a stand-in file: tests/e2e/test_emr_archive.py builds and runs the real one.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 from moto.emrserverless.models import EMRServerlessBackend
 from moto.server import ThreadedMotoServer
 
+from coattail_framework.aws.deployment import FIELDS
 from coattail_stream_job import submit
 from coattail_stream_job.emr_entry import localize_config
 
@@ -311,3 +314,174 @@ def test_the_entry_point_downloads_an_s3_config(
     assert localize_config(arguments, local) == ["--drain", "--config", str(local / "features.yaml")]
     assert (local / "features.yaml").read_text() == "feature_tier: large\n"
     assert localize_config(["--config=conf/features.yaml"], local) == ["--config=conf/features.yaml"]
+
+
+def _published(application_id: str, bucket: str, env: str) -> dict[str, str]:
+    """Output key -> value of a deployment of environment ``env`` on ``application_id`` and ``bucket``."""
+    return {
+        "EmrApplicationId": application_id,
+        "StreamJobRoleArn": f"arn:aws:iam::123456789012:role/coattail-{env}-stream-job",
+        "DataBucketName": bucket,
+        "SsmConfigPrefix": f"/coattail/{env}/config/",
+        "Region": REGION,
+        "StreamName": f"coattail-trades-{env}",
+        "AlertTableName": f"coattail-alerts-{env}",
+        "GlueDatabaseName": f"coattail_{env}",
+    }
+
+
+def _deploy_stack(endpoint: str, name: str, outputs: dict[str, str]) -> None:
+    template = {
+        "Resources": {
+            "Placeholder": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": f"/submit-tests/{name}", "Type": "String", "Value": "placeholder"},
+            }
+        },
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    cloudformation = boto3.client("cloudformation", region_name=REGION, endpoint_url=endpoint)
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
+def _deploy_parameters(endpoint: str, subtree: str, outputs: dict[str, str]) -> None:
+    ssm = boto3.client("ssm", region_name=REGION, endpoint_url=endpoint)
+    for published in FIELDS:
+        ssm.put_parameter(Name=subtree + published.parameter, Value=outputs[published.output], Type="String")
+
+
+def _deployment_args(endpoint: str, files: dict[str, Path], *extra: str) -> argparse.Namespace:
+    """Submit arguments without --application-id, --execution-role-arn or --bucket."""
+    parser = argparse.ArgumentParser()
+    submit.add_arguments(parser)
+    return parser.parse_args(
+        [
+            "--endpoint-url",
+            endpoint,
+            "--archive",
+            str(files["archive"]),
+            "--entry-point",
+            str(files["entry"]),
+            "--config",
+            str(files["config"]),
+            "--prefix",
+            "jobs/stream",
+            *extra,
+        ]
+    )
+
+
+def _environment_confs(run: dict[str, Any]) -> dict[str, str]:
+    """The driver's ``COATTAIL_*`` variables of a started run, checked equal to the executors'."""
+    parameters = run["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"].split(" --conf ")[1:]
+    confs = dict(parameter.split("=", 1) for parameter in parameters)
+    driver = "spark.emr-serverless.driverEnv."
+    environment = {name[len(driver) :]: value for name, value in confs.items() if name.startswith(driver + "COATTAIL_")}
+    assert environment == {
+        name[len("spark.executorEnv.") :]: value
+        for name, value in confs.items()
+        if name.startswith("spark.executorEnv.COATTAIL_")
+    }
+    return environment
+
+
+@pytest.mark.parametrize("source", ["stack", "deployment"])
+def test_a_deployment_supplies_the_ids_and_the_jobs_configuration(
+    endpoint: str,
+    application_id: str,
+    files: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    source: str,
+) -> None:
+    env = f"{source}-test"
+    bucket = f"coattail-data-{env}"
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    s3.create_bucket(Bucket=bucket)
+    published = _published(application_id, bucket, env)
+    if source == "stack":
+        _deploy_stack(endpoint, f"coattail-{env}", published)
+        where = ["--stack", f"coattail-{env}"]
+        origin = f"deployment from CloudFormation stack coattail-{env} in {REGION}"
+    else:
+        _deploy_parameters(endpoint, f"/coattail/{env}/deploy/", published)
+        where = ["--deployment", f"/coattail/{env}/deploy/"]
+        origin = f"deployment from SSM parameters under /coattail/{env}/deploy/ in {REGION}"
+    # The file alone could not run on EMR (SQL catalog) and names another bucket: the deployment's overrides win.
+    files["config"].write_text(CONFIG % {"source": "coattail-kinesis", "catalog": "sql", "bucket": "not-deployed"})
+
+    args = _deployment_args(endpoint, files, *where, "--env", "COATTAIL_KINESIS__STREAM_NAME=coattail-trades-replay")
+    assert submit.main(args) == 0
+
+    (run,) = _job_runs(endpoint, application_id)
+    assert run["executionRole"] == f"arn:aws:iam::123456789012:role/coattail-{env}-stream-job"
+    assert run["jobDriver"]["sparkSubmit"]["entryPoint"] == f"s3://{bucket}/{_key(files['entry'])}"
+    assert _environment_confs(run) == {
+        "COATTAIL_SSM__ENABLED": "true",
+        "COATTAIL_SSM__PREFIX": f"/coattail/{env}/config/",
+        "COATTAIL_AWS__REGION": REGION,
+        "COATTAIL_STORAGE__S3_BUCKET": bucket,
+        "COATTAIL_ICEBERG__CATALOG_TYPE": "glue",
+        "COATTAIL_KINESIS__STREAM_NAME": "coattail-trades-replay",
+        "COATTAIL_DYNAMODB__TABLE_NAME": f"coattail-alerts-{env}",
+        "COATTAIL_ICEBERG__DATABASE": f"coattail_{env}",
+        "COATTAIL_STORAGE__CHECKPOINT_ROOT": f"s3://{bucket}/checkpoints",
+        "COATTAIL_STORAGE__RAW_ZONE": f"s3://{bucket}/raw",
+    }
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == sorted(_key(path) for path in files.values())
+    out = capsys.readouterr().out
+    assert out.startswith(origin + "\n")
+    assert f"started on application {application_id} (STREAMING)" in out
+
+
+def test_explicit_ids_win_over_the_deployments(
+    endpoint: str, application_id: str, bucket: str, files: dict[str, Path]
+) -> None:
+    _deploy_stack(endpoint, "coattail-explicit", _published("00not-this-one", "not-this-bucket", "explicit"))
+
+    args = _deployment_args(
+        endpoint,
+        files,
+        "--stack",
+        "coattail-explicit",
+        "--application-id",
+        application_id,
+        "--execution-role-arn",
+        ROLE,
+        "--bucket",
+        bucket,
+    )
+    assert submit.main(args) == 0
+
+    (run,) = _job_runs(endpoint, application_id)
+    assert run["executionRole"] == ROLE
+    assert run["jobDriver"]["sparkSubmit"]["entryPoint"] == f"s3://{bucket}/{_key(files['entry'])}"
+
+
+def test_a_missing_stack_is_named_before_anything_is_uploaded(
+    endpoint: str, bucket: str, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert submit.main(_deployment_args(endpoint, files, "--stack", "coattail-never-deployed")) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("coattail-stream-job submit: CloudFormation stack coattail-never-deployed does not exist")
+    assert "EmrApplicationId" in err
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+def test_without_a_deployment_the_ids_are_required(
+    endpoint: str, files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert submit.main(_deployment_args(endpoint, files, "--execution-role-arn", ROLE)) == 2
+
+    assert capsys.readouterr().err == (
+        "coattail-stream-job submit: --application-id is required without --stack NAME or "
+        "--deployment /coattail/<env>/deploy/, which read the ids the deployed stack published\n"
+    )
+
+
+def test_stack_and_deployment_are_exclusive(endpoint: str, files: dict[str, Path]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        _deployment_args(endpoint, files, "--stack", "coattail-prod", "--deployment", "/coattail/prod/deploy/")
+    assert exit_.value.code == 2

@@ -16,6 +16,12 @@ skipped) and calls ``emr-serverless start_job_run`` with:
   executor environment variables (``COATTAIL_*`` config keys);
 - driver/executor cores and memory and the executor ceiling.
 
+With ``--stack NAME`` (the stack's CloudFormation outputs) or ``--deployment PREFIX`` (the SSM
+parameters under ``/coattail/<env>/deploy/``), read in ``--region`` (else ``aws.region``), the
+deployment supplies the application id, execution role, bucket and region (explicit flags
+still win) and its ``COATTAIL_*`` overrides (``Deployment.job_environment``: SSM configuration
+subtree, Glue catalog, stream, table, database), under the ``--env`` pairs, which win.
+
 It prints the job run id and where to watch it; ``--wait`` follows the run until it ends
 and exits non-zero, with EMR's ``stateDetails``, when it did not succeed.
 
@@ -23,6 +29,7 @@ and exits non-zero, with EMR's ``stateDetails``, when it did not succeed.
         --config config/features.yaml --application-id 00fabc123 \\
         --execution-role-arn arn:aws:iam::123456789012:role/coattail-stream-job \\
         --env COATTAIL_ICEBERG__CATALOG_TYPE=glue --wait
+    coattail-stream-job submit --stack coattail-prod --region eu-west-1 --wait
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from coattail_framework.aws.deployment import Deployment
     from coattail_framework.config.model import CoattailConfig
 
 log = logging.getLogger(__name__)
@@ -130,12 +138,17 @@ class JobPlan:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``submit`` arguments (cheap: no AWS or Spark import)."""
     where = parser.add_argument_group("where")
-    where.add_argument("--application-id", required=True, help="EMR Serverless application id (emr-spark-8.0.0)")
-    where.add_argument("--execution-role-arn", required=True, help="the job's IAM role (see docs/DEPLOY.md)")
-    where.add_argument("--bucket", help="S3 bucket for artifacts and logs (default: storage.s3_bucket)")
+    deployed = where.add_mutually_exclusive_group()
+    deployed.add_argument("--stack", metavar="NAME", help="read the ids below from this CloudFormation stack's outputs")
+    deployed.add_argument(
+        "--deployment", metavar="PREFIX", help="read them from the SSM parameters under PREFIX (/coattail/ENV/deploy/)"
+    )
+    where.add_argument("--application-id", help="EMR Serverless application id (default: the deployment's)")
+    where.add_argument("--execution-role-arn", help="the job's IAM role (docs/DEPLOY.md; default: the deployment's)")
+    where.add_argument("--bucket", help="S3 bucket for artifacts and logs (default: deployment's, storage.s3_bucket)")
     where.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"S3 key prefix (default {DEFAULT_PREFIX})")
-    where.add_argument("--region", help="AWS region of the application (default: aws.region)")
-    where.add_argument("--endpoint-url", help="EMR Serverless and S3 endpoint for this command (tests); default AWS")
+    where.add_argument("--region", help="AWS region of the application (default: deployment's, else aws.region)")
+    where.add_argument("--endpoint-url", help="AWS endpoint for every client of this command (tests); default AWS")
     what = parser.add_argument_group("what")
     what.add_argument("--archive", type=Path, default=Path("dist/stream-job-venv.tar.gz"), help="nox -s package-emr")
     what.add_argument("--entry-point", type=Path, default=Path("dist/emr_entry.py"), help="the entry point script")
@@ -363,13 +376,54 @@ def _load_config(path: Path | None, overrides: Mapping[str, str]) -> tuple[Coatt
     return loader.load(), loader.path
 
 
+def _read_deployment(args: argparse.Namespace, region: str) -> Deployment:
+    """The deployment ``--stack`` or ``--deployment`` names, read in ``region``; prints where it came from."""
+    from coattail_framework.aws.clients import aws_client
+    from coattail_framework.aws.deployment import read_parameters, read_stack
+
+    if args.stack:
+        cloudformation = aws_client("cloudformation", region=region, endpoint_url=args.endpoint_url)
+        deployment, source = read_stack(cloudformation, args.stack), f"CloudFormation stack {args.stack}"
+    else:
+        ssm = aws_client("ssm", region=region, endpoint_url=args.endpoint_url)
+        deployment, source = read_parameters(ssm, args.deployment), f"SSM parameters under {args.deployment}"
+    print(f"deployment from {source} in {region}")  # noqa: T201
+    return deployment
+
+
+def _deployment_overrides(args: argparse.Namespace) -> tuple[dict[str, str], Deployment | None]:
+    """The run's ``COATTAIL_*`` overrides: the deployment's (``--stack``/``--deployment``) under the ``--env`` pairs."""
+    overrides = parse_environment(args.env)
+    if not (args.stack or args.deployment):
+        return overrides, None
+    deployment = _read_deployment(args, args.region or _load_config(args.config, overrides)[0].aws.region)
+    return {**deployment.job_environment(), **overrides}, deployment
+
+
+def _run_identity(args: argparse.Namespace, deployment: Deployment | None) -> tuple[str, str]:
+    """The EMR application id and execution role ARN: the flags, else the deployment's."""
+    if deployment is not None:
+        return args.application_id or deployment.application_id, args.execution_role_arn or deployment.job_role_arn
+    flags = {"--application-id": args.application_id, "--execution-role-arn": args.execution_role_arn}
+    missing = [flag for flag, value in flags.items() if not value]
+    if missing:
+        raise SubmitError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required without --stack NAME or "
+            "--deployment /coattail/<env>/deploy/, which read the ids the deployed stack published"
+        )
+    return args.application_id, args.execution_role_arn
+
+
 def main(args: argparse.Namespace) -> int:
     """Upload and start the job run; with ``--wait``, 0 only if it ends in SUCCESS."""
     from coattail_framework.aws.clients import aws_client
+    from coattail_framework.aws.deployment import DeploymentNotFound
 
     try:
-        overrides = parse_environment(args.env)
+        overrides, deployment = _deployment_overrides(args)
+        application_id, execution_role_arn = _run_identity(args, deployment)
         config, config_file = _load_config(args.config, overrides)
+        # A deployment's bucket and region reach these through its overrides.
         bucket = args.bucket or config.storage.s3_bucket
         region = args.region or config.aws.region
         plan = plan_job(
@@ -387,24 +441,24 @@ def main(args: argparse.Namespace) -> int:
             drain=args.drain,
             name=args.name,
         )
-    except SubmitError as error:
+    except (SubmitError, DeploymentNotFound) as error:
         print(f"coattail-stream-job submit: {error}", file=sys.stderr)  # noqa: T201
         return 2
     upload(aws_client("s3", region=region, endpoint_url=args.endpoint_url), plan.uploads)
     emr = aws_client("emr-serverless", region=region, endpoint_url=args.endpoint_url)
-    started = emr.start_job_run(**plan.start_job_run_request(args.application_id, args.execution_role_arn))
+    started = emr.start_job_run(**plan.start_job_run_request(application_id, execution_role_arn))
     job_run_id: str = started["jobRunId"]
-    print(f"job run {job_run_id} started on application {args.application_id} ({plan.mode})")  # noqa: T201
-    print(f"console   {console_url(region, args.application_id, job_run_id)}")  # noqa: T201
-    print(f"logs      {plan.log_uri}applications/{args.application_id}/jobs/{job_run_id}/")  # noqa: T201
+    print(f"job run {job_run_id} started on application {application_id} ({plan.mode})")  # noqa: T201
+    print(f"console   {console_url(region, application_id, job_run_id)}")  # noqa: T201
+    print(f"logs      {plan.log_uri}applications/{application_id}/jobs/{job_run_id}/")  # noqa: T201
     print(  # noqa: T201
         f"spark UI  aws emr-serverless get-dashboard-for-job-run --region {region} "
-        f"--application-id {args.application_id} --job-run-id {job_run_id}"
+        f"--application-id {application_id} --job-run-id {job_run_id}"
     )
     if not args.wait:
         return 0
     try:
-        run = wait_for_run(emr, args.application_id, job_run_id, poll_seconds=args.poll_seconds)
+        run = wait_for_run(emr, application_id, job_run_id, poll_seconds=args.poll_seconds)
     except KeyboardInterrupt:
         print(f"stopped following job run {job_run_id}; it keeps running on EMR", file=sys.stderr)  # noqa: T201
         return 130

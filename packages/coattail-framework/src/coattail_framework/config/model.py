@@ -43,6 +43,9 @@ class KinesisConfig(_Section):
 
     stream_name: str = "coattail-trades"
     shard_count: int = Field(1, ge=1)
+    """Shards of the stream when ``capacity_mode`` is ``provisioned`` (the deploy and the local stack create it so)."""
+    capacity_mode: Literal["provisioned", "on-demand"] = "provisioned"
+    """How the deploy (``deploy/``) creates the stream: ``shard_count`` shards, or on-demand (Kinesis scales them)."""
     source: Literal["coattail-kinesis", "aws-kinesis"] = "coattail-kinesis"
     starting_position: Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"] = "TRIM_HORIZON"
     starting_timestamp: datetime | None = None
