@@ -69,9 +69,18 @@ OLDEST_MOTO = "5.2.5"
 """The oldest moto the local stack's Kinesis patch (coattail_devstack.moto_kinesis) supports."""
 
 
+DEPLOY_PYPROJECT = "deploy/pyproject.toml"
+"""The CDK app (coattail-deploy): a distribution like the others, tested and typed with them."""
+
+
 def _distributions() -> dict[str, Path]:
     found = {}
-    for pyproject in sorted([*ROOT.glob("packages/*/pyproject.toml"), *ROOT.glob("services/*/pyproject.toml")]):
+    pyprojects = [
+        *ROOT.glob("packages/*/pyproject.toml"),
+        *ROOT.glob("services/*/pyproject.toml"),
+        ROOT / DEPLOY_PYPROJECT,
+    ]
+    for pyproject in sorted(pyprojects):
         found[tomllib.loads(pyproject.read_text())["project"]["name"]] = pyproject.parent
     return found
 
@@ -656,6 +665,44 @@ def lock(session: nox.Session) -> None:
     problems = _lock_problems()
     if problems:
         session.error("the lock is inconsistent after refreshing it:\n  " + "\n  ".join(problems))
+
+
+# -- Deploy as code: the CDK app synthesized, linted and checked ------------------------------------
+
+DEPLOY = ROOT / "deploy"
+SYNTH_CONTEXT = ["-c", "coattail.account=123456789012", "-c", "coattail.region=us-east-1"]
+"""``nox -s synth``'s target: a placeholder account (no AWS account is reached), the default region."""
+
+
+@nox.session(python=PYTHON, tags=["deploy"])
+def synth(session: nox.Session) -> None:
+    """``cdk synth`` of deploy/ into deploy/cdk.out/ (no AWS account), cdk-nag's AwsSolutions pack, cfn-lint.
+
+    The CDK CLI comes from npm at the version of ``deploy/package-lock.json`` (``npm ci``); the
+    app and cfn-lint from the lock. cdk-nag runs inside the app: an unaccepted finding is a
+    synth error, and so is any cfn-lint error or warning on a template. ``-- -c KEY=VALUE``
+    adds CDK context (``-c coattail.environment=staging``).
+    """
+    dist = "coattail-deploy"
+    locals_ = _local_requirements(dist)
+    wheels = _build_wheels(session, [dist, *locals_])
+    find_links = [arg for d in locals_ for arg in ("--find-links", str(wheels[d].parent))]
+    # cfn-lint is the test extra's; install it alone (the extra also pulls the pipeline for the moto test).
+    lint_tools = [r for r in _metadata(dist)["project"]["optional-dependencies"]["test"] if _name(r) == "cfn-lint"]
+    session.install(str(wheels[dist]), *lint_tools, *find_links, *_fresh([dist, *locals_]), *_locked())
+    session.run("npm", "ci", "--prefix", str(DEPLOY), "--no-audit", "--no-fund", "--loglevel=error", external=True)
+    out = DEPLOY / "cdk.out"
+    session.chdir(DEPLOY)
+    env = {"JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1", "CDK_DISABLE_VERSION_CHECK": "true"}
+    session.run(
+        str(DEPLOY / "node_modules" / ".bin" / "cdk"), "synth", "--quiet", "--no-notices", "--no-version-reporting",
+        "--output", str(out), *SYNTH_CONTEXT, *session.posargs, env=env | BYTECODE_CACHED, external=True,
+    )  # fmt: skip
+    templates = sorted(str(path) for path in out.glob("*.template.json"))
+    if not templates:
+        session.error(f"cdk synth wrote no template to {out}")
+    session.run("cfn-lint", "--format", "parseable", *templates)
+    session.log(f"synthesized and checked: {', '.join(Path(t).name for t in templates)}")
 
 
 SMOKE_RECORDING = "binance:tests/data/binance/ws/spot_btcusdt_20240808.gz"

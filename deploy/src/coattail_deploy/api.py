@@ -82,7 +82,9 @@ def build_api(
         "ApiFunction",
         description="Coat Tail Capital alert API (read only over the alert table)",
         runtime=lambda_.Runtime.PYTHON_3_11,
-        architecture=lambda_.Architecture.ARM_64 if settings.api.architecture == "ARM64" else lambda_.Architecture.X86_64,
+        architecture=lambda_.Architecture.ARM_64
+        if settings.api.architecture == "ARM64"
+        else lambda_.Architecture.X86_64,
         handler=HANDLER,
         code=api_code(repo_root, config_path=settings.config_path(repo_root), architecture=settings.api.architecture),
         memory_size=settings.api.memory_mib,
@@ -93,7 +95,11 @@ def build_api(
             "COATTAIL_AWS__REGION": stack.region,
             "COATTAIL_DYNAMODB__TABLE_NAME": config.dynamodb.table_name,
             "COATTAIL_API_CURSOR_KEY_PARAMETER": data.cursor_key_parameter,
-            **({"COATTAIL_API_CORS_ALLOW_ORIGINS": settings.api.cors_allow_origins} if settings.api.cors_allow_origins else {}),
+            **(
+                {"COATTAIL_API_CORS_ALLOW_ORIGINS": settings.api.cors_allow_origins}
+                if settings.api.cors_allow_origins
+                else {}
+            ),
         },
         role=role,
         log_group=function_logs,
@@ -135,9 +141,7 @@ def build_api(
                 sid="CallTheAlertApi",
                 actions=["execute-api:Invoke"],
                 resources=[
-                    stack.format_arn(
-                        service="execute-api", resource=http_api.api_id, resource_name="$default/GET/*"
-                    )
+                    stack.format_arn(service="execute-api", resource=http_api.api_id, resource_name="$default/GET/*")
                 ],
             )
         ],
@@ -166,4 +170,3 @@ def _grant_reads(function: lambda_.Function, stack: Stack, data: DataPlane) -> N
     )
     data.cursor_key.grant_read(function)
     data.key.grant_decrypt(function)
-

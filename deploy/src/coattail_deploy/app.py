@@ -28,7 +28,9 @@ def build(app: App, repo_root: Path = REPO_ROOT) -> CoatTailStack:
     settings = deploy_settings(app.node.try_get_context)
     config = platform_config(settings, repo_root)
     env = Environment(account=settings.account, region=settings.region or config.aws.region)
-    stack = CoatTailStack(app, settings, config, repo_root, env=env, description=f"Coat Tail Capital {settings.environment}")
+    stack = CoatTailStack(
+        app, settings, config, repo_root, env=env, description=f"Coat Tail Capital {settings.environment}"
+    )
     Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
     return stack
 

@@ -24,7 +24,7 @@ API_DISTRIBUTION = "coattail-api"
 LOCK = "locks/pyspark-4.0.2.txt"
 """The pipeline's lock (EMR's PySpark line): the API's third-party versions are the tests'."""
 PLATFORMS = {"X86_64": "x86_64-manylinux2014", "ARM64": "aarch64-manylinux2014"}
-"""uv's ``--python-platform`` per Lambda architecture: manylinux2014 (glibc 2.17) wheels run on Lambda's Amazon Linux."""
+"""uv's ``--python-platform`` per Lambda architecture: manylinux2014 wheels run on Lambda's Amazon Linux."""
 
 
 def local_distributions(repo_root: Path, name: str) -> list[Path]:
@@ -54,7 +54,8 @@ class _UvBundle:
         self._config_path = config_path
         self._architecture = architecture
 
-    def try_bundle(self, output_dir: str, options: Any) -> bool:  # noqa: ARG002 - jsii's signature
+    def try_bundle(self, output_dir: str, *options: Any, **named: Any) -> bool:
+        """Install the bundle into ``output_dir``; jsii passes the ``BundlingOptions`` (unused: no Docker)."""
         uv = shutil.which("uv")
         if uv is None:
             raise ConfigError("bundling the API needs uv on PATH (pip install uv; the lock pins it)")

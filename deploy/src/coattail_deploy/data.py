@@ -35,7 +35,11 @@ DLQ_PREFIX = "raw/dlq/"
 WAREHOUSE_PREFIX = "warehouse/"
 CURSOR_KEY_NAME = "api/cursor-key"
 """The API's cursor key, below the environment's secrets subtree."""
-ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER, "B": dynamodb.AttributeType.BINARY}
+ATTRIBUTE_TYPES = {
+    "S": dynamodb.AttributeType.STRING,
+    "N": dynamodb.AttributeType.NUMBER,
+    "B": dynamodb.AttributeType.BINARY,
+}
 """DynamoDB's attribute type codes (``table_definition``) as CDK's."""
 SSM_SECRETS_REFERENCE = "/aws/reference/secretsmanager/"
 """SSM's name for a Secrets Manager secret: ``GetParameter`` with decryption returns it as a SecureString."""
@@ -87,7 +91,8 @@ def build_data_plane(scope: Construct, settings: DeploySettings, config: Coattai
         encryption=kinesis.StreamEncryption.KMS,
         encryption_key=key,
         retention_period=Duration.hours(settings.kinesis_retention_hours),
-        **_capacity(config),
+        stream_mode=_stream_mode(config),
+        shard_count=config.kinesis.shard_count if _stream_mode(config) == kinesis.StreamMode.PROVISIONED else None,
         removal_policy=retain,
     )
     table = _alert_table(scope, config, key, retain)
@@ -135,7 +140,9 @@ def _let_services_use(key: kms.Key) -> None:
             actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
             resources=["*"],
             conditions={
-                "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"}
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"
+                }
             },
         )
     )
@@ -150,11 +157,11 @@ def _let_services_use(key: kms.Key) -> None:
     )
 
 
-def _capacity(config: CoattailConfig) -> dict[str, object]:
-    """``kinesis.capacity_mode``: a fixed ``kinesis.shard_count`` or on-demand."""
+def _stream_mode(config: CoattailConfig) -> kinesis.StreamMode:
+    """``kinesis.capacity_mode``: ``kinesis.shard_count`` shards (provisioned) or on-demand."""
     if config.kinesis.capacity_mode == "on-demand":
-        return {"stream_mode": kinesis.StreamMode.ON_DEMAND}
-    return {"stream_mode": kinesis.StreamMode.PROVISIONED, "shard_count": config.kinesis.shard_count}
+        return kinesis.StreamMode.ON_DEMAND
+    return kinesis.StreamMode.PROVISIONED
 
 
 def _alert_table(scope: Construct, config: CoattailConfig, key: kms.Key, retain: RemovalPolicy) -> dynamodb.Table:
@@ -215,8 +222,12 @@ def _bucket(
         server_access_logs_bucket=access_logs,
         server_access_logs_prefix="data-bucket/",
         lifecycle_rules=[
-            s3.LifecycleRule(id="expire-dead-letters", prefix=DLQ_PREFIX, expiration=Duration.days(settings.dead_letter_expiry_days)),
-            s3.LifecycleRule(id="expire-job-logs", prefix=LOGS_PREFIX, expiration=Duration.days(settings.log_expiry_days)),
+            s3.LifecycleRule(
+                id="expire-dead-letters", prefix=DLQ_PREFIX, expiration=Duration.days(settings.dead_letter_expiry_days)
+            ),
+            s3.LifecycleRule(
+                id="expire-job-logs", prefix=LOGS_PREFIX, expiration=Duration.days(settings.log_expiry_days)
+            ),
             s3.LifecycleRule(
                 id="abort-checkpoint-uploads",
                 prefix=CHECKPOINTS_PREFIX,

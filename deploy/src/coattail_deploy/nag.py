@@ -126,6 +126,6 @@ def suppress(stack: Stack, config: CoattailConfig) -> None:
         NagSuppressions.add_resource_suppressions_by_path(stack, f"/{stack.stack_name}/{acceptance.path}", [reason])
 
 
-def _applies(entry: str) -> object:
+def _applies(entry: str) -> str | dict[str, str]:
     """A finding string, or ``{"regex": ...}`` for entries written ``regex:/.../``."""
     return {"regex": entry.removeprefix("regex:")} if entry.startswith("regex:") else entry

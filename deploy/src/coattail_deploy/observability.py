@@ -235,7 +235,12 @@ def build_observability(
 
 
 def _dashboard(
-    scope: Construct, settings: DeploySettings, config: CoattailConfig, data: DataPlane, api: Api, alarms: Sequence[cw.Alarm]
+    scope: Construct,
+    settings: DeploySettings,
+    config: CoattailConfig,
+    data: DataPlane,
+    api: Api,
+    alarms: Sequence[cw.Alarm],
 ) -> cw.Dashboard:
     dashboard = cw.Dashboard(scope, "Dashboard", dashboard_name=f"coattail-{settings.environment}")
     venues = sorted(config.enabled_exchanges)

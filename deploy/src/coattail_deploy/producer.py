@@ -58,7 +58,9 @@ def build_producer(
         ],
         flow_logs={
             "rejected": ec2.FlowLogOptions(
-                destination=ec2.FlowLogDestination.to_cloud_watch_logs(log_group(scope, "VpcFlowLogs", settings, data.key)),
+                destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                    log_group(scope, "VpcFlowLogs", settings, data.key)
+                ),
                 traffic_type=ec2.FlowLogTrafficType.REJECT,
             )
         },

@@ -65,7 +65,9 @@ class CoatTailStack(Stack):
             )
         CfnOutput(self, "ApiUrl", value=api.http_api.api_endpoint, description="The alert API (SigV4-signed GETs)")
         CfnOutput(self, "ApiReaderPolicyArn", value=api.readers.managed_policy_arn, description="Attach to API callers")
-        CfnOutput(self, "SubmitterPolicyArn", value=job.submitter.managed_policy_arn, description="Attach to submitters")
+        CfnOutput(
+            self, "SubmitterPolicyArn", value=job.submitter.managed_policy_arn, description="Attach to submitters"
+        )
         CfnOutput(self, "AlarmTopicArn", value=topic.topic_arn, description="Every alarm notifies this topic")
         CfnOutput(self, "DashboardName", value=dashboard.dashboard_name, description="CloudWatch dashboard")
         CfnOutput(self, "ProducerServiceName", value=producer.service.service_name, description="ECS service")

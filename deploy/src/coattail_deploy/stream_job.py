@@ -21,7 +21,7 @@ from coattail_deploy.data import (
     WAREHOUSE_PREFIX,
     DataPlane,
 )
-from coattail_deploy.grants import read_config_overrides, publish_metrics
+from coattail_deploy.grants import publish_metrics, read_config_overrides
 from coattail_deploy.settings import DeploySettings
 from coattail_framework.config.model import CoattailConfig
 
@@ -71,7 +71,7 @@ def build_stream_job(scope: Construct, settings: DeploySettings, config: Coattai
 
 
 def _grant_job(role: iam.Role, stack: Stack, config: CoattailConfig, data: DataPlane) -> None:
-    """What a run does: read the stream, put alerts, read/write its S3 prefixes and Glue tables, read SSM, publish metrics."""
+    """What a run does: read the stream, put alerts, use its S3 prefixes and Glue tables, read SSM, publish metrics."""
     data.stream.grant_read(role)
     role.add_to_policy(
         iam.PolicyStatement(
@@ -95,7 +95,9 @@ def _grant_job(role: iam.Role, stack: Stack, config: CoattailConfig, data: DataP
         )
     )
     role.add_to_policy(
-        iam.PolicyStatement(sid="ReadJobArtifacts", actions=["s3:GetObject"], resources=[data.bucket_arn(ARTIFACTS_PREFIX)])
+        iam.PolicyStatement(
+            sid="ReadJobArtifacts", actions=["s3:GetObject"], resources=[data.bucket_arn(ARTIFACTS_PREFIX)]
+        )
     )
     role.add_to_policy(
         iam.PolicyStatement(sid="WriteJobLogs", actions=["s3:PutObject"], resources=[data.bucket_arn(LOGS_PREFIX)])
