@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aws_cdk import Stack
+from aws_cdk import Stack, Token
 from cdk_nag import NagPackSuppression, NagSuppressions
 
 from coattail_deploy.data import ARTIFACTS_PREFIX, CHECKPOINTS_PREFIX, LOGS_PREFIX, RAW_PREFIX, WAREHOUSE_PREFIX
@@ -41,9 +41,10 @@ def _bucket_objects(prefix: str) -> str:
 
 def acceptances(stack: Stack, config: CoattailConfig) -> list[Acceptance]:
     """Every accepted finding of ``stack``."""
-    region = stack.region
+    region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+    account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
     prefix = config.ssm.prefix.strip("/")
-    ssm_subtree = f"Resource::arn:<AWS::Partition>:ssm:{region}:<AWS::AccountId>:parameter/{prefix}/*"
+    ssm_subtree = f"Resource::arn:<AWS::Partition>:ssm:{region}:{account}:parameter/{prefix}/*"
     return [
         Acceptance(
             "StreamJobRole/DefaultPolicy/Resource",
@@ -55,7 +56,7 @@ def acceptances(stack: Stack, config: CoattailConfig) -> list[Acceptance]:
             (
                 *(_bucket_objects(p) for p in (CHECKPOINTS_PREFIX, RAW_PREFIX, WAREHOUSE_PREFIX, ARTIFACTS_PREFIX)),
                 _bucket_objects(LOGS_PREFIX),
-                f"Resource::arn:<AWS::Partition>:glue:{region}:<AWS::AccountId>:table/{config.iceberg.database}/*",
+                f"Resource::arn:<AWS::Partition>:glue:{region}:{account}:table/{config.iceberg.database}/*",
                 ssm_subtree,
                 "Resource::*",
             ),
