@@ -1,4 +1,4 @@
-"""The synthesized stack holds what issue 23's done-when names, takes its names from the configuration, and fails on cdk-nag.
+"""The synthesized stack: what issue 23's done-when names, names from the configuration, cdk-nag failing the synth.
 
 Synthesizes the real app in this process (no CDK CLI, no AWS account; the API's bundling is
 skipped, its asset is the source directory) and asserts the CloudFormation it produced.
@@ -16,7 +16,7 @@ from aws_cdk import App
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 
-from coattail_deploy.app import REPO_ROOT, build, cdk_json_context, synthesis_errors
+from coattail_deploy.app import build, cdk_json_context, synthesis_errors
 from coattail_deploy.nag import acceptances
 from coattail_deploy.observability import QUERY_FAILURES
 from coattail_framework.aws import deployment
@@ -24,13 +24,14 @@ from coattail_framework.aws.alert_table import INDEXES, TTL_ATTRIBUTE
 from coattail_framework.errors import ConfigError
 
 SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def synthesize(tmp: Path, **coattail: Any) -> tuple[App, Any, dict[str, Any]]:
-    """The app with ``coattail`` context (plus ``coattail.<key>`` entries given as ``dotted``), its assembly and template."""
+    """The app with ``coattail`` context (``coattail.<key>`` entries as ``dotted``), its assembly and template."""
     dotted = coattail.pop("dotted", {})
-    app = App(outdir=str(tmp), context={**cdk_json_context(), **SKIP_BUNDLING, "coattail": coattail, **dotted})
-    stack = build(app)
+    app = App(outdir=str(tmp), context={**cdk_json_context(REPO_ROOT), **SKIP_BUNDLING, "coattail": coattail, **dotted})
+    stack = build(app, REPO_ROOT)
     assembly = app.synth()
     return app, assembly, assembly.get_stack_by_name(stack.stack_name).template
 
@@ -60,7 +61,10 @@ def test_the_stream_is_encrypted_with_the_key_and_sized_by_the_configuration(tem
             "ShardCount": 2,
             "RetentionPeriodHours": 24,
             "StreamModeDetails": {"StreamMode": "PROVISIONED"},
-            "StreamEncryption": {"EncryptionType": "KMS", "KeyId": {"Fn::GetAtt": [Match.string_like_regexp("^Key"), "Arn"]}},
+            "StreamEncryption": {
+                "EncryptionType": "KMS",
+                "KeyId": {"Fn::GetAtt": [Match.string_like_regexp("^Key"), "Arn"]},
+            },
         },
     )
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
@@ -120,9 +124,11 @@ def test_the_emr_application_comes_from_the_context(tmp_path: Path, template: Te
             "AutoStopConfiguration": {"Enabled": True, "IdleTimeoutMinutes": 15},
         },
     )
-    _, _, changed = synthesize(tmp_path, dotted={"coattail.emr.architecture": "ARM64", "coattail.emr.max_cpu": "8 vCPU"})
+    dotted = {"coattail.emr.architecture": "ARM64", "coattail.emr.max_cpu": "8 vCPU"}
+    _, _, changed = synthesize(tmp_path, dotted=dotted)
     Template.from_json(changed).has_resource_properties(
-        "AWS::EMRServerless::Application", {"Architecture": "ARM64", "MaximumCapacity": Match.object_like({"Cpu": "8 vCPU"})}
+        "AWS::EMRServerless::Application",
+        {"Architecture": "ARM64", "MaximumCapacity": Match.object_like({"Cpu": "8 vCPU"})},
     )
 
 
@@ -149,8 +155,11 @@ def test_the_functions_role_reads_the_table_and_writes_nothing(template: Templat
         "/aws/reference/secretsmanager/coattail/prod/secrets/api/cursor-key"
     )
     role = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    policies = [p for p in resources(template, "AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]]
-    actions = {a for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"] for a in _listed(s["Action"])}
+    policies = [
+        p for p in resources(template, "AWS::IAM::Policy").values() if {"Ref": role} in p["Properties"]["Roles"]
+    ]
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    actions = {action for statement in statements for action in _listed(statement["Action"])}
     assert actions == {
         "dynamodb:GetItem",
         "dynamodb:Query",
@@ -178,7 +187,8 @@ def test_at_least_six_alarms_notify_the_encrypted_topic(template: Template) -> N
         assert f"coattail-prod-{watched}" in names
     assert {"coattail-prod-api-errors", "coattail-prod-api-latency"} <= names
     failures = [a for a in alarms.values() if a["Properties"].get("MetricName") == QUERY_FAILURES]
-    assert failures and failures[0]["Properties"]["Namespace"] == "CoatTail"
+    assert failures
+    assert failures[0]["Properties"]["Namespace"] == "CoatTail"
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
 
 
@@ -228,13 +238,15 @@ def test_cdk_nag_accepts_only_what_nag_lists_and_each_acceptance_is_used(
 
 
 def test_an_unaccepted_finding_fails_the_synth(tmp_path: Path) -> None:
-    app = App(outdir=str(tmp_path), context={**cdk_json_context(), **SKIP_BUNDLING, "coattail": {}})
-    stack = build(app)
+    app = App(outdir=str(tmp_path), context={**cdk_json_context(REPO_ROOT), **SKIP_BUNDLING, "coattail": {}})
+    stack = build(app, REPO_ROOT)
     sns.Topic(stack, "Unencrypted")  # publishers may use plain HTTP: AwsSolutions-SNS3
     errors = synthesis_errors(app.synth())
-    assert [e for e in errors if re.search(r"AwsSolutions-SNS3", e)] == [
-        e for e in errors if e.startswith(f"/{stack.stack_name}/Unencrypted/")
-    ] != []
+    assert (
+        [e for e in errors if re.search(r"AwsSolutions-SNS3", e)]
+        == [e for e in errors if e.startswith(f"/{stack.stack_name}/Unencrypted/")]
+        != []
+    )
 
 
 def _listed(action: str | list[str]) -> list[str]:

@@ -21,21 +21,25 @@ from coattail_deploy.settings import deploy_settings, platform_config
 from coattail_deploy.stack import CoatTailStack
 from coattail_framework.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-"""The monorepo: ``deploy/src/coattail_deploy/app.py`` -> the repository root (assets come from it)."""
+CDK_JSON = Path("deploy") / "cdk.json"
+"""The app's settings for the CLI (below the repository root): the command, the feature flags, the defaults."""
 
 
-CDK_JSON = REPO_ROOT / "deploy" / "cdk.json"
-"""The app's settings for the CLI: the command, the feature flags, the default ``coattail`` context."""
+def find_repo_root(start: Path) -> Path:
+    """The repository holding ``deploy/cdk.json``: ``start`` or its nearest parent (the CLI runs in ``deploy/``)."""
+    for folder in (start, *start.parents):
+        if (folder / CDK_JSON).is_file():
+            return folder
+    raise ConfigError(f"no {CDK_JSON} in {start} or above: run the app from the repository (cd deploy && cdk synth)")
 
 
-def cdk_json_context() -> dict[str, Any]:
-    """``cdk.json``'s context (feature flags and defaults): what the CLI gives the app, for in-process synths (tests)."""
-    context: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
+def cdk_json_context(repo_root: Path) -> dict[str, Any]:
+    """``cdk.json``'s context (feature flags, defaults): what the CLI gives the app, for in-process synths."""
+    context: dict[str, Any] = json.loads((repo_root / CDK_JSON).read_text())["context"]
     return context
 
 
-def build(app: App, repo_root: Path = REPO_ROOT) -> CoatTailStack:
+def build(app: App, repo_root: Path) -> CoatTailStack:
     """The stack of the app's context, with cdk-nag applied."""
     settings = deploy_settings(app.node.try_get_context)
     config = platform_config(settings, repo_root)
@@ -61,7 +65,7 @@ def main() -> int:
     """Synthesize; exit 2 naming the bad setting, 1 when cdk-nag reports errors."""
     app = App()
     try:
-        build(app)
+        build(app, find_repo_root(Path.cwd().resolve()))
     except ConfigError as error:
         print(f"coattail-deploy: {error}", file=sys.stderr)  # noqa: T201
         return 2

@@ -71,6 +71,8 @@ class ProducerSettings(_Section):
     nat_gateways: int = Field(1, ge=0, le=3)
     """NAT gateways of the producer's VPC (the exchanges are on the internet); 0 only for a synth."""
     architecture: Literal["X86_64", "ARM64"] = "X86_64"
+    availability_zones: list[str] | None = Field(None, min_length=1, max_length=3)
+    """The VPC's zones; None = the region's ``a`` and ``b`` (named, so a synth never looks zones up in the account)."""
 
 
 class ApiSettings(_Section):
@@ -124,6 +126,12 @@ class DeploySettings(_Section):
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     alarms: AlarmSettings = Field(default_factory=AlarmSettings)
+
+    @field_validator("account", mode="before")
+    @classmethod
+    def _account_is_text(cls, value: Any) -> Any:
+        """``-c coattail.account=012345678901`` reaches the app as a number (the CLI parses JSON): keep it text."""
+        return f"{value:012d}" if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("log_retention_days")
     @classmethod

@@ -37,6 +37,7 @@ class CoatTailStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, settings.stack_name, **kwargs)
+        self._zones = settings.producer.availability_zones or [f"{self.region}{zone}" for zone in "ab"]
         data = build_data_plane(self, settings, config)
         job = build_stream_job(self, settings, config, data)
         producer = build_producer(self, settings, config, data, repo_root)
@@ -73,3 +74,8 @@ class CoatTailStack(Stack):
         CfnOutput(self, "ProducerServiceName", value=producer.service.service_name, description="ECS service")
         CfnOutput(self, "AlarmCount", value=str(len(alarms)), description="Alarms with the topic as action")
         suppress(self, config)
+
+    @property
+    def availability_zones(self) -> list[str]:
+        """The producer VPC's zones (``producer.availability_zones``), named: a synth never looks them up."""
+        return self._zones
