@@ -18,10 +18,10 @@ from aws_cdk.assertions import Match, Template
 
 from coattail_deploy.app import build, cdk_json_context, synthesis_errors
 from coattail_deploy.nag import acceptances
-from coattail_deploy.observability import QUERY_FAILURES
 from coattail_framework.aws import deployment
 from coattail_framework.aws.alert_table import INDEXES, TTL_ATTRIBUTE
 from coattail_framework.errors import ConfigError
+from coattail_framework.metrics import QUERY_FAILURES_METRIC
 
 SKIP_BUNDLING = {"aws:cdk:bundling-stacks": []}
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -186,7 +186,7 @@ def test_at_least_six_alarms_notify_the_encrypted_topic(template: Template) -> N
     for watched in ("stream-job-query-failures", "stream-job-lag", "dynamodb-throttles", "dynamodb-system-errors"):
         assert f"coattail-prod-{watched}" in names
     assert {"coattail-prod-api-errors", "coattail-prod-api-latency"} <= names
-    failures = [a for a in alarms.values() if a["Properties"].get("MetricName") == QUERY_FAILURES]
+    failures = [a for a in alarms.values() if a["Properties"].get("MetricName") == QUERY_FAILURES_METRIC]
     assert failures
     assert failures[0]["Properties"]["Namespace"] == "CoatTail"
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)

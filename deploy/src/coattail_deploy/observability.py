@@ -25,13 +25,12 @@ from coattail_deploy.data import DataPlane
 from coattail_deploy.producer import Producer
 from coattail_deploy.settings import DeploySettings
 from coattail_framework.config.model import CoattailConfig
+from coattail_framework.metrics import QUERY_FAILURES_METRIC
 
 PRODUCER = {"Service": "coattail-producer"}
 """The producer's metric dimension (``coattail_producer.metrics.SERVICE_DIMENSION``)."""
 INGEST = {"query": "ingest"}
 """The stream job's ingest query (raw trades, data quality): present whatever modules run."""
-QUERY_FAILURES = "query_failures"
-"""Published by the stream job's listener when a query ends with an error (no dimension)."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ def alarm_specs(
         ),
         AlarmSpec(
             "stream-job-query-failures",
-            _metric(config, QUERY_FAILURES, {}, "Sum"),
+            _metric(config, QUERY_FAILURES_METRIC, {}, "Sum"),
             1,
             at_least,
             "A streaming query ended with an error: EMR restarts the run, but a query that keeps failing "

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 MAX_DATA_PER_CALL = 500
+QUERY_FAILURES_METRIC = "query_failures"
+"""The stream job's listener publishes 1 (no dimension) when a streaming query ends with an error;
+deploy/'s ``stream-job-query-failures`` alarm watches it."""
 
 
 class MetricsPublisher:

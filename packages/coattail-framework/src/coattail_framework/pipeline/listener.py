@@ -5,7 +5,8 @@ its listener thread, after every micro-batch of every query. It adds the batch's
 to ``PipelineStats`` (read by the replay summary and tests) and publishes them to
 CloudWatch through ``MetricsPublisher`` with the query name as dimension: input rows,
 rows/s, batch duration (ms), rows dropped by the watermark (late events), and the data
-quality counts observed by the ingest query.
+quality counts observed by the ingest query; and ``query_failures`` when a query ends with
+an error.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
-from coattail_framework.metrics import MetricsPublisher
+from coattail_framework.metrics import QUERY_FAILURES_METRIC, MetricsPublisher
 from coattail_framework.quality.checker import QualityMetrics
 
 LOG = logging.getLogger(__name__)
@@ -123,5 +124,10 @@ class PipelineListener(StreamingQueryListener):
     def onQueryTerminated(self, event: Any) -> None:  # noqa: N802 - Spark's callback name
         if event.exception:
             LOG.error("query %s terminated with an error: %s", event.id, event.exception)
+            try:
+                # No dimension: one alarm (deploy/, ``stream-job-query-failures``) watches every query.
+                self.publisher.publish({QUERY_FAILURES_METRIC: 1})
+            except Exception as error:  # noqa: BLE001 - a listener must never break the query
+                LOG.warning("metric %s for query %s not published: %s", QUERY_FAILURES_METRIC, event.id, error)
         else:
             LOG.info("query %s terminated", event.id)
