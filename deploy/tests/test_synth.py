@@ -264,3 +264,14 @@ def _config() -> Any:
     from coattail_framework.config import ConfigLoader
 
     return ConfigLoader(REPO_ROOT / "config" / "features.yaml").load()
+
+
+def test_docs_deploy_lists_every_alarm_and_no_other(template: Template) -> None:
+    doc = (REPO_ROOT / "docs" / "DEPLOY.md").read_text()
+    section = doc[doc.index("## 4. The dashboard and the alarms") : doc.index("## 5. Roll back")]
+    documented = set(re.findall(r"^\| `([a-z0-9<>-]+)`", section, flags=re.M))
+    names = {a["Properties"]["AlarmName"] for a in resources(template, "AWS::CloudWatch::Alarm").values()}
+    deployed = {
+        re.sub(r"^producer-unhealthy-.*", "producer-unhealthy-<venue>", n.removeprefix("coattail-prod-")) for n in names
+    }
+    assert documented == deployed

@@ -89,3 +89,21 @@ def test_a_cursor_key_stored_as_a_plain_string_is_refused_without_showing_it(
         "SecureString (aws ssm put-parameter --type SecureString)"
     )
     assert key not in str(error.value)
+
+
+def test_the_stacks_cursor_key_is_read_through_ssms_secrets_manager_reference(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    """The deploy's secret (ADR-040): a Secrets Manager secret, read as ``/aws/reference/secretsmanager/<name>``."""
+    env = f"prod-{uuid.uuid4().hex[:8]}"
+    key = "k" * 64
+    secrets = aws_client("secretsmanager", region=REGION, endpoint_url=moto_endpoint)
+    secrets.create_secret(Name=f"coattail/{env}/secrets/api/cursor-key", SecretString=key)
+    config = _environment(moto_endpoint, tmp_path, [])
+    environ = {
+        "COATTAIL_API_CURSOR_KEY_PARAMETER": f"/aws/reference/secretsmanager/coattail/{env}/secrets/api/cursor-key",
+    }
+
+    settings = load_settings(environ, config)
+
+    assert settings.cursor_key.get_secret_value() == key.encode()
