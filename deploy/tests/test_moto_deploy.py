@@ -306,7 +306,7 @@ def test_the_stack_creates_the_stream_table_bucket_roles_and_configuration(
 
 def test_read_stack_names_the_outputs_lost_with_emr_serverless(outputs: dict[str, str], moto_endpoint: str) -> None:
     cloudformation = boto3.client("cloudformation", region_name="us-east-1", endpoint_url=moto_endpoint)
-    with pytest.raises(deployment.DeploymentNotFound, match=r"lacks outputs EmrApplicationId, StreamJobRoleArn;"):
+    with pytest.raises(deployment.DeploymentNotFoundError, match=r"lacks outputs EmrApplicationId, StreamJobRoleArn;"):
         deployment.read_stack(cloudformation, STACK_NAME)
     published = {field.output for field in deployment.FIELDS}
     assert published - outputs.keys() == {deployment.APPLICATION_ID.output, deployment.JOB_ROLE_ARN.output}

@@ -7,6 +7,7 @@ skipped, its asset is the source directory) and asserts the CloudFormation it pr
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -275,3 +276,38 @@ def test_docs_deploy_lists_every_alarm_and_no_other(template: Template) -> None:
         re.sub(r"^producer-unhealthy-.*", "producer-unhealthy-<venue>", n.removeprefix("coattail-prod-")) for n in names
     }
     assert documented == deployed
+
+
+def _ssm_grants(template: Template, role_prefix: str) -> set[tuple[str, str]]:
+    """(action, resource) of every SSM statement of the policies attached to the role whose logical id starts so."""
+    grants = set()
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if not any(ref["Ref"].startswith(role_prefix) for ref in policy["Properties"]["Roles"]):
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            for action in _listed(statement["Action"]):
+                if action.startswith("ssm:"):
+                    targets = (
+                        statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                    )
+                    grants |= {(action, json.dumps(target, sort_keys=True)) for target in targets}
+    return grants
+
+
+def test_configuration_goes_to_every_role_and_the_cursor_key_to_the_api_only(template: Template) -> None:
+    arn = "arn:{partition}:ssm:us-east-1:123456789012:parameter/"
+    config_read = {
+        ("ssm:GetParametersByPath", _joined(arn + "coattail/prod/config")),
+        ("ssm:GetParametersByPath", _joined(arn + "coattail/prod/config/*")),
+    }
+    assert _ssm_grants(template, "ProducerTaskTaskRole") == config_read
+    assert _ssm_grants(template, "StreamJobRole") == config_read
+    assert _ssm_grants(template, "ApiFunctionRole") == {
+        ("ssm:GetParameter", _joined(arn + "aws/reference/secretsmanager/coattail/prod/secrets/api/cursor-key"))
+    }
+
+
+def _joined(arn: str) -> str:
+    """The template's form of ``arn``: ``Fn::Join`` of the partition pseudo-parameter and the rest."""
+    head, tail = arn.split("{partition}")
+    return json.dumps({"Fn::Join": ["", [head, {"Ref": "AWS::Partition"}, tail]]}, sort_keys=True)

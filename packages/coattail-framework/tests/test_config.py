@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -305,31 +304,6 @@ def test_repository_default_configuration_loads(small_tier_declared: None) -> No
     assert maintenance.retention_for("alerts") == SnapshotRetention(keep_all_minutes=2, keep_hourly_days=0)
     assert maintenance.retention_for("raw_trades") == SnapshotRetention(keep_all_minutes=30, keep_hourly_days=7)
     assert (config.ssm.enabled, config.ssm.prefix) == (False, "/coattail/prod/config/")
-
-
-def _ssm_grants(policy: Path) -> set[tuple[str, str]]:
-    """(action, resource) of every SSM statement of an IAM policy file, placeholders kept."""
-    grants = set()
-    for statement in json.loads(policy.read_text())["Statement"]:
-        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-        resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
-        grants |= {(action, resource) for action in actions if action.startswith("ssm:") for resource in resources}
-    return grants
-
-
-def test_the_iam_policies_give_configuration_to_every_role_and_the_cursor_key_to_the_api_only() -> None:
-    root = Path(__file__).resolve().parents[3]
-    prefix = ConfigLoader(root / "config" / "features.yaml", environ={}).load().ssm.prefix.rstrip("/")
-    config_read = {
-        ("ssm:GetParametersByPath", f"arn:aws:ssm:REGION:ACCOUNT:parameter{prefix}"),
-        ("ssm:GetParametersByPath", f"arn:aws:ssm:REGION:ACCOUNT:parameter{prefix}/*"),
-    }
-    assert prefix == "/coattail/prod/config"
-    assert _ssm_grants(root / "deploy" / "iam" / "producer.json") == config_read
-    assert _ssm_grants(root / "deploy" / "iam" / "stream-job.json") == config_read
-    assert _ssm_grants(root / "deploy" / "iam" / "api.json") == {
-        ("ssm:GetParameter", "arn:aws:ssm:REGION:ACCOUNT:parameter/coattail/prod/secrets/api/cursor-key")
-    }
 
 
 def test_kinesis_source_options_come_from_config(sample: Path) -> None:

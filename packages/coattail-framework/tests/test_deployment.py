@@ -17,7 +17,7 @@ import pytest
 from coattail_framework.aws.deployment import (
     FIELDS,
     Deployment,
-    DeploymentNotFound,
+    DeploymentNotFoundError,
     deployment_prefix,
     read_parameters,
     read_stack,
@@ -82,7 +82,7 @@ def test_a_stacks_outputs_are_read_into_a_deployment(moto_endpoint: str) -> None
 
 
 def test_a_stack_that_does_not_exist_is_named_with_every_output_it_should_publish(moto_endpoint: str) -> None:
-    with pytest.raises(DeploymentNotFound) as error:
+    with pytest.raises(DeploymentNotFoundError) as error:
         read_stack(_client("cloudformation", moto_endpoint), "coattail-never-deployed")
 
     assert str(error.value).startswith("CloudFormation stack coattail-never-deployed does not exist in us-east-1")
@@ -93,7 +93,7 @@ def test_a_stack_without_some_outputs_is_named_with_the_missing_ones(moto_endpoi
     partial = {key: value for key, value in PUBLISHED.items() if key not in ("StreamJobRoleArn", "GlueDatabaseName")}
     _create_stack(moto_endpoint, "coattail-partial", partial)
 
-    with pytest.raises(DeploymentNotFound) as error:
+    with pytest.raises(DeploymentNotFoundError) as error:
         read_stack(_client("cloudformation", moto_endpoint), "coattail-partial")
 
     assert str(error.value) == (
@@ -106,7 +106,7 @@ def test_a_deleted_stack_is_refused_with_its_state(moto_endpoint: str) -> None:
     stack_id = _create_stack(moto_endpoint, "coattail-deleted", PUBLISHED)
     _client("cloudformation", moto_endpoint).delete_stack(StackName="coattail-deleted")
 
-    with pytest.raises(DeploymentNotFound) as error:
+    with pytest.raises(DeploymentNotFoundError) as error:
         read_stack(_client("cloudformation", moto_endpoint), stack_id)
 
     message = str(error.value)
@@ -137,7 +137,7 @@ def test_missing_parameters_are_named_in_full(moto_endpoint: str) -> None:
     partial = {key: value for key, value in PUBLISHED.items() if key != "Region"}
     _put_parameters(moto_endpoint, "/coattail/partial/deploy/", partial)
 
-    with pytest.raises(DeploymentNotFound) as error:
+    with pytest.raises(DeploymentNotFoundError) as error:
         read_parameters(_client("ssm", moto_endpoint), "/coattail/partial/deploy/")
 
     assert str(error.value).startswith(
@@ -147,7 +147,7 @@ def test_missing_parameters_are_named_in_full(moto_endpoint: str) -> None:
 
 
 def test_an_empty_subtree_names_every_parameter(moto_endpoint: str) -> None:
-    with pytest.raises(DeploymentNotFound) as error:
+    with pytest.raises(DeploymentNotFoundError) as error:
         read_parameters(_client("ssm", moto_endpoint), "/coattail/nowhere/deploy/")
 
     assert ", ".join(f"/coattail/nowhere/deploy/{published.parameter}" for published in FIELDS) in str(error.value)

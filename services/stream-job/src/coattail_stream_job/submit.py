@@ -417,7 +417,7 @@ def _run_identity(args: argparse.Namespace, deployment: Deployment | None) -> tu
 def main(args: argparse.Namespace) -> int:
     """Upload and start the job run; with ``--wait``, 0 only if it ends in SUCCESS."""
     from coattail_framework.aws.clients import aws_client
-    from coattail_framework.aws.deployment import DeploymentNotFound
+    from coattail_framework.aws.deployment import DeploymentNotFoundError
 
     try:
         overrides, deployment = _deployment_overrides(args)
@@ -441,7 +441,7 @@ def main(args: argparse.Namespace) -> int:
             drain=args.drain,
             name=args.name,
         )
-    except (SubmitError, DeploymentNotFound) as error:
+    except (SubmitError, DeploymentNotFoundError) as error:
         print(f"coattail-stream-job submit: {error}", file=sys.stderr)  # noqa: T201
         return 2
     upload(aws_client("s3", region=region, endpoint_url=args.endpoint_url), plan.uploads)

@@ -76,7 +76,7 @@ COMPLETE_STATES: Final = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK
 """Stack states whose outputs describe deployed resources."""
 
 
-class DeploymentNotFound(ConfigError):  # noqa: N818 (the name callers catch)
+class DeploymentNotFoundError(ConfigError):
     """The stack or the deployment subtree is missing, or lacks some of ``FIELDS``; the message names which."""
 
 
@@ -135,7 +135,7 @@ def _deployment(values: Mapping[Field, str]) -> Deployment:
 def read_stack(cloudformation_client: Any, stack_name: str) -> Deployment:
     """The deployment published as the outputs of CloudFormation stack ``stack_name``.
 
-    Raises ``DeploymentNotFound`` naming the stack and the missing output keys when the stack
+    Raises ``DeploymentNotFoundError`` naming the stack and the missing output keys when the stack
     does not exist in the client's region, is not in one of ``COMPLETE_STATES``, or lacks outputs.
     """
     from botocore.exceptions import ClientError
@@ -147,20 +147,20 @@ def read_stack(cloudformation_client: Any, stack_name: str) -> Deployment:
     except ClientError as error:
         if "does not exist" not in error.response.get("Error", {}).get("Message", ""):
             raise
-        raise DeploymentNotFound(
+        raise DeploymentNotFoundError(
             f"CloudFormation stack {stack_name} does not exist in {region}: no outputs {wanted}; "
             "deploy it (deploy/, cdk deploy) or name the stack and region it was deployed as"
         ) from None
     status = stack["StackStatus"]
     if status not in COMPLETE_STATES:
-        raise DeploymentNotFound(
+        raise DeploymentNotFoundError(
             f"CloudFormation stack {stack_name} in {region} is {status}, not one of {', '.join(COMPLETE_STATES)}: "
             f"its outputs {wanted} cannot be read; wait for the deployment to finish or fix it"
         )
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
     missing = [published.output for published in FIELDS if published.output not in outputs]
     if missing:
-        raise DeploymentNotFound(
+        raise DeploymentNotFoundError(
             f"CloudFormation stack {stack_name} in {region} lacks outputs {', '.join(missing)}; "
             "redeploy it with the current deploy/ app"
         )
@@ -170,7 +170,7 @@ def read_stack(cloudformation_client: Any, stack_name: str) -> Deployment:
 def read_parameters(ssm_client: Any, prefix: str) -> Deployment:
     """The deployment published as SSM parameters directly under ``prefix`` (``/coattail/<env>/deploy/``).
 
-    Raises ``DeploymentNotFound`` naming the prefix and the missing parameters' full names.
+    Raises ``DeploymentNotFoundError`` naming the prefix and the missing parameters' full names.
     """
     subtree = "/" + "/".join(segment for segment in prefix.split("/") if segment) + "/"
     values: dict[str, str] = {}
@@ -180,7 +180,7 @@ def read_parameters(ssm_client: Any, prefix: str) -> Deployment:
             values[parameter["Name"]] = parameter["Value"]
     missing = [subtree + published.parameter for published in FIELDS if subtree + published.parameter not in values]
     if missing:
-        raise DeploymentNotFound(
+        raise DeploymentNotFoundError(
             f"SSM deployment subtree {subtree} in {ssm_client.meta.region_name} lacks parameters "
             f"{', '.join(missing)}; deploy the stack (deploy/, cdk deploy) or name the subtree and region "
             "it was deployed to"
