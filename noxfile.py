@@ -696,7 +696,8 @@ def synth(session: nox.Session) -> None:
     session.run("npm", "ci", "--prefix", str(DEPLOY), "--no-audit", "--no-fund", "--loglevel=error", external=True)
     out = DEPLOY / "cdk.out"
     session.chdir(DEPLOY)
-    env = {NODE_WARNING: NODE_MAJOR, "CDK_DISABLE_VERSION_CHECK": "true"}
+    # No AWS account and no network but the registries: the CLI's version check and telemetry stay off.
+    env = {NODE_WARNING: NODE_MAJOR, "CDK_DISABLE_VERSION_CHECK": "true", "CDK_DISABLE_CLI_TELEMETRY": "true"}
     session.run(
         str(DEPLOY / "node_modules" / ".bin" / "cdk"), "synth", "--quiet", "--no-notices", "--no-version-reporting",
         "--output", str(out), *SYNTH_CONTEXT, *session.posargs, env=env | BYTECODE_CACHED, external=True,

@@ -246,12 +246,17 @@ def _bucket(
 def config_overrides(config: CoattailConfig, bucket_name: str) -> dict[str, str]:
     """The configuration keys the deployment decides, as SSM parameter names below ``ssm.prefix`` and values.
 
-    Every process started with ``ssm.enabled: true`` and this prefix then runs on the deployed
-    stores (file < these parameters < ``COATTAIL_*``).
+    The stores' names as the stack created them (from the configuration it was synthesized
+    with, environment overrides included) and where the job keeps its data: every process
+    started with ``ssm.enabled: true`` and this prefix then runs on the deployed stores, whatever
+    its own file says (file < these parameters < ``COATTAIL_*``).
     """
     bucket = f"s3://{bucket_name}/"
     return {
         "aws/region": config.aws.region,
+        "kinesis/stream_name": config.kinesis.stream_name,
+        "dynamodb/table_name": config.dynamodb.table_name,
+        "iceberg/database": config.iceberg.database,
         "storage/s3_bucket": bucket_name,
         "storage/raw_zone": bucket + RAW_PREFIX.rstrip("/"),
         "storage/checkpoint_root": bucket + CHECKPOINTS_PREFIX.rstrip("/"),

@@ -7,13 +7,13 @@ session, so every test names its own stack and subtree.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import boto3
 import pytest
 
+from coattail_devstack.testing.deployment import create_outputs_stack, put_deployment_parameters
 from coattail_framework.aws.deployment import (
     FIELDS,
     Deployment,
@@ -52,31 +52,8 @@ def _client(service: Literal["cloudformation", "ssm"], endpoint: str) -> Any:
     return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
 
 
-def _create_stack(endpoint: str, name: str, outputs: dict[str, str]) -> str:
-    """A stack whose template has ``outputs`` and one placeholder parameter; returns its stack id."""
-    template = {
-        "Resources": {
-            "Placeholder": {
-                "Type": "AWS::SSM::Parameter",
-                "Properties": {"Name": f"/deployment-tests/{name}", "Type": "String", "Value": "placeholder"},
-            }
-        },
-        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-    }
-    created = _client("cloudformation", endpoint).create_stack(StackName=name, TemplateBody=json.dumps(template))
-    return str(created["StackId"])
-
-
-def _put_parameters(endpoint: str, subtree: str, outputs: dict[str, str]) -> None:
-    """The parameters of ``outputs`` (by output key) under ``subtree``, as the stack publishes them."""
-    ssm = _client("ssm", endpoint)
-    for published in FIELDS:
-        if published.output in outputs:
-            ssm.put_parameter(Name=subtree + published.parameter, Value=outputs[published.output], Type="String")
-
-
 def test_a_stacks_outputs_are_read_into_a_deployment(moto_endpoint: str) -> None:
-    _create_stack(moto_endpoint, "coattail-complete", PUBLISHED)
+    create_outputs_stack(moto_endpoint, "coattail-complete", PUBLISHED)
 
     assert read_stack(_client("cloudformation", moto_endpoint), "coattail-complete") == EXPECTED
 
@@ -91,7 +68,7 @@ def test_a_stack_that_does_not_exist_is_named_with_every_output_it_should_publis
 
 def test_a_stack_without_some_outputs_is_named_with_the_missing_ones(moto_endpoint: str) -> None:
     partial = {key: value for key, value in PUBLISHED.items() if key not in ("StreamJobRoleArn", "GlueDatabaseName")}
-    _create_stack(moto_endpoint, "coattail-partial", partial)
+    create_outputs_stack(moto_endpoint, "coattail-partial", partial)
 
     with pytest.raises(DeploymentNotFoundError) as error:
         read_stack(_client("cloudformation", moto_endpoint), "coattail-partial")
@@ -103,7 +80,7 @@ def test_a_stack_without_some_outputs_is_named_with_the_missing_ones(moto_endpoi
 
 
 def test_a_deleted_stack_is_refused_with_its_state(moto_endpoint: str) -> None:
-    stack_id = _create_stack(moto_endpoint, "coattail-deleted", PUBLISHED)
+    stack_id = create_outputs_stack(moto_endpoint, "coattail-deleted", PUBLISHED)
     _client("cloudformation", moto_endpoint).delete_stack(StackName="coattail-deleted")
 
     with pytest.raises(DeploymentNotFoundError) as error:
@@ -118,7 +95,7 @@ def test_a_deleted_stack_is_refused_with_its_state(moto_endpoint: str) -> None:
 def paged_subtree(moto_endpoint: str) -> str:
     """A complete deployment subtree of more than one page (moto returns 10 a page) with parameters to ignore."""
     subtree = "/coattail/paged/deploy/"
-    _put_parameters(moto_endpoint, subtree, PUBLISHED)
+    put_deployment_parameters(moto_endpoint, subtree, PUBLISHED)
     ssm = _client("ssm", moto_endpoint)
     for index in range(5):
         ssm.put_parameter(Name=f"{subtree}unrelated-{index}", Value="ignored", Type="String")
@@ -135,7 +112,7 @@ def test_the_parameters_of_the_subtree_are_read_into_a_deployment_across_pages(
 
 def test_missing_parameters_are_named_in_full(moto_endpoint: str) -> None:
     partial = {key: value for key, value in PUBLISHED.items() if key != "Region"}
-    _put_parameters(moto_endpoint, "/coattail/partial/deploy/", partial)
+    put_deployment_parameters(moto_endpoint, "/coattail/partial/deploy/", partial)
 
     with pytest.raises(DeploymentNotFoundError) as error:
         read_parameters(_client("ssm", moto_endpoint), "/coattail/partial/deploy/")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from moto.emrserverless.models import EMRServerlessBackend
 from moto.server import ThreadedMotoServer
 
-from coattail_framework.aws.deployment import FIELDS
+from coattail_devstack.testing.deployment import create_outputs_stack, put_deployment_parameters
 from coattail_stream_job import submit
 from coattail_stream_job.emr_entry import localize_config
 
@@ -80,27 +79,7 @@ def files(tmp_path: Path, bucket: str) -> dict[str, Path]:
 
 
 def _args(endpoint: str, application_id: str, files: dict[str, Path], *extra: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    submit.add_arguments(parser)
-    return parser.parse_args(
-        [
-            "--application-id",
-            application_id,
-            "--execution-role-arn",
-            ROLE,
-            "--endpoint-url",
-            endpoint,
-            "--archive",
-            str(files["archive"]),
-            "--entry-point",
-            str(files["entry"]),
-            "--config",
-            str(files["config"]),
-            "--prefix",
-            "jobs/stream",
-            *extra,
-        ]
-    )
+    return _deployment_args(endpoint, files, "--application-id", application_id, "--execution-role-arn", ROLE, *extra)
 
 
 def _key(path: Path) -> str:
@@ -330,26 +309,6 @@ def _published(application_id: str, bucket: str, env: str) -> dict[str, str]:
     }
 
 
-def _deploy_stack(endpoint: str, name: str, outputs: dict[str, str]) -> None:
-    template = {
-        "Resources": {
-            "Placeholder": {
-                "Type": "AWS::SSM::Parameter",
-                "Properties": {"Name": f"/submit-tests/{name}", "Type": "String", "Value": "placeholder"},
-            }
-        },
-        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
-    }
-    cloudformation = boto3.client("cloudformation", region_name=REGION, endpoint_url=endpoint)
-    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
-
-
-def _deploy_parameters(endpoint: str, subtree: str, outputs: dict[str, str]) -> None:
-    ssm = boto3.client("ssm", region_name=REGION, endpoint_url=endpoint)
-    for published in FIELDS:
-        ssm.put_parameter(Name=subtree + published.parameter, Value=outputs[published.output], Type="String")
-
-
 def _deployment_args(endpoint: str, files: dict[str, Path], *extra: str) -> argparse.Namespace:
     """Submit arguments without --application-id, --execution-role-arn or --bucket."""
     parser = argparse.ArgumentParser()
@@ -399,11 +358,11 @@ def test_a_deployment_supplies_the_ids_and_the_jobs_configuration(
     s3.create_bucket(Bucket=bucket)
     published = _published(application_id, bucket, env)
     if source == "stack":
-        _deploy_stack(endpoint, f"coattail-{env}", published)
+        create_outputs_stack(endpoint, f"coattail-{env}", published)
         where = ["--stack", f"coattail-{env}"]
         origin = f"deployment from CloudFormation stack coattail-{env} in {REGION}"
     else:
-        _deploy_parameters(endpoint, f"/coattail/{env}/deploy/", published)
+        put_deployment_parameters(endpoint, f"/coattail/{env}/deploy/", published)
         where = ["--deployment", f"/coattail/{env}/deploy/"]
         origin = f"deployment from SSM parameters under /coattail/{env}/deploy/ in {REGION}"
     # The file alone could not run on EMR (SQL catalog) and names another bucket: the deployment's overrides win.
@@ -437,7 +396,7 @@ def test_a_deployment_supplies_the_ids_and_the_jobs_configuration(
 def test_explicit_ids_win_over_the_deployments(
     endpoint: str, application_id: str, bucket: str, files: dict[str, Path]
 ) -> None:
-    _deploy_stack(endpoint, "coattail-explicit", _published("00not-this-one", "not-this-bucket", "explicit"))
+    create_outputs_stack(endpoint, "coattail-explicit", _published("00not-this-one", "not-this-bucket", "explicit"))
 
     args = _deployment_args(
         endpoint,
