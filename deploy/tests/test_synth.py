@@ -311,3 +311,19 @@ def _joined(arn: str) -> str:
     """The template's form of ``arn``: ``Fn::Join`` of the partition pseudo-parameter and the rest."""
     head, tail = arn.split("{partition}")
     return json.dumps({"Fn::Join": ["", [head, {"Ref": "AWS::Partition"}, tail]]}, sort_keys=True)
+
+
+def test_an_enhanced_fan_out_consumer_gets_its_own_grant_and_passes_cdk_nag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COATTAIL_KINESIS__EFO_CONSUMER_NAME", "coattail-emr")
+    _, assembly, changed = synthesize(tmp_path)
+    assert synthesis_errors(assembly) == []
+    statements = [
+        statement
+        for policy in Template.from_json(changed).find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "EnhancedFanOutConsumer"
+    ]
+    assert len(statements) == 1
+    assert "/consumer/coattail-emr:*" in json.dumps(statements[0]["Resource"])

@@ -45,6 +45,12 @@ def acceptances(stack: Stack, config: CoattailConfig) -> list[Acceptance]:
     account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
     prefix = config.ssm.prefix.strip("/")
     ssm_subtree = f"Resource::arn:<AWS::Partition>:ssm:{region}:{account}:parameter/{prefix}/*"
+    consumer = config.kinesis.efo_consumer_name
+    efo = (
+        (f"regex:/^Resource::<TradeStream[0-9A-F]{{8}}\\.Arn>\\/consumer\\/{re.escape(consumer)}:\\*$/",)
+        if consumer
+        else ()
+    )
     return [
         Acceptance(
             "StreamJobRole/DefaultPolicy/Resource",
@@ -52,13 +58,15 @@ def acceptances(stack: Stack, config: CoattailConfig) -> list[Acceptance]:
             "The job owns these prefixes of its bucket and creates its objects under them (checkpoints, raw zone and "
             "dead letters, Iceberg data and metadata, its logs) and reads the artifacts submit uploads: object names "
             "are not known in advance. The Glue tables are the job's own, created on first write in its database. The "
-            "configuration subtree is read by path. " + PUT_METRIC_DATA,
+            "configuration subtree is read by path. The enhanced fan-out consumer's ARN ends with its creation "
+            "time, known only once EMR's connector registers it. " + PUT_METRIC_DATA,
             (
                 *(_bucket_objects(p) for p in (CHECKPOINTS_PREFIX, RAW_PREFIX, WAREHOUSE_PREFIX, ARTIFACTS_PREFIX)),
                 _bucket_objects(LOGS_PREFIX),
                 f"Resource::arn:<AWS::Partition>:glue:{region}:{account}:table/{config.iceberg.database}/*",
                 ssm_subtree,
                 "Resource::*",
+                *efo,
             ),
         ),
         Acceptance(

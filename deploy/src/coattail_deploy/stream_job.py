@@ -75,11 +75,19 @@ def _grant_job(role: iam.Role, stack: Stack, config: CoattailConfig, data: DataP
     data.stream.grant_read(role)
     role.add_to_policy(
         iam.PolicyStatement(
-            sid="EnhancedFanOutConsumer",
+            sid="EnhancedFanOutRegistration",
             actions=["kinesis:RegisterStreamConsumer", "kinesis:ListStreamConsumers"],
             resources=[data.stream.stream_arn],
         )
     )
+    if config.kinesis.efo_consumer_name:
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EnhancedFanOutConsumer",
+                actions=["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"],
+                resources=[f"{data.stream.stream_arn}/consumer/{config.kinesis.efo_consumer_name}:*"],
+            )
+        )
     role.add_to_policy(
         iam.PolicyStatement(
             sid="WriteAlerts",
