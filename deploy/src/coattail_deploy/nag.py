@@ -34,6 +34,16 @@ class Acceptance:
     applies_to: tuple[str, ...] = ()
 
 
+PARTITION = "(?:<AWS::Partition>|aws[a-z-]*)"
+"""The partition as cdk-nag shows it: the pseudo-parameter, or the literal a region-specific synth resolves."""
+
+
+def _arn(service: str, region: str, account: str, resource: str) -> str:
+    """The cdk-nag finding of wildcard ``resource`` of ``service`` in this region and account, any partition."""
+    head = f"Resource::arn:{PARTITION}:{service}:{re.escape(region)}:{re.escape(account)}:"
+    return "regex:/^" + head + re.escape(resource).replace("/", "\\/") + "$/"
+
+
 def _bucket_objects(prefix: str) -> str:
     """The cdk-nag finding of an object-prefix wildcard in the data bucket (its logical id carries a hash)."""
     return "regex:/^Resource::<DataBucket[0-9A-F]{8}\\.Arn>\\/" + re.escape(prefix).replace("/", "\\/") + "\\*$/"
@@ -44,7 +54,7 @@ def acceptances(stack: Stack, config: CoattailConfig) -> list[Acceptance]:
     region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
     account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
     prefix = config.ssm.prefix.strip("/")
-    ssm_subtree = f"Resource::arn:<AWS::Partition>:ssm:{region}:{account}:parameter/{prefix}/*"
+    ssm_subtree = _arn("ssm", region, account, f"parameter/{prefix}/*")
     consumer = config.kinesis.efo_consumer_name
     efo = (
         (f"regex:/^Resource::<TradeStream[0-9A-F]{{8}}\\.Arn>\\/consumer\\/{re.escape(consumer)}:\\*$/",)
@@ -63,7 +73,7 @@ def acceptances(stack: Stack, config: CoattailConfig) -> list[Acceptance]:
             (
                 *(_bucket_objects(p) for p in (CHECKPOINTS_PREFIX, RAW_PREFIX, WAREHOUSE_PREFIX, ARTIFACTS_PREFIX)),
                 _bucket_objects(LOGS_PREFIX),
-                f"Resource::arn:<AWS::Partition>:glue:{region}:{account}:table/{config.iceberg.database}/*",
+                _arn("glue", region, account, f"table/{config.iceberg.database}/*"),
                 ssm_subtree,
                 "Resource::*",
                 *efo,
@@ -94,7 +104,10 @@ def acceptances(stack: Stack, config: CoattailConfig) -> list[Acceptance]:
             "AwsSolutions-IAM5",
             "Callers may GET every route of this API's default stage (the function answers unknown paths with 404); "
             "the API id and stage are fixed, only the path is open.",
-            ("regex:/^Resource::arn:<AWS::Partition>:execute-api:.*:<HttpApi[0-9A-F]{8}>\\/\\$default\\/GET\\/\\*$/",),
+            (
+                f"regex:/^Resource::arn:{PARTITION}:execute-api:{re.escape(region)}:{re.escape(account)}:"
+                "<HttpApi[0-9A-F]{8}>\\/\\$default\\/GET\\/\\*$/",
+            ),
         ),
         Acceptance(
             "ProducerTask/Resource",
