@@ -52,7 +52,13 @@ def build(app: App, repo_root: Path) -> CoatTailStack:
 
 
 def synthesis_errors(assembly: CloudAssembly) -> list[str]:
-    """Every error annotation of the synthesized stacks (cdk-nag's unaccepted findings among them), one line each."""
+    """Every error annotation of the synthesized stacks, one line each.
+
+    An error annotation (an unaccepted cdk-nag finding) fails the synth one of two ways: an
+    in-process ``app.synth()`` raises the validation report (``cdk.json``'s
+    ``@aws-cdk/core:annotationsInValidationReport``; the tests see this), and under the CLI the
+    annotations reach the assembly and are collected here (``nox -s synth`` sees this).
+    """
     return [
         f"{message.id}: {str(message.entry.data).splitlines()[0]}"
         for stack in assembly.stacks
@@ -69,7 +75,12 @@ def main() -> int:
     except ConfigError as error:
         print(f"coattail-deploy: {error}", file=sys.stderr)  # noqa: T201
         return 2
-    errors = synthesis_errors(app.synth())
+    try:
+        assembly = app.synth()
+    except RuntimeError as error:  # jsii's: the validation report failed (cdk.json's annotationsInValidationReport)
+        print(f"coattail-deploy: synth failed, the validation report names each finding:\n{error}", file=sys.stderr)  # noqa: T201
+        return 1
+    errors = synthesis_errors(assembly)
     if errors:
         print("coattail-deploy: cdk-nag found unsuppressed errors:\n  " + "\n  ".join(errors), file=sys.stderr)  # noqa: T201
         return 1
