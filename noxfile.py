@@ -16,7 +16,7 @@ new upstream release changes nothing until ``nox -s lock`` is run and committed.
     nox -l                       # every session
     nox -t coattail-framework    # one distribution's sessions, one after the other
     nox                          # the README's test command: lint, typecheck, tests-all (every
-                                 # test session, one per core at once), package-emr
+                                 # test session, one per core at once), package-emr, synth (deploy/)
     nox -s lock                  # refresh the lock after a requirement changed (-- --upgrade: newest)
 """
 
