@@ -53,6 +53,7 @@ from coattail_framework.aws.alert_table import INDEXES
 from coattail_framework.config import ConfigLoader
 from coattail_framework.config.model import CoattailConfig
 from coattail_framework.events import TradeEvent
+from coattail_framework.metrics import QUERY_FAILURES_METRIC
 from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.recordings import read_recording
 from coattail_producer.replay import replay
@@ -313,7 +314,12 @@ def test_read_stack_names_the_outputs_lost_with_emr_serverless(outputs: dict[str
 
 
 def test_a_replay_runs_on_the_stream_table_and_bucket_the_stack_published(
-    outputs: dict[str, str], moto_endpoint: str, spark: Any, tmp_path: Path
+    outputs: dict[str, str],
+    template: dict[str, Any],
+    configuration: CoattailConfig,
+    moto_endpoint: str,
+    spark: Any,
+    tmp_path: Path,
 ) -> None:
     published = deployment.Deployment(
         application_id=NOT_IN_MOTO,
@@ -367,3 +373,46 @@ def test_a_replay_runs_on_the_stream_table_and_bucket_the_stack_published(
     head = s3.head_object(Bucket=published.bucket, Key=files[0])
     (key_id,) = stack_resources(moto_endpoint, "AWS::KMS::Key")
     assert (head["ServerSideEncryption"], head["SSEKMSKeyId"].rpartition("/")[2]) == ("aws:kms", key_id)
+    assert_the_alarms_watch_published_metrics(template, configuration, moto_endpoint)
+
+
+def watched_metrics(template: dict[str, Any], namespace: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """(metric name, dimensions) of every alarm of ``template`` on ``namespace``, math expressions' inputs included."""
+    watched = set()
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        alarm = resource["Properties"]
+        stats = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
+        stats += [alarm] if "MetricName" in alarm else []
+        for metric in stats:
+            if metric.get("Namespace") == namespace:
+                dimensions = tuple(sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", [])))
+                watched.add((metric["MetricName"], dimensions))
+    return watched
+
+
+def assert_the_alarms_watch_published_metrics(
+    template: dict[str, Any], configuration: CoattailConfig, moto_endpoint: str
+) -> None:
+    """After a replay: the stream job's metrics the alarms watch are ones it really published to CloudWatch."""
+    namespace = configuration.metrics.namespace
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=moto_endpoint)
+    pages = cloudwatch.get_paginator("list_metrics").paginate(Namespace=namespace)
+    published = {
+        (m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m["Dimensions"])))
+        for page in pages
+        for m in page["Metrics"]
+    }
+    stream_job = {
+        (name, dimensions)
+        for name, dimensions in watched_metrics(template, namespace)
+        if ("Service", "coattail-producer") not in dimensions  # the producer's: its own tests
+        and name != QUERY_FAILURES_METRIC  # published only when a query fails
+    }
+    assert stream_job == {
+        ("batch_duration", (("query", "ingest"),)),
+        ("dq_invalid", (("query", "ingest"),)),
+        ("dq_total", (("query", "ingest"),)),
+    }
+    assert stream_job <= published, sorted(stream_job - published)

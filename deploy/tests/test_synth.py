@@ -333,3 +333,25 @@ def test_an_enhanced_fan_out_consumer_gets_its_own_grant_and_passes_cdk_nag(
     ]
     assert len(statements) == 1
     assert "/consumer/coattail-emr:*" in json.dumps(statements[0]["Resource"])
+
+
+def test_the_producer_alarms_watch_metrics_the_producer_publishes(template: Template) -> None:
+    """Names and dimensions as the producer's CloudWatch emitter builds them, for the venues the stack watches."""
+    from datetime import UTC, datetime
+
+    from coattail_framework.connector import ConnectorStats
+    from coattail_producer.metrics import CloudWatchEmitter, VenueMetrics, collect
+    from coattail_producer.publisher import LatencyWindow, PublisherStats
+
+    venues = {venue: VenueMetrics(0, 0, True, ConnectorStats()) for venue in _config().enabled_exchanges}
+    samples = collect(PublisherStats(), 0, venues)
+    data = CloudWatchEmitter(None, "CoatTail").metric_data(samples, LatencyWindow(), datetime.now(UTC))
+    published = {(d["MetricName"], tuple(sorted((x["Name"], x["Value"]) for x in d["Dimensions"]))) for d, _ in data}
+    watched = set()
+    for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
+        properties = alarm["Properties"]
+        dimensions = tuple(sorted((d["Name"], d["Value"]) for d in properties.get("Dimensions", [])))
+        if ("Service", "coattail-producer") in dimensions:
+            watched.add((properties["MetricName"], dimensions))
+    assert {name for name, _ in watched} == {"ConnectorHealthy", "EventsDropped", "PutRecordsFailedCalls"}
+    assert watched <= published, sorted(watched - published)

@@ -60,16 +60,16 @@ class DataPlane:
     @property
     def cursor_key_parameter(self) -> str:
         """``COATTAIL_API_CURSOR_KEY_PARAMETER``: the secret through SSM (the API reads SecureStrings)."""
-        return SSM_SECRETS_REFERENCE + self.cursor_key_name
+        return SSM_SECRETS_REFERENCE + cursor_key_secret_name(self.config_prefix)
 
-    @property
-    def cursor_key_name(self) -> str:
-        """The secret's name: ``coattail/<env>/secrets/api/cursor-key`` (the secrets subtree, no leading slash)."""
-        return sibling_prefix(self.config_prefix, SECRETS_SEGMENT).lstrip("/") + CURSOR_KEY_NAME
-
-    def bucket_arn(self, prefix: str) -> str:
+    def objects_arn(self, prefix: str) -> str:
         """The ARN of every object under ``prefix`` of the data bucket."""
         return self.bucket.arn_for_objects(prefix + "*")
+
+
+def cursor_key_secret_name(config_prefix: str) -> str:
+    """The cursor key's secret: ``coattail/<env>/secrets/api/cursor-key`` (the secrets subtree, no leading slash)."""
+    return sibling_prefix(config_prefix, SECRETS_SEGMENT).lstrip("/") + CURSOR_KEY_NAME
 
 
 def build_data_plane(scope: Construct, settings: DeploySettings, config: CoattailConfig) -> DataPlane:
@@ -84,6 +84,7 @@ def build_data_plane(scope: Construct, settings: DeploySettings, config: Coattai
         removal_policy=retain,
     )
     _let_services_use(key)
+    on_demand = config.kinesis.capacity_mode == "on-demand"
     stream = kinesis.Stream(
         scope,
         "TradeStream",
@@ -91,8 +92,8 @@ def build_data_plane(scope: Construct, settings: DeploySettings, config: Coattai
         encryption=kinesis.StreamEncryption.KMS,
         encryption_key=key,
         retention_period=Duration.hours(settings.kinesis_retention_hours),
-        stream_mode=_stream_mode(config),
-        shard_count=config.kinesis.shard_count if _stream_mode(config) == kinesis.StreamMode.PROVISIONED else None,
+        stream_mode=kinesis.StreamMode.ON_DEMAND if on_demand else kinesis.StreamMode.PROVISIONED,
+        shard_count=None if on_demand else config.kinesis.shard_count,
         removal_policy=retain,
     )
     table = _alert_table(scope, config, key, retain)
@@ -109,11 +110,10 @@ def build_data_plane(scope: Construct, settings: DeploySettings, config: Coattai
     )
     database.apply_removal_policy(retain)
     _config_overrides(scope, config, bucket)
-    secrets = sibling_prefix(config.ssm.prefix, SECRETS_SEGMENT).lstrip("/")
     cursor_key = secretsmanager.Secret(
         scope,
         "ApiCursorKey",
-        secret_name=secrets + CURSOR_KEY_NAME,
+        secret_name=cursor_key_secret_name(config.ssm.prefix),
         description="HMAC key of the alert API's pagination cursors (64 characters, generated)",
         encryption_key=key,
         generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True),
@@ -155,13 +155,6 @@ def _let_services_use(key: kms.Key) -> None:
             conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
         )
     )
-
-
-def _stream_mode(config: CoattailConfig) -> kinesis.StreamMode:
-    """``kinesis.capacity_mode``: ``kinesis.shard_count`` shards (provisioned) or on-demand."""
-    if config.kinesis.capacity_mode == "on-demand":
-        return kinesis.StreamMode.ON_DEMAND
-    return kinesis.StreamMode.PROVISIONED
 
 
 def _alert_table(scope: Construct, config: CoattailConfig, key: kms.Key, retain: RemovalPolicy) -> dynamodb.Table:
@@ -231,12 +224,12 @@ def _bucket(
             s3.LifecycleRule(
                 id="abort-checkpoint-uploads",
                 prefix=CHECKPOINTS_PREFIX,
-                abort_incomplete_multipart_upload_after=Duration.days(settings.checkpoint_noncurrent_days),
+                abort_incomplete_multipart_upload_after=Duration.days(settings.incomplete_upload_days),
             ),
             s3.LifecycleRule(
                 id="abort-warehouse-uploads",
                 prefix=WAREHOUSE_PREFIX,
-                abort_incomplete_multipart_upload_after=Duration.days(settings.checkpoint_noncurrent_days),
+                abort_incomplete_multipart_upload_after=Duration.days(settings.incomplete_upload_days),
             ),
         ],
         removal_policy=retain,

@@ -118,7 +118,7 @@ class DeploySettings(_Section):
     """S3 lifecycle: EMR logs expire after this many days."""
     dead_letter_expiry_days: int = Field(30, ge=1)
     """S3 lifecycle: dead letters under ``raw/dlq/`` expire (after redrive or review) after this many days."""
-    checkpoint_noncurrent_days: int = Field(7, ge=1)
+    incomplete_upload_days: int = Field(7, ge=1)
     """S3 lifecycle: incomplete multipart uploads of checkpoints and the warehouse are aborted after this."""
     retain_data: bool = True
     """Keep the key, stream, table and bucket when the stack is deleted (False only for a test environment)."""

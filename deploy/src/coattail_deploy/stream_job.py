@@ -104,17 +104,17 @@ def _grant_job(role: iam.Role, stack: Stack, config: CoattailConfig, data: DataP
     )
     role.add_to_policy(
         iam.PolicyStatement(
-            sid="ReadJobArtifacts", actions=["s3:GetObject"], resources=[data.bucket_arn(ARTIFACTS_PREFIX)]
+            sid="ReadJobArtifacts", actions=["s3:GetObject"], resources=[data.objects_arn(ARTIFACTS_PREFIX)]
         )
     )
     role.add_to_policy(
-        iam.PolicyStatement(sid="WriteJobLogs", actions=["s3:PutObject"], resources=[data.bucket_arn(LOGS_PREFIX)])
+        iam.PolicyStatement(sid="WriteJobLogs", actions=["s3:PutObject"], resources=[data.objects_arn(LOGS_PREFIX)])
     )
     role.add_to_policy(
         iam.PolicyStatement(
             sid="CheckpointsRawZoneAndWarehouse",
             actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-            resources=[data.bucket_arn(prefix) for prefix in (CHECKPOINTS_PREFIX, RAW_PREFIX, WAREHOUSE_PREFIX)],
+            resources=[data.objects_arn(prefix) for prefix in (CHECKPOINTS_PREFIX, RAW_PREFIX, WAREHOUSE_PREFIX)],
         )
     )
     role.add_to_policy(
@@ -186,7 +186,7 @@ def _submitter(scope: Construct, application: emr.CfnApplication, role: iam.Role
             iam.PolicyStatement(
                 sid="UploadArtifacts",
                 actions=["s3:PutObject", "s3:GetObject"],
-                resources=[data.bucket_arn(ARTIFACTS_PREFIX)],
+                resources=[data.objects_arn(ARTIFACTS_PREFIX)],
             ),
             iam.PolicyStatement(
                 sid="SeeWhatIsUploaded",

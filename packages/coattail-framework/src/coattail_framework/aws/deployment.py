@@ -30,23 +30,32 @@ DEPLOY_SEGMENT: Final = "deploy"
 
 @dataclass(frozen=True)
 class Field:
-    """One published value: its CloudFormation output key and its SSM parameter name below the subtree."""
+    """One published value: its output key, its SSM parameter below the subtree, its ``Deployment`` attribute."""
 
     output: str
     parameter: str
+    attribute: str
     description: str
 
 
 APPLICATION_ID: Final = Field(
-    "EmrApplicationId", "emr-application-id", "EMR Serverless application id of the stream job"
+    "EmrApplicationId", "emr-application-id", "application_id", "EMR Serverless application id of the stream job"
 )
-JOB_ROLE_ARN: Final = Field("StreamJobRoleArn", "stream-job-role-arn", "execution role ARN of the stream job's runs")
-BUCKET: Final = Field("DataBucketName", "data-bucket", "S3 bucket: artifacts, logs, checkpoints, raw zone, warehouse")
-CONFIG_PREFIX: Final = Field("SsmConfigPrefix", "config-prefix", "SSM configuration subtree (ssm.prefix) of the stack")
-REGION: Final = Field("Region", "region", "AWS region of every resource of the stack")
-STREAM_NAME: Final = Field("StreamName", "stream-name", "Kinesis trade stream (kinesis.stream_name)")
-TABLE_NAME: Final = Field("AlertTableName", "alert-table", "DynamoDB alert table (dynamodb.table_name)")
-DATABASE: Final = Field("GlueDatabaseName", "glue-database", "Glue database of the Iceberg tables (iceberg.database)")
+JOB_ROLE_ARN: Final = Field(
+    "StreamJobRoleArn", "stream-job-role-arn", "job_role_arn", "execution role ARN of the stream job's runs"
+)
+BUCKET: Final = Field(
+    "DataBucketName", "data-bucket", "bucket", "S3 bucket: artifacts, logs, checkpoints, raw zone, warehouse"
+)
+CONFIG_PREFIX: Final = Field(
+    "SsmConfigPrefix", "config-prefix", "config_prefix", "SSM configuration subtree (ssm.prefix) of the stack"
+)
+REGION: Final = Field("Region", "region", "region", "AWS region of every resource of the stack")
+STREAM_NAME: Final = Field("StreamName", "stream-name", "stream_name", "Kinesis trade stream (kinesis.stream_name)")
+TABLE_NAME: Final = Field("AlertTableName", "alert-table", "table_name", "DynamoDB alert table (dynamodb.table_name)")
+DATABASE: Final = Field(
+    "GlueDatabaseName", "glue-database", "database", "Glue database of the Iceberg tables (iceberg.database)"
+)
 
 FIELDS: Final = (APPLICATION_ID, JOB_ROLE_ARN, BUCKET, CONFIG_PREFIX, REGION, STREAM_NAME, TABLE_NAME, DATABASE)
 """Every value the stack publishes as both an output and a parameter."""
@@ -115,21 +124,8 @@ class Deployment:
         }
 
 
-_ATTRIBUTES: Final = {
-    APPLICATION_ID: "application_id",
-    JOB_ROLE_ARN: "job_role_arn",
-    BUCKET: "bucket",
-    CONFIG_PREFIX: "config_prefix",
-    REGION: "region",
-    STREAM_NAME: "stream_name",
-    TABLE_NAME: "table_name",
-    DATABASE: "database",
-}
-"""``Deployment`` attribute of each published field."""
-
-
 def _deployment(values: Mapping[Field, str]) -> Deployment:
-    return Deployment(**{_ATTRIBUTES[published]: values[published] for published in FIELDS})
+    return Deployment(**{published.attribute: values[published] for published in FIELDS})
 
 
 def read_stack(cloudformation_client: Any, stack_name: str) -> Deployment:
