@@ -68,8 +68,8 @@ class ProducerSettings(_Section):
     """One producer publishes each trade once; 0 stops it. Two would publish every trade twice."""
     shutdown_deadline_seconds: int = Field(25, ge=1, le=110)
     """``run --shutdown-deadline``: the flush after SIGTERM; the container's stop timeout is this + 5 s."""
-    nat_gateways: int = Field(1, ge=0, le=3)
-    """NAT gateways of the producer's VPC (the exchanges are on the internet); 0 only for a synth."""
+    nat_gateways: int = Field(1, ge=1, le=3)
+    """NAT gateways of the producer's VPC: its private subnets reach the exchanges (internet) through them."""
     architecture: Literal["X86_64", "ARM64"] = "X86_64"
     availability_zones: list[str] | None = Field(None, min_length=1, max_length=3)
     """The VPC's zones; None = the region's ``a`` and ``b`` (named, so a synth never looks zones up in the account)."""
