@@ -125,8 +125,8 @@ def _per_shard(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{shard}: {n}" for shard, n in sorted(counts.items()))
 
 
-def end_positions(progresses: Sequence[Any]) -> Positions | None:
-    """The end offset of a query's last reported trigger (its ``recentProgress``), None before any.
+def end_offset(progresses: Sequence[Any]) -> dict[str, Any] | None:
+    """The source end offset (parsed JSON) of a query's last reported trigger (``recentProgress``); None before any.
 
     Accepts PySpark's ``StreamingQueryProgress`` (its ``json`` keeps the offset as JSON;
     ``progress["sources"]`` holds a Python ``repr`` of it) or a progress already parsed to a dict.
@@ -136,8 +136,15 @@ def end_positions(progresses: Sequence[Any]) -> Positions | None:
         sources = parsed.get("sources") or []
         if sources and sources[0].get("endOffset") is not None:
             offset = sources[0]["endOffset"]
-            return parse_positions(json.loads(offset) if isinstance(offset, str) else offset)
+            found: dict[str, Any] = json.loads(offset) if isinstance(offset, str) else offset
+            return found
     return None
+
+
+def end_positions(progresses: Sequence[Any]) -> Positions | None:
+    """The Kinesis positions a query's last reported trigger ended at (see ``end_offset``), None before any."""
+    offset = end_offset(progresses)
+    return None if offset is None else parse_positions(offset)
 
 
 def count_arrived(fetcher: ShardFetcher, shard: Shard, position: str, arrived_by: datetime) -> int:

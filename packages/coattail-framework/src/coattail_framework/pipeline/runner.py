@@ -5,8 +5,10 @@ registers run there too, one stream-execution thread per query. One streaming qu
 ingests: Kinesis -> ``parse_trades`` -> ``DataQualityChecker`` (per-rule counts observed)
 -> valid rows appended to the Iceberg ``raw_trades`` table (kept for reprocessing), invalid
 rows to the dead-letter path with their reasons (``pipeline.ingest``). One streaming
-query per active detector reads the same stream (its own Kinesis offsets and checkpoint),
-keeps the valid rows, runs ``detector.process`` (the detector's watermark) and routes
+query per active detector reads the trades ingest committed to ``raw_trades``
+(``streaming.detector_input: raw_trades``, the ``coattail-feed`` source, ADR-041: the stream
+is read, parsed and checked once) or, with ``kinesis``, the stream itself (its own offsets,
+parse and quality checks); it runs ``detector.process`` (the detector's watermark) and routes
 each micro-batch: module output rows to the detector's Iceberg table, alerts to DynamoDB
 and the Iceberg ``alerts`` table. Every sink is idempotent per (query, batch id), so a
 restart that replays the last batch from the checkpoint writes nothing twice.
@@ -23,10 +25,13 @@ processes what the stream holds, in bounded batches, then stops: with ``availabl
 where the source supports it (PySpark 4.2+), else (4.0/4.1, where Spark would fall back to
 a single unbounded batch) with a short processing-time trigger, stopping each query once Spark
 reports two triggers in a row with no new data and no batch to run — after the no-data
-batch that emits what the final watermark closed. When a drain ends, ``check_drained``
-verifies that every query read each shard past every record that arrived before the drain
-started, and raises ``DrainIncompleteError`` (stream, shards, counts) when one did not
-(``pipeline.completeness``; skipped, and logged, with the ``aws-kinesis`` source). A drain
+batch that emits what the final watermark closed. Detector queries on ``raw_trades`` always
+drain with the processing-time trigger and stop only once ingest has stopped and they read
+its last commit. When a drain ends, ``check_drained`` verifies that every Kinesis query read
+each shard past every record that arrived before the drain started, and every ``raw_trades``
+query the table's last commit, and raises ``DrainIncompleteError`` (stream, shards, counts)
+when one did not (``pipeline.completeness``; the Kinesis check is skipped, and logged, with
+the ``aws-kinesis`` source). A drain
 may have a time limit (``run(drain=True, time_limit_seconds=...)``): past it every query is
 stopped and ``DrainTimeLimitError`` names those still running.
 
@@ -59,8 +64,10 @@ from coattail_framework.pipeline import triggers
 from coattail_framework.pipeline.checkpoints import CheckpointState, prepare_checkpoints
 from coattail_framework.pipeline.completeness import (
     DrainedQuery,
+    DrainIncompleteError,
     DrainTimeLimitError,
     check_drain,
+    end_offset,
     end_positions,
     starting_position,
 )
@@ -71,11 +78,17 @@ from coattail_framework.pipeline.early import (
     RecordsEarlyAlerts,
     early_query_name,
 )
-from coattail_framework.pipeline.ingest import INGEST_QUERY, RAW_TRADES_TABLE, write_ingest_batch
+from coattail_framework.pipeline.ingest import (
+    INGEST_QUERY,
+    RAW_TRADES_PARTITION,
+    RAW_TRADES_TABLE,
+    write_ingest_batch,
+)
 from coattail_framework.pipeline.listener import PipelineListener, PipelineStats
 from coattail_framework.pipeline.parse import parse_trades, trade_columns
 from coattail_framework.quality import DataQualityChecker
 from coattail_framework.registry import ModuleRegistry
+from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_framework.sinks import ALERTS_TABLE, AlertRouter
 from coattail_kinesis.reader import kinesis_client
 
@@ -154,6 +167,7 @@ class PipelineRunner:
         self._detach_lock = threading.Lock()
         self._stopping = threading.Event()
         self._drain_started_at: datetime | None = None
+        self._available_now: set[str] = set()
         self.drain_check: DrainCheck | None = None
         """What the last drain left unread per query and shard (set by ``check_drained``)."""
 
@@ -193,7 +207,23 @@ class PipelineRunner:
         A caught-up query reads each shard once per batch, at most once per max(trigger,
         ``kinesis.min_poll_interval_ms``).
         """
-        return triggers.reads_per_shard_second(self.trigger_seconds(), self.config.kinesis.min_poll_interval_ms)
+        return triggers.reads_per_shard_second(self.kinesis_triggers(), self.config.kinesis.min_poll_interval_ms)
+
+    @property
+    def detectors_read_feed(self) -> bool:
+        """True when the detector queries read ``raw_trades`` commits (``streaming.detector_input``), not Kinesis."""
+        return self.config.streaming.detector_input == "raw_trades"
+
+    def feed_queries(self) -> set[str]:
+        """The names of the queries that read ``raw_trades`` commits (``coattail-feed``), not Kinesis."""
+        if not self.detectors_read_feed:
+            return set()
+        return {detector_query_name(detector) for detector in self.detectors}
+
+    def kinesis_triggers(self) -> dict[str, float]:
+        """``trigger_seconds`` of the queries that read Kinesis (the others read no shard)."""
+        feed = self.feed_queries()
+        return {name: seconds for name, seconds in self.trigger_seconds().items() if name not in feed}
 
     def read_delays(self) -> dict[str, float]:
         """Seconds each live query's source waits on every trigger before reading, by query name.
@@ -215,8 +245,16 @@ class PipelineRunner:
     def _start(self, frame: DataFrame, name: str, handler: Any, drain: bool, trigger_seconds: float) -> StreamingQuery:
         writer = frame.writeStream.queryName(name).foreachBatch(handler)
         writer = writer.option("checkpointLocation", self._checkpoint(name))
-        available_now = drain and triggers.supports_available_now(self.config.kinesis.source)
-        interval = triggers.processing_time(drain=drain, available_now=available_now, live_seconds=trigger_seconds)
+        # A raw_trades query drains on a processing-time trigger: availableNow would end it at
+        # the commit current when it started, while ingest is still committing.
+        available_now = (
+            drain and name not in self.feed_queries() and triggers.supports_available_now(self.config.kinesis.source)
+        )
+        if available_now:
+            self._available_now.add(name)
+        interval = triggers.processing_time(
+            drain=drain, available_now=available_now, live_seconds=trigger_seconds, feed=name in self.feed_queries()
+        )
         writer = writer.trigger(availableNow=True) if interval is None else writer.trigger(processingTime=interval)
         from coattail_framework.spark import start_query  # retries a start whose source process was late
 
@@ -229,21 +267,36 @@ class PipelineRunner:
         batch, before the trigger that runs the no-data batch for the moved watermark. So a
         query that keeps event-time state must also have run a no-data batch after its last
         data (or stayed idle for ``DRAIN_SETTLE_SECONDS``, when its watermark did not move).
+        A ``raw_trades`` query is considered only once ingest has stopped, and is done when it
+        read the table's last commit and closed its watermark.
         ``deadline``: see ``run``'s ``time_limit_seconds``.
         """
         waiting_at: dict[str, int] = {}
         idle_since: dict[str, float] = {}
         triggered_since: set[str] = set()
+        feed = self.feed_queries()
+        fed_until: int | None = None  # raw_trades' last commit, once ingest stopped
         while any(query.isActive for query in self.queries) and not self._stopping.is_set():
             if self._failed() is not None:
                 self.stop(timeout_seconds=0)
                 return
             self._stop_at_deadline(deadline)
+            if feed and fed_until is None and not any(q.isActive for q in self.queries if q.name == INGEST_QUERY):
+                fed_until = self.raw_trades_sequence_number()
             for query in self.queries:
-                if not query.isActive:
+                if not query.isActive or query.name in self._available_now:
+                    continue
+                if query.name in feed and (fed_until is None or self._feed_position(query) != fed_until):
                     continue
                 status, progress = query.status, query.lastProgress
                 batch = -1 if progress is None else int(progress["batchId"])
+                if query.name in feed and not status["isTriggerActive"]:
+                    # It read raw_trades' last commit after ingest stopped: no data can follow, so
+                    # only its final watermark's no-data batch is awaited, not two idle triggers.
+                    idle_since.setdefault(query.name, time.monotonic())
+                    if self._closed_watermark(progress, idle_since[query.name]):
+                        query.stop()
+                    continue
                 if status["isTriggerActive"]:
                     triggered_since.add(query.name)
                 elif status["message"] == WAITING_FOR_DATA:
@@ -254,6 +307,19 @@ class PipelineRunner:
                     elif query.name in triggered_since and self._closed_watermark(progress, idle_since[query.name]):
                         query.stop()
             time.sleep(0.02)
+
+    def raw_trades_sequence_number(self) -> int:
+        """The data sequence number of ``raw_trades``' current commit (0 when empty). Driver."""
+        from coattail_framework.feed.increments import current_sequence_number
+
+        table = self.router.sink.catalog.load_table((self.config.iceberg.database, RAW_TRADES_TABLE))
+        return current_sequence_number(table)
+
+    @staticmethod
+    def _feed_position(query: StreamingQuery) -> int | None:
+        """The ``raw_trades`` sequence number a feed query's last trigger ended at (None before any)."""
+        offset = end_offset(query.recentProgress)
+        return None if offset is None else int(offset["sequence_number"])
 
     @staticmethod
     def _closed_watermark(progress: Any, idle_since: float) -> bool:
@@ -276,9 +342,13 @@ class PipelineRunner:
             batch, batch_id, sink=self.router.sink, raw_zone=self.config.storage.raw_zone, stats=self.stats
         )
 
-    def detector_frame(self, detector: BaseDetector[Any], records: DataFrame) -> DataFrame:
-        """The detector's module output over the valid trades of ``records``."""
-        return detector.process(self.valid_trades(records))
+    def detector_frame(self, detector: BaseDetector[Any], read_delay_seconds: float = 0.0) -> DataFrame:
+        """The detector's module output over its input: ``raw_trades`` commits, or the stream's valid trades."""
+        if self.detectors_read_feed:
+            from coattail_framework.feed import read_trade_feed
+
+            return detector.process(read_trade_feed(self.spark, self.config, round(read_delay_seconds * 1000)))
+        return detector.process(self.valid_trades(self._records(read_delay_seconds)))
 
     def valid_trades(self, records: DataFrame) -> DataFrame:
         """The valid trades of ``records`` (``UNIFIED_TRADE_EVENT`` columns): input of detectors and early queries."""
@@ -301,20 +371,26 @@ class PipelineRunner:
     def start(self, *, drain: bool = False) -> list[StreamingQuery]:
         """Start the ingest query and one query per detector; returns them."""
         intervals = self.trigger_seconds()
-        if not drain and (excess := triggers.shard_read_excess(intervals, self.config.kinesis)) is not None:
+        excess = None if drain else triggers.shard_read_excess(self.kinesis_triggers(), self.config.kinesis)
+        if excess is not None:
             LOG.warning("%s", excess)
         delays = dict.fromkeys(intervals, 0.0) if drain else self.read_delays()
         self.prepare_checkpoints()
+        if self.detectors_read_feed and self.detectors:  # the detector queries read it from their first trigger
+            self.router.sink.ensure(RAW_TRADES_TABLE, UNIFIED_TRADE_EVENT, RAW_TRADES_PARTITION)
         self._drain_started_at = datetime.now(UTC) if drain else None
         self._listener = PipelineListener(self.stats, self.metrics, None)
         self.spark.streams.addListener(self._listener)
         ingest = self.ingest_frame(self._records(delays[INGEST_QUERY]))
         self.queries.append(self._start(ingest, INGEST_QUERY, self.write_ingest_batch, drain, intervals[INGEST_QUERY]))
+        # A drain runs no early query: its stateful query puts every alert anyway, and the early
+        # path is a latency path, which a backlog does not have (ADR-041).
+        early_detectors = [] if drain else self.early_detectors()
         ledgers = {  # early alerts the stateful query records itself (ADR-029)
             detector.module_name: EarlyLedger(
                 self.spark, detector, CheckpointWatermarks(self.spark, self._checkpoint(detector_query_name(detector)))
             )
-            for detector in self.early_detectors()
+            for detector in early_detectors
             if isinstance(detector, RecordsEarlyAlerts)
         }
         for detector in self.detectors:
@@ -325,9 +401,9 @@ class PipelineRunner:
                 self.write_detector_batch(detector, output, batch_id)
 
             name = detector_query_name(detector)
-            frame = self.detector_frame(detector, self._records(delays[name]))
+            frame = self.detector_frame(detector, delays[name])
             self.queries.append(self._start(frame, name, handler, drain, intervals[name]))
-        for detector in self.early_detectors():
+        for detector in early_detectors:
             early = EarlyAlertHandler(
                 self.spark,
                 detector,
@@ -398,7 +474,7 @@ class PipelineRunner:
             self.install_signal_handlers()
         self.start(drain=drain)
         try:
-            if drain and not triggers.supports_available_now(self.config.kinesis.source):
+            if drain and any(query.name not in self._available_now for query in self.queries):
                 self._stop_when_drained(deadline)
             self.await_termination(deadline)
         finally:
@@ -433,6 +509,7 @@ class PipelineRunner:
         """
         if self._drain_started_at is None:
             raise RuntimeError("check_drained needs a drain: call start(drain=True) or run(drain=True) first")
+        self.check_feed_drained()
         kinesis = self.config.kinesis
         if kinesis.source != "coattail-kinesis":
             LOG.warning(
@@ -442,9 +519,11 @@ class PipelineRunner:
                 dict(self.stats.input_rows),
             )
             return None
+        feed = self.feed_queries()
         drained = {
             query.name: DrainedQuery(end_positions(query.recentProgress), self.stats.input_rows[query.name])
             for query in self.queries
+            if query.name not in feed
         }
         check = check_drain(
             kinesis_client(self.config.aws.region, self.config.aws.endpoint_url),
@@ -457,6 +536,23 @@ class PipelineRunner:
         check.raise_if_incomplete()
         LOG.info("drain of %s complete: %s", kinesis.stream_name, check.describe())
         return check
+
+    def check_feed_drained(self) -> None:
+        """After a drain: raise ``DrainIncompleteError`` if a ``raw_trades`` query stopped before the last commit."""
+        feed = self.feed_queries()
+        if not feed:
+            return
+        last = self.raw_trades_sequence_number()
+        short = {
+            query.name: position
+            for query in self.queries
+            if query.name in feed and (position := self._feed_position(query)) != last
+        }
+        if short:
+            raise DrainIncompleteError(
+                f"drain incomplete: {RAW_TRADES_TABLE} ends at commit {last} (data sequence number), but "
+                + ", ".join(f"{name} stopped at {position}" for name, position in sorted(short.items()))
+            )
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop every query after its current micro-batch (main thread only)."""

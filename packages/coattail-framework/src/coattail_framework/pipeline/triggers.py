@@ -30,6 +30,9 @@ from coattail_kinesis.limits import GET_RECORDS_CALLS_PER_SECOND
 
 DRAIN_TRIGGER_SECONDS = 0.5
 """Processing-time trigger of a drain where the source has no ``availableNow`` (PySpark 4.0/4.1)."""
+DRAIN_FEED_TRIGGER_SECONDS = 2.0
+"""Processing-time trigger of a ``raw_trades`` (feed) query in a drain: ingest commits a batch every few
+seconds then, and each idle trigger reads the table's metadata, so polling faster only burns the cores."""
 
 
 def check_trigger_keys(config: CoattailConfig, module_names: Iterable[str]) -> None:
@@ -117,14 +120,15 @@ def supports_available_now(kinesis_source: str) -> bool:
     return SUPPORTS_AVAILABLE_NOW
 
 
-def processing_time(*, drain: bool, available_now: bool, live_seconds: float) -> str | None:
+def processing_time(*, drain: bool, available_now: bool, live_seconds: float, feed: bool = False) -> str | None:
     """A query's processing-time trigger (``"<seconds> seconds"``), or None for ``availableNow``.
 
     Live: ``live_seconds``. Drain: ``availableNow`` when the source supports it, else
-    ``DRAIN_TRIGGER_SECONDS`` (Spark would otherwise run one unbounded batch).
+    ``DRAIN_TRIGGER_SECONDS`` (Spark would otherwise run one unbounded batch), or
+    ``DRAIN_FEED_TRIGGER_SECONDS`` for a query reading ``raw_trades`` (``feed``).
     """
     if drain and available_now:
         return None
     if drain:
-        return f"{DRAIN_TRIGGER_SECONDS} seconds"
+        return f"{DRAIN_FEED_TRIGGER_SECONDS if feed else DRAIN_TRIGGER_SECONDS} seconds"
     return f"{live_seconds} seconds"

@@ -151,6 +151,10 @@ class IcebergSink:
         """The ``CREATE TABLE IF NOT EXISTS`` the ``spark`` writer runs once per table."""
         return spark_table_ddl(self.iceberg, table, schema, partition)
 
+    def ensure(self, table: str, schema: StructType, partition: Sequence[PartitionField]) -> None:
+        """Create ``table`` from its declaration if it does not exist (driver): before a query reads it."""
+        self._writer.ensure(table, schema, partition)
+
     def append(
         self,
         table: str,

@@ -186,6 +186,10 @@ class PyIcebergWriter:
         iceberg_table = self._catalog.get().load_table((self._iceberg.database, table))
         return compact_table(iceberg_table, self._iceberg.database, table, where, min_files=min_files)
 
+    def ensure(self, table: str, schema: StructType, partition: Sequence[PartitionField]) -> None:
+        """Create ``table`` from its declaration if it does not exist (driver)."""
+        self._load_or_create(table, schema, partition)
+
     def _load_or_create(self, table: str, schema: StructType, partition: Sequence[PartitionField]) -> Table:
         """The table, created from the declaration if missing (loading first: creating writes metadata)."""
         from pyiceberg.exceptions import NoSuchTableError

@@ -164,6 +164,10 @@ class SparkIcebergWriter:
             "(plus its catalog-impl/warehouse settings), or set iceberg.writer: pyiceberg"
         )
 
+    def ensure(self, table: str, schema: StructType, partition: Sequence[PartitionField]) -> None:
+        """Create ``table`` from its declaration if it does not exist (driver; Spark's Iceberg runtime)."""
+        self._ensure_table(active_session(), table, schema, partition)
+
     def _require_catalog(self, spark: SparkSession) -> None:
         if not spark.conf.get(f"spark.sql.catalog.{self._iceberg.catalog_name}", None):
             raise IcebergRuntimeMissingError(self._unavailable())

@@ -72,6 +72,10 @@ class TableWriter(Protocol):
         """True when every append collects its rows to the driver (Arrow), false when Spark writes them."""
         ...
 
+    def ensure(self, table: str, schema: StructType, partition: Sequence[PartitionField]) -> None:
+        """Create ``table`` from its declaration if it does not exist (driver)."""
+        ...
+
     def write_batch(self, target: AppendTarget, rows: DataFrame) -> AppendOutcome:
         """Append ``rows`` (exactly the target schema's columns) unless the batch is already committed."""
         ...
