@@ -25,6 +25,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -84,12 +85,14 @@ def bench_config(symbols: int, shards: int, name: str, tier: str = "small") -> A
     )
 
 
-def synthetic_trades(symbols: int, count: int, seed: int = 7) -> list[Any]:
-    """``count`` trades over ``symbols`` instruments and two venues, 10 ms apart; one in 100 is whale-sized."""
+def iter_synthetic_trades(symbols: int, count: int, seed: int = 7) -> Iterator[Any]:
+    """``count`` trades over ``symbols`` instruments and two venues, 10 ms apart; one in 100 is whale-sized.
+
+    One at a time: a million of them are never all in memory.
+    """
     from coattail_framework.events import TradeEvent
 
     rng = random.Random(seed)
-    trades = []
     for n in range(count):
         venue = "binance" if n % 2 == 0 else "coinbase"
         number = rng.randrange(symbols)
@@ -97,21 +100,23 @@ def synthetic_trades(symbols: int, count: int, seed: int = 7) -> list[Any]:
         price = Decimal(100 + number) + Decimal(rng.randrange(-50, 50)) / 100
         quantity = Decimal(2000 if n % 100 == 50 else rng.randrange(1, 500)) / 10
         at = T0 + timedelta(milliseconds=10 * n)
-        trades.append(
-            TradeEvent(
-                event_id=f"{venue}:{symbol}:{n}",
-                exchange=venue,
-                symbol=symbol,
-                price=price,
-                quantity=quantity,
-                quote_volume=price * quantity,
-                side="buy" if rng.random() < 0.5 else "sell",
-                timestamp=at,
-                ingestion_timestamp=at + timedelta(milliseconds=300),
-                trade_id=str(n),
-            )
+        yield TradeEvent(
+            event_id=f"{venue}:{symbol}:{n}",
+            exchange=venue,
+            symbol=symbol,
+            price=price,
+            quantity=quantity,
+            quote_volume=price * quantity,
+            side="buy" if rng.random() < 0.5 else "sell",
+            timestamp=at,
+            ingestion_timestamp=at + timedelta(milliseconds=300),
+            trade_id=str(n),
         )
-    return trades
+
+
+def synthetic_trades(symbols: int, count: int, seed: int = 7) -> list[Any]:
+    """``iter_synthetic_trades`` as a list."""
+    return list(iter_synthetic_trades(symbols, count, seed))
 
 
 def put_trades(endpoint: str, stream: str, trades: list[Any]) -> None:

@@ -1,10 +1,15 @@
-"""Peak resident memory of this process, its Spark JVM and the JVM's Python workers, sampled from /proc.
+"""Peak memory of this process, its Spark JVM and the JVM's Python workers, sampled from /proc.
 
 Runs in the benchmark process (the Spark driver) on Linux. ``MemorySampler`` reads
-``/proc/<pid>/status`` (VmRSS) of the process tree under the calling process every
-``interval`` seconds from a thread: the driver is this Python process, the JVM is its
-``java`` descendant, workers are Python descendants of the JVM (``pyspark.daemon`` and
-the workers it forks). Peaks are of the sum over each group at one sample, in MiB.
+``/proc/<pid>/smaps_rollup`` (Pss: the process's private pages plus its share of pages it
+shares, so the workers a daemon forks are not counted once per fork; VmRSS from
+``/proc/<pid>/status`` where smaps_rollup is unreadable) of the process tree under the calling
+process every ``interval`` seconds from a thread: the driver is this Python process, the JVM
+is its topmost ``java`` descendant (a child of the JVM caught between fork and exec still
+shows ``java`` and the JVM's pages: it is neither counted as a JVM nor as a worker), workers
+are Python descendants of the JVM (``pyspark.daemon`` and the workers it forks, Python data
+source processes). Peaks are of the sum over each group at one sample, in MiB; ``total``
+is the peak of the three groups' sum at one sample.
 
     with MemorySampler() as memory:
         ...
@@ -22,12 +27,14 @@ PROC = Path("/proc")
 
 
 def _rss_kib(pid: int) -> int:
-    try:
-        for line in (PROC / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return 0
+    """The process's proportional set size (KiB), else its resident set size, else 0 (it ended)."""
+    for name, key in (("smaps_rollup", "Pss:"), ("status", "VmRSS:")):
+        try:
+            for line in (PROC / str(pid) / name).read_text().splitlines():
+                if line.startswith(key):
+                    return int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
     return 0
 
 
@@ -65,8 +72,10 @@ def spark_processes(root: int | None = None) -> tuple[list[int], list[int]]:
     """The Spark JVMs under ``root`` (default: this process) and the Python workers under them."""
     root = root or os.getpid()
     tree = _children()
-    jvms = [pid for pid in _descendants(root, tree) if "java" in _cmdline(pid).split(" ", 1)[0]]
-    workers = [pid for jvm in jvms for pid in _descendants(jvm, tree) if "python" in _cmdline(pid)]
+    java = [pid for pid in _descendants(root, tree) if "java" in _cmdline(pid).split(" ", 1)[0]]
+    forks = {pid for jvm in java for pid in _descendants(jvm, tree)}  # a JVM's child before exec shows java
+    jvms = [pid for pid in java if pid not in forks]
+    workers = [pid for jvm in jvms for pid in _descendants(jvm, tree) if "python" in _cmdline(pid).split(" ", 1)[0]]
     return jvms, workers
 
 
@@ -74,12 +83,12 @@ def sample(root: int | None = None) -> dict[str, int]:
     """One sample of the tree under ``root`` (default: this process): KiB per group."""
     root = root or os.getpid()
     jvms, workers = spark_processes(root)
-    return {
+    groups = {
         "driver_python": _rss_kib(root),
         "jvm": sum(_rss_kib(pid) for pid in jvms),
         "python_workers": sum(_rss_kib(pid) for pid in workers),
-        "python_worker_processes": len(workers),
     }
+    return {**groups, "total": sum(groups.values()), "python_worker_processes": len(workers)}
 
 
 class MemorySampler:
@@ -113,5 +122,6 @@ class MemorySampler:
             "driver_python_mib": round(self._peak.get("driver_python", 0) / 1024, 1),
             "jvm_mib": round(self._peak.get("jvm", 0) / 1024, 1),
             "python_workers_mib": round(self._peak.get("python_workers", 0) / 1024, 1),
+            "total_mib": round(self._peak.get("total", 0) / 1024, 1),
             "python_worker_processes": self._peak.get("python_worker_processes", 0),
         }

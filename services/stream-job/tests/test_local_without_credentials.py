@@ -28,8 +28,8 @@ def test_run_local_drain_needs_no_credentials(tmp_path: Path) -> None:
     home.mkdir()
     command = [sys.executable, "-m", "coattail_stream_job.cli", "run", "--config", str(FEATURES), "--local", "--drain"]
 
-    # Every detector query makes the same AWS clients (the Kinesis source's, the alert writer's, the
-    # metrics'): the ingest, whale and early-whale queries make them all; the others would only add start-ups.
+    # The AWS clients are the Kinesis source's (ingest), the alert writer's and the metrics' (every detector
+    # query): the ingest and whale queries make them all; the others would only add start-ups.
     only_whale = {"COATTAIL_DISABLED_MODULES": "[volume-anomaly, spread]"}
     done = subprocess.run(
         [*command, "--root", str(tmp_path / "stack")],

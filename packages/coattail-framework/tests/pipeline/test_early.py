@@ -26,6 +26,7 @@ from coattail_framework.partitioning import day
 from coattail_framework.pipeline import PipelineRunner
 from coattail_framework.pipeline.early import EarlyAlertHandler
 from coattail_framework.pipeline.listener import PipelineStats
+from coattail_framework.resilience import wait_until
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
 from coattail_framework.sinks.dynamodb import WriteCounts
 
@@ -214,7 +215,14 @@ def test_early_alerts_are_put_once_and_the_stateful_query_stores_every_alert(
         "detector-trade-count": 1.0,
         "early-big-trade": 0.25,
     }
-    stats = runner.run(drain=True, handle_signals=False)
+    # Live (a drain runs no early query, ADR-041): until both queries handled all three alerts.
+    runner.start()
+    try:
+        handled = wait_until(lambda: runner.stats.duplicates == 3 or runner._failed() is not None, 120, interval_s=0.2)
+    finally:
+        runner.stop()
+    assert handled and runner._failed() is None
+    stats = runner.stats
 
     expected = sorted(make_alert_id("MOD-T02", f"binance:BTCUSDT:{n}") for n in (2, 4, 5))
     table = boto3.resource("dynamodb", region_name="us-east-1", endpoint_url=stack.endpoint_url).Table(
@@ -223,13 +231,36 @@ def test_early_alerts_are_put_once_and_the_stateful_query_stores_every_alert(
     items = [item for item in table.scan()["Items"] if item["module_id"] == "MOD-T02"]
     assert sorted(item["alert_id"] for item in items) == expected
     assert stats.input_rows["early-big-trade"] == 5
-    # Each alert is put twice (early query, stateful query; in a drain either may come first):
-    # one new item, one duplicate.
+    # Each alert is put twice (early query, stateful query; either may come first): one new item, one duplicate.
     assert stats.duplicates == 3
     assert stats.alerts[("MOD-T02", "high")] == 3
     catalog = open_catalog(stack.config.iceberg, stack.config.aws)
     stored = catalog.load_table((stack.config.iceberg.database, "alerts")).scan().to_arrow().to_pylist()
     assert sorted(row["alert_id"] for row in stored if row["module_id"] == "MOD-T02") == expected
+
+
+def test_a_drain_runs_no_early_query_and_the_stateful_query_puts_every_alert(
+    spark: SparkSession, stack: LocalStack
+) -> None:
+    records = [
+        {
+            "Data": trade(T0 + timedelta(seconds=n), 60_000, str(btc), trade_id=n).to_json().encode(),
+            "PartitionKey": "BTCUSDT",
+        }
+        for n, btc in enumerate([0.5, 2.0, 0.1], start=101)
+    ]
+    kinesis = boto3.client("kinesis", region_name="us-east-1", endpoint_url=stack.endpoint_url)
+    kinesis.put_records(StreamName=stack.config.kinesis.stream_name, Records=records)
+    runner = _runner(spark, stack.config, BigTradeDetector())
+
+    stats = runner.run(drain=True, handle_signals=False)
+
+    assert [query.name for query in runner.queries] == ["ingest", "detector-big-trade"]
+    assert "early-big-trade" not in stats.input_rows
+    table = boto3.resource("dynamodb", region_name="us-east-1", endpoint_url=stack.endpoint_url).Table(
+        stack.config.dynamodb.table_name
+    )
+    assert table.get_item(Key={"alert_id": make_alert_id("MOD-T02", "binance:BTCUSDT:102")}).get("Item") is not None
 
 
 def test_early_queries_can_be_switched_off(spark: SparkSession, stack: LocalStack) -> None:

@@ -184,8 +184,12 @@ def test_each_query_runs_on_its_own_trigger(spark: SparkSession, stack: LocalSta
     config = _with_triggers(stack.config, trigger_seconds=2.0, query_trigger_seconds={"trade-count": 0.25})
     runner = _runner(spark, config)
     assert runner.trigger_seconds() == {"ingest": 2.0, "detector-trade-count": 0.25}
-    # min_poll_interval_ms is 200: ingest reads once per 2 s, the detector once per 0.25 s.
-    assert runner.reads_per_shard_second() == pytest.approx(0.5 + 4.0)
+    # min_poll_interval_ms is 200: ingest reads once per 2 s; the detector reads raw_trades, no shard.
+    assert runner.reads_per_shard_second() == pytest.approx(0.5)
+    on_kinesis = _with_triggers(
+        stack.config, trigger_seconds=2.0, query_trigger_seconds={"trade-count": 0.25}, detector_input="kinesis"
+    )
+    assert _runner(spark, on_kinesis).reads_per_shard_second() == pytest.approx(0.5 + 4.0)  # and once per 0.25 s
     try:
         queries = runner.start()
         triggers = {q.name: q._jsq.streamingQuery().trigger().toString() for q in queries}
@@ -207,25 +211,31 @@ def test_queries_on_one_interval_take_turns_within_it(
     jvm_source = config.model_copy(update={"kinesis": config.kinesis.model_copy(update={"source": "aws-kinesis"})})
     assert _runner(spark, jvm_source).read_delays() == {"ingest": 0.0, "detector-trade-count": 0.0}
 
-    read = runner._records
-    asked: list[float] = []
+    asked: list[tuple[str, Any]] = []
+    read, frame = runner._records, runner.detector_frame
 
     def records(read_delay_seconds: float = 0.0) -> DataFrame:
-        asked.append(read_delay_seconds)
+        asked.append(("kinesis", read_delay_seconds))
         return read(read_delay_seconds)
 
+    def detector_frame(detector: Any, read_delay_seconds: float = 0.0) -> DataFrame:
+        asked.append(("raw_trades", read_delay_seconds))
+        return frame(detector, read_delay_seconds)
+
     monkeypatch.setattr(runner, "_records", records)
+    monkeypatch.setattr(runner, "detector_frame", detector_frame)
     try:
         runner.start()
     finally:
         runner.stop(timeout_seconds=0)
-    assert asked == [0.0, 1.0]  # ingest, then the detector: the source's readDelayMs (test_units)
+    # ingest, then the detector: each source's readDelayMs (test_units, tests/feed)
+    assert asked == [("kinesis", 0.0), ("raw_trades", 1.0)]
 
 
 def test_triggers_that_exceed_the_shard_read_limit_are_reported_and_a_stopped_runner_leaves_no_listener(
     spark: SparkSession, stack: LocalStack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = _with_triggers(stack.config, trigger_seconds=0.1)
+    config = _with_triggers(stack.config, trigger_seconds=0.1, detector_input="kinesis")
     runner = _runner(spark, config)
     assert runner.reads_per_shard_second() == pytest.approx(10.0)  # two queries, each at most every 200 ms
     listeners = len(spark.streams._jsqm.listListeners())  # type: ignore[attr-defined]
