@@ -17,8 +17,8 @@ Iceberg catalog and DynamoDB table, so each starts at TRIM_HORIZON on empty tabl
   second stream of their own.
 
 Kinesis is read with the SHIPPED pacing (``config/features.yaml``: ``max_records_per_trigger``,
-``max_bytes_per_trigger``, ``min_poll_interval_ms``) and detector batches with the shipped
-``streaming.feed_max_rows_per_trigger``. Per drain: wall seconds of ``run()`` and events/s =
+``max_bytes_per_trigger``, ``min_poll_interval_ms``); a detector batch is one ingest commit.
+Per drain: wall seconds of ``run()`` and events/s =
 events / wall; start-up = from the ``run()`` call (UTC wall clock) to the start of the first
 trigger of the LAST query to report one (the ``timestamp`` of each query's first
 ``recentProgress`` entry); sustained events/s = events / (wall - start-up). The session keeps
@@ -267,14 +267,12 @@ def run() -> dict[str, Any]:
         "max_records_per_trigger": base.kinesis.max_records_per_trigger,
         "max_bytes_per_trigger": base.kinesis.max_bytes_per_trigger,
         "min_poll_interval_ms": base.kinesis.min_poll_interval_ms,
-        "feed_max_rows_per_trigger": shipped.streaming.feed_max_rows_per_trigger,
     }
 
     def configured(name: str, root: Path, endpoint: str, detector_input: str, stream: str) -> Any:
         streaming = base.streaming.model_copy(
             update={
                 "detector_input": detector_input,
-                "feed_max_rows_per_trigger": shipped.streaming.feed_max_rows_per_trigger,
             }
         )
         config = base.model_copy(

@@ -37,21 +37,18 @@ def _run(spark: SparkSession, config: CoattailConfig, checkpoint: Path) -> list[
     return [batch for batch in seen if batch]
 
 
-def test_reads_each_commit_once_in_whole_commits_and_resumes(
+def test_reads_each_commit_once_one_commit_a_batch_and_resumes(
     spark: SparkSession, feed_config: CoattailConfig, commit: Commit, tmp_path: Path
 ) -> None:
-    config = feed_config.model_copy(
-        update={"streaming": feed_config.streaming.model_copy(update={"feed_max_rows_per_trigger": 3})}
-    )
     commit(["1", "2"])
     commit(["3"])
-    commit(["4", "5", "6", "7"])  # alone above the cap: read whole
+    commit(["4", "5", "6", "7"])
 
-    first = _run(spark, config, tmp_path / "checkpoint")
+    first = _run(spark, feed_config, tmp_path / "checkpoint")
     commit(["8"])
-    second = _run(spark, config, tmp_path / "checkpoint")  # the same checkpoint: only the new commit
+    second = _run(spark, feed_config, tmp_path / "checkpoint")  # the same checkpoint: only the new commit
 
-    assert first == [["1", "2", "3"], ["4", "5", "6", "7"]]
+    assert first == [["1", "2"], ["3"], ["4", "5", "6", "7"]]  # the batches are ingest's, whatever the timing
     assert second == [["8"]]
 
 
@@ -116,7 +113,7 @@ def test_options_name_what_is_wrong(feed_config: CoattailConfig) -> None:
     assert FeedOptions.from_spark(options).table == ("coattail", "raw_trades")
     with pytest.raises(ConfigError, match=r"table='raw_trades': expected database\.table"):
         FeedOptions.from_spark({**options, "table": "raw_trades"})
-    with pytest.raises(ConfigError, match="maxrowspertrigger=0: must be at least 1"):
-        FeedOptions.from_spark({**options, "maxrowspertrigger": "0"})
+    with pytest.raises(ConfigError, match="partitions=0: must be at least 1"):
+        FeedOptions.from_spark({**options, "partitions": "0"})
     with pytest.raises(ConfigError, match="startingPosition='soon'"):
         FeedOptions.from_spark({**options, "startingposition": "soon"})

@@ -10,8 +10,8 @@ from pyiceberg.table import Table
 
 from coattail_framework.feed.increments import (
     FeedRewriteError,
-    batch_end,
     current_sequence_number,
+    next_commit,
     pending_files,
     split_evenly,
 )
@@ -41,18 +41,16 @@ def test_an_empty_table_has_nothing_pending(raw_trades: RawTrades) -> None:
     assert pending_files(table, 0) == []
 
 
-def test_a_batch_takes_whole_commits_within_the_row_cap_and_at_least_one(raw_trades: RawTrades, commit: Commit) -> None:
+def test_a_batch_is_the_next_commit_whatever_else_is_pending(raw_trades: RawTrades, commit: Commit) -> None:
     commit([str(n) for n in range(1, 4)])  # 3 rows
     commit([str(n) for n in range(4, 6)])  # 2 rows
     commit([str(n) for n in range(6, 16)])  # 10 rows
     files = pending_files(raw_trades(), 0)
 
-    assert batch_end(files, 0, max_rows=5) == 2
-    assert batch_end(files, 0, max_rows=4) == 1
-    assert batch_end(files, 0, max_rows=1) == 1  # the first commit alone is larger: taken whole
-    assert batch_end(files, 0, max_rows=None) == 3
-    assert batch_end([f for f in files if f.sequence_number > 2], 2, max_rows=1) == 3
-    assert batch_end([], 7, max_rows=5) == 7
+    assert next_commit(files, 0) == 1
+    assert next_commit([f for f in files if f.sequence_number > 1], 1) == 2
+    assert next_commit(pending_files(raw_trades(), 2), 2) == 3
+    assert next_commit([], 7) == 7
 
 
 def test_merged_manifests_keep_each_files_commit(raw_trades: RawTrades, commit: Commit) -> None:

@@ -221,7 +221,8 @@ def test_early_alerts_are_put_once_and_the_stateful_query_stores_every_alert(
         handled = wait_until(lambda: runner.stats.duplicates == 3 or runner._failed() is not None, 120, interval_s=0.2)
     finally:
         runner.stop()
-    assert handled and runner._failed() is None
+    assert handled
+    assert runner._failed() is None
     stats = runner.stats
 
     expected = sorted(make_alert_id("MOD-T02", f"binance:BTCUSDT:{n}") for n in (2, 4, 5))

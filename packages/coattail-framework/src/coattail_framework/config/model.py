@@ -173,10 +173,6 @@ class StreamingConfig(_Section):
     ingest query to the Iceberg ``raw_trades`` table (``coattail-feed``): the stream is read, parsed
     and checked once, by ingest. ``kinesis``: each detector query reads the stream itself (its own
     shard reads, parse and quality checks). Early queries (the hot path) read Kinesis either way."""
-    feed_max_rows_per_trigger: int | None = Field(200_000, ge=1)
-    """With ``detector_input: raw_trades``: most rows of one detector micro-batch (whole ingest
-    commits, at least one; null: no cap). Only a query that is behind (a drain, catch-up after an
-    outage) reads this many; a live one reads the commits of one ingest trigger."""
 
     @field_validator("query_trigger_seconds")
     @classmethod

@@ -44,12 +44,10 @@ def feed_options(config: CoattailConfig, table: str, read_delay_ms: int = 0) -> 
     """The ``coattail-feed`` options that read ``table`` of the configured catalog."""
     from coattail_framework.feed.source import FeedOptions
 
-    cap = config.streaming.feed_max_rows_per_trigger
     options = {
         "table": f"{config.iceberg.database}.{table}",
         "catalog": FeedOptions.catalog_json(config.iceberg, config.aws),
         "startingPosition": _starting_position(config, table),
-        "maxRowsPerTrigger": "none" if cap is None else str(cap),
     }
     if read_delay_ms:
         options["readDelayMs"] = str(read_delay_ms)

@@ -20,13 +20,13 @@ readers stay within minutes of the table's head.
 Example::
 
     files = pending_files(table, after=41)
-    end = batch_end(files, after=41, max_rows=200_000)   # whole commits, about 200,000 rows
+    end = next_commit(files, after=41)                   # the next batch: one whole commit
     batch = [f for f in files if f.sequence_number <= end]
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FeedRewriteError",
     "PendingFile",
-    "batch_end",
     "current_sequence_number",
+    "next_commit",
     "pending_files",
     "split_evenly",
 ]
@@ -137,25 +137,17 @@ def pending_files(table: Table, after: int, *, up_to: int | None = None) -> list
     return sorted(files, key=lambda f: (f.sequence_number, f.data_file.file_path))
 
 
-def batch_end(files: Sequence[PendingFile], after: int, max_rows: int | None) -> int:
-    """The end (sequence number) of the next batch over ``files`` (from ``pending_files``).
+def next_commit(files: Sequence[PendingFile], after: int) -> int:
+    """The end (sequence number) of the next batch over ``files`` (from ``pending_files``): one whole commit.
 
-    Whole commits only: the batch takes commits in order while their rows stay within
-    ``max_rows`` (None: no cap), and always at least the first. ``after`` when nothing is pending.
+    One commit, not as many as are there: which commits a trigger finds depends on timing, and
+    a detector's batches decide how its watermark moves, so batches of several commits would
+    make its output depend on timing (a batch after a restart would differ from the one the
+    uninterrupted run had). One commit per batch makes each detector's batches those of ingest,
+    which a backlog reads in big batches (``kinesis.max_records_per_trigger``). ``after`` when
+    nothing is pending.
     """
-    end, rows = after, 0
-    for number, commit_rows in _commit_rows(files):
-        if max_rows is not None and end != after and rows + commit_rows > max_rows:
-            break
-        end, rows = number, rows + commit_rows
-    return end
-
-
-def _commit_rows(files: Iterable[PendingFile]) -> list[tuple[int, int]]:
-    totals: dict[int, int] = {}
-    for pending in files:
-        totals[pending.sequence_number] = totals.get(pending.sequence_number, 0) + pending.rows
-    return sorted(totals.items())
+    return min((pending.sequence_number for pending in files), default=after)
 
 
 def split_evenly(files: Sequence[PendingFile], parts: int) -> list[list[PendingFile]]:

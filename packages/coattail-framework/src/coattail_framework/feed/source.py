@@ -6,8 +6,9 @@
 The detector queries read the trades the ingest query validated and committed to
 ``raw_trades`` with this source (``streaming.detector_input: raw_trades``, ADR-041), so the
 stream is read and parsed once. Offsets are ``{"sequence_number": N}``: the Iceberg data
-sequence number of the last commit read (``increments``). A batch is one or more whole
-commits, at most ``maxRowsPerTrigger`` rows unless one commit alone is larger.
+sequence number of the last commit read (``increments``). A batch is exactly one commit (one
+ingest batch), so a detector's batches, and with them its watermark and output, do not depend
+on timing (``increments.next_commit``).
 
 Where each method runs: ``FeedDataSource.schema``/``streamReader`` and the reader's
 ``initialOffset``, ``latestOffset``, ``partitions`` and ``commit`` run on the driver, in the
@@ -23,8 +24,9 @@ job does not use it for detectors during a drain, because ingest is still commit
 Options (Spark lower-cases the keys): ``table`` (``database.table``), ``catalog`` (the JSON of
 the ``iceberg`` and ``aws`` configuration sections, ``FeedOptions.catalog_json``),
 ``startingposition`` (``earliest`` = every commit the table holds, ``latest`` = from the
-current commit, or a sequence number; only without a checkpoint), ``maxrowspertrigger``
-(default 200,000), ``partitions`` (input partitions per batch, default 2) and ``readdelayms``.
+current commit, or a sequence number; only without a checkpoint), ``partitions`` (input
+partitions per batch, default 2) and ``readdelayms``. Spark's read limits do not apply: a batch
+is one commit whatever the limit.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ from pyspark.sql.types import StructType
 from coattail_framework.errors import ConfigError
 from coattail_framework.feed.increments import (
     PendingFile,
-    batch_end,
     current_sequence_number,
+    next_commit,
     pending_files,
     split_evenly,
 )
@@ -64,7 +66,6 @@ LOG = logging.getLogger(__name__)
 
 FEED_FORMAT = "coattail-feed"
 POSITION_KEY = "sequence_number"
-DEFAULT_MAX_ROWS_PER_TRIGGER = 200_000
 DEFAULT_PARTITIONS = 2
 
 
@@ -98,7 +99,6 @@ class FeedOptions:
     iceberg: IcebergConfig
     aws: AwsConfig
     starting_position: str = "earliest"
-    max_rows_per_trigger: int | None = DEFAULT_MAX_ROWS_PER_TRIGGER
     partitions: int = DEFAULT_PARTITIONS
     read_delay_ms: int = 0
 
@@ -133,14 +133,12 @@ class FeedOptions:
         starting = options.get("startingposition", "earliest").lower()
         if starting not in ("earliest", "latest") and not starting.isdigit():
             raise ConfigError(f"coattail-feed option startingPosition={starting!r}: earliest, latest or a number")
-        max_rows = options.get("maxrowspertrigger", str(DEFAULT_MAX_ROWS_PER_TRIGGER))
         database, name = table.split(".")
         return cls(
             table=(database, name),
             iceberg=iceberg,
             aws=aws,
             starting_position=starting,
-            max_rows_per_trigger=None if max_rows.lower() == "none" else number("maxrowspertrigger", 0, 1),
             partitions=number("partitions", DEFAULT_PARTITIONS, 1),
             read_delay_ms=number("readdelayms", 0, 0),
         )
@@ -210,28 +208,18 @@ class FeedStreamReader(DataSourceStreamReader):
         return {POSITION_KEY: int(starting)}
 
     def getDefaultReadLimit(self) -> Any:  # noqa: N802
-        """Driver (PySpark 4.2+). ``maxRowsPerTrigger`` as Spark's ``ReadMaxRows`` (or all available)."""
-        api = _streaming_datasource_api()
-        cap = self.feed_options.max_rows_per_trigger
-        return api.ReadAllAvailable() if cap is None else api.ReadMaxRows(cap)
+        """Driver (PySpark 4.2+). All available: a batch is one commit whatever the limit (``next_commit``)."""
+        return _streaming_datasource_api().ReadAllAvailable()
 
     def prepareForTriggerAvailableNow(self) -> None:  # noqa: N802
         """Driver (PySpark 4.2+). Ends this run at the commit current now."""
         self._state().pinned_end = current_sequence_number(self._table())
 
-    def _cap(self, limit: Any) -> int | None:
-        if limit is None:
-            return self.feed_options.max_rows_per_trigger
-        kind = type(limit).__name__
-        if kind == "ReadAllAvailable":
-            return None
-        if kind == "ReadMaxRows":
-            return int(limit.max_rows)
-        LOG.warning("read limit %r is not supported; capping at maxRowsPerTrigger", limit)
-        return self.feed_options.max_rows_per_trigger
-
     def latestOffset(self, start: dict[str, Any] | None = None, limit: Any = None) -> dict[str, int]:  # noqa: N802
-        """Driver, every trigger (even idle). The end of the next batch: whole commits after the start."""
+        """Driver, every trigger (even idle). The end of the next batch: the next commit after the start.
+
+        ``limit`` (PySpark 4.2+) is not applied: a batch is one commit (``increments.next_commit``).
+        """
         state = self._state()
         if self.feed_options.read_delay_ms and state.pinned_end is None:
             time.sleep(self.feed_options.read_delay_ms / 1000)
@@ -242,7 +230,7 @@ class FeedStreamReader(DataSourceStreamReader):
         else:
             after = _position(self.initialOffset())
         files = pending_files(self._table(), after, up_to=state.pinned_end)
-        end = batch_end(files, after, self._cap(limit))
+        end = next_commit(files, after)
         if end != after:
             state.planned = {(after, end): [f for f in files if f.sequence_number <= end]}
         state.current = end
