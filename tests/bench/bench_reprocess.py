@@ -19,8 +19,7 @@ concurrently, so the sums exceed the wall time); ``staging_profile`` times the r
 sort of the default run's snapshot again on their own.
 
 Runs, each with its own staging and checkpoint folders: ``default`` (the code's
-``DEFAULT_ROWS_PER_BATCH``, read at run time), ``large_batches`` (250,000 rows per batch, over
-the same snapshot; left out when that is the default) and the baseline, ``baseline``: the
+``DEFAULT_ROWS_PER_BATCH``, read at run time) and the baseline, ``baseline``: the
 pre-change default of 10,000 rows per batch over only the first
 ``BENCH_REPROCESS_BASELINE_ROWS`` trades (its own catalog), because it is slow. ``default``
 runs first, in a session that has run only a warm-up query, so it pays the detectors' first
@@ -55,13 +54,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pipeline import T0, bench_config
 
 ROWS = int(os.environ.get("BENCH_REPROCESS_ROWS", "1000000"))
-BASELINE_ROWS = int(os.environ.get("BENCH_REPROCESS_BASELINE_ROWS", "200000"))
+BASELINE_ROWS = int(os.environ.get("BENCH_REPROCESS_BASELINE_ROWS", "100000"))
 SYMBOLS = 10
 COMMIT_ROWS = 50_000
 """Rows per ``raw_trades`` commit of the fill."""
 BASELINE_ROWS_PER_BATCH = 10_000
 """The ``--rows-per-batch`` default before the change under test."""
-LARGE_ROWS_PER_BATCH = 250_000
 GOAL_EVENTS_PER_S = 20_000
 ENDPOINT = "http://127.0.0.1"
 """Never contacted: reprocessing touches no AWS service; ``local_config`` wants an endpoint."""
@@ -356,8 +354,6 @@ def run() -> dict[str, Any]:
         spark.sparkContext.setLogLevel("ERROR")
         spark.range(1000).selectExpr("sum(id)").collect()
         runs = [("default", full, full_root, snapshot, ROWS, DEFAULT_ROWS_PER_BATCH)]
-        if DEFAULT_ROWS_PER_BATCH != LARGE_ROWS_PER_BATCH:
-            runs.append(("large_batches", full, full_root, snapshot, ROWS, LARGE_ROWS_PER_BATCH))
         runs.append(("baseline", baseline, baseline_root, baseline_snapshot, BASELINE_ROWS, BASELINE_ROWS_PER_BATCH))
         for name, config, root, snapshot_id, rows, per_batch in runs:
             drop_reprocessed(config)
