@@ -61,8 +61,8 @@ from aws_process import moto_in_child_process, put_log_queue
 from bench_latency import (
     FAKE_AWS,
     WHALE_EVERY,
-    WHALE_WATERMARK_S,
     arrivals,
+    live_config,
     started_at,
     summary_ms,
     whale,
@@ -220,30 +220,16 @@ def run() -> dict[str, Any]:
     import pyspark
 
     from coattail_devstack.localstack import create_resources, local_config
-    from coattail_framework.config.model import CoattailConfig
     from coattail_framework.pipeline import PipelineRunner
     from coattail_framework.resilience import wait_until as poll
     from coattail_framework.spark import local_session
 
     shipped = shipped_config()
-    config = CoattailConfig.model_validate(
-        {
-            "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}, "BTC/USD": {"coinbase": "BTC-USD"}},
-            "exchanges": {"binance": {"connector": "binance"}, "coinbase": {"connector": "coinbase"}},
-            "kinesis": {
-                "stream_name": STREAM,
-                "shard_count": SHARDS,
-                "min_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
-                "idle_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
-                "max_records_per_trigger": shipped.kinesis.max_records_per_trigger,
-                "max_bytes_per_trigger": shipped.kinesis.max_bytes_per_trigger,
-            },
-            "dynamodb": {"table_name": STREAM},
-            "streaming": shipped.streaming.model_dump(),
-            "iceberg": {"maintenance": shipped.iceberg.maintenance.model_dump()},
-            "modules": {"whale": {"watermark_delay_seconds": WHALE_WATERMARK_S}},
-            "metrics": {"enabled": False},
-        }
+    config = live_config(
+        STREAM,
+        shards=SHARDS,
+        max_records_per_trigger=shipped.kinesis.max_records_per_trigger,
+        max_bytes_per_trigger=shipped.kinesis.max_bytes_per_trigger,
     )
     put_log = put_log_queue()
     tally, stop = LiveTally(), threading.Event()

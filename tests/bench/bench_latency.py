@@ -45,7 +45,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -93,7 +93,7 @@ def whale(n: int) -> bool:
     return n % WHALE_EVERY == WHALE_EVERY - 1
 
 
-def produce(endpoint: str, stream: str, phases: list[tuple[str, int, float]], bounds: dict[str, range]) -> None:
+def produce(endpoint: str, stream: str, phases: Sequence[tuple[str, int, float]], bounds: dict[str, range]) -> None:
     """Put trades paced in 10 batches per second, phase after phase: ``(name, trades/s, seconds)``.
 
     Records each phase's trade numbers in ``bounds`` (the stream is continuous across phases).
@@ -219,34 +219,45 @@ def latest_batch(query: Any) -> int:
     return -1 if progress is None else int(progress["batchId"])
 
 
-def run() -> dict[str, Any]:
-    """Run the live job under the paced producer; returns the latency figures (see the module docstring)."""
-    os.environ.update(FAKE_AWS)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from coattail_devstack.localstack import create_resources, local_config
+def live_config(stream: str, *, shards: int, **kinesis: Any) -> Any:
+    """The live job's configuration here: BTCUSDT (binance) and BTC-USD (coinbase), the three Small-tier modules,
+    the shipped triggers, read pacing and snapshot retention, the whale watermark ``WHALE_WATERMARK_S``, no metrics.
+
+    ``stream`` names the stream and the alert table; ``kinesis``: more ``kinesis`` settings.
+    """
     from coattail_framework.config.model import CoattailConfig
-    from coattail_framework.pipeline import PipelineRunner
-    from coattail_framework.spark import local_session
 
     shipped = shipped_config()
-    config = CoattailConfig.model_validate(
+    return CoattailConfig.model_validate(
         {
             "symbols": {"BTC/USDT": {"binance": "BTCUSDT"}, "BTC/USD": {"coinbase": "BTC-USD"}},
             "exchanges": {"binance": {"connector": "binance"}, "coinbase": {"connector": "coinbase"}},
             "kinesis": {
-                "stream_name": "bench-latency",
-                "shard_count": 1,
+                "stream_name": stream,
+                "shard_count": shards,
                 "min_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
                 "idle_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
+                **kinesis,
             },
-            "dynamodb": {"table_name": "bench-latency"},
+            "dynamodb": {"table_name": stream},
             "streaming": shipped.streaming.model_dump(),
             "iceberg": {"maintenance": shipped.iceberg.maintenance.model_dump()},
             "modules": {"whale": {"watermark_delay_seconds": WHALE_WATERMARK_S}},
             "metrics": {"enabled": False},
         }
     )
+
+
+def run() -> dict[str, Any]:
+    """Run the live job under the paced producer; returns the latency figures (see the module docstring)."""
+    os.environ.update(FAKE_AWS)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from coattail_devstack.localstack import create_resources, local_config
+    from coattail_framework.pipeline import PipelineRunner
+    from coattail_framework.spark import local_session
+
+    config = live_config("bench-latency", shards=1)
     put_log = put_log_queue()
     with tempfile.TemporaryDirectory() as scratch, moto_in_child_process(put_log) as endpoint:
         job_config = local_config(config, Path(scratch), endpoint)
@@ -300,7 +311,7 @@ def run() -> dict[str, Any]:
         "read_delay_seconds": runner.read_delays(),
         "reads_per_shard_second": round(runner.reads_per_shard_second(), 2),
         "whale_watermark_delay_seconds": WHALE_WATERMARK_S,
-        "kinesis_min_poll_interval_ms": shipped.kinesis.min_poll_interval_ms,
+        "kinesis_min_poll_interval_ms": config.kinesis.min_poll_interval_ms,
         "batches_per_query": batches,
         "alerts_put_first_by_early_query": totals["early_alerts"],
         "alert_puts_found_present": totals["duplicates"],

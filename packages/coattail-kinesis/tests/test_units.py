@@ -37,7 +37,7 @@ from coattail_kinesis.reader import (
     utc_timestamp,
 )
 from coattail_kinesis.shards import Shard, readable, reconcile
-from coattail_kinesis.source import KinesisStreamReader, _streaming_datasource_api
+from coattail_kinesis.source import KinesisStreamReader, streaming_datasource_api
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -261,7 +261,7 @@ def test_the_driver_splits_the_cap_fairly_and_replay_matches_the_fetched_batch(
         assert pa.Table.from_batches(replayed).equals(pa.Table.from_batches([shard_range.batch]))  # type: ignore[attr-defined]
     reader.commit(end)
 
-    api = _streaming_datasource_api()
+    api = streaming_datasource_api()
     read_all = getattr(api, "ReadAllAvailable", None) or type("ReadAllAvailable", (), {})
     final = reader.latestOffset(end, read_all())
     rest = reader.partitions(end, final)

@@ -96,7 +96,7 @@ MAX_CALLS_PER_SHARD_PER_TRIGGER = 3
 MAX_FETCH_THREADS = 16
 
 
-def _streaming_datasource_api() -> Any:
+def streaming_datasource_api() -> Any:
     """``pyspark.sql.streaming.datasource`` (PySpark 4.2+), or None on older lines."""
     try:
         return importlib.import_module("pyspark.sql.streaming.datasource")
@@ -104,7 +104,7 @@ def _streaming_datasource_api() -> Any:
         return None
 
 
-SUPPORTS_AVAILABLE_NOW = hasattr(_streaming_datasource_api(), "SupportsTriggerAvailableNow")
+SUPPORTS_AVAILABLE_NOW = hasattr(streaming_datasource_api(), "SupportsTriggerAvailableNow")
 """True on PySpark 4.2+, where Trigger.AvailableNow runs bounded batches with this source."""
 
 
@@ -221,7 +221,7 @@ class KinesisStreamReader(DataSourceStreamReader):
 
     def getDefaultReadLimit(self) -> Any:  # noqa: N802
         """Driver (PySpark 4.2+). ``maxRecordsPerTrigger`` as Spark's ``ReadMaxRows``."""
-        return _streaming_datasource_api().ReadMaxRows(self.source_options.max_records_per_trigger)
+        return streaming_datasource_api().ReadMaxRows(self.source_options.max_records_per_trigger)
 
     def prepareForTriggerAvailableNow(self) -> None:  # noqa: N802
         """Driver (PySpark 4.2+). Ends this run at the records that arrived by now (UTC)."""
@@ -402,4 +402,4 @@ def register(spark: SparkSession) -> None:
 
 
 if SUPPORTS_AVAILABLE_NOW:
-    _streaming_datasource_api().SupportsTriggerAvailableNow.register(KinesisStreamReader)
+    streaming_datasource_api().SupportsTriggerAvailableNow.register(KinesisStreamReader)

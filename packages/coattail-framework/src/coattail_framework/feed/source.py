@@ -31,7 +31,6 @@ is one commit whatever the limit.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
@@ -53,6 +52,7 @@ from coattail_framework.feed.increments import (
     split_evenly,
 )
 from coattail_framework.schemas import UNIFIED_TRADE_EVENT
+from coattail_kinesis.source import SUPPORTS_AVAILABLE_NOW, streaming_datasource_api
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -67,16 +67,6 @@ LOG = logging.getLogger(__name__)
 FEED_FORMAT = "coattail-feed"
 POSITION_KEY = "sequence_number"
 DEFAULT_PARTITIONS = 2
-
-
-def _streaming_datasource_api() -> Any:
-    try:
-        return importlib.import_module("pyspark.sql.streaming.datasource")
-    except ImportError:
-        return None
-
-
-SUPPORTS_AVAILABLE_NOW = hasattr(_streaming_datasource_api(), "SupportsTriggerAvailableNow")
 
 
 def arrow_schema(schema: StructType) -> pa.Schema:
@@ -209,7 +199,7 @@ class FeedStreamReader(DataSourceStreamReader):
 
     def getDefaultReadLimit(self) -> Any:  # noqa: N802
         """Driver (PySpark 4.2+). All available: a batch is one commit whatever the limit (``next_commit``)."""
-        return _streaming_datasource_api().ReadAllAvailable()
+        return streaming_datasource_api().ReadAllAvailable()
 
     def prepareForTriggerAvailableNow(self) -> None:  # noqa: N802
         """Driver (PySpark 4.2+). Ends this run at the commit current now."""
@@ -298,4 +288,4 @@ def register(spark: SparkSession) -> None:
 
 
 if SUPPORTS_AVAILABLE_NOW:
-    _streaming_datasource_api().SupportsTriggerAvailableNow.register(FeedStreamReader)
+    streaming_datasource_api().SupportsTriggerAvailableNow.register(FeedStreamReader)
